@@ -1,0 +1,38 @@
+# The team's verbs. `make demo` and `make test` each set up a fresh machine on their own.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint mlflow-ui bench constraints clean
+
+$(BIN)/churnops: requirements.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(BIN)/churnops  ## create .venv with the pinned stack and churnops (editable)
+
+demo: install  ## run churn_training as a real Airflow DAG run on SQLite; prints where to look
+	bash scripts/demo.sh
+
+test: install  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check include dags tests bench
+
+mlflow-ui: install  ## MLflow UI on the demo's store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.demo/churnops/mlflow.db --host 127.0.0.1 --port 5000
+
+bench: install  ## training time and DAG parse time; writes bench/RESULTS.md
+	$(BIN)/python bench/bench_training.py
+
+constraints:  ## re-resolve constraints.txt from requirements.txt in a scratch venv
+	rm -rf /tmp/churnops-constraints && $(PYTHON) -m venv /tmp/churnops-constraints
+	/tmp/churnops-constraints/bin/pip install --quiet -r requirements.txt
+	{ echo "# Every package of the resolved churnops environment (pip freeze)."; \
+	  echo "# Regenerate: make constraints"; /tmp/churnops-constraints/bin/pip freeze; } > constraints.txt
+
+clean:
+	rm -rf .demo .pytest_cache .ruff_cache

@@ -1,0 +1,128 @@
+"""
+### churn_training
+
+Train the churn model end to end and register the best candidate.
+
+`start → validate → merge → preprocess → features → train[family] → evaluate → register`
+
+* Every step is a function of the `churnops` library (`include/churnops/pipeline.py`) and logs
+  to MLflow as a **nested run** under one parent run per DAG run (tags `churnops.dag_id`,
+  `churnops.run_id`, `churnops.logical_date`). A retried task resumes its own step run.
+* `train` is mapped: one task per model family, each cross-validated on the training split.
+* `evaluate` chooses by mean CV ROC-AUC (never by the holdout); `register` adds a version of the
+  registered model, `@champion` if there is none yet, else `@challenger`. Promotion of a
+  challenger is `churn_retraining`'s decision.
+* Bad input fails `validate` (or `merge`) without retries; the offending file is copied to
+  `$CHURNOPS_HOME/quarantine/…` beside a `reason.json`, and nothing downstream runs.
+
+Leave a Param empty to use the config file's value.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
+
+FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    description="Validate, merge, preprocess, featurise, train per family, evaluate and register a churn model.",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["churnops", "training", "mlflow"],
+    default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "config_path": Param(
+            None, type=["null", "string"], title="Config file",
+            description="Path of a churnops YAML config. Empty: $CHURNOPS_CONFIG, else the bundled Telco config.",
+        ),
+        "families": Param(
+            None, type=["null", "array"], items={"type": "string", "enum": FAMILIES}, uniqueItems=True,
+            title="Model families", description=f"Subset of {FAMILIES} to train. Empty: the config's list.",
+        ),
+        "cv_folds": Param(
+            None, type=["null", "integer"], minimum=2, maximum=20, title="CV folds",
+            description="Stratified k-fold CV folds used to choose the model. Empty: the config's value.",
+        ),
+    },
+)
+def churn_training():
+    @task
+    def start(params: dict | None = None) -> dict:
+        """Freeze the run's config (Params applied) and open its parent MLflow run."""
+        from churnops.pipeline import start_run
+        from churnops.tracking import RunContext
+
+        return fail_fast_on_bad_input(start_run)(
+            RunContext(**airflow_run_context()), params["config_path"], params["families"], params["cv_folds"])
+
+    @task
+    def validate(run: dict) -> dict:
+        """Check each raw source; quarantine and fail on any broken rule."""
+        from churnops.pipeline import validate_sources
+
+        return fail_fast_on_bad_input(validate_sources)(run)
+
+    @task
+    def merge(validated: dict) -> dict:
+        """Join the sources on the id and report unmatched keys."""
+        from churnops.pipeline import merge as merge_sources
+
+        return fail_fast_on_bad_input(merge_sources)(validated)
+
+    @task
+    def preprocess(merged: dict) -> dict:
+        """Clean and split by id hash; write this run's Parquet snapshot."""
+        from churnops.pipeline import preprocess as make_snapshot
+
+        return fail_fast_on_bad_input(make_snapshot)(merged)
+
+    @task
+    def features(snapshot: dict) -> dict:
+        """Build and profile the derived and encoded features."""
+        from churnops.pipeline import build_features
+
+        return build_features(snapshot)
+
+    @task
+    def model_families(prepared: dict) -> list[str]:
+        """The families to train, one mapped `train` task each (Params, else config)."""
+        return prepared["families"]
+
+    @task(map_index_template="{{ family }}")
+    def train(prepared: dict, family: str) -> dict:
+        """Cross-validate, fit and log one model family."""
+        from churnops.pipeline import train_family
+
+        get_current_context()["family"] = family
+        return train_family(prepared, family)
+
+    @task
+    def evaluate(trained: list[dict]) -> dict:
+        """Compare the candidates and choose by CV ROC-AUC."""
+        from churnops.pipeline import evaluate_candidates
+
+        return evaluate_candidates(trained)
+
+    @task
+    def register(chosen: dict) -> dict:
+        """Register the chosen model; @champion if none yet, else @challenger."""
+        from churnops.pipeline import register_chosen
+
+        return register_chosen(chosen)
+
+    prepared = features(preprocess(merge(validate(start()))))
+    trained = train.partial(prepared=prepared).expand(family=model_families(prepared))
+    register(evaluate(trained))
+
+
+churn_training()

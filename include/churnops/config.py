@@ -1,0 +1,283 @@
+"""Typed configuration: the one file that makes churnops dataset-agnostic.
+
+Everything dataset-specific (sources, columns, target, thresholds) lives in a YAML
+file loaded into :class:`ChurnopsConfig`. Every section but ``dataset`` has
+defaults. Unknown keys are rejected so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from churnops.errors import ChurnopsInputError
+
+__all__ = [
+    "ChurnopsConfig",
+    "ConfigError",
+    "DEFAULT_CONFIG_PATH",
+    "MODEL_FAMILIES",
+    "churnops_home",
+    "load_config",
+    "resolve_config_path",
+]
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "telco.yaml"
+MODEL_FAMILIES = ("logistic_regression", "random_forest", "xgboost", "lightgbm")
+ModelFamily = Literal["logistic_regression", "random_forest", "xgboost", "lightgbm"]
+
+
+class ConfigError(ChurnopsInputError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """One raw input table, joined to the others on ``dataset.id_column``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: Path
+    """CSV or Parquet file; relative paths resolve against the config file's folder."""
+    format: Literal["csv", "parquet"] | None = None
+    """Defaults to the file extension."""
+    columns: list[str] | None = None
+    """Columns this source must provide (besides the id). Lets validation name the source."""
+
+    @property
+    def file_format(self) -> str:
+        if self.format:
+            return self.format
+        return "parquet" if self.path.suffix.lower() in {".parquet", ".pq"} else "csv"
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    id_column: str
+    target: str
+    positive_label: str
+    """Value of ``target`` meaning the positive class; compared after casting both to str."""
+    negative_label: str | None = None
+    """The other class; when omitted, any single other value is accepted."""
+    sources: list[Source] = Field(min_length=1)
+    numeric_features: list[str] = []
+    categorical_features: list[str] = []
+
+    @field_validator("positive_label", "negative_label", mode="before")
+    @classmethod
+    def _as_str(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DatasetConfig:
+        features = self.numeric_features + self.categorical_features
+        if not features:
+            raise ValueError("declare at least one numeric or categorical feature")
+        dupes = sorted({c for c in features if features.count(c) > 1})
+        if dupes:
+            raise ValueError(f"features declared twice: {dupes}")
+        for special in (self.id_column, self.target):
+            if special in features:
+                raise ValueError(f"{special!r} cannot be both a feature and the id/target")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique: {names}")
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return self.numeric_features + self.categorical_features
+
+
+class Range(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class ValidationConfig(_Strict):
+    min_rows: int = Field(1, ge=1)
+    """A source with fewer rows is rejected (an empty file always is)."""
+    max_null_fraction: float = Field(0.05, ge=0, le=1)
+    """Default limit on the share of nulls (blanks included) in a feature column."""
+    null_fraction: dict[str, float] = {}
+    """Per-column overrides of ``max_null_fraction``."""
+    ranges: dict[str, Range] = {}
+    """Allowed closed intervals of numeric columns; infinities are always rejected."""
+    max_unmatched_fraction: float = Field(0.05, ge=0, le=1)
+    """Merge fails when a source loses more than this share of its ids in the join."""
+
+
+class RatioFeature(_Strict):
+    kind: Literal["ratio"]
+    name: str
+    numerator: str
+    denominator: str
+
+
+class CountEqualFeature(_Strict):
+    kind: Literal["count_equal"]
+    name: str
+    columns: list[str] = Field(min_length=1)
+    value: str
+
+
+class BinsFeature(_Strict):
+    kind: Literal["bins"]
+    name: str
+    column: str
+    edges: list[float] = Field(min_length=2)
+
+    @field_validator("edges")
+    @classmethod
+    def _increasing(cls, edges: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise ValueError("bin edges must be strictly increasing")
+        return edges
+
+
+DerivedFeature = Annotated[RatioFeature | CountEqualFeature | BinsFeature, Field(discriminator="kind")]
+
+
+class FeaturesConfig(_Strict):
+    derived: list[DerivedFeature] = []
+
+
+class TrainingConfig(_Strict):
+    families: list[ModelFamily] = list(MODEL_FAMILIES)
+    cv_folds: int = Field(5, ge=2, le=20)
+    seed: int = 42
+    test_fraction: float = Field(0.2, gt=0, lt=0.9)
+    """Share of ids in the holdout, chosen by a hash of the id (stable across machines)."""
+    params: dict[ModelFamily, dict[str, Any]] = {}
+    """Per-family estimator parameters overriding churnops' defaults."""
+
+    @field_validator("families")
+    @classmethod
+    def _unique(cls, families: list[str]) -> list[str]:
+        if not families or len(set(families)) != len(families):
+            raise ValueError("families must be a non-empty list without repeats")
+        return families
+
+
+class MonitoringConfig(_Strict):
+    """Thresholds for ``churn_monitoring``."""
+
+    p_value: float = Field(0.05, gt=0, lt=1)
+    min_effect_size: float = Field(0.1, ge=0)
+    """KS statistic / Cramér's V a feature must exceed (with p < p_value) to count as drifted."""
+    drifted_feature_share: float = Field(0.3, ge=0, le=1)
+    min_roc_auc: float = Field(0.75, ge=0, le=1)
+    max_roc_auc_drop: float = Field(0.05, ge=0, le=1)
+    min_labels: int = Field(200, ge=1)
+    label_window_days: int = Field(30, ge=1)
+    sample_size: int = Field(50_000, ge=100)
+
+
+class PolicyConfig(_Strict):
+    """Champion/challenger promotion rules for ``churn_retraining``."""
+
+    min_gain: float = Field(0.01, ge=0)
+    """Promote only when challenger ROC-AUC − champion ROC-AUC exceeds this (absolute)."""
+    cooldown_days: int = Field(7, ge=0)
+    bootstrap_samples: int = Field(1000, ge=0)
+    require_significant_gain: bool = False
+
+
+class RegistryConfig(_Strict):
+    model_name: str = "churn-predictor"
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+
+
+class TrackingConfig(_Strict):
+    experiment_name: str | None = None
+    """Defaults to ``churnops-<dataset.name>``."""
+
+
+class ChurnopsConfig(_Strict):
+    dataset: DatasetConfig
+    validation: ValidationConfig = ValidationConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    training: TrainingConfig = TrainingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    policy: PolicyConfig = PolicyConfig()
+    registry: RegistryConfig = RegistryConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _check_references(self) -> ChurnopsConfig:
+        known = set(self.dataset.feature_columns)
+        for name in list(self.validation.null_fraction) + list(self.validation.ranges):
+            if name not in known:
+                raise ValueError(f"validation names unknown feature column {name!r}")
+        for spec in self.features.derived:
+            used = {
+                "ratio": lambda s: [s.numerator, s.denominator],
+                "count_equal": lambda s: s.columns,
+                "bins": lambda s: [s.column],
+            }[spec.kind](spec)
+            missing = [c for c in used if c not in known]
+            if missing:
+                raise ValueError(f"derived feature {spec.name!r} uses undeclared columns {missing}")
+            if spec.name in known:
+                raise ValueError(f"derived feature {spec.name!r} shadows a declared column")
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment_name or f"churnops-{self.dataset.name}"
+
+    def with_training(self, **changes: Any) -> ChurnopsConfig:
+        """A copy with some training keys replaced (e.g. from DAG Params), re-validated."""
+        data = self.model_dump(mode="json")
+        data["training"].update({k: v for k, v in changes.items() if v is not None})
+        return ChurnopsConfig.model_validate(data)
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """``path``, else ``$CHURNOPS_CONFIG``, else the bundled Telco config."""
+    chosen = path or os.environ.get("CHURNOPS_CONFIG") or DEFAULT_CONFIG_PATH
+    return Path(chosen).expanduser().resolve()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
+    """Load and validate a config file; source paths become absolute.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or breaks the schema.
+    """
+    config_path = resolve_config_path(path)
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {config_path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {config_path} must be a mapping with a 'dataset' section")
+    for source in (raw.get("dataset") or {}).get("sources") or []:
+        if isinstance(source, dict) and "path" in source:
+            source["path"] = str((config_path.parent / str(source["path"])).resolve())
+    try:
+        return ChurnopsConfig.model_validate(raw)
+    except ValueError as exc:
+        raise ConfigError(f"invalid config {config_path}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors()]
+        return "; ".join(parts)
+    return str(exc)
+
+
+def churnops_home() -> Path:
+    """Working-data root: ``$CHURNOPS_HOME``, default ``~/.churnops``."""
+    return Path(os.environ.get("CHURNOPS_HOME") or Path.home() / ".churnops").expanduser().resolve()

@@ -1,0 +1,9 @@
+"""Exception types shared by the library, the CLI and the DAGs (import-light on purpose)."""
+
+from __future__ import annotations
+
+__all__ = ["ChurnopsInputError"]
+
+
+class ChurnopsInputError(ValueError):
+    """Bad input (config or data): retrying cannot help, the input must change."""

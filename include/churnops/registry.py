@@ -1,0 +1,76 @@
+"""Model registry: idempotent registration and alias assignment.
+
+Stages are deprecated in MLflow 3; churnops uses aliases only. Training never
+replaces a champion: a new version becomes ``@champion`` only when there is none,
+otherwise ``@challenger`` (promotion is the retraining DAG's decision).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from churnops.config import RegistryConfig
+
+__all__ = ["alias_version", "assign_training_alias", "model_aliases", "register_version"]
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def register_version(
+    model_uri: str, source_run_id: str, registry: RegistryConfig, tags: dict[str, str]
+) -> tuple[str, bool]:
+    """Register ``model_uri`` as a version of ``registry.model_name`` once per source run.
+
+    A retried register task finds the version it created before (by the source run id)
+    instead of adding a second one.
+
+    Returns:
+        The version number (as str) and whether this call created it.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    name = registry.model_name
+    try:
+        client.create_registered_model(name, description="Binary classifier trained by churnops.")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{source_run_id}'")
+    if existing:
+        version, created = str(existing[0].version), False
+    else:
+        version, created = str(mlflow.register_model(model_uri, name, tags=tags).version), True
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return version, created
+
+
+def alias_version(registry: RegistryConfig, alias: str) -> str | None:
+    """The version an alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(registry.model_name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return None
+        raise
+
+
+def assign_training_alias(registry: RegistryConfig, version: str) -> str:
+    """``@champion`` if the model has none (or it is this version), else ``@challenger``."""
+    champion = alias_version(registry, registry.champion_alias)
+    alias = registry.champion_alias if champion in (None, version) else registry.challenger_alias
+    _client().set_registered_model_alias(registry.model_name, alias, version)
+    return alias
+
+
+def model_aliases(registry: RegistryConfig, version: str) -> list[str]:
+    """All aliases currently on ``version``."""
+    return sorted(_client().get_model_version(registry.model_name, version).aliases)

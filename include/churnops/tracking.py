@@ -1,0 +1,151 @@
+"""MLflow tracking: store selection, one parent run per pipeline run, reusable step runs.
+
+A pipeline run is identified by (dag id, run id). Looking runs up by those tags rather
+than creating them blindly is what makes a retried task reuse its step run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from churnops.config import ChurnopsConfig, churnops_home
+
+__all__ = [
+    "RunContext",
+    "TAG_PREFIX",
+    "configure_mlflow",
+    "finish_parent_run",
+    "get_or_create_parent_run",
+    "step_run",
+    "tracking_uri",
+]
+
+TAG_PREFIX = "churnops."
+PARENT_STEP = "pipeline"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who is running: the DAG (or ``cli``), its run id and its logical date (ISO, or None)."""
+
+    dag_id: str
+    run_id: str
+    logical_date: str | None = None
+
+    @property
+    def slug(self) -> str:
+        """The run id made safe as one path component."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id).strip("._") or "run"
+
+    def tags(self) -> dict[str, str]:
+        tags = {f"{TAG_PREFIX}dag_id": self.dag_id, f"{TAG_PREFIX}run_id": self.run_id}
+        if self.logical_date:
+            tags[f"{TAG_PREFIX}logical_date"] = self.logical_date
+        return tags
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` when set, else SQLite under ``$CHURNOPS_HOME``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{churnops_home() / 'mlflow.db'}"
+
+
+def configure_mlflow(config: ChurnopsConfig) -> str:
+    """Point MLflow at the tracking store and registry; return the experiment id.
+
+    With the embedded default, artifacts go under ``$CHURNOPS_HOME/mlartifacts``; a
+    tracking server decides its own artifact location.
+    """
+    import mlflow
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        churnops_home().mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        location = (churnops_home() / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(config.experiment_name, artifact_location=location)
+    except Exception:
+        # Another task created it between our lookup and create.
+        experiment = client.get_experiment_by_name(config.experiment_name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _find_run(experiment_id: str, tags: dict[str, str]) -> Any:
+    from mlflow import MlflowClient
+
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = MlflowClient().search_runs([experiment_id], filter_string=query, max_results=2,
+                                      order_by=["attributes.start_time ASC"])
+    return runs[0] if runs else None
+
+
+def get_or_create_parent_run(experiment_id: str, ctx: RunContext, name: str) -> str:
+    """The parent run of this pipeline run, created once and found again on retries."""
+    from mlflow import MlflowClient
+
+    key = {**ctx.tags(), f"{TAG_PREFIX}step": PARENT_STEP}
+    found = _find_run(experiment_id, {k: key[k] for k in (f"{TAG_PREFIX}dag_id", f"{TAG_PREFIX}run_id",
+                                                           f"{TAG_PREFIX}step")})
+    if found is not None:
+        return found.info.run_id
+    run = MlflowClient().create_run(experiment_id, run_name=name, tags=key)
+    return run.info.run_id
+
+
+@contextmanager
+def step_run(experiment_id: str, parent_run_id: str, ctx: RunContext, step: str, **extra_tags: str) -> Iterator[Any]:
+    """Start (or, on a retry, resume) the nested run of one step and make it active.
+
+    The step run is keyed by the parent and ``step`` (e.g. ``train/xgboost``). On error,
+    the step run and the parent are marked FAILED, with the error as a tag on both.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    if parent.info.status != "RUNNING":
+        client.update_run(parent_run_id, status="RUNNING")
+    key = {"mlflow.parentRunId": parent_run_id, f"{TAG_PREFIX}step": step}
+    existing = _find_run(experiment_id, key)
+    tags = {**ctx.tags(), **key, **extra_tags}
+    if existing is not None:
+        active = mlflow.start_run(run_id=existing.info.run_id, tags={f"{TAG_PREFIX}resumed": "true"})
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=step.replace("/", ":"), tags=tags)
+    with active as run:
+        try:
+            yield run
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}"[:4000]
+            mlflow.set_tag(f"{TAG_PREFIX}error", message)
+            client.set_tag(parent_run_id, f"{TAG_PREFIX}error", f"{step}: {message}"[:4000])
+            client.set_terminated(parent_run_id, status="FAILED")
+            raise
+
+
+def finish_parent_run(parent_run_id: str) -> None:
+    """Mark the parent FINISHED; an error tag left by a step that later succeeded on retry goes."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if f"{TAG_PREFIX}error" in client.get_run(parent_run_id).data.tags:
+        client.delete_tag(parent_run_id, f"{TAG_PREFIX}error")
+    client.set_terminated(parent_run_id, status="FINISHED")
