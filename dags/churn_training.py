@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+
 from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
 
 FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]

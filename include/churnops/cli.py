@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", metavar="PATH", help="config YAML (default: $CHURNOPS_CONFIG or the Telco config)")
         sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        sub.add_argument("-v", "--verbose", action="store_true", help="show MLflow and library logs and warnings")
         return sub
 
     train = command("train", "Run every training step in this process and register the chosen model.")
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from churnops.errors import ChurnopsInputError
 
     handler = {"train": _train, "validate": _validate}[args.command]
+    if not args.verbose:
+        _quiet_libraries()
     try:
         # Libraries print progress to stdout; keep it clean for the JSON result.
         with contextlib.redirect_stdout(sys.stderr):
@@ -75,6 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, value in result.items():
             print(f"{key}: {value}")
     return 0
+
+
+def _quiet_libraries() -> None:
+    """Keep stderr for churnops' own messages: library chatter only with ``--verbose``."""
+    import logging
+    import warnings
+
+    for name in ("mlflow", "alembic", "lightgbm"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
 
 
 if __name__ == "__main__":

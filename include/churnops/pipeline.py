@@ -429,6 +429,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             "cv_roc_auc": best["cv_roc_auc_mean"],
             "test_roc_auc": best["test_metrics"]["roc_auc"],
             "test_ece": best["test_metrics"]["ece"],
+            "rows": chosen["rows_merged"],
             "model_name": config.registry.model_name,
             "model_version": version,
             "aliases": aliases,

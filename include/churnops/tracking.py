@@ -52,9 +52,19 @@ class RunContext:
         return asdict(self)
 
 
+# mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI (for subprocesses); remember
+# the default we exported so it is not mistaken for the user's choice later on.
+_exported_default: str | None = None
+
+
+def _user_tracking_uri() -> str | None:
+    value = os.environ.get("MLFLOW_TRACKING_URI")
+    return value if value and value != _exported_default else None
+
+
 def tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI`` when set, else SQLite under ``$CHURNOPS_HOME``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{churnops_home() / 'mlflow.db'}"
+    return _user_tracking_uri() or f"sqlite:///{churnops_home() / 'mlflow.db'}"
 
 
 def configure_mlflow(config: ChurnopsConfig) -> str:
@@ -65,18 +75,19 @@ def configure_mlflow(config: ChurnopsConfig) -> str:
     """
     import mlflow
 
+    global _exported_default
+    embedded = _user_tracking_uri() is None
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
+    if embedded:
         churnops_home().mkdir(parents=True, exist_ok=True)
+        _exported_default = uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(config.experiment_name)
     if experiment is not None:
         return experiment.experiment_id
-    location = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        location = (churnops_home() / "mlartifacts").as_uri()
+    location = (churnops_home() / "mlartifacts").as_uri() if embedded else None
     try:
         return client.create_experiment(config.experiment_name, artifact_location=location)
     except Exception:

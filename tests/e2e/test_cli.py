@@ -1,0 +1,77 @@
+"""``churnops`` commands end to end on Telco, in-process, against a throwaway MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from churnops.cli import main
+
+pytestmark = pytest.mark.e2e
+
+SUMMARY_KEYS = {"parent_run_id", "best_model", "cv_roc_auc", "test_roc_auc", "model_name", "model_version", "aliases"}
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 and "--json" in argv else None), err
+
+
+def test_train_on_telco_meets_the_cv_target_and_registers_a_champion(capsys, churnops_home):
+    code, summary, err = run_cli(capsys, "train", "--json")
+    assert code == 0, err
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["model_name"] == "churn-predictor"
+    assert summary["model_version"] == "1" and summary["aliases"] == ["champion"]
+    assert summary["best_model"] in {"logistic_regression", "random_forest", "xgboost", "lightgbm"}
+    assert summary["cv_roc_auc"] >= 0.845, "champion 5-fold CV ROC-AUC target"
+    assert summary["test_roc_auc"] >= 0.83
+
+
+def test_rerunning_the_same_run_reuses_its_runs_and_version(capsys, churnops_home):
+    from mlflow import MlflowClient
+
+    args = ("train", "--json", "--families", "logistic_regression", "--cv-folds", "2", "--run-id", "nightly-7")
+    code, first, err = run_cli(capsys, *args)
+    assert code == 0, err
+    code, again, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert again["parent_run_id"] == first["parent_run_id"]
+    assert again["model_version"] == first["model_version"] == "1"
+    assert again["created_version"] is False
+    client = MlflowClient()
+    assert len(client.search_model_versions("name = 'churn-predictor'")) == 1
+    experiment = client.get_experiment_by_name("churnops-telco")
+    children = client.search_runs([experiment.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{first['parent_run_id']}'")
+    steps = [r.data.tags["churnops.step"] for r in children]
+    assert sorted(steps) == sorted(set(steps)), "no step run was duplicated"
+    assert len(steps) == 7
+
+
+def test_validate_passes_on_telco_and_prints_json(capsys, churnops_home):
+    code, result, err = run_cli(capsys, "validate", "--json")
+    assert code == 0, err
+    assert result["passed"] is True
+    assert result["rows"] == {"customers": 4930, "services": 4930, "accounts": 4930}
+    report = json.loads(open(result["validation_report"]).read())
+    assert report["passed"] and all(s["passed"] for s in report["sources"].values())
+
+
+def test_config_errors_are_one_line_and_nonzero(capsys, churnops_home, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset:\n  name: x\n  id_column: id\n  target: y\n  positive_label: 1\n"
+                   "  sources: [{name: a, path: a.csv}]\n  numeric_features: [f]\ntraining:\n  foldz: 3\n")
+    for command in ("train", "validate"):
+        code, _, err = run_cli(capsys, command, "--config", str(bad))
+        assert code == 2
+        assert err.count("\n") == 1 and "training.foldz" in err and err.startswith(f"churnops {command}: error:")
+
+
+def test_config_from_environment_variable(capsys, churnops_home, tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere.yaml"
+    monkeypatch.setenv("CHURNOPS_CONFIG", str(missing))
+    code, _, err = run_cli(capsys, "validate")
+    assert code == 2 and str(missing) in err

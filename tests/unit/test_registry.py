@@ -1,0 +1,56 @@
+"""Registration is idempotent per source run; training never displaces a champion."""
+
+from __future__ import annotations
+
+import pytest
+
+from churnops.config import RegistryConfig, load_config
+from churnops.registry import alias_version, assign_training_alias, model_aliases, register_version
+from churnops.tracking import configure_mlflow
+
+REGISTRY = RegistryConfig(model_name="unit-test-model")
+
+
+@pytest.fixture
+def logged_models(churnops_home):
+    """Two tiny real sklearn models, each logged in its own run: [(run_id, model_uri)]."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    experiment_id = configure_mlflow(load_config())
+    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    logged = []
+    for _ in range(2):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
+                                            serialization_format="cloudpickle")
+            logged.append((run.info.run_id, info.model_uri))
+    return logged
+
+
+def test_register_twice_for_the_same_run_gives_one_version(logged_models):
+    from mlflow import MlflowClient
+
+    run_id, uri = logged_models[0]
+    version, created = register_version(uri, run_id, REGISTRY, {"churnops.family": "lr"})
+    again, created_again = register_version(uri, run_id, REGISTRY, {"churnops.family": "lr"})
+    assert (version, created) == ("1", True)
+    assert (again, created_again) == ("1", False)
+    versions = MlflowClient().search_model_versions(f"name = '{REGISTRY.model_name}'")
+    assert len(versions) == 1
+    assert versions[0].tags["churnops.family"] == "lr"
+
+
+def test_first_version_is_champion_later_ones_challenger(logged_models):
+    (run_a, uri_a), (run_b, uri_b) = logged_models
+    assert alias_version(REGISTRY, "champion") is None
+    first, _ = register_version(uri_a, run_a, REGISTRY, {})
+    assert assign_training_alias(REGISTRY, first) == "champion"
+    assert assign_training_alias(REGISTRY, first) == "champion", "re-assigning the champion is a no-op"
+    second, _ = register_version(uri_b, run_b, REGISTRY, {})
+    assert assign_training_alias(REGISTRY, second) == "challenger"
+    assert alias_version(REGISTRY, "champion") == first
+    assert alias_version(REGISTRY, "challenger") == second
+    assert model_aliases(REGISTRY, first) == ["champion"]
+    assert model_aliases(REGISTRY, second) == ["challenger"]
