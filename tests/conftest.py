@@ -6,7 +6,6 @@ before any test module imports it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -14,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TELCO_CONFIG = ROOT / "include" / "config" / "telco.yaml"
-TELCO_DATA = ROOT / "include" / "data" / "telco"
+from tests.helpers import ROOT, TELCO_CONFIG, TELCO_DATA, sha256_tree
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="churnops-test-airflow-"))
 os.environ.update({
@@ -29,10 +26,6 @@ os.environ.update({
 for _name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CHURNOPS_CONFIG", "CHURNOPS_HOME"):
     os.environ.pop(_name, None)
 os.environ["CHURNOPS_HOME"] = str(Path(tempfile.mkdtemp(prefix="churnops-test-home-")))
-
-
-def sha256_tree(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,19 +57,6 @@ def telco_copy(tmp_path) -> Path:
     for source in raw["dataset"]["sources"]:
         source["path"] = str(data / Path(source["path"]).name)
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def write_config(path: Path, base: Path = TELCO_CONFIG, **sections) -> Path:
-    """Copy ``base`` with some sections updated (source paths made absolute first)."""
-    import yaml
-
-    raw = yaml.safe_load(base.read_text())
-    for source in raw["dataset"]["sources"]:
-        source["path"] = str((base.parent / source["path"]).resolve())
-    for section, changes in sections.items():
-        raw.setdefault(section, {}).update(changes)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 

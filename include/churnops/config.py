@@ -237,7 +237,10 @@ class ChurnopsConfig(_Strict):
         """A copy with some training keys replaced (e.g. from DAG Params), re-validated."""
         data = self.model_dump(mode="json")
         data["training"].update({k: v for k, v in changes.items() if v is not None})
-        return ChurnopsConfig.model_validate(data)
+        try:
+            return ChurnopsConfig.model_validate(data)
+        except ValueError as exc:
+            raise ConfigError(f"invalid training override {changes}: {_one_line(exc)}") from exc
 
 
 def resolve_config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -257,11 +260,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
         raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {config_path} is not UTF-8 text") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {config_path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config {config_path} must be a mapping with a 'dataset' section")
-    for source in (raw.get("dataset") or {}).get("sources") or []:
+    dataset = raw.get("dataset")
+    for source in (dataset.get("sources") or [] if isinstance(dataset, dict) else []):
         if isinstance(source, dict) and "path" in source:
             source["path"] = str((config_path.parent / str(source["path"])).resolve())
     try:

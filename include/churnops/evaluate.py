@@ -102,7 +102,9 @@ def comparison_table(candidates: list[dict[str, Any]]) -> pd.DataFrame:
         }
         for c in candidates
     ]
-    return pd.DataFrame(rows).sort_values(["cv_roc_auc_mean", "cv_roc_auc_std"], ascending=[False, True])
+    # Same order as choose_best, so the top row is always the chosen model.
+    return pd.DataFrame(rows).sort_values(["cv_roc_auc_mean", "cv_roc_auc_std", "family"],
+                                          ascending=[False, True, True])
 
 
 def choose_best(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:

@@ -27,7 +27,7 @@ MISSING = "__missing__"
 
 
 def _text(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
         return MISSING
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

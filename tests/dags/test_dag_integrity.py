@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DAGS = ROOT / "dags"
 HEAVY = ("pandas", "numpy", "sklearn", "mlflow", "evidently", "xgboost", "lightgbm", "scipy", "matplotlib")

@@ -9,7 +9,7 @@ import pandas as pd
 import pendulum
 import pytest
 
-from tests.conftest import ROOT, TELCO_DATA
+from tests.helpers import ROOT, TELCO_DATA
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from churnops.cli import main
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -74,14 +74,16 @@ def test_another_table_trains_with_the_cli(breast_cancer_config, churnops_home, 
     assert mlflow.get_experiment_by_name("churnops-breast_cancer") is not None
 
 
-def test_another_table_trains_with_the_dag(breast_cancer_config, churnops_home, airflow_db):
+def test_another_table_trains_with_the_dag_from_churnops_config(breast_cancer_config, churnops_home, airflow_db,
+                                                                monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
     from mlflow import MlflowClient
 
     path, _ = breast_cancer_config
+    monkeypatch.setenv("CHURNOPS_CONFIG", str(path))  # no config_path Param: the tasks must honour it
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["churn_training"]
     dag_run = dag.test(logical_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
-                       run_conf={"config_path": str(path), "families": ["logistic_regression"]})
+                       run_conf={"families": ["logistic_regression"]})
     assert str(dag_run.state) == "success"
     version = MlflowClient().get_model_version_by_alias("breast-cancer-classifier", "champion")
     assert version.tags["churnops.dataset"] == "breast_cancer"

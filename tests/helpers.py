@@ -1,0 +1,27 @@
+"""Constants and helpers shared by the tests (no side effects: safe to import anywhere)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TELCO_CONFIG = ROOT / "include" / "config" / "telco.yaml"
+TELCO_DATA = ROOT / "include" / "data" / "telco"
+
+
+def sha256_tree(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def write_config(path: Path, base: Path = TELCO_CONFIG, **sections) -> Path:
+    """Copy ``base`` with some sections updated (source paths made absolute first)."""
+    import yaml
+
+    raw = yaml.safe_load(base.read_text())
+    for source in raw["dataset"]["sources"]:
+        source["path"] = str((base.parent / source["path"]).resolve())
+    for section, changes in sections.items():
+        raw.setdefault(section, {}).update(changes)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

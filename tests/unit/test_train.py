@@ -1,0 +1,165 @@
+"""churnops.train: estimator parameters, the four families and cross-validated fitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnops.config import MODEL_FAMILIES, ChurnopsConfig
+from churnops.train import (
+    DEFAULT_PARAMS,
+    FitResult,
+    build_estimator,
+    build_model,
+    estimator_params,
+    fit_family,
+    model_signature,
+)
+
+# Small and fast: few trees, leaves allowed on a 120-row table, one thread (OpenMP threads spin and
+# crawl when other processes share the cores).
+FAST_PARAMS = {
+    "random_forest": {"n_estimators": 20, "min_samples_leaf": 2, "n_jobs": 1},
+    "xgboost": {"n_estimators": 20, "learning_rate": 0.3, "n_jobs": 1},
+    "lightgbm": {"n_estimators": 20, "learning_rate": 0.3, "min_child_samples": 5, "n_jobs": 1},
+}
+
+
+def make_config(**training) -> ChurnopsConfig:
+    return ChurnopsConfig.model_validate({
+        "dataset": {
+            "name": "toy", "id_column": "id", "target": "y", "positive_label": "1",
+            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
+            "numeric_features": ["x1", "x2"],
+            "categorical_features": ["grp"],
+        },
+        "features": {"derived": [{"kind": "ratio", "name": "x_ratio", "numerator": "x1", "denominator": "x2"}]},
+        "training": {"cv_folds": 3, "seed": 7, "params": FAST_PARAMS, **training},
+    })
+
+
+def separable(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """y = 1 exactly when x1 > 0; x2 and grp are noise. Raw rows, as the model receives them."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    X = pd.DataFrame({
+        "id": [f"c{i}" for i in range(n)],
+        "x1": x1,
+        "x2": rng.uniform(1, 2, size=n).round(3).astype(str),  # numbers as text, as from a CSV
+        "grp": rng.choice(["a", "b", "c"], size=n),
+    })
+    return X, (x1 > 0).astype(int)
+
+
+# --- parameters --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", MODEL_FAMILIES)
+def test_estimator_params_defaults_and_seed(family):
+    config = ChurnopsConfig.model_validate({**make_config().model_dump(mode="json"),
+                                            "training": {"seed": 123}})
+    assert estimator_params(family, config) == {**DEFAULT_PARAMS[family], "random_state": 123}
+
+
+def test_estimator_params_merges_overrides():
+    config = make_config(params={"random_forest": {"n_estimators": 20, "max_depth": 3}})
+    params = estimator_params("random_forest", config)
+    assert params == {"n_estimators": 20, "max_depth": 3, "min_samples_leaf": 8, "max_features": "sqrt",
+                      "n_jobs": 2, "random_state": 7}  # the override replaces FAST_PARAMS, keys merge with defaults
+    assert DEFAULT_PARAMS["random_forest"]["n_estimators"] == 300  # defaults are not mutated
+    assert estimator_params("logistic_regression", config) == {"C": 0.3, "max_iter": 2000, "random_state": 7}
+
+
+def test_estimator_params_explicit_random_state_wins():
+    config = make_config(params={"xgboost": {"random_state": 99}})
+    assert estimator_params("xgboost", config)["random_state"] == 99
+
+
+@pytest.mark.parametrize("family", ["svm", "LogisticRegression", ""])
+def test_unknown_family_is_rejected(family):
+    with pytest.raises(ValueError, match="unknown model family"):
+        estimator_params(family, make_config())
+    with pytest.raises(ValueError, match="unknown model family"):
+        build_estimator(family, {})
+
+
+@pytest.mark.parametrize(
+    ("family", "class_name"),
+    [
+        ("logistic_regression", "LogisticRegression"),
+        ("random_forest", "RandomForestClassifier"),
+        ("xgboost", "XGBClassifier"),
+        ("lightgbm", "LGBMClassifier"),
+    ],
+)
+def test_build_model_applies_the_params(family, class_name):
+    config = make_config()
+    model = build_model(family, config)
+    assert list(model.named_steps) == ["features", "model"]
+    assert [name for name, _ in model.named_steps["features"].steps] == ["coerce", "derive", "encode"]
+    estimator = model.named_steps["model"]
+    assert type(estimator).__name__ == class_name
+    got = estimator.get_params()
+    for key, value in estimator_params(family, config).items():
+        assert got[key] == value, key
+
+
+# --- fitting -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data():
+    return separable()
+
+
+@pytest.mark.parametrize("family", MODEL_FAMILIES)
+def test_fit_family_on_separable_data(family, data):
+    X, y = data
+    config = make_config()
+    result = fit_family(family, X, y, config)
+    assert isinstance(result, FitResult)
+    assert result.params == estimator_params(family, config)
+    assert result.cv_scores.shape == (config.training.cv_folds,)
+    assert result.cv_roc_auc_mean > 0.8
+    assert result.cv_roc_auc_mean == pytest.approx(float(np.mean(result.cv_scores)))
+    assert result.cv_roc_auc_std == pytest.approx(float(np.std(result.cv_scores)))
+    assert ((result.cv_scores >= 0) & (result.cv_scores <= 1)).all()
+    proba = result.model.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    # the fitted model takes raw rows with extra and reordered columns, and ranks them correctly
+    new = pd.DataFrame({"grp": ["a", "zzz"], "x2": [1.5, "1.5"], "x1": ["3.0", -3.0], "note": ["x", "y"]})
+    positive = result.model.predict_proba(new)[:, 1]
+    assert positive[0] > positive[1]
+
+
+def test_fit_family_is_reproducible_with_the_seed(data):
+    X, y = data
+    first = fit_family("random_forest", X, y, make_config())
+    second = fit_family("random_forest", X, y, make_config())
+    np.testing.assert_array_equal(first.cv_scores, second.cv_scores)
+    np.testing.assert_array_equal(first.model.predict_proba(X), second.model.predict_proba(X))
+
+
+def test_fit_family_uses_cv_folds(data):
+    X, y = data
+    result = fit_family("logistic_regression", X, y, make_config(cv_folds=4))
+    assert result.cv_scores.shape == (4,)
+
+
+# --- signature ---------------------------------------------------------------------------------------------------
+
+
+def test_model_signature_requires_every_feature_column():
+    from mlflow.types.schema import AnyType
+
+    config = make_config()
+    signature = model_signature(config, np.zeros((3, 2)))
+    inputs = signature.inputs.inputs
+    assert [c.name for c in inputs] == ["x1", "x2", "grp"] == config.dataset.feature_columns
+    assert all(c.required for c in inputs)
+    assert all(isinstance(c.type, AnyType) for c in inputs)
+    assert signature.outputs.inputs[0].shape == (-1, 2)
+    assert signature.outputs.inputs[0].type == np.dtype("float64")
