@@ -169,14 +169,24 @@ class MonitoringConfig(_Strict):
     """Thresholds for ``churn_monitoring``."""
 
     p_value: float = Field(0.05, gt=0, lt=1)
+    """A feature drifts only when its test's p-value is below this ..."""
     min_effect_size: float = Field(0.1, ge=0)
-    """KS statistic / Cramér's V a feature must exceed (with p < p_value) to count as drifted."""
+    """... and its effect size (KS statistic; Cramér's V for categoricals) exceeds this."""
     drifted_feature_share: float = Field(0.3, ge=0, le=1)
+    """Dataset drift when more than this share of features drift."""
     min_roc_auc: float = Field(0.75, ge=0, le=1)
+    """Performance alarm when realized ROC-AUC on matured labels falls below this ..."""
     max_roc_auc_drop: float = Field(0.05, ge=0, le=1)
+    """... or more than this below the champion's holdout ROC-AUC."""
     min_labels: int = Field(200, ge=1)
+    """Realized performance is judged only with at least this many matured labels."""
+    label_delay_days: int = Field(7, ge=0)
+    """Labels of day D are considered matured from day D + label_delay_days."""
     label_window_days: int = Field(30, ge=1)
+    """Trailing window of matured label days used for realized performance and target drift."""
     sample_size: int = Field(50_000, ge=100)
+    """Rows per side the drift tests see (seeded sample; recorded in the report)."""
+    seed: int = 0
 
 
 class PolicyConfig(_Strict):
