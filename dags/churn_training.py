@@ -36,7 +36,7 @@ FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
     description="Validate, merge, preprocess, featurise, train per family, evaluate and register a churn model.",
     doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["churnops", "training", "mlflow"],

@@ -35,6 +35,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cv-folds", type=int, help="cross-validation folds (default: config)")
     train.add_argument("--run-id", help="run identifier; reusing one resumes that run (default: a new id)")
     command("validate", "Check the raw sources against the config; quarantine what fails.")
+    simulate = command("simulate", "Write simulated production days (batches and labels) under $CHURNOPS_HOME.")
+    simulate.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    simulate.add_argument("--days", type=int, required=True)
+    simulate.add_argument("--rows-per-day", type=int, default=1000)
+    simulate.add_argument("--scenario", default="stable",
+                          choices=["stable", "covariate_drift", "concept_drift", "mixed"])
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--drift-start", help="day the drift starts ramping up (default: --start)")
+    simulate.add_argument("--ramp-days", type=int, default=10, help="days for the drift to reach full intensity")
+    monitor = command("monitor", "Monitor one day: validate, score with @champion, drift, performance, decide.")
+    monitor.add_argument("--date", required=True, help="the day, YYYY-MM-DD")
+    retrain = command("retrain", "Train a challenger and promote it per the policy (cooldown in a state file).")
+    retrain.add_argument("--date", required=True, help="as-of day, YYYY-MM-DD")
+    retrain.add_argument("--force", action="store_true", help="ignore the cooldown (recorded as forced)")
+    retrain.add_argument("--families", nargs="+", choices=MODEL_FAMILIES, help="model families (default: config)")
+    command("status", "Show champion, previous champion, last promotion and cooldown.").add_argument(
+        "--date", help="as-of day for the cooldown (default: the last promotion's state only)")
+    command("rollback", "Move @champion back to @previous_champion.")
     return parser
 
 
@@ -58,11 +76,85 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
     return {"passed": True, **checked}
 
 
+def _simulate(args: argparse.Namespace) -> dict[str, Any]:
+    from churnops.config import churnops_home, load_config
+    from churnops.monitoring_pipeline import parse_day
+    from churnops.simulate import write_days
+
+    days = write_days(load_config(args.config), churnops_home(), parse_day(args.start), args.days,
+                      rows_per_day=args.rows_per_day, scenario=args.scenario, seed=args.seed,
+                      drift_start=parse_day(args.drift_start) if args.drift_start else None,
+                      ramp_days=args.ramp_days)
+    return {"home": str(churnops_home()), "days": days}
+
+
+def _monitor(args: argparse.Namespace) -> dict[str, Any]:
+    from churnops.config import load_config
+    from churnops.monitoring_pipeline import parse_day, run_monitoring
+
+    return run_monitoring(load_config(args.config), parse_day(args.date))
+
+
+def _retrain(args: argparse.Namespace) -> dict[str, Any]:
+    from churnops.config import load_config
+    from churnops.monitoring_pipeline import parse_day
+    from churnops.retraining_pipeline import run_retraining
+    from churnops.state import FileState
+
+    config = load_config(args.config)
+    return run_retraining(args.config, parse_day(args.date), FileState(cooldown_days=config.policy.cooldown_days),
+                          force=args.force, families=args.families)
+
+
+def _status(args: argparse.Namespace) -> dict[str, Any]:
+    from datetime import date
+
+    from churnops.config import load_config
+    from churnops.monitoring_pipeline import parse_day
+    from churnops.policy import cooldown_status
+    from churnops.registry import alias_version
+    from churnops.state import FileState
+    from churnops.tracking import configure_mlflow
+
+    config = load_config(args.config)
+    configure_mlflow(config)
+    registry, state = config.registry, FileState(cooldown_days=config.policy.cooldown_days)
+    last = state.last_promotion()
+    result: dict[str, Any] = {
+        "model_name": registry.model_name,
+        "champion": alias_version(registry, registry.champion_alias),
+        "previous_champion": alias_version(registry, registry.previous_champion_alias),
+        "challenger": alias_version(registry, registry.challenger_alias),
+        "last_promotion": last,
+        "cooldown_days": config.policy.cooldown_days,
+    }
+    if last and args.date:
+        status = cooldown_status(parse_day(args.date), date.fromisoformat(last["date"]), config.policy.cooldown_days)
+        result.update(cooldown_active=status.active, cooldown_days_left=status.days_left)
+    return result
+
+
+def _rollback(args: argparse.Namespace) -> dict[str, Any]:
+    from churnops.config import load_config
+    from churnops.registry import rollback_champion
+    from churnops.tracking import configure_mlflow
+
+    config = load_config(args.config)
+    configure_mlflow(config)
+    try:
+        return rollback_champion(config.registry, {"churnops.decision": "rolled_back"})
+    except ValueError as exc:
+        from churnops.errors import ChurnopsInputError
+
+        raise ChurnopsInputError(str(exc)) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from churnops.errors import ChurnopsInputError
 
-    handler = {"train": _train, "validate": _validate}[args.command]
+    handler = {"train": _train, "validate": _validate, "simulate": _simulate, "monitor": _monitor,
+               "retrain": _retrain, "status": _status, "rollback": _rollback}[args.command]
     if not args.verbose:
         _quiet_libraries()
     try:

@@ -197,12 +197,18 @@ class PolicyConfig(_Strict):
     cooldown_days: int = Field(7, ge=0)
     bootstrap_samples: int = Field(1000, ge=0)
     require_significant_gain: bool = False
+    """Also require the paired-bootstrap CI of the gain to lie above 0."""
+    eval_window_days: int = Field(7, ge=1)
+    """The most recent matured label days: the fresh window both models are scored on, never trained on."""
+    train_window_days: int = Field(60, ge=0)
+    """Matured labelled days before the evaluation window added to the original training data."""
 
 
 class RegistryConfig(_Strict):
     model_name: str = "churn-predictor"
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
+    previous_champion_alias: str = "previous_champion"
 
 
 class TrackingConfig(_Strict):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-__all__ = ["airflow_run_context", "fail_fast_on_bad_input"]
+__all__ = ["airflow_run_context", "fail_fast_on_bad_input", "is_backfill", "run_day"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,3 +46,14 @@ def fail_fast_on_bad_input(function: F) -> F:
             raise AirflowFailException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def run_day() -> str:
+    """The day a run is about, ``YYYY-MM-DD``: its logical date, else (manual runs) ``run_after``."""
+    return airflow_run_context()["logical_date"][:10]
+
+
+def is_backfill() -> bool:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()["dag_run"].run_type == "backfill"

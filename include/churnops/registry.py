@@ -11,7 +11,16 @@ from typing import Any
 
 from churnops.config import RegistryConfig
 
-__all__ = ["alias_version", "assign_training_alias", "model_aliases", "register_version"]
+__all__ = [
+    "PromotionConflict",
+    "alias_version",
+    "assign_training_alias",
+    "model_aliases",
+    "promote_version",
+    "register_version",
+    "rollback_champion",
+    "version_tags",
+]
 
 
 def _client() -> Any:
@@ -74,3 +83,57 @@ def assign_training_alias(registry: RegistryConfig, version: str) -> str:
 def model_aliases(registry: RegistryConfig, version: str) -> list[str]:
     """All aliases currently on ``version``."""
     return sorted(_client().get_model_version(registry.model_name, version).aliases)
+
+
+class PromotionConflict(RuntimeError):
+    """``@champion`` moved between evaluation and promotion: another promotion won the race."""
+
+
+def promote_version(registry: RegistryConfig, challenger: str, expected_champion: str | None,
+                    tags: dict[str, str]) -> dict[str, Any]:
+    """Move ``@champion`` to ``challenger`` and ``@previous_champion`` to the old champion.
+
+    Alias moves are last-writer-wins, so callers serialise promotions (an Airflow pool with
+    one slot) and this function re-checks that ``@champion`` is still the version that was
+    evaluated, right before moving it.
+
+    Raises:
+        PromotionConflict: ``@champion`` is no longer ``expected_champion``.
+    """
+    client = _client()
+    name = registry.model_name
+    current = alias_version(registry, registry.champion_alias)
+    if current != expected_champion:
+        raise PromotionConflict(
+            f"@{registry.champion_alias} of {name} is version {current}, not the evaluated {expected_champion}; "
+            "another promotion happened meanwhile, so this one is abandoned")
+    if expected_champion is not None:
+        client.set_registered_model_alias(name, registry.previous_champion_alias, expected_champion)
+    client.set_registered_model_alias(name, registry.champion_alias, challenger)
+    if alias_version(registry, registry.challenger_alias) == challenger:
+        client.delete_registered_model_alias(name, registry.challenger_alias)
+    for version in filter(None, {challenger, expected_champion}):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+    return {"champion": challenger, "previous_champion": expected_champion}
+
+
+def rollback_champion(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
+    """Swap ``@champion`` and ``@previous_champion`` (undo the last promotion)."""
+    client = _client()
+    name = registry.model_name
+    current = alias_version(registry, registry.champion_alias)
+    previous = alias_version(registry, registry.previous_champion_alias)
+    if previous is None:
+        raise ValueError(f"{name} has no @{registry.previous_champion_alias} to roll back to")
+    client.set_registered_model_alias(name, registry.champion_alias, previous)
+    if current is not None:
+        client.set_registered_model_alias(name, registry.previous_champion_alias, current)
+    for version in filter(None, {previous, current}):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+    return {"champion": previous, "previous_champion": current}
+
+
+def version_tags(registry: RegistryConfig, version: str) -> dict[str, str]:
+    return dict(_client().get_model_version(registry.model_name, version).tags)

@@ -85,3 +85,39 @@ def test_churn_training_params_are_typed_and_optional(dagbag):
 
     with pytest.raises(ParamValidationError):
         folds.resolve(value=1)
+
+
+def test_churn_monitoring_shape(dagbag):
+    dag = dagbag.dags["churn_monitoring"]
+    downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert downstream == {
+        "check_batch": ["score"],
+        "score": ["feature_drift", "performance", "prediction_drift", "report"],
+        "feature_drift": ["report"],
+        "prediction_drift": ["report"],
+        "performance": ["report"],
+        "report": ["decide"],
+        "decide": ["no_retraining", "trigger_retraining"],
+        "trigger_retraining": [],
+        "no_retraining": [],
+    }
+    assert dag.schedule == "@daily" and dag.max_active_runs == 1
+    trigger = dag.get_task("trigger_retraining")
+    assert trigger.trigger_dag_id == "churn_retraining"
+    assert trigger.trigger_run_id == "monitoring__{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+    assert trigger.skip_when_already_exists is True
+    assert dag.params["retrain_from_backfill"] is False
+
+
+def test_churn_retraining_shape(dagbag):
+    dag = dagbag.dags["churn_retraining"]
+    downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert downstream["check_cooldown"] == ["start"]
+    assert downstream["merge"] == ["add_recent_days"]
+    assert downstream["register"] == ["compare"]
+    assert downstream["compare"] == ["decide", "promote", "reject"]
+    assert downstream["decide"] == ["promote", "reject"]
+    assert dag.get_task("promote").pool == "churnops_promotion"
+    assert dag.max_active_runs == 1 and dag.schedule is None
+    assert set(dag.params.keys()) == {"as_of", "force", "reason", "config_path", "families"}
+    assert dag.params["force"] is False

@@ -54,3 +54,27 @@ def test_first_version_is_champion_later_ones_challenger(logged_models):
     assert alias_version(REGISTRY, "challenger") == second
     assert model_aliases(REGISTRY, first) == ["champion"]
     assert model_aliases(REGISTRY, second) == ["challenger"]
+
+
+def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_champion(logged_models):
+    from churnops.registry import PromotionConflict, promote_version, rollback_champion, version_tags
+
+    (run_a, uri_a), (run_b, uri_b) = logged_models
+    first, _ = register_version(uri_a, run_a, REGISTRY, {})
+    assign_training_alias(REGISTRY, first)
+    second, _ = register_version(uri_b, run_b, REGISTRY, {})
+    assign_training_alias(REGISTRY, second)
+
+    with pytest.raises(PromotionConflict):
+        promote_version(REGISTRY, second, expected_champion="7", tags={})
+    assert alias_version(REGISTRY, "champion") == first, "a refused promotion moves nothing"
+
+    promote_version(REGISTRY, second, expected_champion=first, tags={"churnops.decision": "promoted"})
+    assert alias_version(REGISTRY, "champion") == second
+    assert alias_version(REGISTRY, "previous_champion") == first
+    assert alias_version(REGISTRY, "challenger") is None
+    assert version_tags(REGISTRY, second)["churnops.decision"] == "promoted"
+    assert version_tags(REGISTRY, first)["churnops.decision"] == "promoted"
+
+    rollback_champion(REGISTRY, {"churnops.decision": "rolled_back"})
+    assert (alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")) == (first, second)

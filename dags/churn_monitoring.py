@@ -1,0 +1,131 @@
+"""
+### churn_monitoring
+
+Daily health check of the `@champion` model on the day's production batch.
+
+`check_batch → score → [feature_drift, prediction_drift, performance] → report → decide`
+`→ trigger_retraining | no_retraining`
+
+* The day is the run's **logical date**: every task reads and writes that day's partitions under
+  `$CHURNOPS_HOME` (`incoming/`, `predictions/`, `reports/` with `date=YYYY-MM-DD`), so a rerun or a
+  `airflow backfill create` of a day gives the same result and no duplicates. One MLflow run per
+  day (experiment `churnops-<dataset>-monitoring`) is reused by reruns.
+* Feature drift: KS (numeric) and chi-square contingency (categorical) against the scoring model's
+  own training data, with p < `monitoring.p_value` **and** effect size > `monitoring.min_effect_size`;
+  dataset drift when more than `monitoring.drifted_feature_share` of features drift. Prediction
+  drift by KS, target drift by chi-square; realized ROC-AUC on labels matured
+  (`label_delay_days`) within the trailing `label_window_days`.
+* `decide` branches to `trigger_retraining` (run id `monitoring__<day>`: a rerun never starts a
+  second one) on dataset drift or a performance alarm. Backfill runs do not trigger retraining
+  unless the `retrain_from_backfill` Param is set.
+* A missing day fails at once with a clear message; an invalid batch is quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, dag, task
+
+from churnops.orchestration import fail_fast_on_bad_input, is_backfill, run_day
+
+DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    description="Score the day's batch with @champion, measure drift and realized performance, maybe retrain.",
+    doc_md=__doc__,
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["churnops", "monitoring", "mlflow"],
+    default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "config_path": Param(None, type=["null", "string"], title="Config file",
+                             description="churnops YAML config. Empty: $CHURNOPS_CONFIG, else the Telco config."),
+        "retrain_from_backfill": Param(False, type="boolean", title="Retrain from backfill runs",
+                                       description="Let a backfilled day trigger churn_retraining (off by default)."),
+    },
+)
+def churn_monitoring():
+    def config(params: dict):
+        from churnops.config import load_config
+
+        return load_config(params["config_path"])
+
+    @task
+    def check_batch(params: dict | None = None) -> dict:
+        """Find and validate the day's batch; quarantine it if invalid."""
+        from churnops.monitoring_pipeline import check_batch as check
+        from churnops.monitoring_pipeline import parse_day
+
+        return fail_fast_on_bad_input(lambda: check(config(params), parse_day(run_day())))()
+
+    @task
+    def score(batch: dict, params: dict | None = None) -> dict:
+        """Score the batch with @champion; write predictions with the model version."""
+        from churnops.monitoring_pipeline import parse_day, score_batch
+
+        return score_batch(config(params), parse_day(batch["date"]))
+
+    @task
+    def feature_drift(scored: dict, params: dict | None = None) -> dict:
+        """Per-feature drift against the champion's training data."""
+        from churnops.monitoring_pipeline import feature_drift_step, parse_day
+
+        return feature_drift_step(config(params), parse_day(scored["date"]), scored)
+
+    @task
+    def prediction_drift(scored: dict, params: dict | None = None) -> dict:
+        """Drift of the champion's scores."""
+        from churnops.monitoring_pipeline import parse_day, prediction_drift_step
+
+        return prediction_drift_step(config(params), parse_day(scored["date"]), scored)
+
+    @task
+    def performance(scored: dict, params: dict | None = None) -> dict:
+        """Target drift and realized ROC-AUC on matured labels."""
+        from churnops.monitoring_pipeline import parse_day, performance_step
+
+        return performance_step(config(params), parse_day(scored["date"]), scored)
+
+    @task
+    def report(scored: dict, features: dict, prediction: dict, perf: dict, params: dict | None = None) -> dict:
+        """Decide; write the JSON + HTML report and log it to the day's MLflow run."""
+        from churnops.monitoring_pipeline import parse_day, report_step
+        from churnops.orchestration import airflow_run_context
+
+        context = {f"churnops.{k}": str(v) for k, v in airflow_run_context().items()}
+        return report_step(config(params), parse_day(scored["date"]), scored, features, prediction, perf, context)
+
+    @task.branch
+    def decide(summary: dict, params: dict | None = None) -> str:
+        """Retrain on dataset drift or a performance alarm (not from backfills unless allowed)."""
+        if summary["decision"] != "retrain":
+            return "no_retraining"
+        if is_backfill() and not params["retrain_from_backfill"]:
+            return "no_retraining"
+        return "trigger_retraining"
+
+    trigger_retraining = TriggerDagRunOperator(
+        task_id="trigger_retraining",
+        trigger_dag_id="churn_retraining",
+        trigger_run_id="monitoring__" + DAY,
+        skip_when_already_exists=True,
+        conf={"as_of": DAY, "reason": "{{ ti.xcom_pull(task_ids='report')['reasons'] | join('; ') }}",
+              "source_run_id": "{{ run_id }}", "config_path": "{{ params.config_path or '' }}"},
+    )
+    no_retraining = EmptyOperator(task_id="no_retraining")
+
+    scored = score(check_batch())
+    summary = report(scored, feature_drift(scored), prediction_drift(scored), performance(scored))
+    decide(summary) >> [trigger_retraining, no_retraining]
+
+
+churn_monitoring()

@@ -1,0 +1,197 @@
+"""
+### churn_retraining
+
+Train a challenger and promote it only if it beats `@champion` on fresh labelled data.
+
+`check_cooldown → start → validate → merge → add_recent_days → preprocess → features → train[family]`
+`→ evaluate → register → compare → decide → promote | reject`
+
+* **As-of date**: the `as_of` Param / conf (set by `churn_monitoring` to the monitored day). A
+  triggered run's own logical date is the trigger time, so every date rule uses `as_of`.
+* **Cooldown**: Airflow Variables `churnops_last_promotion` (JSON: date, version, run id) and
+  `churnops_cooldown_days` (default `policy.cooldown_days`). Inside the cooldown `check_cooldown`
+  short-circuits the run; the reason is in its log and in an MLflow run. `force` overrides it and
+  is recorded as such.
+* **Training** reuses `churn_training`'s steps: the original sources plus matured labelled days
+  of the training window; nested MLflow runs under one parent run.
+* **Decision**: champion and challenger are scored on the same evaluation window (the latest
+  matured days, never trained on); promote only when challenger − champion ROC-AUC >
+  `policy.min_gain` (a paired-bootstrap CI is logged and, if configured, required to exclude 0).
+* **Promotion** runs in pool `churnops_promotion` (one slot) and re-checks that `@champion` is
+  still the evaluated version before moving `@champion` / `@previous_champion`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
+
+FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
+PROMOTION_POOL = "churnops_promotion"
+
+
+def _as_of(params: dict):
+    from churnops.monitoring_pipeline import parse_day
+
+    conf = get_current_context()["dag_run"].conf or {}
+    return parse_day(params.get("as_of") or conf.get("as_of") or airflow_run_context()["logical_date"])
+
+
+def _config_path(params: dict) -> str | None:
+    conf = get_current_context()["dag_run"].conf or {}
+    return params.get("config_path") or conf.get("config_path") or None
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    description="Train a challenger and promote it only on a real ROC-AUC gain, outside the cooldown.",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["churnops", "retraining", "mlflow"],
+    default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "as_of": Param(None, type=["null", "string"], format="date", title="As-of date",
+                       description="The day whose matured labels the run uses (YYYY-MM-DD). Empty: the run's date."),
+        "force": Param(False, type="boolean", title="Ignore the cooldown",
+                       description="Run and possibly promote even inside the cooldown; recorded on the run."),
+        "reason": Param(None, type=["null", "string"], title="Reason", description="Why this retraining runs."),
+        "config_path": Param(None, type=["null", "string"], title="Config file",
+                             description="churnops YAML config. Empty: $CHURNOPS_CONFIG, else the Telco config."),
+        "families": Param(None, type=["null", "array"], items={"type": "string", "enum": FAMILIES},
+                          uniqueItems=True, title="Model families", description="Empty: the config's list."),
+    },
+)
+def churn_retraining():
+    @task.short_circuit
+    def check_cooldown(params: dict | None = None) -> bool:
+        """Stop here inside the cooldown (unless forced); the reason goes to the log and MLflow."""
+        import logging
+
+        from churnops.config import load_config
+        from churnops.retraining_pipeline import check_cooldown as gate
+        from churnops.retraining_pipeline import record_skip
+        from churnops.state import AirflowVariableState
+        from churnops.tracking import RunContext
+
+        config = load_config(_config_path(params))
+        verdict = gate(config, _as_of(params), AirflowVariableState(), params["force"])
+        logging.getLogger(__name__).warning("cooldown check: %s", verdict["reason"])
+        if not verdict["proceed"]:
+            record_skip(config, RunContext(**airflow_run_context()), verdict)
+        return verdict["proceed"]
+
+    @task
+    def start(params: dict | None = None) -> dict:
+        """Freeze the config and open the parent MLflow run."""
+        from churnops.pipeline import start_run
+        from churnops.tracking import RunContext
+
+        ctx = RunContext(**{**airflow_run_context(), "logical_date": _as_of(params).isoformat()})
+        return fail_fast_on_bad_input(start_run)(ctx, _config_path(params), params["families"])
+
+    @task
+    def validate(run: dict) -> dict:
+        from churnops.pipeline import validate_sources
+
+        return fail_fast_on_bad_input(validate_sources)(run)
+
+    @task
+    def merge(validated: dict) -> dict:
+        from churnops.pipeline import merge as merge_sources
+
+        return fail_fast_on_bad_input(merge_sources)(validated)
+
+    @task
+    def add_recent_days(merged: dict, params: dict | None = None) -> dict:
+        """Original data + matured labelled days; set aside the fresh evaluation window."""
+        from churnops.retraining_pipeline import add_recent_days as add
+
+        return add(merged, _as_of(params))
+
+    @task
+    def preprocess(window: dict) -> dict:
+        from churnops.pipeline import preprocess as make_snapshot
+
+        return fail_fast_on_bad_input(make_snapshot)(window)
+
+    @task
+    def features(snapshot: dict) -> dict:
+        from churnops.pipeline import build_features
+
+        return build_features(snapshot)
+
+    @task
+    def model_families(prepared: dict) -> list[str]:
+        return prepared["families"]
+
+    @task(map_index_template="{{ family }}")
+    def train(prepared: dict, family: str) -> dict:
+        from churnops.pipeline import train_family
+
+        get_current_context()["family"] = family
+        return train_family(prepared, family)
+
+    @task
+    def evaluate(trained: list[dict]) -> dict:
+        from churnops.pipeline import evaluate_candidates
+
+        return evaluate_candidates(trained)
+
+    @task
+    def register(chosen: dict) -> dict:
+        """Register the challenger (@challenger: the champion is left alone here)."""
+        from churnops.pipeline import register_chosen
+
+        return {**register_chosen(chosen), "evaluation": chosen["evaluation"],
+                "config_path": chosen["run"]["config_path"]}
+
+    @task
+    def compare(registered: dict) -> dict:
+        """Score champion and challenger on the same fresh window; apply the policy."""
+        from churnops.retraining_pipeline import compare_on_fresh_window
+
+        return {**compare_on_fresh_window(registered, registered["evaluation"], registered["config_path"]),
+                "parent_run_id": registered["parent_run_id"], "config_path": registered["config_path"]}
+
+    @task.branch
+    def decide(comparison: dict) -> str:
+        return "promote" if comparison["promote"] else "reject"
+
+    def _record(comparison: dict, params: dict) -> dict:
+        from churnops.config import load_config
+        from churnops.retraining_pipeline import record_decision
+        from churnops.state import AirflowVariableState
+
+        ctx = airflow_run_context()
+        context = {"run_id": ctx["run_id"], "dag_id": ctx["dag_id"], "parent_run_id": comparison["parent_run_id"]}
+        return record_decision(load_config(comparison["config_path"]), comparison, _as_of(params),
+                               AirflowVariableState(), context, forced=bool(params["force"]))
+
+    @task(pool=PROMOTION_POOL)
+    def promote(comparison: dict, params: dict | None = None) -> dict:
+        """Move @champion (serialised by the one-slot pool, re-checked before the move)."""
+        return _record(comparison, params)
+
+    @task
+    def reject(comparison: dict, params: dict | None = None) -> dict:
+        """Keep @champion; tag the challenger with the reason."""
+        return _record(comparison, params)
+
+    started = start()
+    check_cooldown() >> started
+    window = add_recent_days(merge(validate(started)))
+    prepared = features(preprocess(window))
+    trained = train.partial(prepared=prepared).expand(family=model_families(prepared))
+    comparison = compare(register(evaluate(trained)))
+    decide(comparison) >> [promote(comparison), reject(comparison)]
+
+
+churn_retraining()

@@ -1,0 +1,327 @@
+"""The steps of daily monitoring, shared by the ``churn_monitoring`` DAG and ``churnops monitor``.
+
+Every step is keyed by the monitored day (the run's logical date) and reads and writes
+only that day's partitions under ``$CHURNOPS_HOME``::
+
+    incoming/date=D/*.parquet|csv     the day's batch (read only)
+    labels/date=D/*.parquet|csv       outcomes of day D's customers (read only)
+    predictions/date=D/predictions.parquet
+    reports/date=D/*.json, drift_report.html
+    quarantine/monitoring/date=D/...  rejected batch files with reason.json
+
+so a rerun or a backfill of a day gives the same result and never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from churnops.config import ChurnopsConfig, Source, churnops_home
+from churnops.errors import ChurnopsInputError
+
+__all__ = [
+    "MissingBatchError",
+    "check_batch",
+    "feature_drift_step",
+    "parse_day",
+    "partition",
+    "performance_step",
+    "prediction_drift_step",
+    "report_step",
+    "run_monitoring",
+    "score_batch",
+]
+
+SCORE_COLUMN = "score"
+VERSION_COLUMN = "model_version"
+
+
+class MissingBatchError(ChurnopsInputError):
+    """No batch file for the day."""
+
+
+class NoChampionError(RuntimeError):
+    """The registered model has no ``@champion`` to score with."""
+
+
+def parse_day(value: str | date) -> date:
+    """A day from ``YYYY-MM-DD`` (or an ISO timestamp); anything else is an input error.
+
+    Partitions are built from the parsed date, never from the raw string, so a value like
+    ``../../etc`` cannot point outside ``$CHURNOPS_HOME``.
+    """
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError as exc:
+        raise ChurnopsInputError(f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
+def partition(kind: str, day: date) -> Path:
+    return churnops_home() / kind / f"date={day.isoformat()}"
+
+
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".parquet", ".pq", ".csv"} and p.is_file())
+
+
+def _write_json(path: Path, payload: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def read_partition(config: ChurnopsConfig, folder: Path) -> Any:
+    """All files of a partition, typed like training data, as one frame."""
+    import pandas as pd
+
+    from churnops.data import coerce_types, read_source
+
+    frames = [coerce_types(read_source(Source(name=p.stem, path=p)), config.dataset) for p in _files(folder)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
+    """Find and validate the day's batch; quarantine what fails and raise.
+
+    Raises:
+        MissingBatchError: no CSV or Parquet file for the day.
+        DataValidationError: a file breaks a rule (it is copied to quarantine first).
+    """
+    from churnops.validation import DataValidationError, quarantine, validate_source
+
+    folder = partition("incoming", day)
+    files = _files(folder)
+    if not files:
+        raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
+    findings, rows = [], 0
+    for path in files:
+        source = Source(name=path.stem, path=path, columns=config.dataset.feature_columns)
+        frame, found = validate_source(source, config)
+        rows += len(frame)
+        if found:
+            quarantine(source, found, partition("quarantine/monitoring", day) / path.name,
+                       {"step": "check_batch", "date": day.isoformat(), "message": str(DataValidationError(found))})
+            findings += found
+    if findings:
+        raise DataValidationError(findings, partition("quarantine/monitoring", day))
+    return {"date": day.isoformat(), "files": [str(p) for p in files], "rows": rows}
+
+
+def champion_version(config: ChurnopsConfig) -> str:
+    from churnops.registry import alias_version
+    from churnops.tracking import configure_mlflow
+
+    configure_mlflow(config)
+    version = alias_version(config.registry, config.registry.champion_alias)
+    if version is None:
+        raise NoChampionError(f"{config.registry.model_name} has no @{config.registry.champion_alias}: "
+                              "run churn_training first")
+    return version
+
+
+def load_model(config: ChurnopsConfig, version: str) -> Any:
+    """The exact registered version (not the alias), so an alias move mid-run cannot mix models."""
+    import mlflow
+
+    return mlflow.pyfunc.load_model(f"models:/{config.registry.model_name}/{version}")
+
+
+def positive_scores(model: Any, frame: Any, config: ChurnopsConfig) -> Any:
+    import numpy as np
+
+    return np.asarray(model.predict(frame[config.dataset.feature_columns]))[:, 1]
+
+
+def score_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
+    """Score the day's batch with the current ``@champion``; write the predictions partition."""
+    import pandas as pd
+
+    version = champion_version(config)
+    batch = read_partition(config, partition("incoming", day))
+    scores = positive_scores(load_model(config, version), batch, config)
+    out = partition("predictions", day) / "predictions.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({config.dataset.id_column: batch[config.dataset.id_column], SCORE_COLUMN: scores,
+                  VERSION_COLUMN: version}).to_parquet(out, index=False)
+    return {"date": day.isoformat(), "predictions": str(out), "model_version": version, "rows": len(batch)}
+
+
+def reference_frame(config: ChurnopsConfig, version: str) -> Any:
+    """The training split of the snapshot the version was trained on (found through its tags)."""
+    import pandas as pd
+
+    from churnops.data import SPLIT_COLUMN
+    from churnops.registry import version_tags
+
+    path = version_tags(config.registry, version).get("churnops.snapshot_path")
+    if not path or not Path(path).is_file():
+        raise FileNotFoundError(f"version {version} has no readable training snapshot (tag churnops.snapshot_path)")
+    snapshot = pd.read_parquet(path)
+    return snapshot[snapshot[SPLIT_COLUMN] == "train"].reset_index(drop=True)
+
+
+def feature_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
+    """Per-feature drift of the day against the scoring model's own training data."""
+    from churnops.monitor import drift_summary, feature_drift
+
+    reference = reference_frame(config, scored["model_version"])
+    current = read_partition(config, partition("incoming", day))
+    rows = feature_drift(reference, current, config.dataset.numeric_features, config.dataset.categorical_features,
+                         config.monitoring)
+    summary = drift_summary(rows, config.monitoring)
+    path = _write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
+    return {**summary, "feature_drift": str(path)}
+
+
+def prediction_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
+    """KS between the model's scores on its training data (capped sample) and on the day."""
+    import pandas as pd
+
+    from churnops.monitor import prediction_drift, sample_rows
+
+    reference = sample_rows(reference_frame(config, scored["model_version"]), config.monitoring.sample_size,
+                            config.monitoring.seed)
+    reference_scores = positive_scores(load_model(config, scored["model_version"]), reference, config)
+    current_scores = pd.read_parquet(scored["predictions"])[SCORE_COLUMN].to_numpy()
+    result = prediction_drift(reference_scores, current_scores, config.monitoring)
+    _write_json(partition("reports", day) / "prediction_drift.json", result)
+    return result
+
+
+def matured_days(config: ChurnopsConfig, day: date) -> list[date]:
+    """Label days that have matured by ``day``: the trailing window ending ``label_delay_days`` earlier."""
+    last = day - timedelta(days=config.monitoring.label_delay_days)
+    return [last - timedelta(days=k) for k in range(config.monitoring.label_window_days)][::-1]
+
+
+def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
+    """Labels joined to the predictions made for them, over ``days`` (days missing either are skipped)."""
+    import pandas as pd
+
+    from churnops.data import label_vector
+
+    ds = config.dataset
+    parts = []
+    for label_day in days:
+        predictions = partition("predictions", label_day) / "predictions.parquet"
+        labels = read_partition(config, partition("labels", label_day))
+        if labels.empty or not predictions.is_file():
+            continue
+        joined = labels[[ds.id_column, ds.target]].merge(pd.read_parquet(predictions), on=ds.id_column)
+        joined["label"] = label_vector(joined, config)
+        joined["label_date"] = label_day.isoformat()
+        parts.append(joined)
+    columns = [ds.id_column, ds.target, SCORE_COLUMN, VERSION_COLUMN, "label", "label_date"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def performance_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
+    """Target drift and realized ROC-AUC on the labels matured within the trailing window."""
+    from churnops.data import label_vector
+    from churnops.monitor import realized_performance, target_drift
+    from churnops.registry import version_tags
+
+    days = matured_days(config, day)
+    outcomes = matured_outcomes(config, days)
+    reference_labels = label_vector(reference_frame(config, scored["model_version"]), config)
+    target = target_drift(reference_labels, outcomes["label"].to_numpy(dtype=int), config.monitoring)
+    holdout = version_tags(config.registry, scored["model_version"]).get("churnops.test_roc_auc")
+    performance = realized_performance(outcomes["label"].to_numpy(dtype=int), outcomes[SCORE_COLUMN].to_numpy(),
+                                       float(holdout) if holdout else None, config.monitoring)
+    result = {"window": [days[0].isoformat(), days[-1].isoformat()],
+              "label_days": sorted(outcomes["label_date"].unique().tolist()),
+              "target_drift": target, "performance": performance}
+    _write_json(partition("reports", day) / "performance.json", result)
+    return result
+
+
+def _monitoring_run(config: ChurnopsConfig, day: date) -> str:
+    """The one MLflow run of a monitored day, created once and reused by reruns."""
+    from mlflow import MlflowClient
+
+    from churnops.tracking import configure_mlflow
+
+    configure_mlflow(config)
+    client = MlflowClient()
+    name = f"{config.experiment_name}-monitoring"
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        name, artifact_location=None if _tracking_is_remote() else (churnops_home() / "mlartifacts").as_uri())
+    found = client.search_runs([experiment_id], f"tags.`churnops.monitoring_date` = '{day.isoformat()}'",
+                               max_results=1)
+    if found:
+        return found[0].info.run_id
+    return client.create_run(experiment_id, run_name=f"monitoring {day}",
+                             tags={"churnops.monitoring_date": day.isoformat()}).info.run_id
+
+
+def _tracking_is_remote() -> bool:
+    from churnops.tracking import _user_tracking_uri
+
+    return _user_tracking_uri() is not None
+
+
+def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], features: dict[str, Any],
+                prediction: dict[str, Any], performance: dict[str, Any], context: dict[str, str] | None = None
+                ) -> dict[str, Any]:
+    """Decide, write the day's report (JSON + evidently HTML) and log it to the day's MLflow run."""
+    from mlflow import MlflowClient
+
+    from churnops.monitor import decide, drift_report_html
+
+    decision = decide(features, prediction, performance["performance"])
+    folder = partition("reports", day)
+    report = {
+        "date": day.isoformat(),
+        "model_version": scored["model_version"],
+        "rows": scored["rows"],
+        "drifted_features": features["drifted_features"],
+        "drift_share": features["drift_share"],
+        "dataset_drift": features["dataset_drift"],
+        "prediction_drift": prediction["drifted"],
+        "target_drift": performance["target_drift"]["drifted"],
+        "realized_roc_auc": performance["performance"]["realized_roc_auc"],
+        "n_labels": performance["performance"]["n_labels"],
+        "decision": decision["decision"],
+        "reasons": decision["reasons"],
+        "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
+    }
+    json_path = _write_json(folder / "drift_report.json", report)
+    html_path = drift_report_html(reference_frame(config, scored["model_version"]),
+                                  read_partition(config, partition("incoming", day)),
+                                  config.dataset.numeric_features, config.dataset.categorical_features,
+                                  folder / "drift_report.html", config.monitoring.sample_size, config.monitoring.seed)
+    run_id = _monitoring_run(config, day)
+    client = MlflowClient()
+    metrics = {key: float(report[key]) for key in ("rows", "drift_share", "dataset_drift", "prediction_drift",
+                                                     "target_drift", "n_labels")}
+    metrics["retrain"] = float(decision["decision"] == "retrain")
+    if report["realized_roc_auc"] is not None:
+        metrics["realized_roc_auc"] = report["realized_roc_auc"]
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value, step=0)
+    for key, value in {"churnops.model_version": scored["model_version"], "churnops.decision": decision["decision"],
+                       "churnops.reasons": "; ".join(decision["reasons"])[:4000], **(context or {})}.items():
+        client.set_tag(run_id, key, value)
+    client.log_artifact(run_id, str(json_path))
+    client.log_artifact(run_id, str(html_path))
+    client.set_terminated(run_id, "FINISHED")
+    summary = {k: v for k, v in report.items() if k != "details"}
+    return {**summary, "report": str(json_path), "html": str(html_path), "mlflow_run_id": run_id}
+
+
+def run_monitoring(config: ChurnopsConfig, day: date) -> dict[str, Any]:
+    """All monitoring steps for one day, in DAG order: what ``churnops monitor`` runs."""
+    check_batch(config, day)
+    scored = score_batch(config, day)
+    features = feature_drift_step(config, day, scored)
+    prediction = prediction_drift_step(config, day, scored)
+    performance = performance_step(config, day, scored)
+    return report_step(config, day, scored, features, prediction, performance, {"churnops.dag_id": "cli"})

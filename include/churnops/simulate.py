@@ -1,0 +1,582 @@
+"""Production-like days of data drawn from the source population, for the monitoring loop.
+
+Each simulated day is a batch of customers (features only, as scoring would see them) and
+that day's labels (as the business would later learn them). Rows are resampled with
+replacement from the merged source table, jittered, and 2–5 % of labels are flipped; a
+scenario can then drift the feature mix (covariate drift), the feature→churn relation
+(concept drift) or both, ramping in over ``ramp_days`` from ``drift_start``.
+
+Everything is a pure function of its arguments: a day's rows depend on (seed, day,
+scenario) only, never on which other days are generated, so any day can be regenerated
+alone and rewriting a day gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from churnops.config import ChurnopsConfig
+from churnops.data import as_text, coerce_types, label_vector, merge_sources, read_source
+from churnops.errors import ChurnopsInputError
+
+__all__ = [
+    "CHUNK_ROWS",
+    "SCENARIOS",
+    "drift_intensity",
+    "population",
+    "simulate_day",
+    "write_days",
+]
+
+log = logging.getLogger(__name__)
+
+SCENARIOS = ("stable", "covariate_drift", "concept_drift", "mixed")
+CHUNK_ROWS = 1_000_000
+"""Rows generated (and written as one Parquet row group) at a time: bounds peak memory."""
+
+FLIP_RATE_RANGE = (0.02, 0.05)
+NUMERIC_NOISE_SD = 0.02
+"""Standard deviation of the multiplicative noise on numeric columns (tenure excepted)."""
+
+# Telco-specific drift rules. They key on Telco column names and values; with another
+# dataset each rule whose columns are absent is skipped (its term simply contributes nothing).
+TENURE, MONTHLY, TOTAL = "tenure", "monthlycharges", "totalcharges"
+CONTRACT, INTERNET = "contract", "internetservice"
+MONTH_TO_MONTH, LONG_CONTRACTS, FIBER = "Month-to-month", ("One year", "Two year"), "Fiber optic"
+SHORT_TENURE, LONG_TENURE = 12, 48
+# Log-weight added per trait at full covariate drift. The traits are correlated with most
+# other columns (services, payment method, charges), so at full intensity more than half of
+# Telco's features drift by churnops' own rule (p < 0.05 and effect > 0.1): a shift a
+# monitoring system must catch, not a subtle one.
+TILT = {"month_to_month": 1.2, "fiber": 0.6, "short_tenure": 0.8}
+PRICE_RISE = 0.25
+"""Monthly charges are multiplied by ``1 + PRICE_RISE * intensity`` under covariate drift."""
+# Concept drift at full intensity: this share of the originally low-risk customers churn and
+# this share of the originally high-risk ones stay. Tuned so a logistic regression fitted on
+# the population falls from ROC-AUC ~0.82 on a stable day to ~0.57 (see tests).
+LOW_RISK_CHURN = 0.25
+HIGH_RISK_STAY = 0.5
+
+
+def population(config: ChurnopsConfig) -> pd.DataFrame:
+    """The merged, typed source rows that simulated days are drawn from.
+
+    Built exactly as training sees the data (:func:`churnops.data.read_source`,
+    :func:`~churnops.data.coerce_types`, :func:`~churnops.data.merge_sources`); the raw
+    files are only read.
+
+    Args:
+        config: the dataset's configuration.
+
+    Returns:
+        Columns id, every feature column (numeric then categorical, as configured) and the
+        target, sorted by id; rows without a target are dropped (they cannot yield labels).
+
+    Raises:
+        ChurnopsInputError: a source is unreadable, a configured column is missing, or no
+            labelled row remains.
+    """
+    ds = config.dataset
+    frames = {s.name: coerce_types(read_source(s), ds) for s in ds.sources}
+    missing_id = [name for name, frame in frames.items() if ds.id_column not in frame.columns]
+    if missing_id:
+        raise ChurnopsInputError(f"sources {missing_id} lack the id column {ds.id_column!r}")
+    merged, _ = merge_sources(frames, ds.id_column)
+    columns = [ds.id_column, *ds.feature_columns, ds.target]
+    missing = [c for c in columns if c not in merged.columns]
+    if missing:
+        raise ChurnopsInputError(f"merged sources lack configured columns {missing}")
+    rows = merged.loc[merged[ds.target].notna(), columns].reset_index(drop=True)
+    if rows.empty:
+        raise ChurnopsInputError("the merged sources have no labelled rows to simulate from")
+    return rows
+
+
+def drift_intensity(day: date, drift_start: date, ramp_days: int = 10) -> float:
+    """How far drift has progressed on ``day``: 0 before ``drift_start``, then a linear ramp.
+
+    Args:
+        day: the simulated day.
+        drift_start: first day with drift.
+        ramp_days: days to reach full intensity (``drift_start`` itself gives ``1 / ramp_days``).
+
+    Returns:
+        A value in [0, 1].
+    """
+    if ramp_days < 1:
+        raise ValueError(f"ramp_days must be at least 1, got {ramp_days}")
+    elapsed = (day - drift_start).days
+    if elapsed < 0:
+        return 0.0
+    return min(1.0, (elapsed + 1) / ramp_days)
+
+
+def simulate_day(
+    population: pd.DataFrame,
+    config: ChurnopsConfig,
+    day: date,
+    rows: int,
+    scenario: str,
+    seed: int,
+    drift_start: date,
+    ramp_days: int = 10,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One day of production-like data: the scored batch and its (later known) labels.
+
+    Rows are drawn with replacement from ``population``. Numeric columns get seeded noise:
+    ``tenure`` an integer jitter of ±1 (clipped at 1; tenure 0 stays 0, matching its blank
+    total charges), every other numeric column multiplicative N(0, 0.02) noise, rounded
+    when the population column is integral, clipped at 0 when it is non-negative; missing
+    values stay missing (``monthlycharges``/``totalcharges`` are also rounded to cents).
+    In every scenario 2–5 % of the labels are flipped (the rate is drawn per day, half
+    the flips from each class so noise alone does not move the churn rate).
+
+    Scenarios, scaled by :func:`drift_intensity`:
+
+    * ``stable``: nothing else.
+    * ``covariate_drift``: the sampling favours month-to-month contracts, fiber optic and
+      short tenure, and monthly charges rise by up to 25 %; each row keeps its own label,
+      so P(churn | features) is unchanged.
+    * ``concept_drift``: rows are drawn as in ``stable``, but up to 25 % of low-risk
+      customers (one/two-year contract or tenure ≥ 48) churn and up to 50 % of high-risk
+      ones (month-to-month and tenure < 12) stay.
+    * ``mixed``: both.
+
+    The drift rules are Telco-specific: they key on the columns ``contract``,
+    ``internetservice``, ``tenure`` and ``monthlycharges`` and their Telco values. With
+    another dataset, each rule whose column is absent is skipped (a warning is logged
+    when a drift scenario finds none), so the scenario runs without error but may be
+    indistinguishable from ``stable``. Before ``drift_start`` (intensity 0) every scenario
+    *is* ``stable``, seeding included, so pre-drift days are identical across scenarios.
+
+    Args:
+        population: rows from :func:`population` (or any frame with the id, feature and
+            target columns).
+        config: the dataset's configuration.
+        day: the simulated day; ids are ``YYYYMMDD-00000000`` upwards, unique per day.
+        rows: number of rows (at least 1).
+        scenario: one of :data:`SCENARIOS`.
+        seed: non-negative base seed.
+        drift_start: first day of drift.
+        ramp_days: days for drift to reach full intensity.
+        chunk_rows: rows per independently seeded chunk (chunk k is seeded from
+            (seed, day, scenario, k)); :func:`write_days` must use the same value to
+            produce the same rows.
+
+    Returns:
+        ``(batch, labels)``: id + feature columns, and id + target with the dataset's own
+        label values, in the same row order.
+
+    Raises:
+        ValueError: unknown scenario, or rows/seed/chunk_rows out of range.
+        ChurnopsInputError: the population's target is not binary.
+    """
+    prepared = _prepare(population, config)
+    intensity = drift_intensity(day, drift_start, ramp_days)
+    # One frame built from the concatenated arrays, not a concat of per-chunk frames, and
+    # the id strings built once for both frames, so a big day holds its objects once.
+    whole = _Chunk.concat(list(_day_chunks(prepared, day, rows, scenario, seed, intensity, chunk_rows)))
+    ids = _ids(day, whole).to_numpy(zero_copy_only=False)
+    return _batch_frame(prepared, ids, whole), _labels_frame(prepared, ids, whole)
+
+
+def write_days(
+    config: ChurnopsConfig,
+    home: Path,
+    start: date,
+    days: int,
+    rows_per_day: int = 1000,
+    scenario: str = "stable",
+    seed: int = 0,
+    drift_start: date | None = None,
+    *,
+    ramp_days: int = 10,
+    chunk_rows: int = CHUNK_ROWS,
+) -> list[dict]:
+    """Write consecutive simulated days as Parquet under ``home``.
+
+    Day D goes to ``home/incoming/date=D/batch.parquet`` (id + features) and
+    ``home/labels/date=D/labels.parquet`` (id + target). Every day's labels are written;
+    when they count as matured is the monitoring side's call
+    (``config.monitoring.label_delay_days``). Rows are generated and written ``chunk_rows``
+    at a time (one row group each), so peak memory does not grow with ``rows_per_day``.
+    Files are written to a temporary name and renamed into place: rewriting a day gives
+    byte-identical files, and a reader never sees a half-written one.
+
+    Args:
+        config: the dataset's configuration.
+        home: the churnops working-data root (e.g. :func:`churnops.config.churnops_home`).
+        start: first day.
+        days: number of consecutive days (at least 1).
+        rows_per_day: rows per day.
+        scenario: one of :data:`SCENARIOS`.
+        seed: non-negative base seed.
+        drift_start: first day of drift; defaults to ``start``.
+        ramp_days: days for drift to reach full intensity.
+        chunk_rows: rows generated and written at a time (see :func:`simulate_day`).
+
+    Returns:
+        One dict per day: ``date`` (ISO), ``rows``, ``scenario``, ``intensity``, ``paths``
+        (``batch`` and ``labels``) and ``positive_rate`` (share of positive labels).
+    """
+    # Checked before anything is read or written, not halfway through the first file.
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    _check_arguments(scenario, rows_per_day, seed, chunk_rows)
+    if ramp_days < 1:
+        raise ValueError(f"ramp_days must be at least 1, got {ramp_days}")
+    prepared = _prepare(population(config), config)
+    drift_start = start if drift_start is None else drift_start
+    home = Path(home)
+    summaries = []
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        intensity = drift_intensity(day, drift_start, ramp_days)
+        batch_path = home / "incoming" / f"date={day:%Y-%m-%d}" / "batch.parquet"
+        labels_path = home / "labels" / f"date={day:%Y-%m-%d}" / "labels.parquet"
+        positives = 0
+        with _parquet_writer(batch_path, prepared.batch_schema, prepared.dictionary_columns) as batch_out, \
+                _parquet_writer(labels_path, prepared.labels_schema, [prepared.target]) as labels_out:
+            for chunk in _day_chunks(prepared, day, rows_per_day, scenario, seed, intensity, chunk_rows):
+                batch_out.write_table(_batch_table(prepared, day, chunk), row_group_size=chunk_rows)
+                labels_out.write_table(_labels_table(prepared, day, chunk), row_group_size=chunk_rows)
+                positives += int(chunk.positive.sum())
+        summaries.append({
+            "date": day.isoformat(),
+            "rows": rows_per_day,
+            "scenario": scenario,
+            "intensity": intensity,
+            "paths": {"batch": str(batch_path), "labels": str(labels_path)},
+            "positive_rate": positives / rows_per_day,
+        })
+    return summaries
+
+
+# --------------------------------------------------------------------------- internals
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The population as arrays, plus the masks and weights the scenarios need."""
+
+    id_column: str
+    target: str
+    numeric: dict[str, np.ndarray]
+    integral: dict[str, bool]
+    non_negative: dict[str, bool]
+    categorical: dict[str, tuple[np.ndarray, np.ndarray]]
+    """column → (int32 codes with -1 for missing, categories as str)."""
+    positive: np.ndarray
+    positive_label: str
+    negative_label: str
+    tilt: np.ndarray | None
+    """Per-row log-weight at full covariate drift; None when no tilt rule applies."""
+    low_risk: np.ndarray | None
+    high_risk: np.ndarray | None
+
+    @property
+    def size(self) -> int:
+        return len(self.positive)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def dictionary_columns(self) -> list[str]:
+        return list(self.categorical)
+
+    @property
+    def batch_schema(self) -> pa.Schema:
+        fields = [pa.field(self.id_column, pa.string())]
+        fields += [pa.field(c, pa.float64()) for c in self.numeric]
+        fields += [pa.field(c, pa.dictionary(pa.int32(), pa.string())) for c in self.categorical]
+        return pa.schema(fields)
+
+    @property
+    def labels_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(self.id_column, pa.string()),
+                          pa.field(self.target, pa.dictionary(pa.int32(), pa.string()))])
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Generated rows before they become a frame or an Arrow table."""
+
+    start: int
+    """Row number (within the day) of the first row: ids continue across chunks."""
+    source_rows: np.ndarray
+    """Population row each generated row was drawn from."""
+    numeric: dict[str, np.ndarray]
+    original: np.ndarray
+    """Label of the drawn population row, before concept drift and flips."""
+    positive: np.ndarray
+    """Final label (True = positive class)."""
+    flipped: np.ndarray
+    """Rows whose label was flipped as noise (after concept drift)."""
+    flip_rate: float
+
+    def __len__(self) -> int:
+        return len(self.source_rows)
+
+    @staticmethod
+    def concat(chunks: list[_Chunk]) -> _Chunk:
+        return _Chunk(
+            start=chunks[0].start,
+            source_rows=np.concatenate([c.source_rows for c in chunks]),
+            numeric={k: np.concatenate([c.numeric[k] for c in chunks]) for k in chunks[0].numeric},
+            original=np.concatenate([c.original for c in chunks]),
+            positive=np.concatenate([c.positive for c in chunks]),
+            flipped=np.concatenate([c.flipped for c in chunks]),
+            flip_rate=chunks[0].flip_rate,
+        )
+
+
+def _prepare(frame: pd.DataFrame, config: ChurnopsConfig) -> _Prepared:
+    ds = config.dataset
+    missing = [c for c in (ds.id_column, *ds.feature_columns, ds.target) if c not in frame.columns]
+    if missing:
+        raise ChurnopsInputError(f"population lacks columns {missing}")
+    frame = frame.loc[frame[ds.target].notna()]
+    if frame.empty:
+        raise ChurnopsInputError("population has no labelled rows")
+
+    observed = set(frame[ds.target].map(as_text).unique())
+    others = observed - {ds.positive_label}
+    negative = ds.negative_label
+    if negative is None and len(others) == 1:
+        negative = others.pop()
+    if negative is None or others - {negative}:
+        # Flipping a label needs exactly one "other" class to flip to.
+        raise ChurnopsInputError(
+            f"target {ds.target!r} must be binary with positive label {ds.positive_label!r}"
+            f"{'' if ds.negative_label is None else f' and negative label {negative!r}'}; found {sorted(observed)}")
+
+    numeric, integral, non_negative = {}, {}, {}
+    for column in ds.numeric_features:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        numeric[column] = values
+        integral[column] = bool(np.all(finite == np.round(finite)))
+        non_negative[column] = bool(np.all(finite >= 0))
+    categorical = {}
+    for column in ds.categorical_features:
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+        categorical[column] = (codes.astype(np.int32), np.array([as_text(u) for u in uniques], dtype=object))
+
+    def equals(column: str, *values: str) -> np.ndarray | None:
+        if column not in categorical:
+            return None
+        codes, categories = categorical[column]
+        hits = np.flatnonzero(np.isin(categories, values))
+        return np.isin(codes, hits)
+
+    tenure = numeric.get(TENURE)
+    month_to_month = equals(CONTRACT, MONTH_TO_MONTH)
+    long_contract = equals(CONTRACT, *LONG_CONTRACTS)
+    short = None if tenure is None else tenure <= SHORT_TENURE  # NaN compares False: no tilt
+    traits = {"month_to_month": month_to_month, "fiber": equals(INTERNET, FIBER), "short_tenure": short}
+    present = {name: mask for name, mask in traits.items() if mask is not None}
+    tilt = sum(TILT[name] * mask for name, mask in present.items()) if present else None
+
+    # Risk groups as the original data sees them: whichever of contract / tenure exists.
+    low_parts = [m for m in (long_contract, None if tenure is None else tenure >= LONG_TENURE) if m is not None]
+    high_parts = [m for m in (month_to_month, None if tenure is None else tenure < SHORT_TENURE) if m is not None]
+    low_risk = np.logical_or.reduce(low_parts) if low_parts else None
+    high_risk = np.logical_and.reduce(high_parts) if high_parts else None
+
+    return _Prepared(
+        id_column=ds.id_column,
+        target=ds.target,
+        numeric=numeric,
+        integral=integral,
+        non_negative=non_negative,
+        categorical=categorical,
+        positive=label_vector(frame, config).astype(bool),
+        positive_label=ds.positive_label,
+        negative_label=negative,
+        tilt=None if tilt is None else np.asarray(tilt, dtype="float64"),
+        low_risk=low_risk,
+        high_risk=high_risk,
+    )
+
+
+def _check_arguments(scenario: str, rows: int, seed: int, chunk_rows: int) -> None:
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of {list(SCENARIOS)}")
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative (numpy seeds are), got {seed}")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+
+
+def _day_chunks(prepared: _Prepared, day: date, rows: int, scenario: str, seed: int, intensity: float,
+                chunk_rows: int) -> Iterator[_Chunk]:
+    """The day's rows, ``chunk_rows`` at a time, each chunk seeded on its own."""
+    _check_arguments(scenario, rows, seed, chunk_rows)
+    # At intensity 0 a drift scenario is the stable one, seeds included: a drift run then
+    # shares its pre-drift history with the stable run byte for byte.
+    active = scenario if intensity > 0 else "stable"
+    entropy = [seed, day.toordinal(), SCENARIOS.index(active)]
+    covariate = active in ("covariate_drift", "mixed")
+    concept = active in ("concept_drift", "mixed")
+    if covariate and prepared.tilt is None:
+        log.warning("scenario %r: no contract/internetservice/tenure column, the covariate tilt is skipped", scenario)
+    if concept and prepared.low_risk is None:
+        log.warning("scenario %r: no contract/tenure column, the concept-drift rule is skipped", scenario)
+    flip_rate = float(np.random.default_rng(np.random.SeedSequence(entropy)).uniform(*FLIP_RATE_RANGE))
+    for k, start in enumerate(range(0, rows, chunk_rows)):
+        # spawn_key makes chunk k's stream distinct from the day's and from other chunks'
+        # (a plain trailing 0 in the entropy would collide with the day's own seed).
+        rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
+        size = min(chunk_rows, rows - start)
+        yield _generate(prepared, rng, start, size, intensity, covariate, concept, flip_rate)
+
+
+def _generate(prepared: _Prepared, rng: np.random.Generator, start: int, size: int, intensity: float,
+              covariate: bool, concept: bool, flip_rate: float) -> _Chunk:
+    # The order of draws is fixed; changing it changes every simulated day.
+    if covariate and prepared.tilt is not None:
+        weights = np.exp(intensity * prepared.tilt)
+        source = rng.choice(prepared.size, size=size, p=weights / weights.sum())
+    else:
+        source = rng.integers(0, prepared.size, size=size)
+
+    numeric = {}
+    for column, population_values in prepared.numeric.items():
+        values = population_values[source]
+        if column == TENURE:
+            # Tenure 0 marks a first-month customer with blank total charges: keep it, and
+            # keep everyone else at 1+, so jitter never breaks that pairing.
+            jitter = rng.integers(-1, 2, size=size)
+            values = np.where(values > 0, np.maximum(values + jitter, 1), values)
+        else:
+            values = values * (1 + rng.normal(0, NUMERIC_NOISE_SD, size=size))
+            if prepared.integral[column]:
+                values = np.round(values)  # counts and 0/1 flags stay integral
+            if prepared.non_negative[column]:
+                values = np.maximum(values, 0)
+        if column == MONTHLY and covariate:
+            values = values * (1 + PRICE_RISE * intensity)
+        if column in (MONTHLY, TOTAL):
+            values = np.round(values, 2)  # billing amounts, as in the source
+        numeric[column] = values
+
+    original = prepared.positive[source]
+    positive = original.copy()
+    if concept and prepared.low_risk is not None:
+        u = rng.random(size)
+        positive[prepared.low_risk[source] & (u < LOW_RISK_CHURN * intensity)] = True
+        positive[prepared.high_risk[source] & (u < HIGH_RISK_STAY * intensity)] = False
+
+    flipped = _flips(rng, positive, flip_rate)
+    positive ^= flipped
+    return _Chunk(start=start, source_rows=source, numeric=numeric, original=original, positive=positive,
+                  flipped=flipped, flip_rate=flip_rate)
+
+
+def _flips(rng: np.random.Generator, positive: np.ndarray, rate: float) -> np.ndarray:
+    """Exactly ``round(rate * n)`` rows to flip, half from each class where possible.
+
+    Uniformly random flips would mostly turn negatives into positives (the larger class),
+    raising the churn rate and, at 5 %, dragging a good model's ROC-AUC below 0.80 on
+    days with no drift at all; balanced flips are label noise that does neither.
+    """
+    total = int(round(rate * len(positive)))
+    pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
+    from_pos = min(total // 2, len(pos))
+    from_neg = min(total - from_pos, len(neg))
+    from_pos = min(total - from_neg, len(pos))  # give the other class what one class lacks
+    mask = np.zeros(len(positive), dtype=bool)
+    mask[rng.choice(pos, size=from_pos, replace=False)] = True
+    mask[rng.choice(neg, size=from_neg, replace=False)] = True
+    return mask
+
+
+def _ids(day: date, chunk: _Chunk) -> pa.StringArray:
+    """``YYYYMMDD-NNNNNNNN`` ids built as bytes (no Python string per row)."""
+    first, size = chunk.start, len(chunk)
+    width = max(8, len(str(first + size - 1)))
+    prefix = np.frombuffer(f"{day:%Y%m%d}-".encode(), dtype=np.uint8)
+    text = np.empty((size, len(prefix) + width), dtype=np.uint8)
+    text[:, :len(prefix)] = prefix
+    numbers = np.arange(first, first + size, dtype=np.int64)
+    for position in range(text.shape[1] - 1, len(prefix) - 1, -1):
+        numbers, digit = np.divmod(numbers, 10)
+        text[:, position] = digit + ord("0")
+    # 32-bit offsets (Arrow's plain string) whenever they fit, i.e. below ~100M rows.
+    small = (size + 1) * text.shape[1] < 2**31
+    offsets = np.arange(0, (size + 1) * text.shape[1], text.shape[1], dtype=np.int32 if small else np.int64)
+    kind = pa.StringArray if small else pa.LargeStringArray
+    return kind.from_buffers(size, pa.py_buffer(offsets), pa.py_buffer(text))
+
+
+def _dictionary(codes: np.ndarray, categories: np.ndarray) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(categories, type=pa.string()))
+
+
+def _batch_table(prepared: _Prepared, day: date, chunk: _Chunk) -> pa.Table:
+    arrays = [_ids(day, chunk)]
+    arrays += [pa.array(chunk.numeric[c], type=pa.float64(), from_pandas=True) for c in prepared.numeric]
+    arrays += [_dictionary(codes[chunk.source_rows], categories) for codes, categories in prepared.categorical.values()]
+    return pa.Table.from_arrays(arrays, schema=prepared.batch_schema)
+
+
+def _labels_table(prepared: _Prepared, day: date, chunk: _Chunk) -> pa.Table:
+    labels = np.array([prepared.negative_label, prepared.positive_label], dtype=object)
+    return pa.Table.from_arrays([_ids(day, chunk), _dictionary(chunk.positive.astype(np.int32), labels)],
+                                schema=prepared.labels_schema)
+
+
+def _batch_frame(prepared: _Prepared, ids: np.ndarray, chunk: _Chunk) -> pd.DataFrame:
+    columns: dict[str, np.ndarray] = {prepared.id_column: ids}
+    columns.update(chunk.numeric)
+    for column, (codes, categories) in prepared.categorical.items():
+        # Code -1 (missing) picks the appended None.
+        columns[column] = np.append(categories, None)[codes[chunk.source_rows]]
+    # copy=False also keeps one block per column: consolidating would copy them all.
+    return pd.DataFrame(columns, copy=False)
+
+
+def _labels_frame(prepared: _Prepared, ids: np.ndarray, chunk: _Chunk) -> pd.DataFrame:
+    labels = np.array([prepared.negative_label, prepared.positive_label], dtype=object)
+    # ids.copy(): the frames share the id strings but not the array, so editing one frame
+    # in place never edits the other.
+    target = labels[chunk.positive.astype(np.intp)]
+    return pd.DataFrame({prepared.id_column: ids.copy(), prepared.target: target}, copy=False)
+
+
+@contextmanager
+def _parquet_writer(path: Path, schema: pa.Schema, dictionary_columns: list[str]) -> Iterator[pq.ParquetWriter]:
+    """A ParquetWriter on a temporary file that replaces ``path`` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        # store_schema=False: no Arrow schema in the footer, so readers see plain string
+        # columns (not pandas categoricals) although they are written dictionary-encoded.
+        writer = pq.ParquetWriter(temporary, schema, use_dictionary=dictionary_columns, store_schema=False)
+        try:
+            yield writer
+        finally:
+            writer.close()
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,147 @@
+"""The continuous-training loop with ``dag.test()`` and logical dates.
+
+train → simulate 10 stable then drifted days → monitor 20 days (stable days never trigger,
+drifted ones do, with the deterministic run id) → churn_retraining decides per policy →
+a second retraining inside the cooldown stops early → ``force`` overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pendulum
+import pytest
+
+from tests.helpers import ROOT, write_config
+
+pytestmark = pytest.mark.e2e
+
+D0 = date(2026, 9, 1)
+STABLE, MONITORED, SIMULATED, RAMP = 10, 20, 40, 3
+
+
+@pytest.fixture(scope="module")
+def loop(airflow_db, tmp_path_factory):
+    """One trained champion and 40 simulated days in a module-wide CHURNOPS_HOME."""
+    import os
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from churnops.config import load_config
+    from churnops.simulate import write_days
+
+    home = tmp_path_factory.mktemp("loop-home")
+    config = write_config(home / "config.yaml",
+                          training={"families": ["logistic_regression"], "cv_folds": 2},
+                          policy={"bootstrap_samples": 200, "cooldown_days": 7},
+                          registry={"model_name": "loop-model"})
+    saved = {k: os.environ.get(k) for k in ("CHURNOPS_HOME", "CHURNOPS_CONFIG")}
+    os.environ.update(CHURNOPS_HOME=str(home), CHURNOPS_CONFIG=str(config))
+    cfg = load_config(config)
+    write_days(cfg, home, D0, STABLE, rows_per_day=1500, scenario="stable", seed=7)
+    write_days(cfg, home, D0 + timedelta(days=STABLE), SIMULATED - STABLE, rows_per_day=1500, scenario="mixed",
+               seed=7, drift_start=D0 + timedelta(days=STABLE), ramp_days=RAMP)
+    dags = DagBag(dag_folder=str(ROOT / "dags")).dags
+    run = dags["churn_training"].test(logical_date=pendulum.datetime(2026, 8, 31, tz="UTC"))
+    assert str(run.state) == "success"
+    yield {"home": home, "config": cfg, "dags": dags}
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def states(dag_run) -> dict[str, str]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+
+
+def retraining_runs() -> dict[str, dict]:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {r.run_id: {"state": str(r.state), "conf": r.conf}
+                for r in session.query(DagRun).filter(DagRun.dag_id == "churn_retraining")}
+
+
+def test_monitoring_flags_drifted_days_only_and_queues_one_retraining_each(loop):
+    monitoring = loop["dags"]["churn_monitoring"]
+    flagged = {}
+    for offset in range(MONITORED):
+        day = D0 + timedelta(days=offset)
+        dag_run = monitoring.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+        tasks = states(dag_run)
+        assert str(dag_run.state) == "success", (day, tasks)
+        flagged[day] = tasks["trigger_retraining"] == "success"
+        assert tasks["no_retraining"] == ("skipped" if flagged[day] else "success")
+        report = json.loads((loop["home"] / "reports" / f"date={day}" / "drift_report.json").read_text())
+        assert report["decision"] == ("retrain" if flagged[day] else "none")
+        assert (loop["home"] / "reports" / f"date={day}" / "drift_report.html").is_file()
+
+    stable = [d for d in flagged if d < D0 + timedelta(days=STABLE)]
+    drifted = [d for d in flagged if d >= D0 + timedelta(days=STABLE + RAMP - 1)]  # at full intensity
+    assert not any(flagged[d] for d in stable), "false alarm on a stable day"
+    assert all(flagged[d] for d in drifted), "drift missed"
+    queued = retraining_runs()
+    for day in (d for d, hit in flagged.items() if hit):
+        run = queued[f"monitoring__{day}"]
+        assert run["conf"]["as_of"] == day.isoformat() and run["conf"]["reason"]
+
+    # A rerun of a day replaces its report and MLflow run and does not start a second retraining.
+    day = drifted[0]
+    again = monitoring.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+    assert states(again)["trigger_retraining"] == "skipped"
+    assert len(retraining_runs()) == len(queued)
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("churnops-telco-monitoring")
+    runs = client.search_runs([experiment.experiment_id], f"tags.`churnops.monitoring_date` = '{day}'")
+    assert len(runs) == 1
+
+
+def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
+    from airflow.models import Variable  # the test reads the metadata DB, outside any task
+    from mlflow import MlflowClient
+
+    retraining = loop["dags"]["churn_retraining"]
+    as_of = D0 + timedelta(days=SIMULATED - 1)
+    first = retraining.test(logical_date=pendulum.datetime(2026, 12, 1, tz="UTC"),
+                            run_conf={"as_of": as_of.isoformat()})
+    tasks = states(first)
+    assert str(first.state) == "success", tasks
+    client = MlflowClient()
+    challenger = client.get_model_version("loop-model", "2")
+    gain = float(challenger.tags["churnops.gain"])
+    if gain > 0.01:
+        assert tasks["promote"] == "success" and tasks["reject"] == "skipped"
+        assert client.get_model_version_by_alias("loop-model", "champion").version in (2, "2")
+        assert client.get_model_version_by_alias("loop-model", "previous_champion").version in (1, "1")
+        state = json.loads(Variable.get("churnops_last_promotion"))  # noqa: AIR311
+        assert state["date"] == as_of.isoformat() and str(state["version"]) == "2"
+    else:
+        assert tasks["reject"] == "success" and tasks["promote"] == "skipped"
+        assert challenger.tags["churnops.decision"] == "rejected"
+    assert gain > 0.01, f"the drifted window should give the challenger a real gain, got {gain}"
+
+    blocked = retraining.test(logical_date=pendulum.datetime(2026, 12, 2, tz="UTC"),
+                              run_conf={"as_of": (as_of + timedelta(days=1)).isoformat()})
+    tasks = states(blocked)
+    assert tasks["check_cooldown"] == "success" and tasks["start"] == "skipped"
+    assert tasks["promote"] == "skipped"
+    experiment = client.get_experiment_by_name("churnops-telco")
+    skipped = client.search_runs([experiment.experiment_id], "tags.`churnops.decision` = 'skipped'")
+    assert len(skipped) == 1 and "in cooldown" in skipped[0].data.tags["churnops.decision_reason"]
+
+    forced = retraining.test(logical_date=pendulum.datetime(2026, 12, 3, tz="UTC"),
+                             run_conf={"as_of": (as_of + timedelta(days=1)).isoformat(), "force": True})
+    tasks = states(forced)
+    assert str(forced.state) == "success" and tasks["start"] == "success"
+    assert tasks["compare"] == "success"
+    parent = client.search_runs([experiment.experiment_id], "tags.`churnops.forced` = 'true'")
+    assert len(parent) == 1
