@@ -291,6 +291,7 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
         "n_labels": performance["performance"]["n_labels"],
         "decision": decision["decision"],
         "reasons": decision["reasons"],
+        "notes": decision.get("notes", []),
         "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
     }
     json_path = _write_json(folder / "drift_report.json", report)
