@@ -1,0 +1,126 @@
+"""``churnops monitor / retrain / status / rollback`` on a trained champion and simulated days."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, timedelta
+
+import pytest
+
+from churnops.cli import main
+from tests.helpers import write_config
+
+pytestmark = pytest.mark.e2e
+
+D0 = date(2026, 10, 1)
+MONITOR_KEYS = {"date", "model_version", "rows", "drifted_features", "drift_share", "dataset_drift",
+                "prediction_drift", "realized_roc_auc", "decision", "reasons"}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A champion (v1) and 12 stable simulated days in a module-wide CHURNOPS_HOME."""
+    root = tmp_path_factory.mktemp("monitor-home")
+    config = write_config(root / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
+                          policy={"bootstrap_samples": 100})
+    saved = {k: os.environ.get(k) for k in ("CHURNOPS_HOME", "CHURNOPS_CONFIG")}
+    os.environ.update(CHURNOPS_HOME=str(root), CHURNOPS_CONFIG=str(config))
+    assert main(["train"]) == 0
+    assert main(["simulate", "--start", D0.isoformat(), "--days", "12", "--rows-per-day", "800", "--seed", "3"]) == 0
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 and "--json" in argv else out), err
+
+
+def test_monitor_prints_the_documented_json_and_reruns_identically(home, capsys):
+    from mlflow import MlflowClient
+
+    day = D0 + timedelta(days=9)
+    code, first, err = run(capsys, "monitor", "--date", day.isoformat(), "--json")
+    assert code == 0, err
+    assert MONITOR_KEYS <= set(first)
+    assert first["date"] == day.isoformat() and first["model_version"] == "1" and first["rows"] == 800
+    assert first["decision"] == "none" and first["dataset_drift"] is False
+    report = home / "reports" / f"date={day}" / "drift_report.json"
+    predictions = home / "predictions" / f"date={day}" / "predictions.parquet"
+    before = (report.read_bytes(), predictions.read_bytes())
+
+    code, again, err = run(capsys, "monitor", "--date", day.isoformat(), "--json")
+    assert code == 0, err
+    assert (report.read_bytes(), predictions.read_bytes()) == before, "a rerun of a day gives the same result"
+    assert again["mlflow_run_id"] == first["mlflow_run_id"], "one monitoring run per day, reused"
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("churnops-telco-monitoring")
+    assert len(client.search_runs([experiment.experiment_id], f"tags.`churnops.monitoring_date` = '{day}'")) == 1
+
+
+def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
+    for offset in range(0, 12):
+        code, _, err = run(capsys, "monitor", "--date", (D0 + timedelta(days=offset)).isoformat(), "--json")
+        assert code == 0, err
+    early = json.loads((home / "reports" / f"date={D0 + timedelta(days=3)}" / "drift_report.json").read_text())
+    late = json.loads((home / "reports" / f"date={D0 + timedelta(days=11)}" / "drift_report.json").read_text())
+    assert early["realized_roc_auc"] is None, "no label has matured 3 days in (delay 7)"
+    assert late["n_labels"] == 5 * 800 and 0.7 < late["realized_roc_auc"] < 0.95
+
+
+@pytest.mark.parametrize("bad_date", ["../../etc", "2026-13-45", "yesterday"])
+def test_a_bad_date_is_a_one_line_error(home, capsys, bad_date):
+    code, _, err = run(capsys, "monitor", "--date", bad_date)
+    assert code == 2 and err.count("\n") == 1 and "not a date" in err
+
+
+def test_a_missing_day_fails_clearly(home, capsys):
+    code, _, err = run(capsys, "monitor", "--date", "2027-01-01")
+    assert code == 2 and "no batch for 2027-01-01" in err
+
+
+def test_an_invalid_batch_is_quarantined_untouched(home, capsys):
+    import pandas as pd
+
+    day = date(2026, 12, 24)
+    folder = home / "incoming" / f"date={day}"
+    folder.mkdir(parents=True)
+    source = pd.read_parquet(home / "incoming" / f"date={D0}" / "batch.parquet").drop(columns=["contract"])
+    source.to_csv(folder / "batch.csv", index=False)
+    raw = (folder / "batch.csv").read_bytes()
+    code, _, err = run(capsys, "monitor", "--date", day.isoformat())
+    assert code == 2 and "'contract'" in err and "required_column" in err
+    assert (folder / "batch.csv").read_bytes() == raw
+    reason = json.loads((home / "quarantine" / "monitoring" / f"date={day}" / "batch.csv" / "reason.json").read_text())
+    assert reason["findings"][0]["column"] == "contract"
+    assert not (home / "predictions" / f"date={day}").exists(), "nothing scored from a rejected batch"
+
+
+def test_status_then_rollback_without_previous_champion(home, capsys):
+    code, status, err = run(capsys, "status", "--json")
+    assert code == 0, err
+    assert status["champion"] == "1" and status["previous_champion"] is None and status["last_promotion"] is None
+    code, _, err = run(capsys, "rollback")
+    assert code == 2 and "previous_champion" in err
+
+
+def test_retrain_respects_the_cooldown_unless_forced(home, capsys):
+    state = home / "state" / "promotion.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    as_of = D0 + timedelta(days=11)
+    state.write_text(json.dumps({"churnops_last_promotion": {"date": (as_of - timedelta(days=2)).isoformat(),
+                                                              "version": "1"}}))
+    code, blocked, err = run(capsys, "retrain", "--date", as_of.isoformat(), "--json")
+    assert code == 0, err
+    assert blocked["decision"] == "skipped" and "in cooldown" in blocked["reason"]
+
+    code, forced, err = run(capsys, "retrain", "--date", as_of.isoformat(), "--force", "--json")
+    assert code == 0, err
+    assert forced["forced"] is True and forced["challenger_version"] == "2"
+    assert forced["decision"] == ("promoted" if forced["gain"] > 0.01 else "rejected")
