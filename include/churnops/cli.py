@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     retrain.add_argument("--families", nargs="+", choices=MODEL_FAMILIES, help="model families (default: config)")
     command("status", "Show champion, previous champion, last promotion and cooldown.").add_argument(
         "--date", help="as-of day for the cooldown (default: the last promotion's state only)")
-    command("rollback", "Move @champion back to @previous_champion.")
+    rollback = command("rollback", "Move @champion back to @previous_champion.")
+    rollback.add_argument("--reason", default="manual rollback", help="recorded on both versions")
+    rollback.add_argument("--date", help="the rollback's date for the cooldown record (default: today)")
     return parser
 
 
@@ -135,18 +137,16 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rollback(args: argparse.Namespace) -> dict[str, Any]:
+    from datetime import date
+
     from churnops.config import load_config
-    from churnops.registry import rollback_champion
-    from churnops.tracking import configure_mlflow
+    from churnops.retraining_pipeline import rollback_and_record
+    from churnops.state import FileState
 
     config = load_config(args.config)
-    configure_mlflow(config)
-    try:
-        return rollback_champion(config.registry, {"churnops.decision": "rolled_back"})
-    except ValueError as exc:
-        from churnops.errors import ChurnopsInputError
-
-        raise ChurnopsInputError(str(exc)) from exc
+    as_of = args.date or date.today().isoformat()  # a human's rollback happens "now"; --date pins it
+    return rollback_and_record(config, FileState(cooldown_days=config.policy.cooldown_days),
+                               {"dag_id": "cli", "run_id": f"rollback__{as_of}", "logical_date": as_of}, args.reason)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

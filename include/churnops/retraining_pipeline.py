@@ -18,6 +18,7 @@ __all__ = [
     "add_recent_days",
     "check_cooldown",
     "record_skip",
+    "rollback_and_record",
     "compare_on_fresh_window",
     "evaluation_days",
     "record_decision",
@@ -210,3 +211,24 @@ def run_retraining(config_path: str | None, as_of: date, state: PromotionState, 
             **{k: comparison[k] for k in ("gain", "champion_roc_auc", "challenger_roc_auc", "ci",
                                           "champion_version", "challenger_version")}}
 
+
+
+def rollback_and_record(config: ChurnopsConfig, state: PromotionState, context: dict[str, Any],
+                        reason: str) -> dict[str, Any]:
+    """Move ``@champion`` back to ``@previous_champion``, tag both and record it as the last promotion."""
+    from churnops.errors import ChurnopsInputError
+    from churnops.registry import rollback_champion
+    from churnops.tracking import configure_mlflow
+
+    configure_mlflow(config)
+    day = (context.get("logical_date") or "")[:10]
+    tags = {"churnops.decision": "rolled_back", "churnops.decision_reason": reason[:4000],
+            "churnops.decision_run": context.get("run_id", ""), "churnops.decision_as_of": day}
+    try:
+        moved = rollback_champion(config.registry, tags)
+    except ValueError as exc:
+        raise ChurnopsInputError(str(exc)) from exc
+    state.record_promotion({"date": day, "version": moved["champion"], "previous_version": moved["previous_champion"],
+                            "run_id": context.get("run_id", ""), "dag_id": context.get("dag_id", ""),
+                            "rolled_back": True, "reason": reason})
+    return moved

@@ -145,3 +145,20 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
     assert tasks["compare"] == "success"
     parent = client.search_runs([experiment.experiment_id], "tags.`churnops.forced` = 'true'")
     assert len(parent) == 1
+
+
+def test_rollback_from_the_ui_dag_swaps_the_aliases_and_records_it(loop):
+    from airflow.models import Variable  # the test reads the metadata DB, outside any task
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    champion = str(client.get_model_version_by_alias("loop-model", "champion").version)
+    previous = str(client.get_model_version_by_alias("loop-model", "previous_champion").version)
+    run = loop["dags"]["churn_rollback"].test(logical_date=pendulum.datetime(2026, 12, 5, tz="UTC"),
+                                              run_conf={"reason": "bad calls reported by the CRM team"})
+    assert str(run.state) == "success"
+    assert str(client.get_model_version_by_alias("loop-model", "champion").version) == previous
+    assert str(client.get_model_version_by_alias("loop-model", "previous_champion").version) == champion
+    assert client.get_model_version("loop-model", previous).tags["churnops.decision"] == "rolled_back"
+    state = json.loads(Variable.get("churnops_last_promotion"))  # noqa: AIR311
+    assert state["rolled_back"] is True and state["version"] == previous and state["date"] == "2026-12-05"
