@@ -30,6 +30,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
+from churnops.training_tasks import evaluate, features, merge, model_families, preprocess, register, train, validate
 
 FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
 PROMOTION_POOL = "churnops_promotion"
@@ -98,18 +99,6 @@ def churn_retraining():
         return fail_fast_on_bad_input(start_run)(ctx, _config_path(params), params["families"])
 
     @task
-    def validate(run: dict) -> dict:
-        from churnops.pipeline import validate_sources
-
-        return fail_fast_on_bad_input(validate_sources)(run)
-
-    @task
-    def merge(validated: dict) -> dict:
-        from churnops.pipeline import merge as merge_sources
-
-        return fail_fast_on_bad_input(merge_sources)(validated)
-
-    @task
     def add_recent_days(merged: dict, params: dict | None = None) -> dict:
         """Original data + matured labelled days; set aside the fresh evaluation window."""
         from churnops.retraining_pipeline import add_recent_days as add
@@ -117,49 +106,13 @@ def churn_retraining():
         return add(merged, _as_of(params))
 
     @task
-    def preprocess(window: dict) -> dict:
-        from churnops.pipeline import preprocess as make_snapshot
-
-        return fail_fast_on_bad_input(make_snapshot)(window)
-
-    @task
-    def features(snapshot: dict) -> dict:
-        from churnops.pipeline import build_features
-
-        return build_features(snapshot)
-
-    @task
-    def model_families(prepared: dict) -> list[str]:
-        return prepared["families"]
-
-    @task(map_index_template="{{ family }}")
-    def train(prepared: dict, family: str) -> dict:
-        from churnops.pipeline import train_family
-
-        get_current_context()["family"] = family
-        return train_family(prepared, family)
-
-    @task
-    def evaluate(trained: list[dict]) -> dict:
-        from churnops.pipeline import evaluate_candidates
-
-        return evaluate_candidates(trained)
-
-    @task
-    def register(chosen: dict) -> dict:
-        """Register the challenger (@challenger: the champion is left alone here)."""
-        from churnops.pipeline import register_chosen
-
-        return {**register_chosen(chosen), "evaluation": chosen["evaluation"],
-                "config_path": chosen["run"]["config_path"]}
-
-    @task
-    def compare(registered: dict) -> dict:
+    def compare(registered: dict, window: dict) -> dict:
         """Score champion and challenger on the same fresh window; apply the policy."""
         from churnops.retraining_pipeline import compare_on_fresh_window
 
-        return {**compare_on_fresh_window(registered, registered["evaluation"], registered["config_path"]),
-                "parent_run_id": registered["parent_run_id"], "config_path": registered["config_path"]}
+        config_path = window["run"]["config_path"]
+        return {**compare_on_fresh_window(registered, window["evaluation"], config_path),
+                "parent_run_id": registered["parent_run_id"], "config_path": config_path}
 
     @task.branch
     def decide(comparison: dict) -> str:
@@ -190,7 +143,7 @@ def churn_retraining():
     window = add_recent_days(merge(validate(started)))
     prepared = features(preprocess(window))
     trained = train.partial(prepared=prepared).expand(family=model_families(prepared))
-    comparison = compare(register(evaluate(trained)))
+    comparison = compare(register(evaluate(trained)), window)
     decide(comparison) >> [promote(comparison), reject(comparison)]
 
 

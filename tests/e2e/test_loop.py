@@ -18,7 +18,7 @@ from tests.helpers import ROOT, write_config
 pytestmark = pytest.mark.e2e
 
 D0 = date(2026, 9, 1)
-STABLE, MONITORED, SIMULATED, RAMP = 10, 20, 40, 3
+STABLE, MONITORED, SIMULATED, RAMP = 10, 20, 40, 1  # drift at full strength from its first day
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,76 @@
+"""TaskFlow tasks for the training steps, shared by ``churn_training`` and ``churn_retraining``.
+
+Each task only calls its :mod:`churnops.pipeline` step. Imported at the top of DAG files,
+so it imports nothing heavy: the library is imported inside each task.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import get_current_context, task
+
+from churnops.orchestration import fail_fast_on_bad_input
+
+__all__ = ["evaluate", "features", "merge", "model_families", "preprocess", "register", "train", "validate"]
+
+
+@task
+def validate(run: dict) -> dict:
+    """Check each raw source; quarantine and fail on any broken rule."""
+    from churnops.pipeline import validate_sources
+
+    return fail_fast_on_bad_input(validate_sources)(run)
+
+
+@task
+def merge(validated: dict) -> dict:
+    """Join the sources on the id and report unmatched keys."""
+    from churnops.pipeline import merge as merge_sources
+
+    return fail_fast_on_bad_input(merge_sources)(validated)
+
+
+@task
+def preprocess(merged: dict) -> dict:
+    """Clean and split by id hash; write this run's Parquet snapshot."""
+    from churnops.pipeline import preprocess as make_snapshot
+
+    return fail_fast_on_bad_input(make_snapshot)(merged)
+
+
+@task
+def features(snapshot: dict) -> dict:
+    """Build and profile the derived and encoded features."""
+    from churnops.pipeline import build_features
+
+    return build_features(snapshot)
+
+
+@task
+def model_families(prepared: dict) -> list[str]:
+    """The families to train, one mapped `train` task each (Params, else config)."""
+    return prepared["families"]
+
+
+@task(map_index_template="{{ family }}")
+def train(prepared: dict, family: str) -> dict:
+    """Cross-validate, fit and log one model family."""
+    from churnops.pipeline import train_family
+
+    get_current_context()["family"] = family
+    return train_family(prepared, family)
+
+
+@task
+def evaluate(trained: list[dict]) -> dict:
+    """Compare the candidates and choose by CV ROC-AUC."""
+    from churnops.pipeline import evaluate_candidates
+
+    return evaluate_candidates(trained)
+
+
+@task
+def register(chosen: dict) -> dict:
+    """Register the chosen model; @champion if none yet, else @challenger."""
+    from churnops.pipeline import register_chosen
+
+    return register_chosen(chosen)
