@@ -26,6 +26,9 @@ __all__ = [
 def _client() -> Any:
     from mlflow import MlflowClient
 
+    from churnops.tracking import use_tracking_store
+
+    use_tracking_store()
     return MlflowClient()
 
 

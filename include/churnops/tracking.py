@@ -23,6 +23,7 @@ __all__ = [
     "get_or_create_parent_run",
     "step_run",
     "tracking_uri",
+    "use_tracking_store",
 ]
 
 TAG_PREFIX = "churnops."
@@ -67,6 +68,27 @@ def tracking_uri() -> str:
     return _user_tracking_uri() or f"sqlite:///{churnops_home() / 'mlflow.db'}"
 
 
+def use_tracking_store() -> str:
+    """Point MLflow's tracking and registry at churnops' store; return the URI.
+
+    Every churnops call into MLflow goes through this (or :func:`configure_mlflow`): in a
+    fresh task process MLflow would otherwise fall back to ``./mlflow.db`` in the worker's
+    working directory.
+    """
+    import mlflow
+
+    global _exported_default
+    uri = tracking_uri()
+    if _user_tracking_uri() is None:
+        churnops_home().mkdir(parents=True, exist_ok=True)
+        _exported_default = uri
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+    if mlflow.get_registry_uri() != uri:
+        mlflow.set_registry_uri(uri)
+    return uri
+
+
 def configure_mlflow(config: ChurnopsConfig) -> str:
     """Point MLflow at the tracking store and registry; return the experiment id.
 
@@ -75,14 +97,8 @@ def configure_mlflow(config: ChurnopsConfig) -> str:
     """
     import mlflow
 
-    global _exported_default
     embedded = _user_tracking_uri() is None
-    uri = tracking_uri()
-    if embedded:
-        churnops_home().mkdir(parents=True, exist_ok=True)
-        _exported_default = uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_tracking_store()
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(config.experiment_name)
     if experiment is not None:

@@ -78,3 +78,22 @@ def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_cham
 
     rollback_champion(REGISTRY, {"churnops.decision": "rolled_back"})
     assert (alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")) == (first, second)
+
+
+def test_a_fresh_process_finds_the_registry_without_configuring_mlflow(logged_models, churnops_home):
+    """A task process starts with MLflow unconfigured: registry calls must still use churnops' store."""
+    import os
+    import subprocess
+    import sys
+
+    run_id, uri = logged_models[0]
+    version, _ = register_version(uri, run_id, REGISTRY, {"churnops.family": "lr"})
+    assign_training_alias(REGISTRY, version)
+    probe = ("from churnops.config import RegistryConfig; from churnops.registry import alias_version; "
+             "print(alias_version(RegistryConfig(model_name='unit-test-model'), 'champion'))")
+    # mlflow.set_tracking_uri() exported MLFLOW_TRACKING_URI in this process; a task process has none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=churnops_home.parent, env=env)
+    assert out.stdout.strip().splitlines()[-1] == version
+    assert not (churnops_home.parent / "mlflow.db").exists(), "MLflow fell back to ./mlflow.db"
