@@ -35,6 +35,30 @@ def _text(value: Any) -> Any:
     return text if text else MISSING
 
 
+def _texts(series: pd.Series) -> pd.Series:
+    """``series.map(_text).astype(object)`` computed once per distinct value, not per cell.
+
+    Exact for columns of ``str`` (and pandas' string dtype) and for plain numeric or boolean
+    columns, where equal values always read the same; other columns (mixed objects, where
+    ``1`` and ``True`` are equal but read differently, or extension dtypes) are mapped cell by cell.
+    """
+    dtype = series.dtype
+    text_column = isinstance(dtype, pd.StringDtype) or (
+        pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"))
+    if not (text_column or (isinstance(dtype, np.dtype) and dtype.kind in "biuf")):
+        return series.map(_text).astype(object)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    labels = np.array([_text(value) for value in np.asarray(uniques, dtype=object).tolist()] + [MISSING], dtype=object)
+    out = labels[codes]
+    nulls = np.flatnonzero(codes < 0)
+    if text_column and len(nulls):
+        # factorize's nulls (None, NaN, pd.NA, NaT, ...) are MISSING for _text too, save exotic
+        # ones such as Decimal("NaN"): the few null cells are passed through _text itself.
+        values = series.to_numpy(dtype=object)
+        out[nulls] = [_text(value) for value in values[nulls]]
+    return pd.Series(out, index=series.index, name=series.name, dtype=object)
+
+
 class RawInputCoercer(TransformerMixin, BaseEstimator):
     """Cast raw rows to the training types: numbers to float64, categories to str.
 
@@ -69,7 +93,7 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
                 values = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
             out[column] = values.astype("float64").replace([np.inf, -np.inf], np.nan)
         for column in self.categorical or []:
-            out[column] = X[column].map(_text).astype(object)
+            out[column] = _texts(X[column])
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -101,7 +125,10 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "specs_")
-        out = X.copy()
+        # A shallow copy: the new columns go to ``out`` only and no existing column is written,
+        # so X is left as it was, without a deep copy (which also consolidates every object
+        # column into one block: seconds on a million rows).
+        out = X.copy(deep=False)
         for spec in self.specs_:
             out[spec["name"]] = _BUILDERS[spec["kind"]](out, spec)
         return out
@@ -118,7 +145,14 @@ def _ratio(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
 
 def _count_equal(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
     value = str(spec["value"])
-    return sum((frame[c].astype(str) == value).astype("float64") for c in spec["columns"])
+    return sum((_as_str(frame[c]) == value).astype("float64") for c in spec["columns"])
+
+
+def _as_str(values: pd.Series) -> pd.Series:
+    # astype(str) leaves a column of str unchanged (it would only copy it): skip it then.
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values
+    return values.astype(str)
 
 
 def _bins(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:

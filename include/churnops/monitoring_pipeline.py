@@ -15,6 +15,9 @@ so a rerun or a backfill of a day gives the same result and never duplicates any
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,14 +80,57 @@ def _write_json(path: Path, payload: Any) -> Path:
     return path
 
 
+# Within one run_monitoring call the steps share what they read: the day's batch, the
+# reference split, the model. Each step called on its own (an Airflow task) reads its inputs
+# itself, as before. Entries are keyed by file identity (path, size, mtime) or model version,
+# and the shared frames are never modified by the steps.
+_RUN_CACHE: ContextVar[dict | None] = ContextVar("churnops_monitoring_run_cache", default=None)
+
+
+@contextmanager
+def _shared_reads() -> Iterator[dict]:
+    token = _RUN_CACHE.set({})
+    try:
+        yield _RUN_CACHE.get()
+    finally:
+        _RUN_CACHE.reset(token)
+
+
+def _cached(key: tuple, compute: Callable[[], Any]) -> Any:
+    cache = _RUN_CACHE.get()
+    if cache is None:
+        return compute()
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
 def read_partition(config: ChurnopsConfig, folder: Path) -> Any:
     """All files of a partition, typed like training data, as one frame."""
     import pandas as pd
 
     from churnops.data import coerce_types, read_source
 
-    frames = [coerce_types(read_source(Source(name=p.stem, path=p)), config.dataset) for p in _files(folder)]
+    cache = _RUN_CACHE.get()
+    frames = []
+    for path in _files(folder):
+        # check_batch leaves the raw frames it validated for the first read of the day's batch.
+        raw = cache.pop(("raw", _file_key(path)), None) if cache is not None else None
+        frames.append(coerce_types(read_source(Source(name=path.stem, path=path)) if raw is None else raw,
+                                   config.dataset))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _batch(config: ChurnopsConfig, day: date) -> Any:
+    """The day's batch (read once per run_monitoring call)."""
+    folder = partition("incoming", day)
+    key = ("batch", config.dataset.model_dump_json(), tuple(_file_key(p) for p in _files(folder)))
+    return _cached(key, lambda: read_partition(config, folder))
 
 
 def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
@@ -105,6 +151,9 @@ def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
         source = Source(name=path.stem, path=path, columns=config.dataset.feature_columns)
         frame, found = validate_source(source, config)
         rows += len(frame)
+        cache = _RUN_CACHE.get()
+        if cache is not None and not found:
+            cache[("raw", _file_key(path))] = frame
         if found:
             quarantine(source, found, partition("quarantine/monitoring", day) / path.name,
                        {"step": "check_batch", "date": day.isoformat(), "message": str(DataValidationError(found))})
@@ -130,13 +179,66 @@ def load_model(config: ChurnopsConfig, version: str) -> Any:
     """The exact registered version (not the alias), so an alias move mid-run cannot mix models."""
     import mlflow
 
-    return mlflow.pyfunc.load_model(f"models:/{config.registry.model_name}/{version}")
+    from churnops.tracking import use_tracking_store
+
+    use_tracking_store()  # a fresh task process would otherwise read MLflow's ./mlflow.db default
+    uri = f"models:/{config.registry.model_name}/{version}"
+    return _cached(("model", uri), lambda: mlflow.pyfunc.load_model(uri))
+
+
+SCORE_CHUNK_ROWS = 250_000
+"""Rows per call of the model pipeline. Every step of the logged pipeline (fitted coercion,
+derived features, imputation, scaling, one-hot, estimator) scores a row from that row alone,
+so chunks give the same scores while keeping the intermediate frames and matrices small:
+less memory, and faster than one call on a million rows."""
 
 
 def positive_scores(model: Any, frame: Any, config: ChurnopsConfig) -> Any:
     import numpy as np
 
-    return np.asarray(model.predict(frame[config.dataset.feature_columns]))[:, 1]
+    columns = config.dataset.feature_columns
+    direct = _direct_predict(model, frame, columns)
+    if direct is None:
+        return np.asarray(model.predict(frame[columns]))[:, 1]
+    if len(frame) <= SCORE_CHUNK_ROWS:
+        return np.asarray(direct(frame))[:, 1]
+    return np.concatenate([np.asarray(direct(frame.iloc[start:start + SCORE_CHUNK_ROWS]))[:, 1]
+                           for start in range(0, len(frame), SCORE_CHUNK_ROWS)])
+
+
+def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any], Any] | None:
+    """The pyfunc's own predict function, minus MLflow's schema check, when that check is a no-op.
+
+    churnops logs its models with every input column typed ``any`` (see
+    :func:`churnops.train.model_signature`). For such a signature MLflow's enforcement only
+    checks that the columns are present and rebuilds the frame in signature order, calling a
+    Python function on every cell (about 60 µs per row, more than the model itself). When the
+    model is a scikit-learn pyfunc with only required ``any`` columns, no params schema, and
+    its columns are among ``columns`` (what the caller would pass) which ``data`` all has,
+    this returns ``pipeline.<predict_fn>`` applied to those columns in signature order: exactly
+    what ``model.predict(data[columns])`` computes. Otherwise None: use ``model.predict``, which
+    also raises the same errors as before on a missing column.
+    """
+    try:
+        from mlflow.types.schema import AnyType, ColSpec
+
+        metadata = model.metadata
+        flavor = metadata.flavors["python_function"]
+        schema = metadata.get_input_schema()
+        if (flavor.get("loader_module") != "mlflow.sklearn" or schema is None or not schema.has_input_names()
+                or metadata.get_params_schema() is not None or metadata._is_signature_from_type_hint()
+                or metadata._is_type_hint_from_example()):
+            return None
+        specs = schema.inputs
+        if not all(isinstance(s, ColSpec) and isinstance(s.type, AnyType) and s.required for s in specs):
+            return None
+        names = [s.name for s in specs]
+        if not set(names) <= set(columns) or not set(columns) <= set(data.columns):
+            return None
+        predict = getattr(model.get_raw_model(), flavor.get("predict_fn", "predict"))
+    except Exception:  # not an MLflow pyfunc of that shape (e.g. a test double): the plain path
+        return None
+    return lambda frame: predict(frame[names])
 
 
 def score_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
@@ -144,7 +246,7 @@ def score_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
     import pandas as pd
 
     version = champion_version(config)
-    batch = read_partition(config, partition("incoming", day))
+    batch = _batch(config, day)
     scores = positive_scores(load_model(config, version), batch, config)
     out = partition("predictions", day) / "predictions.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,11 +262,14 @@ def reference_frame(config: ChurnopsConfig, version: str) -> Any:
     from churnops.data import SPLIT_COLUMN
     from churnops.registry import version_tags
 
-    path = version_tags(config.registry, version).get("churnops.snapshot_path")
-    if not path or not Path(path).is_file():
-        raise FileNotFoundError(f"version {version} has no readable training snapshot (tag churnops.snapshot_path)")
-    snapshot = pd.read_parquet(path)
-    return snapshot[snapshot[SPLIT_COLUMN] == "train"].reset_index(drop=True)
+    def read() -> Any:
+        path = version_tags(config.registry, version).get("churnops.snapshot_path")
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(f"version {version} has no readable training snapshot (tag churnops.snapshot_path)")
+        snapshot = pd.read_parquet(path)
+        return snapshot[snapshot[SPLIT_COLUMN] == "train"].reset_index(drop=True)
+
+    return _cached(("reference", config.registry.model_name, version), read)
 
 
 def feature_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +277,7 @@ def feature_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]
     from churnops.monitor import drift_summary, feature_drift
 
     reference = reference_frame(config, scored["model_version"])
-    current = read_partition(config, partition("incoming", day))
+    current = _batch(config, day)
     rows = feature_drift(reference, current, config.dataset.numeric_features, config.dataset.categorical_features,
                          config.monitoring)
     summary = drift_summary(rows, config.monitoring)
@@ -189,7 +294,7 @@ def prediction_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, A
     reference = sample_rows(reference_frame(config, scored["model_version"]), config.monitoring.sample_size,
                             config.monitoring.seed)
     reference_scores = positive_scores(load_model(config, scored["model_version"]), reference, config)
-    current_scores = pd.read_parquet(scored["predictions"])[SCORE_COLUMN].to_numpy()
+    current_scores = pd.read_parquet(scored["predictions"], columns=[SCORE_COLUMN])[SCORE_COLUMN].to_numpy()
     result = prediction_drift(reference_scores, current_scores, config.monitoring)
     _write_json(partition("reports", day) / "prediction_drift.json", result)
     return result
@@ -296,7 +401,7 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
     }
     json_path = _write_json(folder / "drift_report.json", report)
     html_path = drift_report_html(reference_frame(config, scored["model_version"]),
-                                  read_partition(config, partition("incoming", day)),
+                                  _batch(config, day),
                                   config.dataset.numeric_features, config.dataset.categorical_features,
                                   folder / "drift_report.html", config.monitoring.sample_size, config.monitoring.seed)
     run_id = _monitoring_run(config, day)
@@ -319,10 +424,15 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
 
 
 def run_monitoring(config: ChurnopsConfig, day: date) -> dict[str, Any]:
-    """All monitoring steps for one day, in DAG order: what ``churnops monitor`` runs."""
-    check_batch(config, day)
-    scored = score_batch(config, day)
-    features = feature_drift_step(config, day, scored)
-    prediction = prediction_drift_step(config, day, scored)
-    performance = performance_step(config, day, scored)
-    return report_step(config, day, scored, features, prediction, performance, {"churnops.dag_id": "cli"})
+    """All monitoring steps for one day, in DAG order: what ``churnops monitor`` runs.
+
+    The steps share the day's batch, the reference split and the model within the call
+    (each is read once); run as separate Airflow tasks they read them themselves.
+    """
+    with _shared_reads():
+        check_batch(config, day)
+        scored = score_batch(config, day)
+        features = feature_drift_step(config, day, scored)
+        prediction = prediction_drift_step(config, day, scored)
+        performance = performance_step(config, day, scored)
+        return report_step(config, day, scored, features, prediction, performance, {"churnops.dag_id": "cli"})

@@ -17,7 +17,16 @@ import numpy as np
 import pandas as pd
 
 from churnops.config import ChurnopsConfig, Source
-from churnops.data import SourceReadError, as_text, blank_to_na, file_sha256, read_source
+from churnops.data import (
+    SourceReadError,
+    as_text_series,
+    blank_to_na,
+    file_sha256,
+    is_text,
+    missing_mask,
+    read_source,
+    text_codes,
+)
 from churnops.errors import ChurnopsInputError
 
 __all__ = ["DataValidationError", "Finding", "quarantine", "validate_frame", "validate_source"]
@@ -67,28 +76,42 @@ def validate_frame(frame: pd.DataFrame, source: Source, config: ChurnopsConfig) 
     if ds.id_column in missing:
         return found
 
-    ids = blank_to_na(frame[ds.id_column])
-    if ids.isna().any():
-        fail(ds.id_column, "id_not_null", f"{int(ids.isna().sum())} rows have no id")
-    dupes = ids[ids.duplicated(keep=False) & ids.notna()]
-    if len(dupes):
-        sample = sorted(map(str, dupes.unique()))[:5]
-        fail(ds.id_column, "id_unique", f"{dupes.nunique()} ids repeat, e.g. {sample}")
+    null_ids, repeated = _id_checks(frame[ds.id_column])
+    if null_ids:
+        fail(ds.id_column, "id_not_null", f"{null_ids} rows have no id")
+    if len(repeated):
+        sample = sorted(map(str, repeated))[:5]
+        fail(ds.id_column, "id_unique", f"{len(repeated)} ids repeat, e.g. {sample}")
 
     for column in ds.feature_columns:
         if column not in frame.columns:
             continue
-        values = blank_to_na(frame[column])
+        values = frame[column]
+        missing = missing_mask(values)  # blank_to_na(values).isna(), without building that column
         limit = rules.null_fraction.get(column, rules.max_null_fraction)
-        null_share = float(values.isna().mean())
+        null_share = float(missing.mean())
         if null_share > limit:
             fail(column, "max_null_fraction", f"{null_share:.2%} null, above the limit {limit:.2%}")
         if column in ds.numeric_features:
-            found.extend(_numeric_findings(values, column, source, config))
+            present = values.where(~missing, None) if is_text(values) else values  # = blank_to_na(values)
+            found.extend(_numeric_findings(present, column, source, config))
 
     if ds.target in frame.columns:
         found.extend(_label_findings(frame[ds.target], source, config))
     return found
+
+
+def _id_checks(ids: pd.Series) -> tuple[int, list]:
+    """(rows without an id, the distinct ids found on more than one row) after blank_to_na."""
+    if not is_text(ids):
+        missing = ids.isna()
+        repeated = ids[ids.duplicated(keep=False) & ~missing]
+        return int(missing.sum()), list(repeated.unique())
+    # One hash pass serves both checks: an id repeats when its factorize code occurs twice.
+    codes, uniques, blank = text_codes(ids)
+    missing = blank[codes]
+    counts = np.bincount(codes[~missing], minlength=len(uniques))
+    return int(missing.sum()), list(uniques[counts > 1])
 
 
 def _numeric_findings(values: pd.Series, column: str, source: Source, config: ChurnopsConfig) -> list[Finding]:
@@ -119,7 +142,7 @@ def _numeric_findings(values: pd.Series, column: str, source: Source, config: Ch
 
 def _label_findings(labels: pd.Series, source: Source, config: ChurnopsConfig) -> list[Finding]:
     ds = config.dataset
-    text = blank_to_na(labels).map(as_text, na_action="ignore")
+    text = as_text_series(blank_to_na(labels))
     found = []
     if text.isna().any():
         found.append(Finding(source.name, ds.target, "label_not_null", f"{int(text.isna().sum())} rows have no label"))

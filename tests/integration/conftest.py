@@ -1,0 +1,367 @@
+"""Real Airflow processes for the integration tests: api-server, scheduler and dag-processor.
+
+``airflow_stack`` (module scope) gives a fresh ``AIRFLOW_HOME`` with a LocalExecutor, a fresh
+metadata DB (a throwaway PostgreSQL database when a server answers on 127.0.0.1:5432 and a
+driver is installed, else SQLite), a fresh ``CHURNOPS_HOME`` and a churnops config, all
+passed to the processes through their environment. The processes run in their own sessions
+and are always stopped, with every task process they started, when the module ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.helpers import ROOT, write_config
+
+BIN = Path(sys.executable).parent
+AIRFLOW = BIN / "airflow"
+CHURNOPS = BIN / "churnops"
+DAG_IDS = ("churn_training", "churn_monitoring", "churn_retraining")
+PROMOTION_POOL = "churnops_promotion"
+TERMINAL = {"success", "failed"}
+PROJECT_CODE = (str(ROOT / "include"), str(ROOT / "dags"))  # frames worth showing in a task's traceback
+# Settings the developer's shell must not leak into the processes under test.
+LEAKY_PREFIXES = ("AIRFLOW_", "AIRFLOW__", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CHURNOPS_")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: starts a real Airflow api-server, scheduler and dag-processor (minutes; 127.0.0.1)")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40, width: int = 400) -> str:
+    if not path.is_file():
+        return f"(no {path})"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(_readable(line, width) for line in text)
+
+
+def _readable(line: str, width: int) -> str:
+    """Task logs are JSON lines: show time, level, message and the exception with its project frames."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        return line if len(line) <= width else line[:width] + " …"
+    text = f"{record.get('timestamp', '')} {record.get('level', '')} {record.get('event', '')}".strip()[:width]
+    for error in record.get("error_detail") or []:
+        ours = [f"{Path(f['filename']).name}:{f['lineno']} {f['name']}" for f in error.get("frames") or []
+                if f.get("filename", "").startswith(PROJECT_CODE)]
+        value = " ".join(str(error.get("exc_value")).split())[:width]
+        text += f"\n    {error.get('exc_type')}: {value}" + (f"\n    via {' → '.join(ours)}" if ours else "")
+    return text
+
+
+class _PostgresDatabase:
+    """A fresh database on a local trust-auth PostgreSQL, dropped at teardown."""
+
+    def __init__(self) -> None:
+        import psycopg2
+
+        self._connect = lambda: psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres",
+                                                 connect_timeout=3)
+        self.name = f"churnops_it_{uuid.uuid4().hex[:10]}"
+        self._execute(f'CREATE DATABASE "{self.name}"')
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.name}"
+
+    def _execute(self, statement: str) -> None:
+        connection = self._connect()
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            connection.close()
+
+    def drop(self) -> None:
+        self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _postgres_or_none() -> tuple[_PostgresDatabase | None, str]:
+    """A fresh PostgreSQL database if one can be made here, else None and why not."""
+    missing = [driver for driver in ("psycopg2", "asyncpg") if importlib.util.find_spec(driver) is None]
+    if missing:  # Airflow needs both: a sync engine and an async one
+        return None, f"PostgreSQL drivers not installed: {', '.join(missing)}"
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+    except OSError:
+        return None, "nothing listening on 127.0.0.1:5432"
+    try:
+        return _PostgresDatabase(), ""
+    except Exception as exc:  # auth, permissions: SQLite still tests the same behaviour
+        return None, f"cannot create a database: {exc}"
+
+
+class AirflowStack:
+    """The running processes, their environment, and REST helpers with useful failure messages."""
+
+    def __init__(self, root: Path) -> None:
+        import httpx
+
+        self.root = root
+        self.home = root / "airflow"
+        self.churnops_home = root / "churnops"
+        self.process_logs = root / "process-logs"
+        for folder in (self.home, self.churnops_home, self.process_logs):
+            folder.mkdir(parents=True)
+        self.config = write_config(root / "config.yaml",
+                                   training={"families": ["logistic_regression"], "cv_folds": 2},
+                                   policy={"bootstrap_samples": 200}, registry={"model_name": "it-model"})
+        self.mlflow_uri = f"sqlite:///{self.churnops_home / 'mlflow.db'}"
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.postgres, self.why_not_postgres = _postgres_or_none()
+        self.database = "postgresql" if self.postgres else "sqlite"
+        db_url = self.postgres.url if self.postgres else f"sqlite:///{self.home / 'airflow.db'}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+        self.env.update({
+            "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(96),  # HMAC-SHA512 wants 64+ bytes
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+            "CHURNOPS_HOME": str(self.churnops_home),
+            "CHURNOPS_CONFIG": str(self.config),
+        })
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._log_files: list[Any] = []
+        self.http = httpx.Client(base_url=self.base_url, timeout=30)
+
+    # -- processes ------------------------------------------------------------------------------
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """A command (``airflow …`` or ``churnops …``) with the stack's environment; fails the test on error."""
+        program = {"airflow": AIRFLOW, "churnops": CHURNOPS}[args[0]]
+        try:
+            done = subprocess.run([str(program), *args[1:]], env=self.env, cwd=self.root, capture_output=True,
+                                  text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"`{' '.join(args)}` did not finish in {timeout:.0f} s\n{exc.stderr or ''}"[-4000:])
+        if done.returncode != 0:
+            pytest.fail(f"`{' '.join(args)}` exited with {done.returncode}\n{done.stdout[-2000:]}\n"
+                        f"{done.stderr[-4000:]}")
+        return done
+
+    def start(self, name: str, *args: str) -> None:
+        log = (self.process_logs / f"{name}.log").open("wb")
+        self._log_files.append(log)
+        # A new session: the process and its workers form one group, killed together at teardown.
+        self.processes[name] = subprocess.Popen([str(AIRFLOW), *args], env=self.env, cwd=self.root, stdout=log,
+                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                start_new_session=True)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                pytest.fail(f"airflow {name} exited with {process.returncode}:\n"
+                            f"{_tail(self.process_logs / f'{name}.log', 60)}")
+
+    def stop(self) -> None:
+        """SIGTERM each process group, then SIGKILL what is left, task processes included."""
+        import psutil
+
+        started = [p for p in self.processes.values() if p.poll() is None]
+        descendants: list[psutil.Process] = []
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                descendants += psutil.Process(process.pid).children(recursive=True)
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in started:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        _, alive = psutil.wait_procs(descendants, timeout=5)
+        for leftover in alive:  # task processes run in groups of their own
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
+        for log in self._log_files:
+            log.close()
+        self.http.close()
+
+    # -- REST -----------------------------------------------------------------------------------
+
+    def login(self) -> None:
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        password = json.loads(passwords.read_text())["admin"]
+        response = self.http.post("/auth/token", json={"username": "admin", "password": password})
+        assert response.status_code == 201, f"POST /auth/token: {response.status_code} {response.text}"
+        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def api(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
+        response = self.http.request(method, f"/api/v2{path}", **kwargs)
+        assert response.status_code in ok, f"{method} /api/v2{path}: {response.status_code} {response.text[:2000]}"
+        return response.json() if response.content else None
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict | None:
+        response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, f"GET dag run {dag_id}/{run_id}: {response.status_code} {response.text}"
+        return response.json()
+
+    def trigger(self, dag_id: str, run_id: str, *, logical_date: str | None = None, conf: dict | None = None) -> dict:
+        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", ok=(200, 201), json=body)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        found = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
+                         params={"limit": 100})
+        return found["task_instances"]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """``task_id`` (``task_id[i]`` for mapped instances) → state."""
+        return {ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
+                for ti in self.task_instances(dag_id, run_id)}
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, expect: str = "success") -> dict[str, Any]:
+        """Poll until the run ends; fail with the scheduler's and failing tasks' logs unless it ends ``expect``.
+
+        A task failing once is already a failure here (its retries would only add minutes).
+        """
+        deadline, run = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            run = self.dag_run(dag_id, run_id)
+            if run is not None and run["state"] in TERMINAL:
+                if run["state"] != expect:
+                    pytest.fail(f"{dag_id} run {run_id} ended {run['state']}, expected {expect}\n"
+                                + self.diagnostics(dag_id, run_id))
+                return run
+            if run is not None and run["state"] == "running" and expect == "success":
+                failing = sorted(ti["task_id"] for ti in self.task_instances(dag_id, run_id)
+                                 if ti["state"] in ("up_for_retry", "failed"))
+                if failing:
+                    pytest.fail(f"{dag_id} run {run_id}: {', '.join(failing)} failed\n"
+                                + self.diagnostics(dag_id, run_id))
+            time.sleep(1)
+        what = "was never created" if run is None else f"is still {run['state']}"
+        pytest.fail(f"{dag_id} run {run_id} {what} after {timeout:.0f} s\n" + self.diagnostics(dag_id, run_id))
+
+    def diagnostics(self, dag_id: str, run_id: str) -> str:
+        parts = [f"metadata DB: {self.database}" + (f" (not PostgreSQL: {self.why_not_postgres})"
+                                                    if self.why_not_postgres else "") + f"; files under {self.root}"]
+        try:
+            instances = self.task_instances(dag_id, run_id) if self.dag_run(dag_id, run_id) else []
+        except AssertionError as exc:
+            instances = []
+            parts.append(f"(task instances unavailable: {exc})")
+        if instances:
+            parts.append("task states: " + json.dumps(
+                {f"{t['task_id']}[{t['map_index']}]" if t["map_index"] >= 0 else t["task_id"]: t["state"]
+                 for t in instances}, sort_keys=True))
+        for ti in instances:
+            if ti["state"] in ("failed", "up_for_retry", "running"):
+                parts.append(f"--- log of {ti['task_id']} (map index {ti['map_index']}, {ti['state']}, "
+                             f"try {ti['try_number']}):\n{self.task_log(dag_id, run_id, ti)}")
+        for name in ("scheduler", "dag-processor", "api-server"):
+            lines = 40 if name == "scheduler" else 10
+            parts.append(f"--- tail of the {name} log:\n{_tail(self.process_logs / f'{name}.log', lines)}")
+        return "\n".join(parts)
+
+    def task_log(self, dag_id: str, run_id: str, ti: dict) -> str:
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={ti['task_id']}"
+        if ti["map_index"] >= 0:
+            folder = folder / f"map_index={ti['map_index']}"
+        attempts = sorted(folder.glob("attempt=*.log"), key=lambda p: int(p.stem.split("=")[1]))
+        return _tail(attempts[-1], 40) if attempts else f"(no log file under {folder})"
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def wait_until_ready(self, timeout: float) -> None:
+        """api-server answering, scheduler and dag-processor healthy, the three DAGs parsed."""
+        deadline = time.monotonic() + timeout
+        health: Any = None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(Exception):
+                health = self.http.get("/api/v2/monitor/health").json()
+                if all((health.get(part) or {}).get("status") == "healthy"
+                       for part in ("metadatabase", "scheduler", "dag_processor")):
+                    break
+            time.sleep(1)
+        else:
+            pytest.fail(f"Airflow not healthy after {timeout:.0f} s: {health}\n"
+                        + "\n".join(f"--- {n}:\n{_tail(self.process_logs / f'{n}.log', 30)}" for n in self.processes))
+        self.login()
+        found: set[str] = set()
+        while time.monotonic() < deadline:
+            errors = self.api("GET", "/importErrors")
+            if errors["total_entries"]:
+                pytest.fail("DAG import errors:\n" + "\n".join(e["stack_trace"] for e in errors["import_errors"]))
+            found = {d["dag_id"] for d in self.api("GET", "/dags", params={"dag_id_pattern": "churn_"})["dags"]}
+            if found >= set(DAG_IDS):
+                return
+            time.sleep(1)
+        pytest.fail(f"DAGs not parsed after {timeout:.0f} s: found {sorted(found)}\n"
+                    f"{_tail(self.process_logs / 'dag-processor.log', 40)}")
+
+    def unpause(self, *dag_ids: str) -> None:
+        for dag_id in dag_ids:
+            assert self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})["is_paused"] is False
+
+
+@pytest.fixture(scope="module")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """api-server + scheduler + dag-processor on a fresh home and DB; always stopped afterwards."""
+    missing = [str(p) for p in (AIRFLOW, CHURNOPS) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.skip(f"needs the Airflow and churnops executables next to {sys.executable}; missing: {missing}")
+    if importlib.util.find_spec("httpx") is None or importlib.util.find_spec("psutil") is None:
+        pytest.skip("needs httpx and psutil (Airflow dependencies) in the test interpreter")
+    stack = AirflowStack(tmp_path_factory.mktemp("airflow-it"))
+    try:
+        stack.run("airflow", "db", "migrate", timeout=180)
+        stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(stack.port), "--workers", "1")
+        stack.start("scheduler", "scheduler", "--skip-serve-logs")
+        stack.start("dag-processor", "dag-processor")
+        stack.run("airflow", "pools", "set", PROMOTION_POOL, "1", "serialise promotions")
+        stack.wait_until_ready(timeout=120)
+        yield stack
+    finally:
+        stack.stop()
+        if stack.postgres:
+            stack.postgres.drop()
