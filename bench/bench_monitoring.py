@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -312,7 +313,7 @@ def bench(args: argparse.Namespace) -> dict:
 
 
 def report(args: argparse.Namespace, results: dict) -> str:
-    command = f"{Path(sys.executable).name} bench/bench_monitoring.py {' '.join(sys.argv[1:])}".strip()
+    command = shlex.join([Path(sys.executable).name, "bench/bench_monitoring.py", *sys.argv[1:]])
     title = f"## {args.label}" if args.label else "## Results"
     lines = [
         title,
@@ -359,7 +360,9 @@ def report(args: argparse.Namespace, results: dict) -> str:
         "(every column is typed `any`, which MLflow checks with a Python call per cell), then the logged "
         "pipeline's coerce / derive / one-hot steps and the estimator. `direct` is "
         "`monitoring_pipeline.positive_scores` (the score step), which calls the same pipeline without the "
-        "per-cell enforcement pass and is checked to return the identical scores.",
+        "per-cell enforcement pass; its scores are checked against the pyfunc's (bitwise equal except for "
+        "random_forest, whose predict_proba sums tree votes in thread order and so differs in the last bit "
+        "between any two calls).",
         "",
         "| family | version | rows | load (s) | predict (s) | rows/s | enforce (s) | coerce (s) | derive (s) | "
         "one-hot (s) | estimator (s) | direct (s) | direct rows/s |",
