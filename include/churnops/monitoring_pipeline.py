@@ -14,7 +14,6 @@ so a rerun or a backfill of a day gives the same result and never duplicates any
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,6 +23,7 @@ from typing import Any
 
 from churnops.config import ChurnopsConfig, Source, churnops_home
 from churnops.errors import ChurnopsInputError
+from churnops.pipeline import write_json
 
 __all__ = [
     "MissingBatchError",
@@ -72,12 +72,6 @@ def _files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".parquet", ".pq", ".csv"} and p.is_file())
-
-
-def _write_json(path: Path, payload: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 # Within one run_monitoring call the steps share what they read: the day's batch, the
@@ -281,7 +275,7 @@ def feature_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]
     rows = feature_drift(reference, current, config.dataset.numeric_features, config.dataset.categorical_features,
                          config.monitoring)
     summary = drift_summary(rows, config.monitoring)
-    path = _write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
+    path = write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
     return {**summary, "feature_drift": str(path)}
 
 
@@ -296,14 +290,19 @@ def prediction_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, A
     reference_scores = positive_scores(load_model(config, scored["model_version"]), reference, config)
     current_scores = pd.read_parquet(scored["predictions"], columns=[SCORE_COLUMN])[SCORE_COLUMN].to_numpy()
     result = prediction_drift(reference_scores, current_scores, config.monitoring)
-    _write_json(partition("reports", day) / "prediction_drift.json", result)
+    write_json(partition("reports", day) / "prediction_drift.json", result)
     return result
+
+
+def trailing_days(last: date, count: int) -> list[date]:
+    """The ``count`` days ending with ``last``, oldest first."""
+    return [last - timedelta(days=k) for k in range(count - 1, -1, -1)]
 
 
 def matured_days(config: ChurnopsConfig, day: date) -> list[date]:
     """Label days that have matured by ``day``: the trailing window ending ``label_delay_days`` earlier."""
-    last = day - timedelta(days=config.monitoring.label_delay_days)
-    return [last - timedelta(days=k) for k in range(config.monitoring.label_window_days)][::-1]
+    monitoring = config.monitoring
+    return trailing_days(day - timedelta(days=monitoring.label_delay_days), monitoring.label_window_days)
 
 
 def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
@@ -343,7 +342,7 @@ def performance_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) 
     result = {"window": [days[0].isoformat(), days[-1].isoformat()],
               "label_days": sorted(outcomes["label_date"].unique().tolist()),
               "target_drift": target, "performance": performance}
-    _write_json(partition("reports", day) / "performance.json", result)
+    write_json(partition("reports", day) / "performance.json", result)
     return result
 
 
@@ -351,26 +350,16 @@ def _monitoring_run(config: ChurnopsConfig, day: date) -> str:
     """The one MLflow run of a monitored day, created once and reused by reruns."""
     from mlflow import MlflowClient
 
-    from churnops.tracking import configure_mlflow
+    from churnops.tracking import ensure_experiment
 
-    configure_mlflow(config)
+    experiment_id = ensure_experiment(f"{config.experiment_name}-monitoring")
     client = MlflowClient()
-    name = f"{config.experiment_name}-monitoring"
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
-        name, artifact_location=None if _tracking_is_remote() else (churnops_home() / "mlartifacts").as_uri())
     found = client.search_runs([experiment_id], f"tags.`churnops.monitoring_date` = '{day.isoformat()}'",
                                max_results=1)
     if found:
         return found[0].info.run_id
     return client.create_run(experiment_id, run_name=f"monitoring {day}",
                              tags={"churnops.monitoring_date": day.isoformat()}).info.run_id
-
-
-def _tracking_is_remote() -> bool:
-    from churnops.tracking import _user_tracking_uri
-
-    return _user_tracking_uri() is not None
 
 
 def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], features: dict[str, Any],
@@ -399,7 +388,7 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
         "notes": decision.get("notes", []),
         "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
     }
-    json_path = _write_json(folder / "drift_report.json", report)
+    json_path = write_json(folder / "drift_report.json", report)
     html_path = drift_report_html(reference_frame(config, scored["model_version"]),
                                   _batch(config, day),
                                   config.dataset.numeric_features, config.dataset.categorical_features,

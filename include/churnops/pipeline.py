@@ -34,10 +34,8 @@ __all__ = [
     "start_run",
     "train_family",
     "validate_sources",
+    "write_json",
 ]
-
-STEPS = ("validate", "merge", "preprocess", "features", "train", "evaluate", "register")
-
 
 @dataclass(frozen=True)
 class TrainingRun:
@@ -104,7 +102,8 @@ def _step(previous: dict[str, Any], name: str, **tags: str) -> Iterator[tuple[Tr
         yield run, config, Path(run.run_dir)
 
 
-def _write_json(path: Path, payload: Any) -> Path:
+def write_json(path: Path, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON (parents created); return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     return path
@@ -157,7 +156,7 @@ def check_sources(config: ChurnopsConfig, ctx: RunContext, out_dir: Path) -> dic
         for column in [*ds.feature_columns, ds.target]:
             if column not in provided:
                 findings.append(Finding("*", column, "required_column", "no source provides this column"))
-    path = _write_json(out_dir / "validation_report.json", {"passed": not findings, "sources": report})
+    path = write_json(out_dir / "validation_report.json", {"passed": not findings, "sources": report})
     if findings:
         reject(config, ctx, findings, "validate")
     return {"validation_report": str(path), "sources_digest": sources_digest(config),
@@ -204,7 +203,7 @@ def merge(previous: dict[str, Any]) -> dict[str, Any]:
         ]
         if merged.empty:
             findings.append(Finding("*", ds.id_column, "merge_not_empty", "no id is present in every source"))
-        path = _write_json(run_dir / "merge_report.json", {"rows": len(merged), "sources": report})
+        path = write_json(run_dir / "merge_report.json", {"rows": len(merged), "sources": report})
         mlflow.log_artifact(str(path))
         mlflow.log_metrics({"rows_merged": len(merged),
                             **{f"unmatched_{name}": r["unmatched"] for name, r in report.items()}})
@@ -285,7 +284,7 @@ def build_features(previous: dict[str, Any]) -> dict[str, Any]:
             },
             "encoded_features": encoded,
         }
-        path = _write_json(run_dir / "feature_summary.json", summary)
+        path = write_json(run_dir / "feature_summary.json", summary)
         mlflow.log_artifact(str(path))
         mlflow.log_metrics({"n_input_columns": len(ds.feature_columns), "n_derived": len(numeric + categorical),
                             "n_encoded_features": len(encoded)})
@@ -435,7 +434,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             "aliases": aliases,
             "created_version": created,
         }
-        _write_json(run_dir / "summary.json", summary)
+        write_json(run_dir / "summary.json", summary)
     finish_parent_run(run.parent_run_id)
     return summary
 

@@ -28,14 +28,17 @@ __all__ = [
 
 def evaluation_days(config: ChurnopsConfig, as_of: date) -> list[date]:
     """The most recent matured label days: the window both models are scored on."""
-    last = as_of - timedelta(days=config.monitoring.label_delay_days)
-    return [last - timedelta(days=k) for k in range(config.policy.eval_window_days)][::-1]
+    from churnops.monitoring_pipeline import trailing_days
+
+    return trailing_days(as_of - timedelta(days=config.monitoring.label_delay_days), config.policy.eval_window_days)
 
 
 def training_days(config: ChurnopsConfig, as_of: date) -> list[date]:
     """Matured labelled days before the evaluation window, added to the original training data."""
+    from churnops.monitoring_pipeline import trailing_days
+
     first_eval = evaluation_days(config, as_of)[0]
-    return [first_eval - timedelta(days=k) for k in range(1, config.policy.train_window_days + 1)][::-1]
+    return trailing_days(first_eval - timedelta(days=1), config.policy.train_window_days)
 
 
 def check_cooldown(config: ChurnopsConfig, as_of: date, state: PromotionState, force: bool) -> dict[str, Any]:

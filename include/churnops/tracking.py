@@ -19,6 +19,7 @@ __all__ = [
     "RunContext",
     "TAG_PREFIX",
     "configure_mlflow",
+    "ensure_experiment",
     "finish_parent_run",
     "get_or_create_parent_run",
     "step_run",
@@ -90,25 +91,29 @@ def use_tracking_store() -> str:
 
 
 def configure_mlflow(config: ChurnopsConfig) -> str:
-    """Point MLflow at the tracking store and registry; return the experiment id.
+    """Point MLflow at the tracking store and registry; return the config's experiment id."""
+    return ensure_experiment(config.experiment_name)
 
-    With the embedded default, artifacts go under ``$CHURNOPS_HOME/mlartifacts``; a
+
+def ensure_experiment(name: str) -> str:
+    """The id of experiment ``name`` in churnops' store, created on first use.
+
+    With the embedded default its artifacts go under ``$CHURNOPS_HOME/mlartifacts``; a
     tracking server decides its own artifact location.
     """
     import mlflow
 
-    embedded = _user_tracking_uri() is None
     use_tracking_store()
     client = mlflow.MlflowClient()
-    experiment = client.get_experiment_by_name(config.experiment_name)
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = (churnops_home() / "mlartifacts").as_uri() if embedded else None
+    location = (churnops_home() / "mlartifacts").as_uri() if _user_tracking_uri() is None else None
     try:
-        return client.create_experiment(config.experiment_name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location)
     except Exception:
         # Another task created it between our lookup and create.
-        experiment = client.get_experiment_by_name(config.experiment_name)
+        experiment = client.get_experiment_by_name(name)
         if experiment is None:
             raise
         return experiment.experiment_id
