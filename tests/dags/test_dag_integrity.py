@@ -11,7 +11,6 @@ import pytest
 from tests.helpers import ROOT
 
 DAGS = ROOT / "dags"
-HEAVY = ("pandas", "numpy", "sklearn", "mlflow", "evidently", "xgboost", "lightgbm", "scipy", "matplotlib")
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +26,15 @@ def test_no_import_errors(dagbag):
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
 def test_dag_file_parses_fast_without_heavy_imports(dag_file):
-    # A fresh interpreter, so nothing imported by other tests hides a heavy import.
-    probe = f"""
-import importlib.util, json, sys, time
-import airflow.sdk
-spec = importlib.util.spec_from_file_location("dag_under_test", {str(DAGS / dag_file)!r})
-module = importlib.util.module_from_spec(spec)
-started = time.perf_counter()
-spec.loader.exec_module(module)
-print(json.dumps({{"seconds": time.perf_counter() - started,
-                  "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
-"""
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    # A fresh interpreter, so nothing imported by other tests hides a heavy import; Airflow's
+    # models are loaded first, as in the DAG processor, and the time is Airflow's own measure.
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "dag_parse_probe.py"), str(DAGS / dag_file)],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["import_errors"] == {} and result["dags"] == [dag_file.removesuffix(".py")]
     assert result["heavy"] == [], f"{dag_file} imports {result['heavy']} at parse time"
-    assert result["seconds"] < 0.5, f"{dag_file} took {result['seconds']:.2f}s to parse"
+    # Typical 0.04-0.08 s; the limit leaves room for a loaded CI machine.
+    assert result["seconds"] < 0.3, f"{dag_file} took {result['seconds']:.2f}s to parse"
 
 
 def test_every_dag_follows_house_rules(dagbag):
