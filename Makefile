@@ -13,16 +13,18 @@ $(BIN)/churnops: requirements.txt constraints.txt pyproject.toml
 
 install: $(BIN)/churnops  ## create .venv with the pinned stack and churnops (editable)
 
-demo: install  ## run churn_training as a real Airflow DAG run on SQLite; prints where to look
-	bash scripts/demo.sh
+demo: install  ## the whole loop under Airflow + the MLflow UI on SQLite (127.0.0.1); Ctrl-C stops it
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
-test: install  ## the whole test suite (what CI runs)
+test: install  ## the whole test suite (what CI runs); the browser check uses Debian's Chromium if it can be installed
+	-@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1); } || true
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check include dags tests bench
+	$(BIN)/ruff check include dags plugins tests bench
 
-mlflow-ui: install  ## MLflow UI on the demo's store
+mlflow-ui: install  ## MLflow UI on the demo's store (while the demo is not running)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.demo/churnops/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: install  ## training time and DAG parse time; writes bench/RESULTS.md

@@ -350,16 +350,17 @@ def _monitoring_run(config: ChurnopsConfig, day: date) -> str:
     """The one MLflow run of a monitored day, created once and reused by reruns."""
     from mlflow import MlflowClient
 
+    from churnops.orchestration import publish_mlflow_run
     from churnops.tracking import ensure_experiment
 
     experiment_id = ensure_experiment(f"{config.experiment_name}-monitoring")
     client = MlflowClient()
     found = client.search_runs([experiment_id], f"tags.`churnops.monitoring_date` = '{day.isoformat()}'",
                                max_results=1)
-    if found:
-        return found[0].info.run_id
-    return client.create_run(experiment_id, run_name=f"monitoring {day}",
-                             tags={"churnops.monitoring_date": day.isoformat()}).info.run_id
+    run_id = found[0].info.run_id if found else client.create_run(
+        experiment_id, run_name=f"monitoring {day}", tags={"churnops.monitoring_date": day.isoformat()}).info.run_id
+    publish_mlflow_run(experiment_id, run_id)
+    return run_id
 
 
 def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], features: dict[str, Any],

@@ -10,7 +10,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-__all__ = ["airflow_run_context", "fail_fast_on_bad_input", "is_backfill", "run_day"]
+__all__ = ["MLFLOW_RUN_XCOM_KEY", "airflow_run_context", "fail_fast_on_bad_input", "is_backfill",
+           "publish_mlflow_run", "run_day"]
+
+MLFLOW_RUN_XCOM_KEY = "churnops_mlflow_run"
+"""XCom key of ``<experiment id>/<run id>`` of the MLflow run a task logged to (read by the plugin's link)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,3 +61,19 @@ def is_backfill() -> bool:
     from airflow.sdk import get_current_context
 
     return get_current_context()["dag_run"].run_type == "backfill"
+
+
+def publish_mlflow_run(experiment_id: str, run_id: str) -> None:
+    """Inside an Airflow task, remember the MLflow run it logs to; elsewhere, do nothing.
+
+    ``plugins/churnops_plugin.py`` turns this XCom into the task instance's "MLflow run" link.
+    The library calls this whenever it opens a run, so the CLI and tests (no task context)
+    are unaffected.
+    """
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+    except Exception:  # not in a task (or no Airflow at all)
+        return
+    ti.xcom_push(key=MLFLOW_RUN_XCOM_KEY, value=f"{experiment_id}/{run_id}")

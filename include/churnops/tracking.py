@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from churnops.config import ChurnopsConfig, churnops_home
+from churnops.orchestration import publish_mlflow_run
 
 __all__ = [
     "RunContext",
@@ -135,10 +136,10 @@ def get_or_create_parent_run(experiment_id: str, ctx: RunContext, name: str) -> 
     key = {**ctx.tags(), f"{TAG_PREFIX}step": PARENT_STEP}
     found = _find_run(experiment_id, {k: key[k] for k in (f"{TAG_PREFIX}dag_id", f"{TAG_PREFIX}run_id",
                                                            f"{TAG_PREFIX}step")})
-    if found is not None:
-        return found.info.run_id
-    run = MlflowClient().create_run(experiment_id, run_name=name, tags=key)
-    return run.info.run_id
+    run_id = found.info.run_id if found is not None else \
+        MlflowClient().create_run(experiment_id, run_name=name, tags=key).info.run_id
+    publish_mlflow_run(experiment_id, run_id)
+    return run_id
 
 
 @contextmanager
@@ -163,6 +164,7 @@ def step_run(experiment_id: str, parent_run_id: str, ctx: RunContext, step: str,
     else:
         active = mlflow.start_run(experiment_id=experiment_id, run_name=step.replace("/", ":"), tags=tags)
     with active as run:
+        publish_mlflow_run(experiment_id, run.info.run_id)
         try:
             yield run
         except BaseException as exc:

@@ -32,6 +32,18 @@ def task_states(dag_run) -> dict[str, str]:
                 for ti in dag_run.get_task_instances(session=session)}
 
 
+def recorded_mlflow_runs(dag_run) -> dict[str, str]:
+    """task (``task[i]`` when mapped) → the ``<experiment>/<run>`` it pushed for the MLflow link."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel).filter(XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
+                                               XComModel.key == "churnops_mlflow_run").all()
+        # The column is JSON: the value comes back as the pushed string.
+        return {(r.task_id if r.map_index < 0 else f"{r.task_id}[{r.map_index}]"): r.value for r in rows}
+
+
 def raw_merged_rows(n: int = 20) -> pd.DataFrame:
     """Rows as a user would send them: the sources read with pandas' default dtypes, joined."""
     frame = pd.read_csv(TELCO_DATA / "customers.csv")
@@ -65,6 +77,15 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
     steps = sorted(r.data.tags["churnops.step"] for r in children)
     assert steps == sorted(STEP_RUNS | {f"train/{f}" for f in FAMILIES}), "one nested run per step and family"
     assert all(r.info.status == "FINISHED" for r in children)
+
+    # Each task recorded the MLflow run it logged to (the plugin's "MLflow run" link reads it).
+    recorded = recorded_mlflow_runs(dag_run)
+    by_step = {r.data.tags["churnops.step"]: r.info.run_id for r in children}
+    for task in STEP_RUNS:  # task ids are the step names
+        assert recorded[task] == f"{experiment.experiment_id}/{by_step[task]}", task
+    assert recorded["start"] == f"{experiment.experiment_id}/{parent.info.run_id}"
+    assert sorted(recorded[f"train[{i}]"] for i in range(4)) == sorted(
+        f"{experiment.experiment_id}/{by_step[f'train/{f}']}" for f in FAMILIES)
 
     train_runs = [r for r in children if r.data.tags["churnops.step"].startswith("train/")]
     for run in train_runs:

@@ -32,8 +32,8 @@ from tests.helpers import ROOT, write_config
 BIN = Path(sys.executable).parent
 AIRFLOW = BIN / "airflow"
 CHURNOPS = BIN / "churnops"
+MLFLOW = BIN / "mlflow"
 DAG_IDS = ("churn_training", "churn_monitoring", "churn_retraining")
-PROMOTION_POOL = "churnops_promotion"
 TERMINAL = {"success", "failed"}
 PROJECT_CODE = (str(ROOT / "include"), str(ROOT / "dags"))  # frames worth showing in a task's traceback
 # Settings the developer's shell must not leak into the processes under test.
@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "integration: starts a real Airflow api-server, scheduler and dag-processor (minutes; 127.0.0.1)")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -78,12 +78,12 @@ def _readable(line: str, width: int) -> str:
 class _PostgresDatabase:
     """A fresh database on a local trust-auth PostgreSQL, dropped at teardown."""
 
-    def __init__(self) -> None:
+    def __init__(self, purpose: str = "airflow") -> None:
         import psycopg2
 
         self._connect = lambda: psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres",
                                                  connect_timeout=3)
-        self.name = f"churnops_it_{uuid.uuid4().hex[:10]}"
+        self.name = f"churnops_it_{purpose}_{uuid.uuid4().hex[:10]}"
         self._execute(f'CREATE DATABASE "{self.name}"')
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.name}"
 
@@ -100,7 +100,20 @@ class _PostgresDatabase:
         self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def _postgres_or_none() -> tuple[_PostgresDatabase | None, str]:
+def redis_or_reason() -> str:
+    """"" when a Redis server answers on 127.0.0.1:6379 and its client is installed, else why not."""
+    if importlib.util.find_spec("redis") is None or importlib.util.find_spec("airflow.providers.celery") is None:
+        return "the redis client or the Celery provider is not installed"
+    try:
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        return f"no Redis on 127.0.0.1:6379 ({type(exc).__name__})"
+    return ""
+
+
+def _postgres_or_none(purpose: str = "airflow") -> tuple[_PostgresDatabase | None, str]:
     """A fresh PostgreSQL database if one can be made here, else None and why not."""
     missing = [driver for driver in ("psycopg2", "asyncpg") if importlib.util.find_spec(driver) is None]
     if missing:  # Airflow needs both: a sync engine and an async one
@@ -111,7 +124,7 @@ def _postgres_or_none() -> tuple[_PostgresDatabase | None, str]:
     except OSError:
         return None, "nothing listening on 127.0.0.1:5432"
     try:
-        return _PostgresDatabase(), ""
+        return _PostgresDatabase(purpose), ""
     except Exception as exc:  # auth, permissions: SQLite still tests the same behaviour
         return None, f"cannot create a database: {exc}"
 
@@ -119,7 +132,7 @@ def _postgres_or_none() -> tuple[_PostgresDatabase | None, str]:
 class AirflowStack:
     """The running processes, their environment, and REST helpers with useful failure messages."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, executor: str = "LocalExecutor") -> None:
         import httpx
 
         self.root = root
@@ -131,12 +144,18 @@ class AirflowStack:
         self.config = write_config(root / "config.yaml",
                                    training={"families": ["logistic_regression"], "cv_folds": 2},
                                    policy={"bootstrap_samples": 200}, registry={"model_name": "it-model"})
-        self.mlflow_uri = f"sqlite:///{self.churnops_home / 'mlflow.db'}"
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.postgres, self.why_not_postgres = _postgres_or_none()
+        self.postgres, self.why_not_postgres = _postgres_or_none("airflow")
         self.database = "postgresql" if self.postgres else "sqlite"
         db_url = self.postgres.url if self.postgres else f"sqlite:///{self.home / 'airflow.db'}"
+        # A real MLflow tracking server (PostgreSQL store when available, artifacts served by it).
+        self.mlflow_postgres = _postgres_or_none("mlflow")[0] if self.postgres else None
+        self.mlflow_store = (self.mlflow_postgres.url if self.mlflow_postgres
+                             else f"sqlite:///{self.churnops_home / 'mlflow-server.db'}")
+        self.mlflow_port = free_port()
+        self.mlflow_uri = f"http://127.0.0.1:{self.mlflow_port}"
+        self.executor = executor
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
         self.env.update({
             "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
@@ -144,7 +163,8 @@ class AirflowStack:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -154,12 +174,25 @@ class AirflowStack:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(96),  # HMAC-SHA512 wants 64+ bytes
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "CHURNOPS_HOME": str(self.churnops_home),
             "CHURNOPS_CONFIG": str(self.config),
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "CHURNOPS_MLFLOW_UI_URL": self.mlflow_uri,
         })
+        if not self.postgres:  # SQLite's one writer: make concurrent writers queue (see churnops.airflow_sqlite)
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "churnops.airflow_sqlite.CONNECT_ARGS"
+        if executor == "CeleryExecutor":
+            # A queue of its own on the shared Redis: no other test run's worker takes these tasks.
+            self.queue = f"churnops_it_{uuid.uuid4().hex[:8]}"
+            result_db = (self.postgres.url.replace("postgresql+psycopg2", "db+postgresql+psycopg2") if self.postgres
+                         else f"db+sqlite:///{self.home / 'celery-results.db'}")
+            self.env.update({"AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
+                             "AIRFLOW__CELERY__RESULT_BACKEND": result_db,
+                             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4"})
         self.processes: dict[str, subprocess.Popen] = {}
         self._log_files: list[Any] = []
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
@@ -168,7 +201,7 @@ class AirflowStack:
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """A command (``airflow …`` or ``churnops …``) with the stack's environment; fails the test on error."""
-        program = {"airflow": AIRFLOW, "churnops": CHURNOPS}[args[0]]
+        program = {"airflow": AIRFLOW, "churnops": CHURNOPS, "mlflow": MLFLOW}[args[0]]
         try:
             done = subprocess.run([str(program), *args[1:]], env=self.env, cwd=self.root, capture_output=True,
                                   text=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -179,11 +212,11 @@ class AirflowStack:
                         f"{done.stderr[-4000:]}")
         return done
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, program: Path = AIRFLOW, env: dict | None = None) -> None:
         log = (self.process_logs / f"{name}.log").open("wb")
         self._log_files.append(log)
         # A new session: the process and its workers form one group, killed together at teardown.
-        self.processes[name] = subprocess.Popen([str(AIRFLOW), *args], env=self.env, cwd=self.root, stdout=log,
+        self.processes[name] = subprocess.Popen([str(program), *args], env=env or self.env, cwd=self.root, stdout=log,
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
 
@@ -257,15 +290,20 @@ class AirflowStack:
         return {ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
                 for ti in self.task_instances(dag_id, run_id)}
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, expect: str = "success") -> dict[str, Any]:
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, expect: str = "success",
+                     queued_after: str | None = None) -> dict[str, Any]:
         """Poll until the run ends; fail with the scheduler's and failing tasks' logs unless it ends ``expect``.
 
         A task failing once is already a failure here (its retries would only add minutes).
+        ``queued_after``: a rerun's previous ``queued_at``; its earlier end does not count.
         """
         deadline, run = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
             self.check_alive()
             run = self.dag_run(dag_id, run_id)
+            if run is not None and queued_after is not None and run["queued_at"] == queued_after:
+                time.sleep(1)
+                continue
             if run is not None and run["state"] in TERMINAL:
                 if run["state"] != expect:
                     pytest.fail(f"{dag_id} run {run_id} ended {run['state']}, expected {expect}\n"
@@ -297,7 +335,7 @@ class AirflowStack:
             if ti["state"] in ("failed", "up_for_retry", "running"):
                 parts.append(f"--- log of {ti['task_id']} (map index {ti['map_index']}, {ti['state']}, "
                              f"try {ti['try_number']}):\n{self.task_log(dag_id, run_id, ti)}")
-        for name in ("scheduler", "dag-processor", "api-server"):
+        for name in ("scheduler", "dag-processor", "api-server", "celery-worker"):
             lines = 40 if name == "scheduler" else 10
             parts.append(f"--- tail of the {name} log:\n{_tail(self.process_logs / f'{name}.log', lines)}")
         return "\n".join(parts)
@@ -339,29 +377,58 @@ class AirflowStack:
         pytest.fail(f"DAGs not parsed after {timeout:.0f} s: found {sorted(found)}\n"
                     f"{_tail(self.process_logs / 'dag-processor.log', 40)}")
 
+    def wait_for_http(self, name: str, url: str, timeout: float) -> None:
+        """Until ``url`` answers 200; fail with the tail of process ``name``'s log if it never does."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.5)
+        pytest.fail(f"{name} not ready after {timeout:.0f} s\n{_tail(self.process_logs / f'{name}.log', 40)}")
+
     def unpause(self, *dag_ids: str) -> None:
         for dag_id in dag_ids:
             assert self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})["is_paused"] is False
 
 
-@pytest.fixture(scope="module")
-def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
-    """api-server + scheduler + dag-processor on a fresh home and DB; always stopped afterwards."""
-    missing = [str(p) for p in (AIRFLOW, CHURNOPS) if not os.access(p, os.X_OK)]
+@contextlib.contextmanager
+def running_stack(root: Path, executor: str = "LocalExecutor") -> Iterator[AirflowStack]:
+    """api-server, scheduler, dag-processor (+ a Celery worker), an MLflow server; always stopped."""
+    missing = [str(p) for p in (AIRFLOW, CHURNOPS, MLFLOW) if not os.access(p, os.X_OK)]
     if missing:
-        pytest.skip(f"needs the Airflow and churnops executables next to {sys.executable}; missing: {missing}")
+        pytest.skip(f"needs the Airflow, MLflow and churnops executables next to {sys.executable}; missing: {missing}")
     if importlib.util.find_spec("httpx") is None or importlib.util.find_spec("psutil") is None:
         pytest.skip("needs httpx and psutil (Airflow dependencies) in the test interpreter")
-    stack = AirflowStack(tmp_path_factory.mktemp("airflow-it"))
+    stack = AirflowStack(root, executor)
     try:
+        mlflow_env = {**stack.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        stack.start("mlflow", "server", "--backend-store-uri", stack.mlflow_store, "--serve-artifacts",
+                    "--artifacts-destination", str(stack.root / "mlflow-artifacts"), "--host", "127.0.0.1",
+                    "--port", str(stack.mlflow_port), "--workers", "1", program=MLFLOW, env=mlflow_env)
         stack.run("airflow", "db", "migrate", timeout=180)
         stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(stack.port), "--workers", "1")
         stack.start("scheduler", "scheduler", "--skip-serve-logs")
         stack.start("dag-processor", "dag-processor")
-        stack.run("airflow", "pools", "set", PROMOTION_POOL, "1", "serialise promotions")
+        if executor == "CeleryExecutor":
+            stack.start("celery-worker", "celery", "worker", "--queues", stack.queue, "--concurrency", "4",
+                        "--skip-serve-logs")
+        stack.run("churnops", "airflow-settings", "load", str(ROOT / "airflow_settings.yaml"))
+        stack.wait_for_http("mlflow", f"{stack.mlflow_uri}/health", timeout=120)
         stack.wait_until_ready(timeout=120)
         yield stack
     finally:
         stack.stop()
-        if stack.postgres:
-            stack.postgres.drop()
+        for database in (stack.postgres, stack.mlflow_postgres):
+            if database:
+                database.drop()
+
+
+@pytest.fixture(scope="module")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """LocalExecutor stack on a fresh home and DB (PostgreSQL when available)."""
+    with running_stack(tmp_path_factory.mktemp("airflow-it")) as stack:
+        yield stack

@@ -1,111 +1,171 @@
-"""The monitoring → retraining chain under a real Airflow scheduler, not ``dag.test()``.
+"""The whole loop under a real Airflow scheduler, not ``dag.test()``, through public interfaces only.
 
 ``dag.test()`` never runs the run a ``TriggerDagRunOperator`` creates, ignores pools, and lets a
 task reach the metadata DB directly. Here every task runs in a LocalExecutor worker and talks to
 the api-server's execution API, as in production:
 
-churn_training (REST trigger) registers @champion → 10 stable then 30 drifted days are
-simulated → churn_monitoring for a fully drifted day (REST, with that logical date) takes the
-``trigger_retraining`` branch → the scheduler runs churn_retraining ``monitoring__<day>``, which
-promotes or rejects per the policy (promotion in the one-slot pool, Variable, aliases) → a second
-retraining inside the cooldown stops after ``check_cooldown``.
+MLflow is a real tracking server (PostgreSQL store when available, served artifacts), Airflow's
+objects come from ``airflow_settings.yaml`` (``churnops airflow-settings load``), and the
+churnops plugin is loaded:
+
+1. churn_training (REST trigger) registers @champion; each task links to its MLflow run; the
+   champion is served by ``mlflow models serve``;
+2. 10 stable then 30 drifted days are simulated; ``airflow backfill create`` monitors three
+   drifted days: each succeeds, one report per day, no retraining triggered from a backfill;
+   the same backfill with ``--reprocess-behavior completed`` still leaves one result per day;
+3. churn_monitoring for a fully drifted day (REST, with that logical date) takes the
+   ``trigger_retraining`` branch → the scheduler runs churn_retraining ``monitoring__<day>``,
+   which promotes or rejects per the policy (promotion in the one-slot pool, Variable, aliases)
+   → a second retraining inside the cooldown stops after ``check_cooldown``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
+from tests.helpers import TELCO_DATA
+from tests.integration.conftest import MLFLOW, free_port
+from tests.integration.loop_steps import (
+    D0,
+    DAG_IDS,
+    DAY,
+    MODEL,
+    SIMULATED,
+    drifted_day_triggers_a_retraining_that_decides_per_policy,
+    mlflow_client,
+    report_timings,
+    train_and_simulate,
+    variable,
+)
+
 pytestmark = pytest.mark.integration
 
-MODEL = "it-model"
-DAG_IDS = ("churn_training", "churn_monitoring", "churn_retraining")
-# On or after the DAGs' start_date, and always in the past: the run the scheduler creates for
-# today when churn_monitoring is unpaused can never land on a simulated day.
-D0 = date(2026, 1, 1)
-STABLE, SIMULATED, RAMP = 10, 40, 3
-DAY = D0 + timedelta(days=SIMULATED - 1)  # fully drifted, with a month of matured labels behind it
-MIN_GAIN = 0.01
-
-
-def mlflow_client(stack):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
-
-
-def variable(stack, key: str) -> dict | None:
-    response = stack.http.get(f"/api/v2/variables/{key}")
-    if response.status_code == 404:
-        return None
-    assert response.status_code == 200, f"GET variable {key}: {response.status_code} {response.text}"
-    return json.loads(response.json()["value"])
+BACKFILL_DAYS = [D0 + timedelta(days=d) for d in (SIMULATED - 5, SIMULATED - 4, SIMULATED - 3)]  # drifted too
+TIMINGS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
 def loop(airflow_stack):
     """A champion trained by churn_training under the scheduler, and 40 simulated days."""
     stack = airflow_stack
-    stack.unpause(*DAG_IDS)
-    stack.trigger("churn_training", "it_training")
-    stack.run("churnops", "simulate", "--start", D0.isoformat(), "--days", str(STABLE), "--rows-per-day", "1500",
-              "--scenario", "stable", "--seed", "7", "--json")
-    drift_start = (D0 + timedelta(days=STABLE)).isoformat()
-    stack.run("churnops", "simulate", "--start", drift_start, "--days", str(SIMULATED - STABLE),
-              "--rows-per-day", "1500", "--scenario", "mixed", "--seed", "7", "--drift-start", drift_start,
-              "--ramp-days", str(RAMP), "--json")
-    stack.wait_for_run("churn_training", "it_training", timeout=240)
-    champion = mlflow_client(stack).get_model_version_by_alias(MODEL, "champion")
-    assert str(champion.version) == "1", f"churn_training registered {champion.version} as @champion"
-    return stack
+    train_and_simulate(stack, TIMINGS)
+    yield stack
+    report_timings(stack, TIMINGS)
+
+
+def test_every_task_links_to_its_mlflow_run_and_the_ui_to_mlflow(loop):
+    stack = loop
+    client = mlflow_client(stack)
+    experiment = client.get_experiment_by_name("churnops-telco")
+    runs = client.search_runs([experiment.experiment_id], "tags.`churnops.run_id` = 'it_training'")
+    by_step = {r.data.tags["churnops.step"]: r.info.run_id for r in runs}
+    for task, step in (("start", "pipeline"), ("validate", "validate"), ("register", "register")):
+        links = stack.api("GET", f"/dags/churn_training/dagRuns/it_training/taskInstances/{task}/links")
+        assert links["extra_links"]["MLflow run"] == \
+            f"{stack.mlflow_uri}/#/experiments/{experiment.experiment_id}/runs/{by_step[step]}", (task, links)
+    plugins = {p["name"]: p for p in stack.api("GET", "/plugins")["plugins"]}
+    assert "churnops" in plugins, sorted(plugins)
+    assert [v["href"] for v in plugins["churnops"]["external_views"]] == [stack.mlflow_uri]
+
+
+def raw_rows(n: int) -> dict:
+    """``dataframe_split`` of raw merged Telco rows, as the CSV text has them (numbers as text included)."""
+    import pandas as pd
+
+    frame = pd.read_csv(TELCO_DATA / "customers.csv", dtype=str, keep_default_na=False)
+    for name in ("services", "accounts"):
+        frame = frame.merge(pd.read_csv(TELCO_DATA / f"{name}.csv", dtype=str, keep_default_na=False),
+                            on="customerid")
+    frame = frame.drop(columns=["customerid", "churn"]).head(n)
+    frame.loc[frame.index[0], "contract"] = "Ten year"  # never seen in training
+    return {"dataframe_split": {"columns": list(frame.columns), "data": frame.values.tolist()}}
+
+
+def test_mlflow_models_serve_returns_probabilities_for_raw_rows(loop):
+    import httpx
+
+    stack = loop
+    port = free_port()
+    started = time.monotonic()
+    # Started like the stack's own processes: stopped, with its workers, when the module ends.
+    stack.start("serve", "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
+                "--host", "127.0.0.1", "--port", str(port), program=MLFLOW)
+    stack.wait_for_http("serve", f"http://127.0.0.1:{port}/ping", timeout=120)
+    TIMINGS["mlflow models serve ready"] = round(time.monotonic() - started, 1)
+    response = httpx.post(f"http://127.0.0.1:{port}/invocations", json=raw_rows(5), timeout=30)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 5 and all(len(p) == 2 for p in predictions)
+    assert all(0 <= p[1] <= 1 and abs(sum(p) - 1) < 1e-9 for p in predictions)
+    assert len({round(p[1], 6) for p in predictions}) > 1, "probabilities should depend on the rows"
+
+
+def wait_until_no_backfill_runs(stack, dag_id: str, timeout: float = 60) -> None:
+    """The scheduler marks a backfill completed a moment after its last run ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        backfills = stack.api("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
+        if all(b["completed_at"] for b in backfills):
+            return
+        time.sleep(1)
+    pytest.fail(f"backfill of {dag_id} not marked completed after {timeout:.0f} s: {backfills}")
+
+
+def backfill_run_id(day: date) -> str:
+    return f"backfill__{day.isoformat()}T00:00:00+00:00"
+
+
+def test_backfill_monitors_each_day_once_and_never_triggers_retraining(loop):
+    stack = loop
+    first, last = BACKFILL_DAYS[0].isoformat(), BACKFILL_DAYS[-1].isoformat()
+    started = time.monotonic()
+    stack.run("airflow", "backfill", "create", "--dag-id", "churn_monitoring", "--from-date", first,
+              "--to-date", last, "--max-active-runs", "3")
+    runs = {day: stack.wait_for_run("churn_monitoring", backfill_run_id(day), timeout=300) for day in BACKFILL_DAYS}
+    TIMINGS["monitoring backfill, 3 days"] = round(time.monotonic() - started, 1)
+    for day, run in runs.items():
+        assert run["run_type"] == "backfill"
+        tasks = stack.task_states("churn_monitoring", backfill_run_id(day))
+        assert tasks["trigger_retraining"] == "skipped" and tasks["no_retraining"] == "success", (day, tasks)
+        report = json.loads((stack.churnops_home / "reports" / f"date={day}" / "drift_report.json").read_text())
+        assert report["date"] == day.isoformat() and report["decision"] == "retrain", report  # drifted, yet no trigger
+        assert stack.dag_run("churn_retraining", f"monitoring__{day}") is None, "a backfill triggered a retraining"
+
+    def results() -> dict:
+        client = mlflow_client(stack)
+        experiment = client.get_experiment_by_name("churnops-telco-monitoring")
+        by_day = {}
+        for day in BACKFILL_DAYS:
+            found = client.search_runs([experiment.experiment_id],
+                                       f"tags.`churnops.monitoring_date` = '{day.isoformat()}'")
+            folder = stack.churnops_home / "reports" / f"date={day}"
+            by_day[day] = (len(found), sorted(p.name for p in folder.iterdir()),
+                           sorted(p.name for p in (stack.churnops_home / "predictions" / f"date={day}").iterdir()))
+        return by_day
+
+    before = results()
+    assert all(count == 1 for count, _, _ in before.values()), before
+    wait_until_no_backfill_runs(stack, "churn_monitoring")  # one running backfill per DAG at a time
+    started = time.monotonic()
+    stack.run("airflow", "backfill", "create", "--dag-id", "churn_monitoring", "--from-date", first,
+              "--to-date", last, "--max-active-runs", "3", "--reprocess-behavior", "completed")
+    for day, run in runs.items():
+        rerun = stack.wait_for_run("churn_monitoring", backfill_run_id(day), timeout=300,
+                                   queued_after=run["queued_at"])
+        assert rerun["end_date"] > run["end_date"], "the completed day was not reprocessed"
+    TIMINGS["monitoring backfill rerun (--reprocess-behavior completed)"] = round(time.monotonic() - started, 1)
+    assert results() == before, "a reprocessed backfill duplicated a result"
+    assert all(stack.dag_run("churn_retraining", f"monitoring__{day}") is None for day in BACKFILL_DAYS)
 
 
 def test_drifted_day_triggers_a_retraining_that_decides_per_policy(loop):
-    stack, day = loop, DAY.isoformat()
-    monitoring_run = f"it_monitoring__{day}"
-    stack.trigger("churn_monitoring", monitoring_run, logical_date=f"{day}T00:00:00Z")
-    stack.wait_for_run("churn_monitoring", monitoring_run, timeout=180)
-    tasks = stack.task_states("churn_monitoring", monitoring_run)
-    assert tasks["trigger_retraining"] == "success" and tasks["no_retraining"] == "skipped", tasks
-    report = json.loads((stack.churnops_home / "reports" / f"date={day}" / "drift_report.json").read_text())
-    assert report["decision"] == "retrain", report
-
-    # The run the operator created, executed by the scheduler (dag.test would leave it queued).
-    retraining_run = f"monitoring__{day}"
-    run = stack.wait_for_run("churn_retraining", retraining_run, timeout=300)
-    assert run["run_type"] == "operator_triggered", run
-    assert run["conf"]["as_of"] == day and run["conf"]["reason"] and run["conf"]["source_run_id"] == monitoring_run
-    instances = {ti["task_id"]: ti for ti in stack.task_instances("churn_retraining", retraining_run)}
-    tasks = {task_id: ti["state"] for task_id, ti in instances.items()}
-    assert instances["promote"]["pool"] == "churnops_promotion"
-
-    client = mlflow_client(stack)
-    registered = [v for v in client.search_model_versions(f"name = '{MODEL}'")
-                  if v.tags.get("churnops.dag_run_id") == retraining_run]
-    assert len(registered) == 1, f"{retraining_run} should register one version: {[v.version for v in registered]}"
-    challenger = registered[0]
-    assert challenger.tags["churnops.decision_run"] == retraining_run
-    gain = float(challenger.tags["churnops.gain"])
-    champion = client.get_model_version_by_alias(MODEL, "champion")
-    last_promotion = variable(stack, "churnops_last_promotion")
-    if gain > MIN_GAIN:
-        assert tasks["promote"] == "success" and tasks["reject"] == "skipped", tasks
-        assert challenger.tags["churnops.decision"] == "promoted"
-        assert str(champion.version) == str(challenger.version)
-        assert str(client.get_model_version_by_alias(MODEL, "previous_champion").version) == "1"
-        assert last_promotion is not None, "promoted, but Variable churnops_last_promotion was not set"
-        assert last_promotion["date"] == day and str(last_promotion["version"]) == str(challenger.version)
-        assert str(last_promotion["previous_version"]) == "1" and last_promotion["run_id"] == retraining_run
-        assert last_promotion["forced"] is False
-    else:
-        assert tasks["reject"] == "success" and tasks["promote"] == "skipped", tasks
-        assert challenger.tags["churnops.decision"] == "rejected"
-        assert str(champion.version) == "1"
-        assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == str(challenger.version)
-        assert last_promotion is None
-    assert gain > MIN_GAIN, f"the drifted window should give the challenger a real gain, got {gain}"
+    drifted_day_triggers_a_retraining_that_decides_per_policy(loop, TIMINGS)
 
 
 def test_retraining_inside_the_cooldown_stops_after_check_cooldown(loop):
@@ -128,3 +188,66 @@ def test_retraining_inside_the_cooldown_stops_after_check_cooldown(loop):
     assert len(skipped) == 1 and "in cooldown" in skipped[0].data.tags["churnops.decision_reason"]
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(last_promotion["version"])
     assert variable(stack, "churnops_last_promotion") == last_promotion
+
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.access(p, os.X_OK)), None)
+# Screenshots refresh docs/ only when asked (CHURNOPS_SCREENSHOTS=docs): a test run leaves the tree clean.
+SCREENSHOTS = os.environ.get("CHURNOPS_SCREENSHOTS")
+
+
+def test_both_uis_in_a_real_browser(loop, tmp_path):
+    """Airflow UI: log in, the three DAGs, a successful retraining run; MLflow UI: the training's
+    parent run with its step runs nested under it, and churn-predictor with its @champion alias.
+    Screenshots go to $CHURNOPS_SCREENSHOTS (``docs`` refreshes the README's), else a temp dir."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium (apt-get install chromium); the browser check needs a real browser")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    stack = loop
+    password = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+    client = mlflow_client(stack)
+    experiment = client.get_experiment_by_name("churnops-telco")
+    parent = next(r for r in client.search_runs([experiment.experiment_id], "tags.`churnops.run_id` = 'it_training'")
+                  if r.data.tags.get("churnops.step") == "pipeline")
+    shots = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(f"{stack.base_url}/")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/auth/login" not in url)
+            page.goto(f"{stack.base_url}/dags?tags=churnops")
+            for dag_id in DAG_IDS:
+                page.get_by_text(dag_id, exact=True).first.wait_for()
+            page.screenshot(path=str(shots / "airflow-dags.png"))
+
+            page.goto(f"{stack.base_url}/dags/churn_retraining/runs/monitoring__{DAY.isoformat()}")
+            page.get_by_text(f"monitoring__{DAY.isoformat()}").first.wait_for()
+            page.get_by_text("promote", exact=True).first.wait_for()
+            page.get_by_text("success", exact=False).first.wait_for()
+            page.screenshot(path=str(shots / "airflow-retraining-run.png"))
+
+            page.goto(f"{stack.mlflow_uri}/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}")
+            page.get_by_text(parent.info.run_name).first.wait_for()
+            page.screenshot(path=str(shots / "mlflow-parent-run.png"))
+
+            # The runs table lists parents; expanding one shows its nested step runs.
+            page.goto(f"{stack.mlflow_uri}/#/experiments/{experiment.experiment_id}/runs")
+            parent_row = page.locator(".ag-row", has_text=parent.info.run_name).first
+            parent_row.locator("button[data-component-id*='runnamecellrenderer']").first.click()
+            for step_name in ("validate", "merge", "preprocess", "features", "evaluate", "register"):
+                page.locator(".ag-row", has_text=step_name).first.wait_for()
+            page.screenshot(path=str(shots / "mlflow-nested-runs.png"))
+
+            champion = client.get_model_version_by_alias(MODEL, "champion").version
+            page.goto(f"{stack.mlflow_uri}/#/models/{MODEL}")
+            version_row = page.locator("[role=row], tr", has_text=f"Version {champion}").first
+            version_row.get_by_text("champion").first.wait_for()
+            page.screenshot(path=str(shots / "mlflow-champion.png"))
+        finally:
+            browser.close()
