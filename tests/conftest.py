@@ -37,13 +37,38 @@ def shipped_data_untouched():
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory) -> Path:
+    """An embedded MLflow store (SQLite) migrated once: creating one costs ~3 s, copying it nothing."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def churnops_home(tmp_path, monkeypatch) -> Path:
-    """A fresh CHURNOPS_HOME, hence a fresh embedded MLflow store, for one test."""
+def churnops_home(tmp_path, monkeypatch, empty_mlflow_store) -> Path:
+    """A fresh CHURNOPS_HOME, hence a fresh (empty, already migrated) embedded MLflow store, for one test."""
     home = tmp_path / "churnops-home"
+    home.mkdir()
+    shutil.copyfile(empty_mlflow_store, home / "mlflow.db")
     monkeypatch.setenv("CHURNOPS_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_uri_leak():
+    """``mlflow.set_tracking_uri()`` exports MLFLOW_TRACKING_URI: a test that calls it must not point
+    the tests after it (which churnops would take for the user's choice) at its store."""
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
@@ -59,6 +84,21 @@ def telco_copy(tmp_path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+# xdist hands each worker whole modules in collection order: the longest first, so that none is
+# left running alone at the end.
+LONGEST_FIRST = ("integration/test_scheduler_loop.py", "integration/test_demo.py",
+                 "integration/test_celery_executor.py", "e2e/test_loop.py", "e2e/test_churn_training_dag.py",
+                 "e2e/test_cli.py", "e2e/test_monitoring_cli.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.path)).as_posix()
+        return next((i for i, suffix in enumerate(LONGEST_FIRST) if path.endswith(suffix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep pytest's order
 
 
 @pytest.fixture(scope="session")

@@ -366,7 +366,7 @@ def _monitoring_run(config: ChurnopsConfig, day: date) -> str:
 def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], features: dict[str, Any],
                 prediction: dict[str, Any], performance: dict[str, Any], context: dict[str, str] | None = None
                 ) -> dict[str, Any]:
-    """Decide, write the day's report (JSON + evidently HTML) and log it to the day's MLflow run."""
+    """Decide, write the day's report (JSON + evidently HTML unless switched off) and log it to the day's MLflow run."""
     from mlflow import MlflowClient
 
     from churnops.monitor import decide, drift_report_html
@@ -390,10 +390,14 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
         "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
     }
     json_path = write_json(folder / "drift_report.json", report)
-    html_path = drift_report_html(reference_frame(config, scored["model_version"]),
-                                  _batch(config, day),
-                                  config.dataset.numeric_features, config.dataset.categorical_features,
-                                  folder / "drift_report.html", config.monitoring.sample_size, config.monitoring.seed)
+    html_path: Path | None = folder / "drift_report.html"
+    if config.monitoring.html_report:
+        drift_report_html(reference_frame(config, scored["model_version"]), _batch(config, day),
+                          config.dataset.numeric_features, config.dataset.categorical_features,
+                          html_path, config.monitoring.sample_size, config.monitoring.seed)
+    else:  # a rerun with the report switched off leaves no stale page behind
+        html_path.unlink(missing_ok=True)
+        html_path = None
     run_id = _monitoring_run(config, day)
     client = MlflowClient()
     metrics = {key: float(report[key]) for key in ("rows", "drift_share", "dataset_drift", "prediction_drift",
@@ -407,10 +411,12 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
                        "churnops.reasons": "; ".join(decision["reasons"])[:4000], **(context or {})}.items():
         client.set_tag(run_id, key, value)
     client.log_artifact(run_id, str(json_path))
-    client.log_artifact(run_id, str(html_path))
+    if html_path is not None:
+        client.log_artifact(run_id, str(html_path))
     client.set_terminated(run_id, "FINISHED")
     summary = {k: v for k, v in report.items() if k != "details"}
-    return {**summary, "report": str(json_path), "html": str(html_path), "mlflow_run_id": run_id}
+    return {**summary, "report": str(json_path), "html": html_path and str(html_path),
+            "mlflow_run_id": run_id}
 
 
 def run_monitoring(config: ChurnopsConfig, day: date) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,19 +29,30 @@ def _loaded_after_local_settings(argv: list[str], **env: str) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("argv", [["airflow", "scheduler"], ["airflow", "scheduler", "--skip-serve-logs"],
-                                  ["airflow", "celery", "worker", "--queues", "q"]])
-def test_processes_that_fork_tasks_start_with_the_task_libraries_loaded(argv):
-    assert _loaded_after_local_settings(argv) == ["evidently", "mlflow", "pandas", "sklearn"]
+def _local_settings_module():
+    spec = importlib.util.spec_from_file_location("churnops_local_settings_under_test",
+                                                  ROOT / "plugins" / "airflow_local_settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # pytest's argv: not a process that forks tasks, so nothing is imported
+    return module
 
 
-@pytest.mark.parametrize("argv", [["airflow", "api-server"], ["airflow", "dag-processor"],
-                                  ["airflow", "dags", "list"], ["airflow", "celery", "flower"]])
-def test_other_airflow_processes_stay_light(argv):
-    assert _loaded_after_local_settings(argv) == []
+@pytest.mark.parametrize(("argv", "forks"), [
+    (["airflow", "scheduler"], True), (["airflow", "scheduler", "--skip-serve-logs"], True),
+    (["airflow", "celery", "worker", "--queues", "q"], True), (["airflow", "api-server"], False),
+    (["airflow", "dag-processor"], False), (["airflow", "dags", "list"], False),
+    (["airflow", "celery", "flower"], False), (["airflow"], False),
+])
+def test_only_the_scheduler_and_the_celery_worker_pre_import(argv, forks):
+    assert _local_settings_module()._forks_task_processes(argv) is forks
 
 
-def test_it_can_be_turned_off():
+def test_a_scheduler_process_starts_with_the_task_libraries_loaded():
+    assert _loaded_after_local_settings(["airflow", "scheduler"]) == ["evidently", "mlflow", "pandas", "sklearn"]
+
+
+def test_other_processes_stay_light_and_it_can_be_turned_off():
+    assert _loaded_after_local_settings(["airflow", "api-server"]) == []
     assert _loaded_after_local_settings(["airflow", "scheduler"], CHURNOPS_PREIMPORT="false") == []
 
 
