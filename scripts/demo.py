@@ -210,6 +210,8 @@ def main() -> int:
             return all(health[p]["status"] == "healthy" for p in ("metadatabase", "scheduler", "dag_processor"))
 
         demo.wait("Airflow to be healthy", healthy, 120)
+        # The MLflow UI creates the store on start; training waits for it rather than racing it.
+        demo.wait("the MLflow UI", lambda: demo.http.get(f"{demo.mlflow_url}/health").status_code == 200, 120)
         demo.login()
         demo.wait("the DAGs to be parsed", lambda: {d["dag_id"] for d in demo.api(
             "GET", "/dags", params={"dag_id_pattern": "churn_"})["dags"]} >= set(DAG_IDS), 120)

@@ -41,25 +41,46 @@ def paired_bootstrap_gain(y_true: np.ndarray, champion_scores: np.ndarray, chall
     """Percentile CI of challenger − champion ROC-AUC, resampling the same rows for both.
 
     Pairing matters: both models are scored on each resample, so the interval reflects
-    the difference, not two independent noises.
+    the difference, not two independent noises. Each resample is a vector of row counts and
+    its ROC-AUC the count-weighted Mann–Whitney statistic (ties count one half), computed for
+    a batch of resamples at once: the same numbers as ``roc_auc_score`` on the resampled rows,
+    without sorting them again a thousand times.
     """
-    from sklearn.metrics import roc_auc_score
-
-    y_true = np.asarray(y_true)
+    y_true = np.asarray(y_true).astype(bool)
     champion_scores, challenger_scores = np.asarray(champion_scores), np.asarray(challenger_scores)
     rng = np.random.default_rng(seed)
+    n = len(y_true)
+    indices = [rng.integers(0, n, n) for _ in range(n_samples)]
     gains = []
-    for _ in range(n_samples):
-        index = rng.integers(0, len(y_true), len(y_true))
-        sample = y_true[index]
-        if sample.min() == sample.max():
-            continue  # a one-class resample has no ROC-AUC
-        gains.append(roc_auc_score(sample, challenger_scores[index]) - roc_auc_score(sample, champion_scores[index]))
-    if not gains:
+    for start in range(0, n_samples, _BOOTSTRAP_BATCH):
+        counts = np.stack([np.bincount(i, minlength=n) for i in indices[start:start + _BOOTSTRAP_BATCH]])
+        both_classes = (counts[:, y_true].sum(axis=1) > 0) & (counts[:, ~y_true].sum(axis=1) > 0)
+        counts = counts[both_classes]  # a one-class resample has no ROC-AUC
+        if len(counts):
+            gains.append(_weighted_roc_auc(y_true, challenger_scores, counts)
+                         - _weighted_roc_auc(y_true, champion_scores, counts))
+    gains = np.concatenate(gains) if gains else np.array([])
+    if not len(gains):
         raise ValueError("no bootstrap resample had both classes")
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(gains, [tail, 100 - tail])
     return {"mean": float(np.mean(gains)), "low": float(low), "high": float(high), "n": len(gains), "level": level}
+
+
+_BOOTSTRAP_BATCH = 100  # resamples per batch: 100 x rows counts in memory at a time
+
+
+def _weighted_roc_auc(y_true: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each row of ``counts`` (how often each row is drawn), ties counting one half."""
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])  # one group per distinct score
+    weights = counts[:, order].astype(np.float64)
+    positive = y_true[order]
+    pos = np.add.reduceat(np.where(positive, weights, 0.0), starts, axis=1)
+    neg = np.add.reduceat(np.where(positive, 0.0, weights), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg  # negatives scored strictly lower than each group
+    return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
 def decide_promotion(champion_roc_auc: float, challenger_roc_auc: float, policy: PolicyConfig,

@@ -143,7 +143,7 @@ class AirflowStack:
             folder.mkdir(parents=True)
         self.config = write_config(root / "config.yaml",
                                    training={"families": ["logistic_regression"], "cv_folds": 2},
-                                   policy={"bootstrap_samples": 200}, registry={"model_name": "it-model"})
+                                   policy={"bootstrap_samples": 200})  # the default model name: churn-predictor
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.postgres, self.why_not_postgres = _postgres_or_none("airflow")

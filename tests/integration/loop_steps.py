@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 
-MODEL = "it-model"
+MODEL = "churn-predictor"  # the Telco config's; each stack has its own MLflow server
 DAG_IDS = ("churn_training", "churn_monitoring", "churn_retraining")
 # On or after the DAGs' start_date, and always in the past: the run the scheduler creates for
 # today when churn_monitoring is unpaused can never land on a simulated day.

@@ -59,6 +59,26 @@ def test_paired_bootstrap_brackets_the_observed_gain():
     assert ci == paired_bootstrap_gain(y, champion, challenger, n_samples=300, seed=3), "seeded"
 
 
+@pytest.mark.parametrize("rows", [12, 400])
+def test_paired_bootstrap_equals_roc_auc_score_on_each_resample(rows):
+    """The weighted Mann-Whitney AUCs are sklearn's on the resampled rows, ties and skipped
+    one-class resamples (frequent with 12 rows) included."""
+    rng = np.random.default_rng(rows)
+    y = (rng.random(rows) < 0.25).astype(int)
+    champion = np.round(rng.random(rows), 1)  # many ties
+    challenger = np.round(y * 0.3 + rng.random(rows), 2)
+    draws = np.random.default_rng(5)
+    expected = []
+    for _ in range(200):  # the same draws, scored the plain way
+        index = draws.integers(0, rows, rows)
+        if y[index].min() != y[index].max():
+            expected.append(roc_auc_score(y[index], challenger[index]) - roc_auc_score(y[index], champion[index]))
+    ci = paired_bootstrap_gain(y, champion, challenger, n_samples=200, seed=5)
+    assert ci["n"] == len(expected)
+    assert ci["mean"] == pytest.approx(np.mean(expected), abs=1e-12)
+    assert [ci["low"], ci["high"]] == pytest.approx(np.percentile(expected, [2.5, 97.5]).tolist(), abs=1e-12)
+
+
 def test_paired_bootstrap_of_identical_models_is_zero():
     rng = np.random.default_rng(2)
     y, scores = rng.integers(0, 2, 500), rng.random(500)
