@@ -50,10 +50,11 @@ def paired_bootstrap_gain(y_true: np.ndarray, champion_scores: np.ndarray, chall
     champion_scores, challenger_scores = np.asarray(champion_scores), np.asarray(challenger_scores)
     rng = np.random.default_rng(seed)
     n = len(y_true)
-    indices = [rng.integers(0, n, n) for _ in range(n_samples)]
     gains = []
     for start in range(0, n_samples, _BOOTSTRAP_BATCH):
-        counts = np.stack([np.bincount(i, minlength=n) for i in indices[start:start + _BOOTSTRAP_BATCH]])
+        # Drawn batch by batch (same draws, same order): only one batch of resamples is ever held.
+        batch = min(_BOOTSTRAP_BATCH, n_samples - start)
+        counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(batch)])
         both_classes = (counts[:, y_true].sum(axis=1) > 0) & (counts[:, ~y_true].sum(axis=1) > 0)
         counts = counts[both_classes]  # a one-class resample has no ROC-AUC
         if len(counts):
