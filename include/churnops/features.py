@@ -15,12 +15,17 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from churnops.config import ChurnopsConfig
 
-__all__ = ["MISSING", "DerivedFeatures", "RawInputCoercer", "build_preprocessor", "derived_columns"]
+__all__ = [
+    "ENCODINGS", "MISSING", "CategoryEncoder", "DerivedFeatures", "RawInputCoercer", "build_preprocessor",
+    "derived_columns", "text_categorical",
+]
+
+ENCODINGS = ("onehot", "ordinal")
 
 MISSING = "__missing__"
 """Category given to missing categorical values, so encoders see one uniform type."""
@@ -35,27 +40,64 @@ def _text(value: Any) -> Any:
     return text if text else MISSING
 
 
-def _texts(series: pd.Series) -> pd.Series:
-    """``series.map(_text).astype(object)`` computed once per distinct value, not per cell.
+def text_categorical(series: pd.Series) -> pd.Categorical:
+    """``series.map(_text)`` as a categorical, computed once per distinct value, not per cell.
 
-    Exact for columns of ``str`` (and pandas' string dtype) and for plain numeric or boolean
-    columns, where equal values always read the same; other columns (mixed objects, where
-    ``1`` and ``True`` are equal but read differently, or extension dtypes) are mapped cell by cell.
+    Its categories are the distinct labels, sorted. Exact for columns of ``str`` (and pandas'
+    string dtype), for categoricals and for plain numeric or boolean columns, where equal values
+    always read the same; other columns (mixed objects, where ``1`` and ``True`` are equal but
+    read differently, or extension dtypes) are mapped cell by cell first.
     """
     dtype = series.dtype
-    text_column = isinstance(dtype, pd.StringDtype) or (
-        pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"))
-    if not (text_column or (isinstance(dtype, np.dtype) and dtype.kind in "biuf")):
-        return series.map(_text).astype(object)
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    labels = np.array([_text(value) for value in np.asarray(uniques, dtype=object).tolist()] + [MISSING], dtype=object)
-    out = labels[codes]
-    nulls = np.flatnonzero(codes < 0)
-    if text_column and len(nulls):
+    text_column = False
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy(dtype=np.intp)
+        uniques = np.asarray(series.cat.categories, dtype=object)
+    elif isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        uniques = np.asarray(uniques, dtype=object)
+    else:
+        codes, uniques = _factorize_text(series)
+        text_column = uniques is not None
+        if not text_column:
+            codes, uniques = pd.factorize(series.map(_text), use_na_sentinel=True)
+            uniques = np.asarray(uniques, dtype=object)
+    labels = [_text(value) for value in uniques.tolist()]
+    null = codes < 0
+    if null.any():
+        labels.append(MISSING)
+        codes = np.where(null, len(uniques), codes)
+    if text_column and null.any():
         # factorize's nulls (None, NaN, pd.NA, NaT, ...) are MISSING for _text too, save exotic
         # ones such as Decimal("NaN"): the few null cells are passed through _text itself.
-        values = series.to_numpy(dtype=object)
-        out[nulls] = [_text(value) for value in values[nulls]]
+        nulls = np.flatnonzero(codes == len(uniques))
+        texts = [_text(value) for value in series.to_numpy(dtype=object)[nulls].tolist()]
+        if any(text != MISSING for text in texts):
+            codes[nulls] = len(labels) + np.arange(len(nulls))
+            labels += texts
+    categories, inverse = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+    return pd.Categorical.from_codes(inverse.ravel()[codes], categories=pd.Index(categories, dtype=object))
+
+
+def _factorize_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    # factorize first, then look at the few distinct values: a column whose non-null values
+    # are all str is factorized exactly (no other value can equal a str), at the cost of one pass.
+    if not (isinstance(series.dtype, pd.StringDtype) or pd.api.types.is_object_dtype(series.dtype)):
+        return np.empty(0, dtype=np.intp), None
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable cells
+        return np.empty(0, dtype=np.intp), None
+    uniques = np.asarray(uniques, dtype=object)
+    if not all(isinstance(value, str) for value in uniques.tolist()):
+        return codes, None
+    return codes, uniques
+
+
+def _texts(series: pd.Series) -> pd.Series:
+    """``series.map(_text).astype(object)`` computed once per distinct value, not per cell."""
+    values = text_categorical(series)
+    out = np.asarray(values.categories, dtype=object)[values.codes]
     return pd.Series(out, index=series.index, name=series.name, dtype=object)
 
 
@@ -68,11 +110,19 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
     Parameters:
         numeric: numeric input columns.
         categorical: categorical input columns.
+        as_category: return categorical columns as pandas categoricals (labels as categories)
+            instead of object columns of str: the same labels, but later steps work on integer
+            codes instead of comparing and hashing a Python string per cell.
     """
 
-    def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None) -> None:
+    # Models pickled before ``as_category`` existed have no such attribute: they keep object output.
+    as_category = False
+
+    def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None,
+                 as_category: bool = False) -> None:
         self.numeric = numeric
         self.categorical = categorical
+        self.as_category = as_category
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> RawInputCoercer:
         missing = [c for c in self._columns() if c not in X.columns]
@@ -93,7 +143,10 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
                 values = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
             out[column] = values.astype("float64").replace([np.inf, -np.inf], np.nan)
         for column in self.categorical or []:
-            out[column] = _texts(X[column])
+            if self.as_category:
+                out[column] = pd.Series(text_categorical(X[column]), index=X.index, name=column)
+            else:
+                out[column] = _texts(X[column])
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -145,7 +198,15 @@ def _ratio(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
 
 def _count_equal(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
     value = str(spec["value"])
-    return sum((_as_str(frame[c]) == value).astype("float64") for c in spec["columns"])
+    return sum(pd.Series(_equals(frame[c], value), index=frame.index).astype("float64") for c in spec["columns"])
+
+
+def _equals(values: pd.Series, value: str) -> np.ndarray:
+    # ``str(cell) == value`` for every cell; a categorical compares its few categories instead.
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        hits = [code for code, category in enumerate(values.cat.categories) if str(category) == value]
+        return np.isin(values.cat.codes.to_numpy(), hits)
+    return (_as_str(values) == value).to_numpy()
 
 
 def _as_str(values: pd.Series) -> pd.Series:
@@ -160,13 +221,82 @@ def _bins(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
     inner = [f"[{low:g},{high:g})" for low, high in zip(edges, edges[1:], strict=False)]
     labels = [f"<{edges[0]:g}", *inner, f">={edges[-1]:g}"]
     values = frame[spec["column"]].to_numpy(dtype="float64")
-    index = np.searchsorted(edges, values, side="right")
-    binned = np.asarray(labels, dtype=object)[index]
-    binned[np.isnan(values)] = MISSING
-    return pd.Series(binned, index=frame.index, dtype=object)
+    codes = np.searchsorted(edges, values, side="right")
+    codes[np.isnan(values)] = len(labels)
+    binned = pd.Categorical.from_codes(codes, categories=pd.Index([*labels, MISSING], dtype=object))
+    return pd.Series(binned, index=frame.index)
 
 
 _BUILDERS = {"ratio": _ratio, "count_equal": _count_equal, "bins": _bins}
+
+
+class CategoryEncoder(TransformerMixin, BaseEstimator):
+    """Categorical columns to one-hot indicators or to ordinal codes, for the categories seen in fit.
+
+    What scikit-learn's ``OneHotEncoder(handle_unknown="ignore")`` and ``OrdinalEncoder``
+    compute, from pandas category codes: their transform looks every cell of an object column
+    up in a Python dict, a second per 200,000 rows across Telco's columns, more than the
+    models themselves take to predict.
+
+    Parameters:
+        encoding: ``onehot`` (a 0/1 column per category; an unseen category is an all-zero
+            row, for linear models) or ``ordinal`` (one column of category indexes in sorted
+            order; an unseen category is NaN, which tree ensembles route as missing).
+    """
+
+    def __init__(self, encoding: str = "onehot") -> None:
+        self.encoding = encoding
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> CategoryEncoder:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {self.encoding!r}; known: {list(ENCODINGS)}")
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.categories_ = []
+        for column in X.columns:
+            values = _labels(X[column])
+            seen = values.categories[np.unique(values.codes[values.codes >= 0])]
+            self.categories_.append(np.unique(np.asarray([str(v) for v in seen], dtype=object)))
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "categories_")
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"input lacks columns {missing}")
+        codes = [self._codes(X[column], categories)
+                 for column, categories in zip(self.feature_names_in_, self.categories_, strict=True)]
+        if self.encoding == "ordinal":
+            out = np.column_stack(codes).astype("float64") if codes else np.empty((len(X), 0))
+            out[out < 0] = np.nan
+            return out
+        out = np.zeros((len(X), sum(len(c) for c in self.categories_)), dtype="float64")
+        offset = 0
+        for column_codes, categories in zip(codes, self.categories_, strict=True):
+            rows = np.flatnonzero(column_codes >= 0)
+            out[rows, offset + column_codes[rows]] = 1.0
+            offset += len(categories)
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "categories_")
+        if self.encoding == "ordinal":
+            return self.feature_names_in_.copy()
+        return np.asarray([f"{column}_{category}" for column, categories in zip(
+            self.feature_names_in_, self.categories_, strict=True) for category in categories], dtype=object)
+
+    @staticmethod
+    def _codes(values: pd.Series, categories: np.ndarray) -> np.ndarray:
+        # Re-mapped once per distinct value; a cell outside ``categories`` gets -1.
+        return pd.Categorical(_labels(values), categories=pd.Index(categories, dtype=object)).codes.astype(np.intp)
+
+
+def _labels(values: pd.Series) -> pd.Categorical:
+    # What RawInputCoercer(as_category=True) produces passes as is; anything else is read as it would.
+    if isinstance(values.dtype, pd.CategoricalDtype) and all(isinstance(v, str) for v in values.cat.categories):
+        return values.array
+    return text_categorical(values)
+
 
 
 def derived_columns(config: ChurnopsConfig) -> tuple[list[str], list[str]]:
@@ -176,21 +306,27 @@ def derived_columns(config: ChurnopsConfig) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def build_preprocessor(config: ChurnopsConfig) -> Pipeline:
-    """Raw merged rows → a dense numeric matrix: coerce, derive, impute, scale, one-hot."""
+def build_preprocessor(config: ChurnopsConfig, encoding: str = "onehot") -> Pipeline:
+    """Raw merged rows → a dense numeric matrix: coerce, derive, impute, scale, encode categories.
+
+    Args:
+        config: the dataset's configuration.
+        encoding: how categories become numbers (see :class:`CategoryEncoder`): ``onehot``
+            for linear models, ``ordinal`` for tree ensembles (as good on Telco, and a fraction
+            of the columns to build and to walk at prediction time).
+    """
     ds = config.dataset
     derived_numeric, derived_categorical = derived_columns(config)
     encode = ColumnTransformer(
         [
             ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
              ds.numeric_features + derived_numeric),
-            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32),
-             ds.categorical_features + derived_categorical),
+            ("cat", CategoryEncoder(encoding), ds.categorical_features + derived_categorical),
         ],
         remainder="drop",
     )
     return Pipeline([
-        ("coerce", RawInputCoercer(ds.numeric_features, ds.categorical_features)),
+        ("coerce", RawInputCoercer(ds.numeric_features, ds.categorical_features, as_category=True)),
         ("derive", DerivedFeatures([s.model_dump() for s in config.features.derived])),
         ("encode", encode),
     ])

@@ -191,20 +191,18 @@ def positive_scores(model: Any, frame: Any, config: ChurnopsConfig) -> Any:
     import numpy as np
 
     columns = config.dataset.feature_columns
-    direct = _direct_predict(model, frame, columns)
-    if direct is None:
-        return np.asarray(model.predict(frame[columns]))[:, 1]
+    predict = _direct_predict(model, frame, columns) or (lambda chunk: model.predict(chunk[columns]))
     if len(frame) <= SCORE_CHUNK_ROWS:
-        return np.asarray(direct(frame))[:, 1]
-    return np.concatenate([np.asarray(direct(frame.iloc[start:start + SCORE_CHUNK_ROWS]))[:, 1]
+        return np.asarray(predict(frame))[:, 1]
+    return np.concatenate([np.asarray(predict(frame.iloc[start:start + SCORE_CHUNK_ROWS]))[:, 1]
                            for start in range(0, len(frame), SCORE_CHUNK_ROWS)])
 
 
 def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any], Any] | None:
     """The pyfunc's own predict function, minus MLflow's schema check, when that check is a no-op.
 
-    churnops logs its models with every input column typed ``any`` (see
-    :func:`churnops.train.model_signature`). For such a signature MLflow's enforcement only
+    churnops used to log its models with every input column typed ``any`` (versions registered
+    before :func:`churnops.train.model_signature` dropped the input schema). For such a signature MLflow's enforcement only
     checks that the columns are present and rebuilds the frame in signature order, calling a
     Python function on every cell (about 60 µs per row, more than the model itself). When the
     model is a scikit-learn pyfunc with only required ``any`` columns, no params schema, and

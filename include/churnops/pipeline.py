@@ -280,7 +280,8 @@ def build_features(previous: dict[str, Any]) -> dict[str, Any]:
             "derived": {
                 **{c: {"kind": "numeric", "mean": float(derived[c].mean()),
                        "null_fraction": float(derived[c].isna().mean())} for c in numeric},
-                **{c: {"kind": "categorical", "counts": derived[c].value_counts().to_dict()} for c in categorical},
+                **{c: {"kind": "categorical", "counts": {str(k): int(n) for k, n in derived[c].value_counts().items() if n}}
+                   for c in categorical},
             },
             "encoded_features": encoded,
         }
@@ -328,6 +329,7 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
             name="model",
             signature=model_signature(config, result.model.predict_proba(example)),
             input_example=example,
+            metadata={"churnops_input_columns": ds.feature_columns},
             pyfunc_predict_fn="predict_proba",
             # skops refuses RF/XGBoost/LightGBM pipelines; cloudpickle with the package
             # shipped in code_paths loads anywhere churnops' dependencies are installed.

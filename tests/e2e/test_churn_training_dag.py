@@ -9,6 +9,7 @@ import pandas as pd
 import pendulum
 import pytest
 
+from churnops.config import load_config
 from tests.helpers import ROOT, TELCO_DATA
 
 pytestmark = pytest.mark.e2e
@@ -118,6 +119,13 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
     assert np.all((proba >= 0) & (proba <= 1))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert proba[:, 1].std() > 0.01, "probabilities should depend on the rows"
+
+    # No input schema for MLflow to enforce (see churnops.train.model_signature): the columns are in the
+    # model's metadata, and the pipeline itself names a missing one.
+    assert model.metadata.get_input_schema() is None
+    assert model.metadata.metadata["churnops_input_columns"] == load_config().dataset.feature_columns
+    with pytest.raises(ValueError, match=r"input lacks columns \['tenure'\]"):
+        model.predict(rows.drop(columns=["tenure"]))
 
 
 def test_second_training_run_adds_a_challenger_and_keeps_the_champion(training_dag, churnops_home):

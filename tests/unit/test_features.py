@@ -9,7 +9,15 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from churnops.config import ChurnopsConfig, load_config
-from churnops.features import MISSING, DerivedFeatures, RawInputCoercer, build_preprocessor, derived_columns
+from churnops.features import (
+    MISSING,
+    CategoryEncoder,
+    DerivedFeatures,
+    RawInputCoercer,
+    build_preprocessor,
+    derived_columns,
+    text_categorical,
+)
 
 # --- RawInputCoercer ---------------------------------------------------------------------------------------------
 
@@ -52,6 +60,38 @@ def test_coercer_categorical(values, expected):
     out = RawInputCoercer([], ["c"]).fit(X).transform(X)
     assert out["c"].dtype == object
     assert out["c"].tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, 0, 1], [1.0, 0.0, np.nan], ["Yes", " No ", "", None, "No"], [None, "a", "  "], [1, "1", True, " x "],
+        pd.array([1, None, 0], dtype="Int64"), pd.Categorical(["b", None, " a", "a"]), pd.Categorical([1, 2, None]),
+        pd.array(["a", None, " b"], dtype="string"),
+    ],
+)
+def test_coercer_as_category_gives_the_same_labels_as_categories(values):
+    X = pd.DataFrame({"c": values})
+    as_object = RawInputCoercer([], ["c"]).fit(X).transform(X)["c"]
+    as_category = RawInputCoercer([], ["c"], as_category=True).fit(X).transform(X)["c"]
+    assert isinstance(as_category.dtype, pd.CategoricalDtype)
+    assert as_category.astype(object).tolist() == as_object.tolist()
+    assert as_category.cat.categories.tolist() == sorted(set(as_object))  # sorted, no unused category
+
+
+def test_text_categorical_keeps_exotic_nulls_as_text_reads_them():
+    from decimal import Decimal
+
+    values = pd.Series(["a", Decimal("NaN"), None], dtype=object)
+    assert text_categorical(values).astype(object).tolist() == ["a", "NaN", MISSING]
+
+
+def test_coercer_pickled_before_as_category_keeps_object_output():
+    # A registered model pickled by an earlier churnops has no ``as_category`` attribute.
+    old = RawInputCoercer.__new__(RawInputCoercer)
+    old.__dict__.update({"numeric": ["n"], "categorical": ["c"], "columns_": ["n", "c"]})
+    out = old.transform(pd.DataFrame({"n": ["1"], "c": [" a "]}))
+    assert out["c"].dtype == object and out["c"].tolist() == ["a"]
 
 
 def test_coercer_categorical_pd_na_is_missing():
@@ -139,6 +179,14 @@ def test_count_equal_value_compares_as_text():
     assert derive(spec, frame) == [2.0, 1.0]
 
 
+def test_count_equal_on_categoricals_matches_object_columns():
+    spec = {"kind": "count_equal", "name": "n", "columns": ["p", "q"], "value": "Yes"}
+    frame = pd.DataFrame({"p": ["Yes", "No", "Yes", MISSING], "q": ["Yes", "Yes", "no", "Yes"]})
+    categorical = frame.astype("category")
+    assert derive(spec, categorical) == derive(spec, frame) == [2.0, 1.0, 1.0, 1.0]
+    assert derive(spec, frame.assign(q=pd.Categorical(["No"] * 4))) == [1.0, 0.0, 1.0, 0.0]  # value not a category
+
+
 BINS = {"kind": "bins", "name": "band", "column": "t", "edges": [0, 6, 12, 24.5]}
 
 
@@ -167,6 +215,51 @@ def test_derived_features_names_and_errors():
     assert DerivedFeatures().fit(frame).transform(frame).equals(frame)
     with pytest.raises(ValueError, match="unknown derived feature kind 'log'"):
         DerivedFeatures([{"kind": "log", "name": "l"}]).fit(frame)
+
+
+# --- CategoryEncoder ---------------------------------------------------------------------------------------------
+
+
+def categorical_frame(values_a, values_b) -> pd.DataFrame:
+    X = pd.DataFrame({"a": values_a, "b": values_b})
+    return RawInputCoercer([], ["a", "b"], as_category=True).fit(X).transform(X)
+
+
+def test_one_hot_equals_scikit_learns_one_hot_encoder():
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    train = categorical_frame(rng.choice(["x", "y", "z", ""], 500), rng.choice([0, 1], 500))
+    new = categorical_frame(rng.choice(["x", "w", "z", None], 300), rng.choice([1, 2], 300))  # w, 2: unseen
+    ours = CategoryEncoder("onehot").fit(train)
+    sklearn = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train.astype(object))
+    np.testing.assert_array_equal(ours.transform(new), sklearn.transform(new.astype(object)))
+    assert ours.get_feature_names_out().tolist() == sklearn.get_feature_names_out().tolist()
+
+
+def test_ordinal_codes_follow_sorted_categories_and_unseen_is_nan():
+    train = categorical_frame(["y", "x", "", "y"], [1, 0, 0, 1])
+    encoder = CategoryEncoder("ordinal").fit(train)
+    out = encoder.transform(categorical_frame(["x", "y", "new", None], [0, 1, 5, 1]))
+    expected = [[1, 0], [2, 1], [np.nan, np.nan], [0, 1]]  # categories: [__missing__, x, y], [0, 1]
+    np.testing.assert_array_equal(out, np.asarray(expected, dtype=float))
+    assert encoder.get_feature_names_out().tolist() == ["a", "b"]
+
+
+def test_encoder_reads_object_columns_as_the_coercer_would():
+    train = categorical_frame(["x", "y"], [0, 1])
+    encoder = CategoryEncoder("ordinal").fit(train)
+    raw = pd.DataFrame({"a": [" y ", None], "b": [1.0, 0.0]})
+    np.testing.assert_array_equal(encoder.transform(raw), [[1, 1], [np.nan, 0]])
+
+
+def test_encoder_errors():
+    with pytest.raises(ValueError, match="unknown encoding 'hash'"):
+        CategoryEncoder("hash").fit(categorical_frame(["x"], [0]))
+    with pytest.raises(NotFittedError):
+        CategoryEncoder().transform(categorical_frame(["x"], [0]))
+    with pytest.raises(ValueError, match=r"input lacks columns \['b'\]"):
+        CategoryEncoder().fit(categorical_frame(["x"], [0])).transform(pd.DataFrame({"a": ["x"]}))
 
 
 # --- build_preprocessor ------------------------------------------------------------------------------------------
@@ -236,16 +329,27 @@ def test_preprocessor_unseen_category_is_all_zero_one_hot():
     assert out[0, tv].sum() == 1.0
 
 
-def test_preprocessor_gives_the_same_matrix_for_raw_and_typed_input():
+def test_ordinal_preprocessor_has_one_column_per_feature():
+    pre = build_preprocessor(small_config(), "ordinal").fit(raw_rows())
+    names = pre.get_feature_names_out().tolist()
+    assert names == ["num__tenure", "num__charges", "num__per_month", "num__n_yes", "cat__phone", "cat__tv",
+                     "cat__contract", "cat__tenure_band"]
+    out = pre.transform(raw_rows())
+    assert out[:, 6].tolist() == [0, 1, 0, 1, 0, 0]  # contract: Monthly, Yearly
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+def test_preprocessor_gives_the_same_matrix_for_raw_and_typed_input(encoding):
     raw = raw_rows()
     typed = raw.assign(
         tenure=[0, 5, 13, 30, None, 20],
         charges=[20.5, 100.0, 250.25, np.nan, 80.0, 10.0],
         phone=["Yes", "No", "Yes", "Yes", None, "No"],
     )
-    pre = build_preprocessor(small_config()).fit(raw)
+    pre = build_preprocessor(small_config(), encoding).fit(raw)
     np.testing.assert_array_equal(pre.transform(raw), pre.transform(typed))
-    refit = clone(build_preprocessor(small_config())).fit(typed)
+    np.testing.assert_array_equal(pre.transform(raw), pre.transform(typed.astype({"contract": "category"})))
+    refit = clone(build_preprocessor(small_config(), encoding)).fit(typed)
     np.testing.assert_array_equal(refit.transform(raw), pre.transform(raw))
 
 
