@@ -280,7 +280,8 @@ def build_features(previous: dict[str, Any]) -> dict[str, Any]:
             "derived": {
                 **{c: {"kind": "numeric", "mean": float(derived[c].mean()),
                        "null_fraction": float(derived[c].isna().mean())} for c in numeric},
-                **{c: {"kind": "categorical", "counts": {str(k): int(n) for k, n in derived[c].value_counts().items() if n}}
+                **{c: {"kind": "categorical",
+                       "counts": {str(k): int(n) for k, n in derived[c].value_counts().items() if n}}
                    for c in categorical},
             },
             "encoded_features": encoded,

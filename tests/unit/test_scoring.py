@@ -32,8 +32,8 @@ def logged(churnops_home):
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    from churnops.train import build_model, model_signature
     from churnops.tracking import configure_mlflow
+    from churnops.train import build_model, model_signature
 
     train = rows(300, 0)
     pipeline = build_model("lightgbm", CONFIG).fit(train[CONFIG.dataset.feature_columns],
