@@ -273,6 +273,7 @@ def print_summary(demo: Demo, first: date, today: date, retraining: str, elapsed
         "challenger": status["challenger"],
         "monitoring": {d.isoformat(): decision for d, decision in decisions},
         "retraining_run": retraining, "retraining_state": demo.run_state("churn_retraining", retraining),
+        "last_decision": status["last_decision"],
         "reports": str(demo.churnops_home / "reports"), "seconds": round(elapsed, 1),
     }
     (demo.home / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -283,6 +284,9 @@ def print_summary(demo: Demo, first: date, today: date, retraining: str, elapsed
     for day, decision in decisions:
         print(f"    {day}  monitoring decision: {decision}")
     print(f"    churn_retraining {retraining}: {summary['retraining_state']}")
+    if status["last_decision"]:
+        decision = status["last_decision"]
+        print(f"    decision on v{decision['version']}: {decision['decision']} ({decision['reason']})")
     print(f"    reports: {summary['reports']}/date=YYYY-MM-DD/ (drift_report.json, drift_report.html)")
     print(f"    summary: {demo.home / 'summary.json'}  ({elapsed:.0f} s)")
     print(f"\n    Airflow UI  {demo.airflow_url}   login: admin / {demo.password()}")

@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     retrain.add_argument("--date", required=True, help="as-of day, YYYY-MM-DD")
     retrain.add_argument("--force", action="store_true", help="ignore the cooldown (recorded as forced)")
     retrain.add_argument("--families", nargs="+", choices=MODEL_FAMILIES, help="model families (default: config)")
-    command("status", "Show champion, previous champion, last promotion and cooldown.").add_argument(
+    command("status", "Show champion, previous champion, last promotion, last decision and cooldown.").add_argument(
         "--date", help="as-of day for the cooldown (default: the last promotion's state only)")
     rollback = command("rollback", "Move @champion back to @previous_champion.")
     rollback.add_argument("--reason", default="manual rollback", help="recorded on both versions")
@@ -153,7 +153,7 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.config import load_config
     from churnops.monitoring_pipeline import parse_day
     from churnops.policy import cooldown_status
-    from churnops.registry import alias_version
+    from churnops.registry import alias_version, last_decision
     from churnops.state import FileState
     from churnops.tracking import configure_mlflow
 
@@ -167,6 +167,7 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
         "previous_champion": alias_version(registry, registry.previous_champion_alias),
         "challenger": alias_version(registry, registry.challenger_alias),
         "last_promotion": last,
+        "last_decision": last_decision(registry),
         "cooldown_days": config.policy.cooldown_days,
     }
     if last and args.date:

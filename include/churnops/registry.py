@@ -15,6 +15,7 @@ __all__ = [
     "PromotionConflict",
     "alias_version",
     "assign_training_alias",
+    "last_decision",
     "model_aliases",
     "promote_version",
     "register_version",
@@ -140,3 +141,17 @@ def rollback_champion(registry: RegistryConfig, tags: dict[str, str]) -> dict[st
 
 def version_tags(registry: RegistryConfig, version: str) -> dict[str, str]:
     return dict(_client().get_model_version(registry.model_name, version).tags)
+
+
+def last_decision(registry: RegistryConfig) -> dict[str, Any] | None:
+    """The newest promote-or-reject decision recorded on a version (its ``churnops.decision*`` tags)."""
+    versions = _client().search_model_versions(f"name = '{registry.model_name}'")
+    decided = [v for v in versions if "churnops.decision" in v.tags]
+    if not decided:
+        return None
+    newest = max(decided, key=lambda v: (v.tags.get("churnops.decision_as_of", ""), int(v.version)))
+    tags = newest.tags
+    gain = tags.get("churnops.gain")
+    return {"version": str(newest.version), "decision": tags["churnops.decision"],
+            "reason": tags.get("churnops.decision_reason", ""), "as_of": tags.get("churnops.decision_as_of"),
+            "gain": float(gain) if gain else None}

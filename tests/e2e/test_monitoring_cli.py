@@ -106,6 +106,7 @@ def test_status_then_rollback_without_previous_champion(home, capsys):
     code, status, err = run(capsys, "status", "--json")
     assert code == 0, err
     assert status["champion"] == "1" and status["previous_champion"] is None and status["last_promotion"] is None
+    assert status["last_decision"] is None
     code, _, err = run(capsys, "rollback")
     assert code == 2 and "previous_champion" in err
 
@@ -124,3 +125,7 @@ def test_retrain_respects_the_cooldown_unless_forced(home, capsys):
     assert code == 0, err
     assert forced["forced"] is True and forced["challenger_version"] == "2"
     assert forced["decision"] == ("promoted" if forced["gain"] > 0.01 else "rejected")
+    code, status, err = run(capsys, "status", "--json")
+    assert code == 0, err
+    assert status["last_decision"] == {"version": "2", "decision": forced["decision"], "reason": forced["reason"],
+                                       "as_of": as_of.isoformat(), "gain": round(forced["gain"], 6)}

@@ -33,6 +33,9 @@ def test_demo_runs_the_loop_and_stops_everything(tmp_path):
     assert [decisions[d] for d in days[:4]] == ["none"] * 4, f"stable days: {decisions}"
     assert decisions[days[-1]] == "retrain", f"today is fully drifted: {decisions}"
     assert summary["champion"] is not None
+    decision = summary["last_decision"]
+    assert decision["decision"] in ("promoted", "rejected") and decision["version"] == "2", summary
+    assert f"decision on v2: {decision['decision']} (" in done.stdout
     assert "Airflow UI  http://127.0.0.1:" in done.stdout and "login: admin / " in done.stdout
     assert "MLflow UI   http://127.0.0.1:" in done.stdout
     # Nothing the demo started is left running.
