@@ -186,6 +186,9 @@ class MonitoringConfig(_Strict):
     """Trailing window of matured label days used for realized performance and target drift."""
     sample_size: int = Field(50_000, ge=100)
     """Rows per side the drift tests see (seeded sample; recorded in the report)."""
+    chunk_rows: int = Field(250_000, ge=100)
+    """Rows of the day's batch read, scored and written at a time, so scoring a day takes the
+    same memory whatever its size."""
     html_report: bool = True
     """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
     (plotly figures per column); the JSON report and the decision do not depend on it."""

@@ -7,7 +7,12 @@ is left to :mod:`churnops.pipeline`.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,10 +27,12 @@ __all__ = [
     "as_text",
     "as_text_series",
     "assign_split",
+    "atomic_parquet_writer",
     "blank_to_na",
     "coerce_types",
     "file_sha256",
     "is_text",
+    "iter_source",
     "label_vector",
     "merge_sources",
     "missing_mask",
@@ -65,6 +72,49 @@ def read_source(source: Source) -> pd.DataFrame:
         raise SourceReadError(source.name, f"unreadable {source.file_format} file {path}: {exc}") from exc
 
 
+def iter_source(source: Source, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`read_source` in chunks of at most ``chunk_rows`` rows, so a day of any size reads in bounded memory.
+
+    Parquet is read batch by batch within its row groups, CSV ``chunk_rows`` lines at a time; the
+    chunks, concatenated, are the frame :func:`read_source` returns (restricted to ``columns``
+    when given; a column missing from the file is an error). An empty file yields nothing.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    path = Path(source.path)
+    if not path.is_file():
+        raise SourceReadError(source.name, f"file not found: {path}")
+    try:
+        if source.file_format == "parquet":
+            yield from _iter_parquet(path, chunk_rows, columns)
+            return
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", chunksize=chunk_rows,
+                             usecols=columns)
+        with reader:
+            yield from reader
+    except pd.errors.EmptyDataError:
+        return
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+        raise SourceReadError(source.name, f"unreadable {source.file_format} file {path}: {exc}") from exc
+
+
+def _iter_parquet(path: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    probe = pq.ParquetFile(path)
+    if columns is not None:
+        absent = [c for c in columns if c not in probe.schema_arrow.names]
+        if absent:
+            raise ValueError(f"columns {absent} not in the file")
+    if columns is None:  # what pd.read_parquet returns as columns: not a stored pandas index
+        index = {c for c in (probe.schema_arrow.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+        columns = [c for c in probe.schema_arrow.names if c not in index]
+    dictionary = [c for c in _small_dictionary_columns(probe) if c in columns]
+    handle = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else probe
+    for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns):
+        yield _expand_dictionaries(batch.to_pandas(), dictionary)
+
+
 DICTIONARY_PAGE_LIMIT = 1 << 16
 """Largest dictionary page (bytes) of a text column that :func:`_read_parquet` decodes via its codes."""
 
@@ -82,7 +132,13 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     columns = _small_dictionary_columns(pq.ParquetFile(path))
     if not columns:
         return pd.read_parquet(path)
-    frame = pd.read_parquet(path, read_dictionary=columns)
+    return _expand_dictionaries(pd.read_parquet(path, read_dictionary=columns), columns)
+
+
+def _expand_dictionaries(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    # The dictionary columns, read as Categoricals, back to object columns of str (None where missing).
+    if not columns:
+        return frame
     expanded = {}
     for name in frame.columns:
         values = frame[name]
@@ -311,3 +367,29 @@ def sources_digest(config: ChurnopsConfig) -> str:
     """One SHA-256 over every source file's name and content hash: the dataset's identity."""
     parts = [f"{s.name}:{file_sha256(s.path)}" for s in config.dataset.sources]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+@contextmanager
+def atomic_parquet_writer(path: Path, schema: Any, **options: Any) -> Iterator[Any]:
+    """A ``pyarrow.parquet.ParquetWriter`` on a temporary file that replaces ``path`` only on success.
+
+    Readers never see a half-written file, and a failure leaves the previous file (if any) in
+    place. ``options`` go to the writer; ``store_schema=False`` (simulated days) keeps the Arrow
+    schema out of the footer, so readers see plain string columns although they are written
+    dictionary-encoded.
+    """
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        writer = pq.ParquetWriter(temporary, schema, **options)
+        try:
+            yield writer
+        finally:
+            writer.close()
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

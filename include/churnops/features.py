@@ -1,6 +1,6 @@
 """Feature engineering that travels inside the logged model.
 
-Type coercion, derived features, imputation, scaling and one-hot encoding are all
+Type coercion, derived features, imputation, scaling and category encoding are all
 scikit-learn steps of one pipeline, so the registered model takes raw merged rows
 and serving and monitoring never re-implement a feature.
 """

@@ -182,7 +182,7 @@ def load_model(config: ChurnopsConfig, version: str) -> Any:
 
 SCORE_CHUNK_ROWS = 250_000
 """Rows per call of the model pipeline. Every step of the logged pipeline (fitted coercion,
-derived features, imputation, scaling, one-hot, estimator) scores a row from that row alone,
+derived features, imputation, scaling, encoding, estimator) scores a row from that row alone,
 so chunks give the same scores while keeping the intermediate frames and matrices small:
 less memory, and faster than one call on a million rows."""
 
@@ -234,18 +234,52 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
     return lambda frame: predict(frame[names])
 
 
-def score_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
-    """Score the day's batch with the current ``@champion``; write the predictions partition."""
-    import pandas as pd
+def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str]) -> Iterator[Any]:
+    """The day's batch, typed, ``columns`` only, in chunks of at most ``monitoring.chunk_rows`` rows.
 
+    Inside one ``run_monitoring`` call the batch is already in memory (read once for every
+    step) and is sliced; otherwise each file is read chunk by chunk, never whole.
+    """
+    from churnops.data import coerce_types, iter_source
+
+    size = config.monitoring.chunk_rows
+    folder = partition("incoming", day)
+    key = ("batch", config.dataset.model_dump_json(), tuple(_file_key(p) for p in _files(folder)))
+    cache = _RUN_CACHE.get()
+    if cache is not None:
+        batch = _cached(key, lambda: read_partition(config, folder))
+        for start in range(0, len(batch), size):
+            yield batch.iloc[start:start + size][columns]
+        return
+    for path in _files(folder):
+        for chunk in iter_source(Source(name=path.stem, path=path), size, columns):
+            yield coerce_types(chunk, config.dataset)
+
+
+def score_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
+    """Score the day's batch with the current ``@champion``, chunk by chunk; write the predictions partition.
+
+    The partition is one Parquet file (id, score, model version) written a chunk at a time and
+    moved into place only when complete, so a failed or killed run leaves the previous file.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    from churnops.data import atomic_parquet_writer
+
+    ds = config.dataset
     version = champion_version(config)
-    batch = _batch(config, day)
-    scores = positive_scores(load_model(config, version), batch, config)
+    model = load_model(config, version)
     out = partition("predictions", day) / "predictions.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({config.dataset.id_column: batch[config.dataset.id_column], SCORE_COLUMN: scores,
-                  VERSION_COLUMN: version}).to_parquet(out, index=False)
-    return {"date": day.isoformat(), "predictions": str(out), "model_version": version, "rows": len(batch)}
+    schema = pa.schema([(ds.id_column, pa.string()), (SCORE_COLUMN, pa.float64()), (VERSION_COLUMN, pa.string())])
+    rows = 0
+    with atomic_parquet_writer(out, schema) as writer:
+        for chunk in batch_chunks(config, day, [ds.id_column, *ds.feature_columns]):
+            scored = pd.DataFrame({ds.id_column: chunk[ds.id_column].astype(object),
+                                   SCORE_COLUMN: positive_scores(model, chunk, config), VERSION_COLUMN: version})
+            writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
+            rows += len(chunk)
+    return {"date": day.isoformat(), "predictions": str(out), "model_version": version, "rows": rows}
 
 
 def reference_frame(config: ChurnopsConfig, version: str) -> Any:

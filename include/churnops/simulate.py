@@ -14,10 +14,7 @@ alone and rewriting a day gives byte-identical files.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,10 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from churnops.config import ChurnopsConfig
-from churnops.data import as_text, coerce_types, label_vector, merge_sources, read_source
+from churnops.data import as_text, atomic_parquet_writer, coerce_types, label_vector, merge_sources, read_source
 from churnops.errors import ChurnopsInputError
 
 __all__ = [
@@ -249,8 +245,10 @@ def write_days(
         batch_path = home / "incoming" / f"date={day:%Y-%m-%d}" / "batch.parquet"
         labels_path = home / "labels" / f"date={day:%Y-%m-%d}" / "labels.parquet"
         positives = 0
-        with _parquet_writer(batch_path, prepared.batch_schema, prepared.dictionary_columns) as batch_out, \
-                _parquet_writer(labels_path, prepared.labels_schema, [prepared.target]) as labels_out:
+        with atomic_parquet_writer(batch_path, prepared.batch_schema, use_dictionary=prepared.dictionary_columns,
+                                   store_schema=False) as batch_out, \
+                atomic_parquet_writer(labels_path, prepared.labels_schema, use_dictionary=[prepared.target],
+                                      store_schema=False) as labels_out:
             for chunk in _day_chunks(prepared, day, rows_per_day, scenario, seed, intensity, chunk_rows):
                 batch_out.write_table(_batch_table(prepared, day, chunk), row_group_size=chunk_rows)
                 labels_out.write_table(_labels_table(prepared, day, chunk), row_group_size=chunk_rows)
@@ -560,23 +558,3 @@ def _labels_frame(prepared: _Prepared, ids: np.ndarray, chunk: _Chunk) -> pd.Dat
     # in place never edits the other.
     target = labels[chunk.positive.astype(np.intp)]
     return pd.DataFrame({prepared.id_column: ids.copy(), prepared.target: target}, copy=False)
-
-
-@contextmanager
-def _parquet_writer(path: Path, schema: pa.Schema, dictionary_columns: list[str]) -> Iterator[pq.ParquetWriter]:
-    """A ParquetWriter on a temporary file that replaces ``path`` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        # store_schema=False: no Arrow schema in the footer, so readers see plain string
-        # columns (not pandas categoricals) although they are written dictionary-encoded.
-        writer = pq.ParquetWriter(temporary, schema, use_dictionary=dictionary_columns, store_schema=False)
-        try:
-            yield writer
-        finally:
-            writer.close()
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

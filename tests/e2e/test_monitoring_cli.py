@@ -64,6 +64,27 @@ def test_monitor_prints_the_documented_json_and_reruns_identically(home, capsys)
     assert len(client.search_runs([experiment.experiment_id], f"tags.`churnops.monitoring_date` = '{day}'")) == 1
 
 
+def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from churnops.config import load_config
+    from churnops.monitoring_pipeline import run_monitoring, score_batch
+
+    day = D0 + timedelta(days=2)
+    config = load_config()
+    whole = run_monitoring(config, day)  # the batch read once for every step
+    predictions = home / "predictions" / f"date={day}" / "predictions.parquet"
+    expected = pd.read_parquet(predictions)
+    # On its own (an Airflow task) the step reads the day's files chunk by chunk.
+    dumped = config.model_dump(mode="json")
+    small = type(config).model_validate({**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 300}})
+    scored = score_batch(small, day)
+    assert scored["rows"] == whole["rows"] == 800
+    assert pq.ParquetFile(predictions).metadata.num_row_groups == 3  # 300 + 300 + 200
+    pd.testing.assert_frame_equal(pd.read_parquet(predictions), expected)
+
+
 def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     for offset in range(0, 12):
         code, _, err = run(capsys, "monitor", "--date", (D0 + timedelta(days=offset)).isoformat(), "--json")

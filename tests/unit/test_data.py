@@ -14,9 +14,11 @@ from churnops.data import (
     SourceReadError,
     as_text,
     assign_split,
+    atomic_parquet_writer,
     blank_to_na,
     coerce_types,
     file_sha256,
+    iter_source,
     label_vector,
     merge_sources,
     read_source,
@@ -114,6 +116,72 @@ def test_read_source_empty_file_is_an_empty_frame(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
     assert read_source(Source(name="s", path=path)).shape == (0, 0)
+
+
+def a_day(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"id": [f"c{i}" for i in range(rows)], "n": rng.normal(size=rows),
+                         "cat": rng.choice(["a", "b", None], size=rows), "flag": rng.integers(0, 2, size=rows)})
+
+
+def written(tmp_path, kind: str, frame: pd.DataFrame):
+    import pyarrow as pa
+
+    path = tmp_path / f"day.{'csv' if kind == 'csv' else 'parquet'}"
+    if kind == "csv":
+        frame.to_csv(path, index=False)
+    elif kind == "parquet-with-index":
+        frame.set_index("id").to_parquet(path)
+    else:  # several row groups, text dictionary-encoded, as churnops simulate writes them
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        with atomic_parquet_writer(path, table.schema, use_dictionary=["cat"], store_schema=False) as writer:
+            writer.write_table(table, row_group_size=700)
+    return Source(name="day", path=path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "parquet-with-index"])
+@pytest.mark.parametrize("chunk_rows", [1, 333, 700, 5000])
+def test_iter_source_chunks_concatenate_to_read_source(tmp_path, kind, chunk_rows):
+    source = written(tmp_path, kind, a_day(2_000) if chunk_rows > 1 else a_day(5))
+    chunks = list(iter_source(source, chunk_rows))
+    assert all(0 < len(c) <= chunk_rows for c in chunks)
+    whole = read_source(source)  # a stored pandas index (here the id) is not a column, chunked or not
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole.reset_index(drop=True))
+
+
+def test_iter_source_reads_only_the_columns_asked_for(tmp_path):
+    for kind in ("csv", "parquet"):
+        source = written(tmp_path, kind, a_day(50))
+        chunks = list(iter_source(source, 20, ["cat", "id"]))
+        assert {tuple(c.columns) for c in chunks} == {("id", "cat")} if kind == "csv" else {("cat", "id")}
+        with pytest.raises(SourceReadError, match="absent"):
+            list(iter_source(source, 20, ["id", "absent"]))
+
+
+def test_iter_source_empty_and_bad_input(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert list(iter_source(Source(name="s", path=empty), 10)) == []
+    with pytest.raises(SourceReadError, match="file not found"):
+        list(iter_source(Source(name="s", path=tmp_path / "absent.parquet"), 10))
+    with pytest.raises(ValueError, match="chunk_rows"):
+        list(iter_source(Source(name="s", path=empty), 0))
+
+
+def test_atomic_parquet_writer_leaves_the_old_file_on_failure(tmp_path):
+    import pyarrow as pa
+
+    path = tmp_path / "out.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(path)
+    before = path.read_bytes()
+    table = pa.table({"x": [2, 3]})
+    with pytest.raises(RuntimeError, match="killed"), atomic_parquet_writer(path, table.schema) as writer:
+        writer.write_table(table)
+        raise RuntimeError("killed")
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+    with atomic_parquet_writer(path, table.schema) as writer:
+        writer.write_table(table)
+    assert pd.read_parquet(path)["x"].tolist() == [2, 3]
 
 
 @pytest.mark.parametrize(
