@@ -24,6 +24,7 @@ import html
 import math
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,10 @@ from churnops.features import MISSING
 __all__ = [
     "CURRENT_SEED_OFFSET",
     "DECIMALS",
+    "CurrentSide",
     "categorical_drift",
+    "categorical_drift_from_counts",
+    "current_side",
     "decide",
     "drift_report_html",
     "drift_summary",
@@ -192,14 +196,31 @@ def categorical_drift(reference: pd.Series, current: pd.Series) -> dict:
         current: the column in the current data.
 
     Returns:
-        ``{"test": "chi2_contingency", "statistic", "p_value", "effect_size" (Cramér's V),
+        See :func:`categorical_drift_from_counts`.
+    """
+    return categorical_drift_from_counts(_category_counts(reference), _category_counts(current))
+
+
+def categorical_drift_from_counts(reference_counts: pd.Series, current_counts: pd.Series) -> dict:
+    """:func:`categorical_drift` from the two sides' category counts (which add up across chunks and shards).
+
+    The effect size is Cramér's V of the table with both rows weighted equally,
+    ``sqrt(½ Σ_j (p_j − q_j)² / (p_j + q_j))`` for the two sides' category shares p and q:
+    exactly Cramér's V when the two sides have the same number of rows, and otherwise the
+    same measure of how far apart the distributions are, whatever the two sizes. Plain
+    Cramér's V of an unbalanced table shrinks with the larger side (a million current rows
+    against a few thousand reference rows would divide it by ~15), so a shift would stop
+    counting as drift just because the day is large.
+
+    Returns:
+        ``{"test": "chi2_contingency", "statistic", "p_value", "effect_size",
         "reference_null_fraction", "current_null_fraction", "n_reference", "n_current",
         "categories"}`` where ``n_*`` count all rows (missing ones included) and
         ``categories`` is k, the number of distinct categories over both sides. With a
         single category, or an empty side, the statistic and effect are 0.0 and the p-value 1.0.
     """
-    ref_counts = _category_counts(reference)
-    cur_counts = _category_counts(current)
+    ref_counts = reference_counts[reference_counts > 0]
+    cur_counts = current_counts[current_counts > 0]
     table = pd.concat([ref_counts.rename("reference"), cur_counts.rename("current")], axis=1).fillna(0)
     table = table.sort_index().T.astype("int64")  # rows: reference, current; one column per category
     n_reference, n_current = int(ref_counts.sum()), int(cur_counts.sum())
@@ -207,10 +228,11 @@ def categorical_drift(reference: pd.Series, current: pd.Series) -> dict:
     if k < 2 or n_reference == 0 or n_current == 0:
         statistic, p_value, effect = 0.0, 1.0, 0.0
     else:
-        result = chi2_contingency(table.to_numpy(), correction=False)
+        counts = table.to_numpy()
+        result = chi2_contingency(counts, correction=False)
         statistic, p_value = float(result.statistic), float(result.pvalue)
-        # min(rows, k) − 1 with two rows is 1 for every k ≥ 2; written out to match the textbook formula.
-        effect = math.sqrt(statistic / ((n_reference + n_current) * (min(2, k) - 1)))
+        shares = counts / counts.sum(axis=1, keepdims=True)
+        effect = math.sqrt(0.5 * float(np.sum((shares[0] - shares[1]) ** 2 / (shares[0] + shares[1]))))
     return {
         "test": "chi2_contingency",
         "statistic": statistic,
@@ -237,21 +259,99 @@ def _judged(stats: dict, n_reference: int, n_current: int, monitoring: Monitorin
 # --- features, predictions, target -------------------------------------------------------------------------------
 
 
+@dataclass
+class CurrentSide:
+    """What feature drift needs of the monitored rows, gathered chunk by chunk.
+
+    Category counts and numeric null counts cover every row and add up exactly across chunks
+    (and shards); the KS tests, which cannot be merged, see a seeded sample of
+    ``monitoring.sample_size`` rows drawn from each chunk in proportion to its size.
+    """
+
+    rows: int = 0
+    counts: dict[str, pd.Series] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=dict)
+    sample: list[pd.DataFrame] = field(default_factory=list)
+
+    def merge(self, other: CurrentSide) -> CurrentSide:
+        """This side followed by ``other`` (e.g. the next shard)."""
+        counts = {c: self.counts.get(c, pd.Series(dtype="int64")).add(other.counts.get(c, pd.Series(dtype="int64")),
+                                                                        fill_value=0).astype("int64")
+                  for c in {*self.counts, *other.counts}}
+        nulls = {c: self.nulls.get(c, 0) + other.nulls.get(c, 0) for c in {*self.nulls, *other.nulls}}
+        return CurrentSide(self.rows + other.rows, counts, nulls, [*self.sample, *other.sample])
+
+    def sampled(self, columns: list[str]) -> pd.DataFrame:
+        return pd.concat([part[columns] for part in self.sample]) if self.sample else pd.DataFrame(columns=columns)
+
+
+def _chunk_quota(sample_size: int, total_rows: int, start: int, stop: int) -> int:
+    # Rows to draw from rows [start, stop) of total_rows so that every chunk gets its share and
+    # the quotas add up to exactly sample_size, however the rows are cut into chunks.
+    if total_rows <= sample_size:
+        return stop - start
+    return sample_size * stop // total_rows - sample_size * start // total_rows
+
+
+def current_side(chunks: Iterable[pd.DataFrame], total_rows: int, numeric: list[str], categorical: list[str],
+                 monitoring: MonitoringConfig, first_row: int = 0, first_chunk: int = 0) -> CurrentSide:
+    """Gather the current side of feature drift from ``chunks`` of a day of ``total_rows`` rows.
+
+    Args:
+        chunks: consecutive row chunks (each with the feature columns).
+        total_rows: rows of the whole day (all shards), which sets each chunk's sample quota.
+        numeric: numeric feature columns (sampled for KS; nulls counted).
+        categorical: categorical feature columns (counted).
+        monitoring: ``sample_size`` and ``seed``.
+        first_row: position of the first chunk's first row in the day (a shard's offset).
+        first_chunk: index of the first chunk in the day (a shard's offset), which seeds its sample.
+
+    Returns:
+        The gathered side; sides of consecutive shards merge (:meth:`CurrentSide.merge`) into
+        exactly the side of the whole day cut into the same chunks.
+    """
+    side = CurrentSide(counts={c: pd.Series(dtype="int64") for c in categorical}, nulls=dict.fromkeys(numeric, 0))
+    position = first_row
+    for index, chunk in enumerate(chunks, start=first_chunk):
+        absent = [c for c in [*numeric, *categorical] if c not in chunk.columns]
+        if absent:
+            raise ValueError(f"the current data lacks columns {absent}")
+        quota = _chunk_quota(monitoring.sample_size, total_rows, position, position + len(chunk))
+        position += len(chunk)
+        for column in categorical:
+            side.counts[column] = side.counts[column].add(_category_counts(chunk[column]), fill_value=0).astype("int64")
+        values = {column: _as_numeric(chunk[column]) for column in numeric}
+        for column in numeric:
+            side.nulls[column] += int(values[column].isna().sum())
+        if numeric and quota:
+            # Chunk 0 draws exactly what sample_rows(current, n, seed + 1) draws from a single frame.
+            state = monitoring.seed + CURRENT_SEED_OFFSET if index == 0 else np.random.RandomState(
+                [monitoring.seed + CURRENT_SEED_OFFSET, index])
+            picked = pd.DataFrame(values, index=chunk.index)
+            side.sample.append(picked if quota >= len(chunk) else picked.sample(n=quota, random_state=state))
+        side.rows += len(chunk)
+    if position - first_row != side.rows or position > total_rows:
+        raise ValueError(f"chunks of {side.rows} rows from row {first_row} do not fit a day of {total_rows} rows")
+    return side
+
+
 def feature_drift(
     reference: pd.DataFrame,
-    current: pd.DataFrame,
+    current: pd.DataFrame | CurrentSide,
     numeric: list[str],
     categorical: list[str],
     monitoring: MonitoringConfig,
 ) -> list[dict]:
     """Drift of every feature between the reference and the current data.
 
-    Both sides are first capped to ``monitoring.sample_size`` rows with :func:`sample_rows`
-    (reference with ``monitoring.seed``, current with ``monitoring.seed + 1``).
+    Categorical features are compared on the category counts of every row of both sides
+    (chi-square contingency); numeric features by KS on samples capped to
+    ``monitoring.sample_size`` rows (the reference drawn with ``monitoring.seed``, the current
+    side with ``seed + 1``, per chunk in proportion to its size, see :func:`current_side`).
 
     Args:
         reference: reference rows (typically the champion's training data).
-        current: the rows being monitored.
+        current: the rows being monitored, or their side gathered chunk by chunk.
         numeric: numeric feature columns (KS test).
         categorical: categorical feature columns (chi-square contingency test).
         monitoring: thresholds, sample size and seed.
@@ -261,14 +361,26 @@ def feature_drift(
         ("numeric" | "categorical"), **test statistics, "drifted", "sample_size"}`` where
         ``drifted`` is ``p_value < monitoring.p_value and effect_size > monitoring.min_effect_size``
         and ``sample_size`` is ``{"reference": rows, "current": rows}`` actually compared.
+        Null fractions are over every row.
     """
-    columns = list(numeric) + list(categorical)
-    ref, cur = _capped_pair(reference, current, monitoring.sample_size, monitoring.seed, columns)
+    absent = [c for c in [*numeric, *categorical] if c not in reference.columns]
+    if absent:
+        raise ValueError(f"the reference data lacks columns {absent}")
+    side = current if isinstance(current, CurrentSide) else current_side(
+        [current], len(current), numeric, categorical, monitoring)
     rows = []
-    for kind, names, test in (("numeric", numeric, numeric_drift), ("categorical", categorical, categorical_drift)):
-        for name in names:
-            judged = _judged(test(ref[name], cur[name]), len(ref), len(cur), monitoring)
-            rows.append({"feature": name, "kind": kind, **judged})
+    if numeric:
+        ref = sample_rows(reference, monitoring.sample_size, monitoring.seed)
+        cur = side.sampled(list(numeric))
+        for name in numeric:
+            stats = numeric_drift(ref[name], cur[name])
+            stats["reference_null_fraction"] = _null_fraction(_as_numeric(reference[name]))
+            stats["current_null_fraction"] = side.nulls[name] / side.rows if side.rows else 0.0
+            rows.append({"feature": name, "kind": "numeric", **_judged(stats, len(ref), len(cur), monitoring)})
+    for name in categorical:
+        stats = categorical_drift_from_counts(_category_counts(reference[name]), side.counts[name])
+        rows.append({"feature": name, "kind": "categorical",
+                     **_judged(stats, stats["n_reference"], stats["n_current"], monitoring)})
     return rows
 
 

@@ -300,13 +300,15 @@ def reference_frame(config: ChurnopsConfig, version: str) -> Any:
 
 
 def feature_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
-    """Per-feature drift of the day against the scoring model's own training data."""
-    from churnops.monitor import drift_summary, feature_drift
+    """Per-feature drift of the day against the scoring model's own training data, read in chunks."""
+    from churnops.monitor import current_side, drift_summary, feature_drift
 
+    ds = config.dataset
     reference = reference_frame(config, scored["model_version"])
-    current = _batch(config, day)
-    rows = feature_drift(reference, current, config.dataset.numeric_features, config.dataset.categorical_features,
-                         config.monitoring)
+    # The day is read chunk by chunk: counts of every row, a proportional sample for KS.
+    current = current_side(batch_chunks(config, day, ds.feature_columns), scored["rows"], ds.numeric_features,
+                           ds.categorical_features, config.monitoring)
+    rows = feature_drift(reference, current, ds.numeric_features, ds.categorical_features, config.monitoring)
     summary = drift_summary(rows, config.monitoring)
     path = write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
     return {**summary, "feature_drift": str(path)}

@@ -16,6 +16,7 @@ from churnops.config import MonitoringConfig
 from churnops.features import MISSING
 from churnops.monitor import (
     categorical_drift,
+    current_side,
     decide,
     drift_report_html,
     drift_summary,
@@ -132,7 +133,11 @@ def test_categorical_drift_equals_scipy_contingency_on_hand_built_table(referenc
     assert stats["test"] == "chi2_contingency"
     assert stats["statistic"] == pytest.approx(expected.statistic, rel=1e-12)
     assert stats["p_value"] == pytest.approx(expected.pvalue, rel=1e-12)
-    assert stats["effect_size"] == pytest.approx(math.sqrt(expected.statistic / n_total), rel=1e-12)
+    shares = np.array(table) / np.array(table).sum(axis=1, keepdims=True)
+    balanced = math.sqrt(0.5 * np.sum((shares[0] - shares[1]) ** 2 / (shares[0] + shares[1])))
+    assert stats["effect_size"] == pytest.approx(balanced, rel=1e-12)
+    if sum(table[0]) == sum(table[1]):  # equal sides: Cramér's V itself
+        assert stats["effect_size"] == pytest.approx(math.sqrt(expected.statistic / n_total), rel=1e-12)
     assert stats["categories"] == len(table[0])
     assert (stats["n_reference"], stats["n_current"]) == (sum(table[0]), sum(table[1]))
 
@@ -242,19 +247,73 @@ def test_feature_drift_caps_each_side_and_is_deterministic():
     config = monitoring(sample_size=100, seed=7)
     rows = feature_drift(reference, current, ["x"], ["c"], config)
     assert [r["feature"] for r in rows] == ["x", "c"]
-    for row in rows:
-        assert row["sample_size"] == {"reference": 100, "current": 100}
-        assert (row["n_reference"], row["n_current"]) == (100, 100)
+    assert rows[0]["sample_size"] == {"reference": 100, "current": 100}  # KS: capped samples
+    assert (rows[0]["n_reference"], rows[0]["n_current"]) == (100, 100)
+    assert rows[1]["sample_size"] == {"reference": 1000, "current": 700}  # chi-square: counts of every row
+    assert (rows[1]["n_reference"], rows[1]["n_current"]) == (1000, 700)
 
     # the documented seeds: reference with seed, current with seed + 1
     ref, cur = sample_rows(reference, 100, 7), sample_rows(current, 100, 8)
     expected = ks_2samp(ref["x"].to_numpy(), cur["x"].to_numpy())
     assert (rows[0]["statistic"], rows[0]["p_value"]) == (expected.statistic, expected.pvalue)
-    counts = pd.crosstab(pd.Series(["ref"] * 100 + ["cur"] * 100), pd.concat([ref["c"], cur["c"]]).to_numpy())
+    sides = pd.Series(["ref"] * 1000 + ["cur"] * 700)
+    counts = pd.crosstab(sides, pd.concat([reference["c"], current["c"]]).to_numpy())
     assert rows[1]["p_value"] == pytest.approx(chi2_contingency(counts.to_numpy(), correction=False).pvalue)
 
     assert feature_drift(reference, current, ["x"], ["c"], config) == rows
     assert feature_drift(reference, current, ["x"], ["c"], monitoring(sample_size=100, seed=8)) != rows
+
+
+def test_cramers_v_of_the_balanced_table_does_not_shrink_with_the_larger_side():
+    reference = pd.Series(["a"] * 600 + ["b"] * 400)
+    equal = categorical_drift(reference, pd.Series(["a"] * 400 + ["b"] * 600))
+    assert equal["effect_size"] == pytest.approx(0.2)  # |0.6 - 0.4| for 2 × 2 with equal sides: plain Cramér's V
+    bigger = categorical_drift(reference, pd.Series(["a"] * 40_000 + ["b"] * 60_000))
+    assert bigger["effect_size"] == pytest.approx(equal["effect_size"])  # plain V would be ~0.04
+    assert bigger["p_value"] < equal["p_value"]
+    table = np.array([[600, 400], [40_000, 60_000]])
+    assert bigger["statistic"] == pytest.approx(chi2_contingency(table, correction=False).statistic)
+
+
+def chunks_of(frame: pd.DataFrame, sizes: list[int]) -> list[pd.DataFrame]:
+    edges = np.cumsum([0, *sizes])
+    return [frame.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def test_current_side_counts_every_row_and_samples_each_chunk_in_proportion():
+    rng = np.random.default_rng(3)
+    current = pd.DataFrame({"x": np.where(rng.random(10_000) < 0.1, np.nan, rng.normal(size=10_000)),
+                            "c": rng.choice(["a", "b", None], 10_000)})
+    config = monitoring(sample_size=1_000, seed=5)
+    sizes = [2_500, 2_500, 3_000, 1_999, 1]
+    side = current_side(chunks_of(current, sizes), len(current), ["x"], ["c"], config)
+    assert side.rows == 10_000 and side.nulls["x"] == int(current["x"].isna().sum())
+    pd.testing.assert_series_equal(side.counts["c"].sort_index(),
+                                   current["c"].fillna(MISSING).value_counts().sort_index().rename(None),
+                                   check_names=False)
+    assert [len(part) for part in side.sample] == [250, 250, 300, 199, 1]  # quotas add up to sample_size
+    whole = current_side([current], len(current), ["x"], ["c"], config)
+    # one chunk: exactly sample_rows(current, n, seed + 1), the pre-chunking sample
+    pd.testing.assert_frame_equal(whole.sampled(["x"]), sample_rows(current, 1_000, 6)[["x"]])
+
+
+def test_shards_merge_into_the_side_of_the_whole_day():
+    rng = np.random.default_rng(4)
+    current = pd.DataFrame({"x": rng.normal(size=9_000), "c": rng.choice(["a", "b", "c"], 9_000)})
+    config = monitoring(sample_size=900, seed=1)
+    chunks = chunks_of(current, [2_000] * 4 + [1_000])
+    whole = current_side(chunks, 9_000, ["x"], ["c"], config)
+    first = current_side(chunks[:2], 9_000, ["x"], ["c"], config)
+    second = current_side(chunks[2:], 9_000, ["x"], ["c"], config, first_row=4_000, first_chunk=2)
+    merged = first.merge(second)
+    assert merged.rows == whole.rows and merged.nulls == whole.nulls
+    pd.testing.assert_series_equal(merged.counts["c"].sort_index(), whole.counts["c"].sort_index())
+    pd.testing.assert_frame_equal(merged.sampled(["x"]), whole.sampled(["x"]))
+    reference = pd.DataFrame({"x": rng.normal(size=3_000), "c": rng.choice(["a", "b"], 3_000)})
+    assert feature_drift(reference, merged, ["x"], ["c"], config) == feature_drift(reference, whole, ["x"], ["c"],
+                                                                                   config)
+    with pytest.raises(ValueError, match="do not fit a day of 5000 rows"):
+        current_side(chunks, 5_000, ["x"], ["c"], config)
 
 
 def test_feature_drift_small_frames_are_compared_whole():
