@@ -44,6 +44,7 @@ __all__ = [
     "CurrentSide",
     "categorical_drift",
     "categorical_drift_from_counts",
+    "chunk_quota",
     "current_side",
     "decide",
     "drift_report_html",
@@ -285,9 +286,10 @@ class CurrentSide:
         return pd.concat([part[columns] for part in self.sample]) if self.sample else pd.DataFrame(columns=columns)
 
 
-def _chunk_quota(sample_size: int, total_rows: int, start: int, stop: int) -> int:
-    # Rows to draw from rows [start, stop) of total_rows so that every chunk gets its share and
-    # the quotas add up to exactly sample_size, however the rows are cut into chunks.
+def chunk_quota(sample_size: int, total_rows: int, start: int, stop: int) -> int:
+    """Rows to draw from rows [start, stop) of a day of ``total_rows`` rows for a sample of
+    ``sample_size``: every chunk gets its share, and the quotas add up to exactly ``sample_size``
+    (or every row, for a smaller day) however the day is cut into chunks."""
     if total_rows <= sample_size:
         return stop - start
     return sample_size * stop // total_rows - sample_size * start // total_rows
@@ -316,7 +318,7 @@ def current_side(chunks: Iterable[pd.DataFrame], total_rows: int, numeric: list[
         absent = [c for c in [*numeric, *categorical] if c not in chunk.columns]
         if absent:
             raise ValueError(f"the current data lacks columns {absent}")
-        quota = _chunk_quota(monitoring.sample_size, total_rows, position, position + len(chunk))
+        quota = chunk_quota(monitoring.sample_size, total_rows, position, position + len(chunk))
         position += len(chunk)
         for column in categorical:
             side.counts[column] = side.counts[column].add(_category_counts(chunk[column]), fill_value=0).astype("int64")

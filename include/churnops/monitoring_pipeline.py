@@ -120,11 +120,21 @@ def read_partition(config: ChurnopsConfig, folder: Path) -> Any:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _batch(config: ChurnopsConfig, day: date) -> Any:
-    """The day's batch (read once per run_monitoring call)."""
-    folder = partition("incoming", day)
-    key = ("batch", config.dataset.model_dump_json(), tuple(_file_key(p) for p in _files(folder)))
-    return _cached(key, lambda: read_partition(config, folder))
+SHARED_BATCH_MAX_BYTES = 128 << 20
+"""Within one ``run_monitoring`` call a day whose files total at most this many bytes is read
+once and shared by the steps (faster); a larger day is streamed chunk by chunk by every step,
+so memory does not grow with the day's size."""
+
+
+def _shared_batch(day: date) -> bool:
+    # True when the steps of this run_monitoring call share the day's batch in memory.
+    return _RUN_CACHE.get() is not None and sum(
+        p.stat().st_size for p in _files(partition("incoming", day))) <= SHARED_BATCH_MAX_BYTES
+
+
+def _batch_key(config: ChurnopsConfig, day: date) -> tuple:
+    files = _files(partition("incoming", day))
+    return ("batch", config.dataset.model_dump_json(), tuple(_file_key(p) for p in files))
 
 
 def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
@@ -134,27 +144,44 @@ def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
         MissingBatchError: no CSV or Parquet file for the day.
         DataValidationError: a file breaks a rule (it is copied to quarantine first).
     """
-    from churnops.validation import DataValidationError, quarantine, validate_source
+    from churnops.validation import DataValidationError, quarantine, validate_source, validate_source_in_chunks
 
     folder = partition("incoming", day)
     files = _files(folder)
     if not files:
         raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
-    findings, rows = [], 0
+    findings = []
+    shared = _shared_batch(day)
     for path in files:
         source = Source(name=path.stem, path=path, columns=config.dataset.feature_columns)
-        frame, found = validate_source(source, config)
-        rows += len(frame)
-        cache = _RUN_CACHE.get()
-        if cache is not None and not found:
-            cache[("raw", _file_key(path))] = frame
+        if shared:  # the raw frames are kept for the first typed read of the batch
+            frame, found = validate_source(source, config)
+            if not found:
+                _RUN_CACHE.get()[("raw", _file_key(path))] = frame
+        else:
+            found = validate_source_in_chunks(source, config, config.monitoring.chunk_rows)
         if found:
             quarantine(source, found, partition("quarantine/monitoring", day) / path.name,
                        {"step": "check_batch", "date": day.isoformat(), "message": str(DataValidationError(found))})
             findings += found
     if findings:
         raise DataValidationError(findings, partition("quarantine/monitoring", day))
-    return {"date": day.isoformat(), "files": [str(p) for p in files], "rows": rows}
+    return {"date": day.isoformat(), "files": [str(p) for p in files], "rows": _rows(files)}
+
+
+def _rows(files: list[Path]) -> int:
+    # Rows of the day's files without reading them (Parquet footers; CSV lines, in chunks).
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in files:
+        if Source(name=path.stem, path=path).file_format == "parquet":
+            total += pq.ParquetFile(path).metadata.num_rows
+        else:
+            with pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[0], chunksize=1 << 20) as reader:
+                total += sum(len(chunk) for chunk in reader)
+    return total
 
 
 def champion_version(config: ChurnopsConfig) -> str:
@@ -244,10 +271,8 @@ def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str]) -> Itera
 
     size = config.monitoring.chunk_rows
     folder = partition("incoming", day)
-    key = ("batch", config.dataset.model_dump_json(), tuple(_file_key(p) for p in _files(folder)))
-    cache = _RUN_CACHE.get()
-    if cache is not None:
-        batch = _cached(key, lambda: read_partition(config, folder))
+    if _shared_batch(day):
+        batch = _cached(_batch_key(config, day), lambda: read_partition(config, folder))
         for start in range(0, len(batch), size):
             yield batch.iloc[start:start + size][columns]
         return
@@ -280,6 +305,23 @@ def score_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
             writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
             rows += len(chunk)
     return {"date": day.isoformat(), "predictions": str(out), "model_version": version, "rows": rows}
+
+
+def sample_of_day(config: ChurnopsConfig, day: date, rows: int) -> Any:
+    """``monitoring.sample_size`` rows of the day (every feature column), drawn chunk by chunk in
+    proportion to each chunk's size, with ``monitoring.seed``: what evidently's page shows."""
+    import numpy as np
+    import pandas as pd
+
+    from churnops.monitor import chunk_quota
+
+    monitoring, parts, position = config.monitoring, [], 0
+    for index, chunk in enumerate(batch_chunks(config, day, config.dataset.feature_columns)):
+        quota = chunk_quota(monitoring.sample_size, rows, position, position + len(chunk))
+        position += len(chunk)
+        state = np.random.RandomState([monitoring.seed, index])
+        parts.append(chunk if quota >= len(chunk) else chunk.sample(n=quota, random_state=state))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=config.dataset.feature_columns)
 
 
 def reference_frame(config: ChurnopsConfig, version: str) -> Any:
@@ -427,7 +469,7 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
     json_path = write_json(folder / "drift_report.json", report)
     html_path: Path | None = folder / "drift_report.html"
     if config.monitoring.html_report:
-        drift_report_html(reference_frame(config, scored["model_version"]), _batch(config, day),
+        drift_report_html(reference_frame(config, scored["model_version"]), sample_of_day(config, day, scored["rows"]),
                           config.dataset.numeric_features, config.dataset.categorical_features,
                           html_path, config.monitoring.sample_size, config.monitoring.seed)
     else:  # a rerun with the report switched off leaves no stale page behind

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,13 +24,17 @@ from churnops.data import (
     blank_to_na,
     file_sha256,
     is_text,
+    iter_source,
     missing_mask,
     read_source,
     text_codes,
 )
 from churnops.errors import ChurnopsInputError
 
-__all__ = ["DataValidationError", "Finding", "quarantine", "validate_frame", "validate_source"]
+__all__ = [
+    "DataValidationError", "Finding", "quarantine", "validate_chunks", "validate_frame", "validate_source",
+    "validate_source_in_chunks",
+]
 
 
 @dataclass(frozen=True)
@@ -57,96 +62,155 @@ class DataValidationError(ChurnopsInputError):
 
 def validate_frame(frame: pd.DataFrame, source: Source, config: ChurnopsConfig) -> list[Finding]:
     """All rule violations of one raw (untyped) source frame; empty when it passes."""
+    return validate_chunks(lambda: [frame], source, config)
+
+
+def validate_chunks(chunks: Callable[[], Iterable[pd.DataFrame]], source: Source, config: ChurnopsConfig
+                    ) -> list[Finding]:
+    """All rule violations of a raw source read in chunks: the findings of the whole frame.
+
+    Every rule is a count, a share or a set that adds up across chunks; ids are tracked by a
+    64-bit hash of each value (8 bytes a row), so a repeated id is found across chunks without
+    holding the ids themselves. ``chunks`` is called once, and a second time only to name
+    examples of repeated ids.
+    """
     ds, rules = config.dataset, config.validation
+    tally = _Tally(ds.feature_columns, ds.numeric_features, rules.ranges)
+    for chunk in chunks():
+        tally.add(chunk, ds.id_column, ds.target)
     found: list[Finding] = []
 
     def fail(column: str | None, rule: str, message: str) -> None:
         found.append(Finding(source.name, column, rule, message))
 
-    if frame.shape[1] == 0 or len(frame) == 0:
+    if not tally.columns or tally.rows == 0:
         fail(None, "not_empty", "the file has no rows")
         return found
-    if len(frame) < rules.min_rows:
-        fail(None, "min_rows", f"{len(frame)} rows, fewer than the minimum {rules.min_rows}")
-
+    if tally.rows < rules.min_rows:
+        fail(None, "min_rows", f"{tally.rows} rows, fewer than the minimum {rules.min_rows}")
     required = [ds.id_column] + list(source.columns or [])
-    missing = [c for c in required if c not in frame.columns]
+    missing = [c for c in required if c not in tally.columns]
     for column in missing:
         fail(column, "required_column", "column is missing")
     if ds.id_column in missing:
         return found
 
-    null_ids, repeated = _id_checks(frame[ds.id_column])
-    if null_ids:
-        fail(ds.id_column, "id_not_null", f"{null_ids} rows have no id")
+    if tally.null_ids:
+        fail(ds.id_column, "id_not_null", f"{tally.null_ids} rows have no id")
+    hashes, counts = np.unique(np.concatenate(tally.id_hashes), return_counts=True)
+    repeated = hashes[counts > 1]
     if len(repeated):
-        sample = sorted(map(str, repeated))[:5]
-        fail(ds.id_column, "id_unique", f"{len(repeated)} ids repeat, e.g. {sample}")
+        examples: set[str] = set()
+        for chunk in chunks():
+            ids, id_hashes = _id_hashes(chunk[ds.id_column])
+            examples.update(map(str, ids[np.isin(id_hashes, repeated)]))
+        fail(ds.id_column, "id_unique", f"{len(repeated)} ids repeat, e.g. {sorted(examples)[:5]}")
 
     for column in ds.feature_columns:
-        if column not in frame.columns:
+        if column not in tally.columns:
             continue
-        values = frame[column]
-        missing = missing_mask(values)  # blank_to_na(values).isna(), without building that column
         limit = rules.null_fraction.get(column, rules.max_null_fraction)
-        null_share = float(missing.mean())
+        null_share = tally.nulls[column] / tally.rows
         if null_share > limit:
             fail(column, "max_null_fraction", f"{null_share:.2%} null, above the limit {limit:.2%}")
         if column in ds.numeric_features:
-            present = values.where(~missing, None) if is_text(values) else values  # = blank_to_na(values)
-            found.extend(_numeric_findings(present, column, source, config))
+            found.extend(tally.numeric_findings(column, source, config))
 
-    if ds.target in frame.columns:
-        found.extend(_label_findings(frame[ds.target], source, config))
+    if tally.labels is not None:
+        found.extend(_label_findings(tally.labels, tally.null_labels, source, config))
     return found
 
 
-def _id_checks(ids: pd.Series) -> tuple[int, list]:
-    """(rows without an id, the distinct ids found on more than one row) after blank_to_na."""
-    if not is_text(ids):
-        missing = ids.isna()
-        repeated = ids[ids.duplicated(keep=False) & ~missing]
-        return int(missing.sum()), list(repeated.unique())
-    # One hash pass serves both checks: an id repeats when its factorize code occurs twice.
-    codes, uniques, blank = text_codes(ids)
-    missing = blank[codes]
-    counts = np.bincount(codes[~missing], minlength=len(uniques))
-    return int(missing.sum()), list(uniques[counts > 1])
+def _id_hashes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    # (the non-missing ids, a 64-bit hash of each): missing as blank_to_na sees it.
+    if is_text(ids):
+        codes, uniques, blank = text_codes(ids)
+        present = codes[~blank[codes]]
+        return uniques[present], pd.util.hash_array(uniques)[present] if len(uniques) else np.empty(0, np.uint64)
+    values = ids[ids.notna()].to_numpy()
+    return values, pd.util.hash_array(values) if len(values) else np.empty(0, np.uint64)
 
 
-def _numeric_findings(values: pd.Series, column: str, source: Source, config: ChurnopsConfig) -> list[Finding]:
-    present = values.dropna()
-    parsed = pd.to_numeric(present, errors="coerce")
-    found = []
-    bad = present[parsed.isna()]
-    if len(bad):
-        sample = sorted(map(str, bad.unique()))[:5]
-        found.append(Finding(source.name, column, "numeric_type", f"{len(bad)} values are not numbers, e.g. {sample}"))
-    parsed = parsed.dropna().astype("float64")
-    infinite = int(np.isinf(parsed).sum())
-    if infinite:
-        found.append(Finding(source.name, column, "finite", f"{infinite} values are infinite"))
-    bounds = config.validation.ranges.get(column)
-    if bounds is not None:
-        finite = parsed[np.isfinite(parsed)]
-        low = -math.inf if bounds.min is None else bounds.min
-        high = math.inf if bounds.max is None else bounds.max
-        outside = finite[(finite < low) | (finite > high)]
-        if len(outside):
-            found.append(Finding(
-                source.name, column, "range",
-                f"{len(outside)} values outside [{bounds.min}, {bounds.max}], e.g. {outside.iloc[0]:g}",
-            ))
-    return found
+class _Tally:
+    """What the rules need of a source, added up chunk by chunk."""
+
+    def __init__(self, features: list[str], numeric: list[str], ranges: dict) -> None:
+        self.features, self.numeric, self.ranges = features, set(numeric), ranges
+        self.columns: list[str] | None = None
+        self.rows = self.null_ids = self.null_labels = 0
+        self.id_hashes: list[np.ndarray] = [np.empty(0, np.uint64)]
+        self.nulls: dict[str, int] = {}
+        self.not_numbers: dict[str, int] = {}
+        self.not_number_examples: dict[str, list[str]] = {}
+        self.infinite: dict[str, int] = {}
+        self.outside: dict[str, list[float]] = {}  # column: [count, first value outside]
+        self.labels: set | None = None
+
+    def add(self, chunk: pd.DataFrame, id_column: str, target: str) -> None:
+        if self.columns is None:
+            self.columns = list(chunk.columns)
+        if chunk.shape[1] == 0:
+            return
+        self.rows += len(chunk)
+        if id_column in chunk.columns:
+            ids, hashes = _id_hashes(chunk[id_column])
+            self.null_ids += len(chunk) - len(ids)
+            self.id_hashes.append(hashes)
+        for column in self.features:
+            if column not in chunk.columns:
+                continue
+            values = chunk[column]
+            missing = missing_mask(values)  # blank_to_na(values).isna(), without building that column
+            self.nulls[column] = self.nulls.get(column, 0) + int(missing.sum())
+            if column in self.numeric:
+                present = values.where(~missing, None) if is_text(values) else values  # = blank_to_na(values)
+                self._add_numbers(column, present)
+        if target in chunk.columns:
+            text = as_text_series(blank_to_na(chunk[target]))
+            self.null_labels += int(text.isna().sum())
+            self.labels = (self.labels or set()) | set(text.dropna().unique())
+
+    def _add_numbers(self, column: str, values: pd.Series) -> None:
+        present = values.dropna()
+        parsed = pd.to_numeric(present, errors="coerce")
+        bad = present[parsed.isna()]
+        self.not_numbers[column] = self.not_numbers.get(column, 0) + len(bad)
+        if len(bad):  # the five smallest, as text, over all chunks
+            examples = set(self.not_number_examples.get(column, [])) | set(map(str, bad.unique()))
+            self.not_number_examples[column] = sorted(examples)[:5]
+        parsed = parsed.dropna().astype("float64")
+        self.infinite[column] = self.infinite.get(column, 0) + int(np.isinf(parsed).sum())
+        bounds = self.ranges.get(column)
+        if bounds is not None:
+            finite = parsed[np.isfinite(parsed)]
+            low = -math.inf if bounds.min is None else bounds.min
+            high = math.inf if bounds.max is None else bounds.max
+            outside = finite[(finite < low) | (finite > high)]
+            tally = self.outside.setdefault(column, [0, math.nan])
+            if len(outside) and not tally[0]:
+                tally[1] = float(outside.iloc[0])  # the first in file order
+            tally[0] += len(outside)
+
+    def numeric_findings(self, column: str, source: Source, config: ChurnopsConfig) -> list[Finding]:
+        found = []
+        if self.not_numbers.get(column):
+            found.append(Finding(source.name, column, "numeric_type", f"{self.not_numbers[column]} values are not "
+                                 f"numbers, e.g. {self.not_number_examples[column]}"))
+        if self.infinite.get(column):
+            found.append(Finding(source.name, column, "finite", f"{self.infinite[column]} values are infinite"))
+        bounds = config.validation.ranges.get(column)
+        count, first = self.outside.get(column, [0, math.nan])
+        if bounds is not None and count:
+            found.append(Finding(source.name, column, "range",
+                                 f"{count} values outside [{bounds.min}, {bounds.max}], e.g. {first:g}"))
+        return found
 
 
-def _label_findings(labels: pd.Series, source: Source, config: ChurnopsConfig) -> list[Finding]:
+def _label_findings(values: set, null_labels: int, source: Source, config: ChurnopsConfig) -> list[Finding]:
     ds = config.dataset
-    text = as_text_series(blank_to_na(labels))
     found = []
-    if text.isna().any():
-        found.append(Finding(source.name, ds.target, "label_not_null", f"{int(text.isna().sum())} rows have no label"))
-    values = set(text.dropna().unique())
+    if null_labels:
+        found.append(Finding(source.name, ds.target, "label_not_null", f"{null_labels} rows have no label"))
     if ds.negative_label is not None:
         expected = [ds.positive_label, ds.negative_label]
         unexpected = values - set(expected)
@@ -171,6 +235,14 @@ def validate_source(source: Source, config: ChurnopsConfig) -> tuple[pd.DataFram
     except SourceReadError as exc:
         return pd.DataFrame(), [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])]
     return frame, validate_frame(frame, source, config)
+
+
+def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows: int) -> list[Finding]:
+    """:func:`validate_source`'s findings, reading the file ``chunk_rows`` rows at a time (no frame returned)."""
+    try:
+        return validate_chunks(lambda: iter_source(source, chunk_rows), source, config)
+    except SourceReadError as exc:
+        return [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])]
 
 
 def quarantine(source: Source, findings: list[Finding], destination: Path, context: dict) -> Path:

@@ -85,6 +85,29 @@ def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
     pd.testing.assert_frame_equal(pd.read_parquet(predictions), expected)
 
 
+def test_a_day_too_big_to_share_is_streamed_by_every_step_with_the_same_results(home, monkeypatch):
+    import pandas as pd
+
+    from churnops import monitoring_pipeline
+    from churnops.config import load_config
+
+    day = D0 + timedelta(days=4)
+    dumped = load_config().model_dump(mode="json")
+    config = type(load_config()).model_validate({**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 300}})
+    reports = home / "reports" / f"date={day}"
+    names = ("feature_drift.json", "prediction_drift.json", "performance.json")
+
+    shared = monitoring_pipeline.run_monitoring(config, day)
+    first = {name: (reports / name).read_text() for name in names}
+    predictions = pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet")
+    monkeypatch.setattr(monitoring_pipeline, "SHARED_BATCH_MAX_BYTES", 0)  # as if the day were huge
+    streamed = monitoring_pipeline.run_monitoring(config, day)
+    assert {name: (reports / name).read_text() for name in names} == first
+    pd.testing.assert_frame_equal(pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet"),
+                                  predictions)
+    assert streamed == shared
+
+
 def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     for offset in range(0, 12):
         code, _, err = run(capsys, "monitor", "--date", (D0 + timedelta(days=offset)).isoformat(), "--json")

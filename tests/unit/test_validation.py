@@ -13,7 +13,15 @@ import pytest
 
 from churnops.config import ChurnopsConfig, Source
 from churnops.errors import ChurnopsInputError
-from churnops.validation import DataValidationError, Finding, quarantine, validate_frame, validate_source
+from churnops.validation import (
+    DataValidationError,
+    Finding,
+    quarantine,
+    validate_chunks,
+    validate_frame,
+    validate_source,
+    validate_source_in_chunks,
+)
 
 
 def make_config(negative_label: str | None = "no", **validation) -> ChurnopsConfig:
@@ -296,3 +304,55 @@ def test_data_validation_error_message(findings, folder, expected):
     assert str(error) == expected
     assert error.findings == findings
     assert isinstance(error, ChurnopsInputError)
+
+
+# --- in chunks ---------------------------------------------------------------------------------------------------
+
+
+def messy_frame() -> pd.DataFrame:
+    """Every rule broken somewhere, the problems spread over what become different chunks."""
+    rows = 40
+    frame = pd.DataFrame({
+        "id": [f"c{i}" for i in range(rows)],
+        "age": [str(20 + i) for i in range(rows)],
+        "plan": ["basic", "pro"] * (rows // 2),
+        "y": ["yes", "no"] * (rows // 2),
+    })
+    frame.loc[3, "id"] = "c30"                          # repeats across chunks (c30 also at row 30)
+    frame.loc[[5, 6], "id"] = "c5"                      # ... and within one
+    frame.loc[[7, 38], "id"] = ["", None]               # no id
+    frame.loc[[2, 25], "age"] = ["abc", "zzz"]          # not numbers
+    frame.loc[12, "age"] = "inf"                        # infinite (not counted as out of range)
+    frame.loc[[14, 29, 33], "age"] = ["130", "999", "-5"]  # out of range; the first in file order is 130
+    frame.loc[list(range(16, 28)), "plan"] = " "        # 12 of 40 null: above 25 %
+    frame.loc[[9, 36], "y"] = ["maybe", ""]             # unexpected label; no label
+    return frame
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 13, 40])
+def test_chunked_findings_equal_the_whole_frame(chunk_rows):
+    frame = messy_frame()
+    whole = validate_frame(frame, SOURCE, CONFIG)
+    assert {f.rule for f in whole} == {"id_not_null", "id_unique", "numeric_type", "finite", "range",
+                                       "max_null_fraction", "label_not_null", "label_values"}
+
+    def chunks():
+        return (frame.iloc[start:start + chunk_rows] for start in range(0, len(frame), chunk_rows))
+
+    assert validate_chunks(chunks, SOURCE, CONFIG) == whole
+    messages = {f.rule: f.message for f in whole}
+    assert messages["id_unique"] == "2 ids repeat, e.g. ['c30', 'c5']"
+    assert messages["range"] == "3 values outside [0.0, 120.0], e.g. 130"
+    assert messages["id_not_null"] == "2 rows have no id"
+
+
+def test_validate_source_in_chunks_reads_the_file_in_pieces(tmp_path):
+    path = tmp_path / "main.csv"
+    messy_frame().to_csv(path, index=False)
+    source = Source(name="main", path=path, columns=["age", "plan", "y"])
+    frame, findings = validate_source(source, CONFIG)
+    assert validate_source_in_chunks(source, CONFIG, chunk_rows=6) == findings
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    (finding,) = validate_source_in_chunks(Source(name="b", path=broken), CONFIG, chunk_rows=6)
+    assert finding.rule == "readable"
