@@ -383,24 +383,53 @@ def matured_days(config: ChurnopsConfig, day: date) -> list[date]:
 
 
 def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
-    """Labels joined to the predictions made for them, over ``days`` (days missing either are skipped)."""
+    """Labels joined to the scores predicted for them, over ``days`` (days missing either are skipped).
+
+    An inner join on the id, day by day and chunk by chunk: a day's predictions are held as
+    64-bit id hashes and scores (16 bytes a row, never the ids themselves), and each chunk of
+    its label files looks its ids up there. Returns one row per matched label, in label-file
+    order: ``label`` (0/1), ``score`` and ``label_date``.
+    """
+    import numpy as np
     import pandas as pd
 
-    from churnops.data import label_vector
+    from churnops.data import coerce_types, iter_source, label_vector
 
-    ds = config.dataset
+    ds, size = config.dataset, config.monitoring.chunk_rows
     parts = []
     for label_day in days:
         predictions = partition("predictions", label_day) / "predictions.parquet"
-        labels = read_partition(config, partition("labels", label_day))
-        if labels.empty or not predictions.is_file():
+        label_files = _files(partition("labels", label_day))
+        if not label_files or not predictions.is_file():
             continue
-        joined = labels[[ds.id_column, ds.target]].merge(pd.read_parquet(predictions), on=ds.id_column)
-        joined["label"] = label_vector(joined, config)
-        joined["label_date"] = label_day.isoformat()
-        parts.append(joined)
-    columns = [ds.id_column, ds.target, SCORE_COLUMN, VERSION_COLUMN, "label", "label_date"]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        keys, scores = [], []
+        for chunk in iter_source(Source(name="predictions", path=predictions), size, [ds.id_column, SCORE_COLUMN]):
+            keys.append(_id_hashes(chunk[ds.id_column]))
+            scores.append(chunk[SCORE_COLUMN].to_numpy(dtype="float64"))
+        keys, scores = np.concatenate(keys), np.concatenate(scores)
+        order = np.argsort(keys, kind="stable")
+        keys, scores = keys[order], scores[order]
+        for path in label_files:
+            for chunk in iter_source(Source(name=path.stem, path=path), size, [ds.id_column, ds.target]):
+                chunk = coerce_types(chunk, ds)
+                chunk = chunk[chunk[ds.id_column].notna()]
+                hashes = _id_hashes(chunk[ds.id_column])
+                at = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
+                found = keys[at] == hashes if len(keys) else np.zeros(len(hashes), dtype=bool)
+                matched = chunk[found]
+                parts.append(pd.DataFrame({"label": label_vector(matched, config), SCORE_COLUMN: scores[at[found]],
+                                           "label_date": label_day.isoformat()}))
+    if not parts:
+        return pd.DataFrame({"label": pd.Series(dtype="int64"), SCORE_COLUMN: pd.Series(dtype="float64"),
+                             "label_date": pd.Series(dtype=object)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _id_hashes(ids: Any) -> Any:
+    import pandas as pd
+
+    # Ids are text once typed (coerce_types); a 64-bit hash stands in for each.
+    return pd.util.hash_array(ids.astype(str).to_numpy(dtype=object))
 
 
 def performance_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:

@@ -117,6 +117,24 @@ def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     assert early["realized_roc_auc"] is None, "no label has matured 3 days in (delay 7)"
     assert late["n_labels"] == 5 * 800 and 0.7 < late["realized_roc_auc"] < 0.95
 
+    # The chunked hash join equals a plain merge of labels and predictions on the id.
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from churnops.config import load_config
+    from churnops.monitoring_pipeline import matured_days, matured_outcomes
+
+    day = D0 + timedelta(days=11)
+    merged = pd.concat([
+        pd.read_parquet(home / "labels" / f"date={d}").merge(
+            pd.read_parquet(home / "predictions" / f"date={d}"), on="customerid")
+        for d in matured_days(load_config(), day) if (home / "labels" / f"date={d}").exists()])
+    outcomes = matured_outcomes(load_config(), matured_days(load_config(), day))
+    assert len(outcomes) == len(merged) == late["n_labels"]
+    assert outcomes["score"].tolist() == merged["score"].tolist()
+    assert outcomes["label"].tolist() == (merged["churn"] == "Yes").astype(int).tolist()
+    assert late["realized_roc_auc"] == round(roc_auc_score(outcomes["label"], outcomes["score"]), 12)
+
 
 @pytest.mark.parametrize("bad_date", ["../../etc", "2026-13-45", "yesterday"])
 def test_a_bad_date_is_a_one_line_error(home, capsys, bad_date):
