@@ -19,7 +19,7 @@ demo: install  ## the whole loop under Airflow + the MLflow UI on SQLite (127.0.
 test: install  ## the whole test suite (what CI runs); the browser check uses Debian's Chromium if it can be installed
 	-@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1); } || true
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder  # two workers, whole modules, longest first
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15  # two workers, whole modules, longest first
 
 lint: install
 	$(BIN)/ruff check include dags plugins tests bench
