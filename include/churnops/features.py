@@ -101,6 +101,13 @@ def _texts(series: pd.Series) -> pd.Series:
     return pd.Series(out, index=series.index, name=series.name, dtype=object)
 
 
+def _require_columns(X: pd.DataFrame, columns: Any) -> None:
+    # The error a caller sees for a row without a feature column, serving included (no input schema).
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise ValueError(f"input lacks columns {missing}")
+
+
 class RawInputCoercer(TransformerMixin, BaseEstimator):
     """Cast raw rows to the training types: numbers to float64, categories to str.
 
@@ -125,17 +132,13 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
         self.as_category = as_category
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> RawInputCoercer:
-        missing = [c for c in self._columns() if c not in X.columns]
-        if missing:
-            raise ValueError(f"input lacks columns {missing}")
+        _require_columns(X, self._columns())
         self.columns_ = self._columns()
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "columns_")
-        missing = [c for c in self.columns_ if c not in X.columns]
-        if missing:
-            raise ValueError(f"input lacks columns {missing}")
+        _require_columns(X, self.columns_)
         out = pd.DataFrame(index=X.index)
         for column in self.numeric or []:
             values = X[column]
@@ -261,9 +264,7 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "categories_")
-        missing = [c for c in self.feature_names_in_ if c not in X.columns]
-        if missing:
-            raise ValueError(f"input lacks columns {missing}")
+        _require_columns(X, self.feature_names_in_)
         codes = [self._codes(X[column], categories)
                  for column, categories in zip(self.feature_names_in_, self.categories_, strict=True)]
         if self.encoding == "ordinal":
