@@ -396,6 +396,7 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
     from churnops.data import coerce_types, iter_source, label_vector
 
     ds, size = config.dataset, config.monitoring.chunk_rows
+    dates = [d.isoformat() for d in days]  # one byte a row, not a string
     parts = []
     for label_day in days:
         predictions = partition("predictions", label_day) / "predictions.parquet"
@@ -417,19 +418,20 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
                 at = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
                 found = keys[at] == hashes if len(keys) else np.zeros(len(hashes), dtype=bool)
                 matched = chunk[found]
-                parts.append(pd.DataFrame({"label": label_vector(matched, config), SCORE_COLUMN: scores[at[found]],
-                                           "label_date": label_day.isoformat()}))
+                parts.append(pd.DataFrame({
+                    "label": label_vector(matched, config).astype("int8"), SCORE_COLUMN: scores[at[found]],
+                    "label_date": pd.Categorical([label_day.isoformat()] * len(matched), categories=dates)}))
     if not parts:
-        return pd.DataFrame({"label": pd.Series(dtype="int64"), SCORE_COLUMN: pd.Series(dtype="float64"),
-                             "label_date": pd.Series(dtype=object)})
+        return pd.DataFrame({"label": pd.Series(dtype="int8"), SCORE_COLUMN: pd.Series(dtype="float64"),
+                             "label_date": pd.Categorical([], categories=dates)})
     return pd.concat(parts, ignore_index=True)
 
 
 def _id_hashes(ids: Any) -> Any:
     import pandas as pd
 
-    # Ids are text once typed (coerce_types); a 64-bit hash stands in for each.
-    return pd.util.hash_array(ids.astype(str).to_numpy(dtype=object))
+    # Ids are text once typed (coerce_types) and as written in predictions; a 64-bit hash stands in for each.
+    return pd.util.hash_array(ids.to_numpy(dtype=object))
 
 
 def performance_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
@@ -446,7 +448,7 @@ def performance_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) 
     performance = realized_performance(outcomes["label"].to_numpy(dtype=int), outcomes[SCORE_COLUMN].to_numpy(),
                                        float(holdout) if holdout else None, config.monitoring)
     result = {"window": [days[0].isoformat(), days[-1].isoformat()],
-              "label_days": sorted(outcomes["label_date"].unique().tolist()),
+              "label_days": sorted(outcomes["label_date"].astype(object).unique().tolist()),
               "target_drift": target, "performance": performance}
     write_json(partition("reports", day) / "performance.json", result)
     return result
