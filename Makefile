@@ -27,8 +27,8 @@ lint: install
 mlflow-ui: install  ## MLflow UI on the demo's store (while the demo is not running)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.demo/churnops/mlflow.db --host 127.0.0.1 --port 5000
 
-bench: install  ## training time and DAG parse time; writes bench/RESULTS.md
-	$(BIN)/python bench/bench_training.py
+bench: install  ## every benchmark (training, DAG parse, monitoring 10^5-10^7 rows, scoring); ~15 min
+	$(BIN)/python bench/run_all.py
 
 constraints:  ## re-resolve constraints.txt from requirements.txt in a scratch venv
 	rm -rf /tmp/churnops-constraints && $(PYTHON) -m venv /tmp/churnops-constraints

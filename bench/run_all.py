@@ -1,0 +1,99 @@
+"""Every benchmark in one command; writes bench/RESULTS.md, bench/RESULTS_MONITORING.md and bench/scaling.png.
+
+    .venv/bin/python bench/run_all.py [--rows 100000 1000000 10000000] [--out-dir bench] [--smoke]
+
+1. ``bench_training.py``: ``churnops train`` (all families, 5-fold CV, 3 runs) and the parse
+   time of every DAG file (``RESULTS.md``).
+2. ``bench_monitoring.py``: one monitored day per ``--rows`` size (LightGBM champion) and the
+   scoring throughput of every family's registered pyfunc (``RESULTS_MONITORING.md``, raw
+   figures in ``monitoring.json``).
+3. A scaling plot of the monitored days: wall time and peak RSS against rows (``scaling.png``),
+   linked from a section appended to ``RESULTS.md``.
+
+``--smoke`` runs every script at toy sizes (one family, 2 folds, 2,000- and 5,000-row days) into
+``--out-dir``: what CI runs (``tests/bench/test_bench_smoke.py``) so the scripts keep working.
+The big sizes run by hand; their figures go in the results files and the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+
+
+def run(script: str, *arguments: str) -> None:
+    command = [sys.executable, str(HERE / script), *arguments]
+    print("==>", " ".join(command[1:]), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def scaling_plot(results: dict, path: Path) -> None:
+    """Wall time and peak RSS of one monitored day against its rows (log-log), with the targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days = sorted(results["monitoring"], key=lambda m: m["rows"])
+    rows = [m["rows"] for m in days]
+    fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    time_ax.loglog(rows, [m["wall_s"] for m in days], "o-", label="one day, end to end")
+    time_ax.loglog(rows, [m["steps"]["score_batch"] for m in days], "s--", label="score step")
+    time_ax.scatter([1_000_000, 10_000_000], [30, 300], marker="x", color="red", label="targets (30 s, 5 min)")
+    time_ax.set(xlabel="rows in the day", ylabel="seconds", title="Monitoring time")
+    memory_ax.semilogx(rows, [m["run_peak_rss_mib"] / 1024 for m in days], "o-", label="peak RSS in the run")
+    memory_ax.axhline(3, color="red", linestyle=":", label="target (3 GiB)")
+    memory_ax.set(xlabel="rows in the day", ylabel="GiB", title="Monitoring memory", ylim=(0, None))
+    for ax in (time_ax, memory_ax):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def scaling_section(results: dict, plot: Path) -> str:
+    lines = ["## Monitoring and scoring (`bench/bench_monitoring.py`)", "",
+             f"Details in `{plot.parent.name}/RESULTS_MONITORING.md`; the curve: ![scaling]({plot.name})", "",
+             "| rows | wall (s) | peak RSS in the run (MiB) | rows/s |", "|---:|---:|---:|---:|"]
+    for m in sorted(results["monitoring"], key=lambda m: m["rows"]):
+        lines.append(f"| {m['rows']:,} | {m['wall_s']:.1f} | {m['run_peak_rss_mib']:.0f} | "
+                     f"{m['rows'] / m['wall_s']:,.0f} |")
+    lines += ["", "| family | pyfunc rows/s |", "|---|---:|"]
+    lines += [f"| {s['family']} | {s['rows'] / s['predict_s']:,.0f} |" for s in results["scoring"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--out-dir", type=Path, default=HERE)
+    parser.add_argument("--smoke", action="store_true", help="toy sizes, to check that every script still runs")
+    args = parser.parse_args()
+    out = args.out_dir.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    training = ["--output", str(out / "RESULTS.md")]
+    monitoring = ["--rows", *map(str, args.rows), "--output", str(out / "RESULTS_MONITORING.md"),
+                  "--json-out", str(out / "monitoring.json")]
+    if args.smoke:
+        training += ["--repeat", "1", "--families", "logistic_regression", "--cv-folds", "2"]
+        monitoring = ["--rows", "2000", "5000", "--families", "logistic_regression", "--champion",
+                      "logistic_regression", "--label-days", "1", "--score-rows", "1000", *monitoring[-4:]]
+    run("bench_training.py", *training)
+    run("bench_monitoring.py", *monitoring)
+    results = json.loads((out / "monitoring.json").read_text())
+    plot = out / "scaling.png"
+    scaling_plot(results, plot)
+    summary = out / "RESULTS.md"
+    summary.write_text(summary.read_text().rstrip("\n") + "\n\n" + scaling_section(results, plot))
+    print(f"wrote {summary}, {out / 'RESULTS_MONITORING.md'}, {plot}")
+
+
+if __name__ == "__main__":
+    main()
