@@ -264,8 +264,8 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
 def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str]) -> Iterator[Any]:
     """The day's batch, typed, ``columns`` only, in chunks of at most ``monitoring.chunk_rows`` rows.
 
-    Inside one ``run_monitoring`` call the batch is already in memory (read once for every
-    step) and is sliced; otherwise each file is read chunk by chunk, never whole.
+    Inside one ``run_monitoring`` call a day of at most ``SHARED_BATCH_MAX_BYTES`` is read once
+    for every step and sliced; otherwise each file is read chunk by chunk, never whole.
     """
     from churnops.data import coerce_types, iter_source
 
