@@ -3,13 +3,17 @@
 
 Daily health check of the `@champion` model on the day's production batch.
 
-`check_batch → score → [feature_drift, prediction_drift, performance] → report → decide`
-`→ trigger_retraining | no_retraining`
+`check_batch → plan_shards → score_shard[i] → merge_shards → [feature_drift, prediction_drift,`
+`performance] → report → decide → trigger_retraining | no_retraining`
 
 * The day is the run's **logical date**: every task reads and writes that day's partitions under
   `$CHURNOPS_HOME` (`incoming/`, `predictions/`, `reports/` with `date=YYYY-MM-DD`), so a rerun or a
   `airflow backfill create` of a day gives the same result and no duplicates. One MLflow run per
   day (experiment `churnops-<dataset>-monitoring`) is reused by reruns.
+* Scale: a day of more than `monitoring.shard_rows` rows is cut into shards of whole chunks, each
+  scored by one mapped `score_shard` task (run them on several workers with the CeleryExecutor);
+  `merge_shards` joins their predictions and drift parts. Counts and ROC-AUC merge exactly and
+  the KS samples are seeded per chunk, so the report does not depend on the number of shards.
 * Feature drift: KS (numeric) and chi-square contingency (categorical) against the scoring model's
   own training data, with p < `monitoring.p_value` **and** effect size > `monitoring.min_effect_size`;
   dataset drift when more than `monitoring.drifted_feature_share` of features drift. Prediction
@@ -68,11 +72,34 @@ def churn_monitoring():
         return fail_fast_on_bad_input(lambda: check(config(params), parse_day(run_day())))()
 
     @task
-    def score(batch: dict, params: dict | None = None) -> dict:
-        """Score the batch with @champion; write predictions with the model version."""
-        from churnops.monitoring_pipeline import parse_day, score_batch
+    def plan_shards(batch: dict, params: dict | None = None) -> list[dict]:
+        """Cut the day into shards of at most `monitoring.shard_rows` rows; fix the @champion version."""
+        from churnops.monitoring_pipeline import parse_day
+        from churnops.monitoring_pipeline import plan_shards as plan
 
-        return score_batch(config(params), parse_day(batch["date"]))
+        return plan(config(params), parse_day(batch["date"]), batch)
+
+    @task(map_index_template="{{ shard_label }}")
+    def score_shard(shard: dict, params: dict | None = None) -> dict:
+        """Score one shard; gather its counts and samples for drift."""
+        from airflow.sdk import get_current_context
+
+        from churnops.monitoring_pipeline import parse_day
+        from churnops.monitoring_pipeline import score_shard as score
+
+        # The label the UI shows for this mapped instance: "rows 0-2500000 (1/4)".
+        get_current_context()["shard_label"] = (f"rows {shard['first_row']}-{shard['first_row'] + shard['rows']} "
+                                                f"({shard['index'] + 1}/{shard['count']})")
+        return score(config(params), parse_day(shard["date"]), shard)
+
+    @task
+    def merge_shards(parts: list[dict], params: dict | None = None) -> dict:
+        """Join the shards' predictions into the day's partition and merge their drift parts."""
+        from churnops.monitoring_pipeline import merge_shards as merge
+        from churnops.monitoring_pipeline import parse_day
+
+        parts = list(parts)
+        return merge(config(params), parse_day(parts[0]["date"]), parts)
 
     @task
     def feature_drift(scored: dict, params: dict | None = None) -> dict:
@@ -123,7 +150,7 @@ def churn_monitoring():
     )
     no_retraining = EmptyOperator(task_id="no_retraining")
 
-    scored = score(check_batch())
+    scored = merge_shards(score_shard.expand(shard=plan_shards(check_batch())))
     summary = report(scored, feature_drift(scored), prediction_drift(scored), performance(scored))
     decide(summary) >> [trigger_retraining, no_retraining]
 

@@ -189,6 +189,10 @@ class MonitoringConfig(_Strict):
     chunk_rows: int = Field(250_000, ge=100)
     """Rows of the day's batch read, scored and written at a time, so scoring a day takes the
     same memory whatever its size."""
+    shard_rows: int = Field(2_500_000, ge=100)
+    """A day of more rows is split into shards of at most this many rows (whole chunks), scored
+    by parallel mapped tasks of ``churn_monitoring`` whose parts one task merges. The result
+    does not depend on the shard count."""
     html_report: bool = True
     """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
     (plotly figures per column); the JSON report and the decision do not depend on it."""

@@ -72,33 +72,47 @@ def read_source(source: Source) -> pd.DataFrame:
         raise SourceReadError(source.name, f"unreadable {source.file_format} file {path}: {exc}") from exc
 
 
-def iter_source(source: Source, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+def iter_source(source: Source, chunk_rows: int, columns: list[str] | None = None, start: int = 0,
+                stop: int | None = None) -> Iterator[pd.DataFrame]:
     """:func:`read_source` in chunks of at most ``chunk_rows`` rows, so a day of any size reads in bounded memory.
 
-    Parquet is read batch by batch within its row groups, CSV ``chunk_rows`` lines at a time; the
-    chunks, concatenated, are the frame :func:`read_source` returns (restricted to ``columns``
-    when given; a column missing from the file is an error). An empty file yields nothing.
+    Rows ``[start, stop)`` of the file (all by default) are cut into chunks of exactly
+    ``chunk_rows`` rows, the last one shorter, whatever the file's row groups: the chunks,
+    concatenated, are that slice of the frame :func:`read_source` returns (restricted to
+    ``columns`` when given; a column missing from the file is an error). A shard of a day that
+    starts at a multiple of ``chunk_rows`` therefore gets exactly the chunks a whole-file read
+    gives for those rows. Parquet skips the row groups before ``start``; CSV skips its lines
+    unparsed. An empty file yields nothing.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    if start < 0 or (stop is not None and stop < start):
+        raise ValueError(f"bad row range [{start}, {stop})")
     path = Path(source.path)
     if not path.is_file():
         raise SourceReadError(source.name, f"file not found: {path}")
     try:
         if source.file_format == "parquet":
-            yield from _iter_parquet(path, chunk_rows, columns)
+            yield from _iter_parquet(path, chunk_rows, columns, start, stop)
+            return
+        lines = None if stop is None else stop - start
+        if lines == 0:
             return
         reader = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", chunksize=chunk_rows,
-                             usecols=columns)
+                             usecols=columns, skiprows=range(1, start + 1) if start else None, nrows=lines)
         with reader:
-            yield from reader
+            for chunk in reader:
+                chunk.index = pd.RangeIndex(start, start + len(chunk))
+                start += len(chunk)
+                yield chunk
     except pd.errors.EmptyDataError:
         return
     except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
         raise SourceReadError(source.name, f"unreadable {source.file_format} file {path}: {exc}") from exc
 
 
-def _iter_parquet(path: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+def _iter_parquet(path: Path, chunk_rows: int, columns: list[str] | None, start: int = 0,
+                  stop: int | None = None) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
     probe = pq.ParquetFile(path)
@@ -109,10 +123,38 @@ def _iter_parquet(path: Path, chunk_rows: int, columns: list[str] | None) -> Ite
     if columns is None:  # what pd.read_parquet returns as columns: not a stored pandas index
         index = {c for c in (probe.schema_arrow.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
         columns = [c for c in probe.schema_arrow.names if c not in index]
+    stop = probe.metadata.num_rows if stop is None else min(stop, probe.metadata.num_rows)
+    if start >= stop:
+        return
+    # The row groups holding [start, stop), and how many rows of the first to skip.
+    groups, offset = [], 0
+    for group in range(probe.metadata.num_row_groups):
+        size = probe.metadata.row_group(group).num_rows
+        if offset + size > start and offset < stop:
+            if not groups:
+                skip = start - offset
+            groups.append(group)
+        offset += size
     dictionary = [c for c in _small_dictionary_columns(probe) if c in columns]
     handle = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else probe
-    for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns):
-        yield _expand_dictionaries(batch.to_pandas(), dictionary)
+    # Batches of chunk_rows from the first group, shifted by `skip`, re-cut at chunk boundaries.
+    batches = (_expand_dictionaries(batch.to_pandas(), dictionary)
+               for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups))
+    position, pending = start, []
+    for frame in batches:
+        if skip:
+            frame, skip = frame.iloc[skip:], max(0, skip - len(frame))
+        pending.append(frame)
+        while sum(map(len, pending)) >= chunk_rows or (pending and position + sum(map(len, pending)) >= stop):
+            chunk = pending[0] if len(pending) == 1 else pd.concat(pending)
+            take = min(chunk_rows, stop - position)
+            head, rest = chunk.iloc[:take], chunk.iloc[take:]
+            head.index = pd.RangeIndex(position, position + take)
+            yield head
+            position += take
+            if position >= stop:
+                return
+            pending = [rest] if len(rest) else []
 
 
 DICTIONARY_PAGE_LIMIT = 1 << 16

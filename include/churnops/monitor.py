@@ -21,6 +21,7 @@ are illustrative; decisions use only the statistics computed here.
 from __future__ import annotations
 
 import html
+import json
 import math
 import warnings
 from collections.abc import Iterable
@@ -284,6 +285,28 @@ class CurrentSide:
 
     def sampled(self, columns: list[str]) -> pd.DataFrame:
         return pd.concat([part[columns] for part in self.sample]) if self.sample else pd.DataFrame(columns=columns)
+
+    def save(self, folder: Path) -> Path:
+        """Write the side to ``folder`` (``side.json`` + ``sample.parquet``), so a task can pass it on by path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        sample = pd.concat(self.sample, ignore_index=True) if self.sample else pd.DataFrame()
+        sample.to_parquet(folder / ".sample.parquet.tmp", index=False)
+        (folder / ".sample.parquet.tmp").replace(folder / "sample.parquet")
+        payload = {"rows": self.rows, "nulls": self.nulls,
+                   "counts": {c: {str(k): int(v) for k, v in counts.sort_index().items()}
+                              for c, counts in self.counts.items()}}
+        (folder / ".side.json.tmp").write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
+        (folder / ".side.json.tmp").replace(folder / "side.json")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> CurrentSide:
+        """The side :meth:`save` wrote: merges and tests exactly like the one saved."""
+        payload = json.loads((folder / "side.json").read_text(encoding="utf-8"))
+        sample = pd.read_parquet(folder / "sample.parquet")
+        counts = {c: pd.Series(values, dtype="int64") for c, values in payload["counts"].items()}
+        return cls(int(payload["rows"]), counts, {c: int(n) for c, n in payload["nulls"].items()},
+                   [sample] if len(sample) else [])
 
 
 def chunk_quota(sample_size: int, total_rows: int, start: int, stop: int) -> int:

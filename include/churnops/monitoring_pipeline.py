@@ -7,6 +7,7 @@ only that day's partitions under ``$CHURNOPS_HOME``::
     labels/date=D/*.parquet|csv       outcomes of day D's customers (read only)
     predictions/date=D/predictions.parquet
     reports/date=D/*.json, drift_report.html
+    work/monitoring/date=D/shard-*/   each shard's scores and drift parts (merged into the above)
     quarantine/monitoring/date=D/...  rejected batch files with reason.json
 
 so a rerun or a backfill of a day gives the same result and never duplicates anything.
@@ -29,13 +30,16 @@ __all__ = [
     "MissingBatchError",
     "check_batch",
     "feature_drift_step",
+    "merge_shards",
     "parse_day",
     "partition",
     "performance_step",
+    "plan_shards",
     "prediction_drift_step",
     "report_step",
     "run_monitoring",
     "score_batch",
+    "score_shard",
 ]
 
 SCORE_COLUMN = "score"
@@ -108,16 +112,21 @@ def read_partition(config: ChurnopsConfig, folder: Path) -> Any:
     """All files of a partition, typed like training data, as one frame."""
     import pandas as pd
 
+    frames = [_typed_file(config, path) for path in _files(folder)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _typed_file(config: ChurnopsConfig, path: Path) -> Any:
+    """One file read whole and typed; shared within a ``run_monitoring`` call."""
     from churnops.data import coerce_types, read_source
 
-    cache = _RUN_CACHE.get()
-    frames = []
-    for path in _files(folder):
+    def read() -> Any:
+        cache = _RUN_CACHE.get()
         # check_batch leaves the raw frames it validated for the first read of the day's batch.
         raw = cache.pop(("raw", _file_key(path)), None) if cache is not None else None
-        frames.append(coerce_types(read_source(Source(name=path.stem, path=path)) if raw is None else raw,
-                                   config.dataset))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return coerce_types(read_source(Source(name=path.stem, path=path)) if raw is None else raw, config.dataset)
+
+    return _cached(("typed", config.dataset.model_dump_json(), _file_key(path)), read)
 
 
 SHARED_BATCH_MAX_BYTES = 128 << 20
@@ -130,11 +139,6 @@ def _shared_batch(day: date) -> bool:
     # True when the steps of this run_monitoring call share the day's batch in memory.
     return _RUN_CACHE.get() is not None and sum(
         p.stat().st_size for p in _files(partition("incoming", day))) <= SHARED_BATCH_MAX_BYTES
-
-
-def _batch_key(config: ChurnopsConfig, day: date) -> tuple:
-    files = _files(partition("incoming", day))
-    return ("batch", config.dataset.model_dump_json(), tuple(_file_key(p) for p in files))
 
 
 def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
@@ -166,22 +170,22 @@ def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
             findings += found
     if findings:
         raise DataValidationError(findings, partition("quarantine/monitoring", day))
-    return {"date": day.isoformat(), "files": [str(p) for p in files], "rows": _rows(files)}
+    file_rows = [_file_rows(p) for p in files]
+    return {"date": day.isoformat(), "files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
 
 
-def _rows(files: list[Path]) -> int:
-    # Rows of the day's files without reading them (Parquet footers; CSV lines, in chunks).
+def _file_rows(path: Path) -> int:
+    # Rows of a file without reading it (Parquet footer; CSV lines, in chunks).
     import pandas as pd
     import pyarrow.parquet as pq
 
-    total = 0
-    for path in files:
-        if Source(name=path.stem, path=path).file_format == "parquet":
-            total += pq.ParquetFile(path).metadata.num_rows
-        else:
-            with pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[0], chunksize=1 << 20) as reader:
-                total += sum(len(chunk) for chunk in reader)
-    return total
+    if Source(name=path.stem, path=path).file_format == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    try:
+        with pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[0], chunksize=1 << 20) as reader:
+            return sum(len(chunk) for chunk in reader)
+    except pd.errors.EmptyDataError:
+        return 0
 
 
 def champion_version(config: ChurnopsConfig) -> str:
@@ -261,8 +265,11 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
     return lambda frame: predict(frame[names])
 
 
-def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str]) -> Iterator[Any]:
-    """The day's batch, typed, ``columns`` only, in chunks of at most ``monitoring.chunk_rows`` rows.
+def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str],
+                 pieces: list[tuple[str, int, int]] | None = None) -> Iterator[Any]:
+    """The day's batch (or the ``(file, start, stop)`` row ranges of a shard), typed, ``columns``
+    only, in chunks of ``monitoring.chunk_rows`` rows cut at the same rows within each file
+    whatever the pieces, so shards see exactly the chunks of the whole day.
 
     Inside one ``run_monitoring`` call a day of at most ``SHARED_BATCH_MAX_BYTES`` is read once
     for every step and sliced; otherwise each file is read chunk by chunk, never whole.
@@ -270,57 +277,182 @@ def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str]) -> Itera
     from churnops.data import coerce_types, iter_source
 
     size = config.monitoring.chunk_rows
-    folder = partition("incoming", day)
-    if _shared_batch(day):
-        batch = _cached(_batch_key(config, day), lambda: read_partition(config, folder))
-        for start in range(0, len(batch), size):
-            yield batch.iloc[start:start + size][columns]
-        return
-    for path in _files(folder):
-        for chunk in iter_source(Source(name=path.stem, path=path), size, columns):
+    if pieces is None:
+        pieces = [(str(path), 0, None) for path in _files(partition("incoming", day))]
+    shared = _shared_batch(day)
+    for name, start, stop in pieces:
+        path = Path(name)
+        if shared:
+            frame = _typed_file(config, path)
+            stop = len(frame) if stop is None else stop
+            for first in range(start, stop, size):
+                yield frame.iloc[first:min(first + size, stop)][columns]
+            continue
+        for chunk in iter_source(Source(name=path.stem, path=path), size, columns, start, stop):
             yield coerce_types(chunk, config.dataset)
 
 
-def score_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
-    """Score the day's batch with the current ``@champion``, chunk by chunk; write the predictions partition.
+def _shard_folder(day: date, index: int) -> Path:
+    return partition("work/monitoring", day) / f"shard-{index:05d}"
 
-    The partition is one Parquet file (id, score, model version) written a chunk at a time and
-    moved into place only when complete, so a failed or killed run leaves the previous file.
+
+def plan_shards(config: ChurnopsConfig, day: date, batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cut the checked day (``check_batch``'s result) into shards of at most ``monitoring.shard_rows`` rows.
+
+    A shard is a run of whole chunks (``monitoring.chunk_rows``), so its chunks are exactly those
+    of an unsharded read, and carries its offsets in the day (first row, first chunk), which
+    set its share of the drift samples and their seeds: the merged result does not depend on
+    the number of shards. Every shard scores with the one model version resolved here, so an
+    alias move while shards run cannot mix models. A day of at most ``shard_rows`` rows is one
+    shard. Removes the day's shard parts of an earlier attempt.
+    """
+    import shutil
+
+    version = champion_version(config)
+    size = config.monitoring.chunk_rows
+    per_shard = max(1, config.monitoring.shard_rows // size)
+    chunks = [(path, first, min(first + size, rows))
+              for path, rows in zip(batch["files"], batch["file_rows"], strict=True)
+              for first in range(0, rows, size)]
+    shutil.rmtree(partition("work/monitoring", day), ignore_errors=True)
+    shards, first_row = [], 0
+    groups = [chunks[k:k + per_shard] for k in range(0, len(chunks), per_shard)] or [[]]
+    for index, group in enumerate(groups):
+        pieces: list[list] = []
+        for path, start, stop in group:  # consecutive chunks of one file form one piece
+            if pieces and pieces[-1][0] == path and pieces[-1][2] == start:
+                pieces[-1][2] = stop
+            else:
+                pieces.append([path, start, stop])
+        rows = sum(stop - start for _, start, stop in group)
+        shards.append({"date": day.isoformat(), "index": index, "count": len(groups), "model_version": version,
+                       "day_rows": batch["rows"], "first_row": first_row, "first_chunk": index * per_shard,
+                       "rows": rows, "pieces": pieces})
+        first_row += rows
+    return shards
+
+
+def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dict[str, Any]:
+    """Score one shard and gather its parts of the day's drift statistics, in one pass over its chunks.
+
+    Writes, under the shard's folder: ``predictions.parquet`` (id, score, model version, in
+    row order), the feature-drift side (category and null counts of every row, the KS sample;
+    :class:`~churnops.monitor.CurrentSide`) and the report page's sample. A retry rewrites them.
     """
     import pandas as pd
     import pyarrow as pa
 
     from churnops.data import atomic_parquet_writer
+    from churnops.monitor import current_side
 
-    ds = config.dataset
-    version = champion_version(config)
+    ds, monitoring = config.dataset, config.monitoring
+    version, day_rows = shard["model_version"], shard["day_rows"]
     model = load_model(config, version)
-    out = partition("predictions", day) / "predictions.parquet"
+    folder = _shard_folder(day, shard["index"])
     schema = pa.schema([(ds.id_column, pa.string()), (SCORE_COLUMN, pa.float64()), (VERSION_COLUMN, pa.string())])
-    rows = 0
+    page: list[Any] = []
+
+    with atomic_parquet_writer(folder / "predictions.parquet", schema) as writer:
+        def scored_chunks() -> Iterator[Any]:
+            position = shard["first_row"]
+            chunks = batch_chunks(config, day, [ds.id_column, *ds.feature_columns],
+                                  [tuple(piece) for piece in shard["pieces"]])
+            for index, chunk in enumerate(chunks, start=shard["first_chunk"]):
+                scored = pd.DataFrame({ds.id_column: chunk[ds.id_column].astype(object),
+                                       SCORE_COLUMN: positive_scores(model, chunk, config), VERSION_COLUMN: version})
+                writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
+                page.append(_page_sample_part(chunk[ds.feature_columns], index, position, day_rows, monitoring))
+                position += len(chunk)
+                yield chunk
+
+        side = current_side(scored_chunks(), day_rows, ds.numeric_features, ds.categorical_features, monitoring,
+                            first_row=shard["first_row"], first_chunk=shard["first_chunk"])
+    side.save(folder / "current_side")
+    _write_parquet(pd.concat(page, ignore_index=True) if page else pd.DataFrame(columns=ds.feature_columns),
+                   folder / "page_sample.parquet")
+    return {"date": day.isoformat(), "index": shard["index"], "rows": side.rows, "folder": str(folder),
+            "model_version": version}
+
+
+def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The day's predictions partition and drift parts from its shards' (``score_shard`` results).
+
+    Predictions are copied in shard order into one file, replaced only when complete; the
+    drift sides and page samples are merged and kept for the drift and report steps.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from churnops.data import atomic_parquet_writer
+    from churnops.monitor import CurrentSide
+
+    parts = sorted(parts, key=lambda part: part["index"])
+    versions = {part["model_version"] for part in parts}
+    if len(versions) != 1 or [part["index"] for part in parts] != list(range(len(parts))):
+        raise ValueError(f"shards of {day} do not fit together: indexes {[p['index'] for p in parts]}, "
+                         f"model versions {sorted(versions)}")
+    folders = [Path(part["folder"]) for part in parts]
+    out = partition("predictions", day) / "predictions.parquet"
+    schema = pq.read_schema(folders[0] / "predictions.parquet")
     with atomic_parquet_writer(out, schema) as writer:
-        for chunk in batch_chunks(config, day, [ds.id_column, *ds.feature_columns]):
-            scored = pd.DataFrame({ds.id_column: chunk[ds.id_column].astype(object),
-                                   SCORE_COLUMN: positive_scores(model, chunk, config), VERSION_COLUMN: version})
-            writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
-            rows += len(chunk)
-    return {"date": day.isoformat(), "predictions": str(out), "model_version": version, "rows": rows}
+        for folder in folders:
+            for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
+                    batch_size=config.monitoring.chunk_rows):
+                writer.write_batch(batch)
+    side = CurrentSide()
+    for folder in folders:
+        side = side.merge(CurrentSide.load(folder / "current_side"))
+    merged = partition("work/monitoring", day) / "merged"
+    side.save(merged / "current_side")
+    _write_parquet(pd.concat([pd.read_parquet(f / "page_sample.parquet") for f in folders], ignore_index=True),
+                   merged / "page_sample.parquet")
+    return {"date": day.isoformat(), "predictions": str(out), "model_version": versions.pop(), "rows": side.rows,
+            "shards": len(parts), "drift_parts": str(merged)}
+
+
+def _write_parquet(frame: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(temporary, index=False)
+    temporary.replace(path)
+
+
+def score_batch(config: ChurnopsConfig, day: date, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score the day's batch with the current ``@champion``: its shards one after another, then merged.
+
+    What the DAG's ``plan_shards → score_shard[i] → merge_shards`` tasks do, in one process.
+    ``batch`` is ``check_batch``'s result (the day's files are counted when it is not given).
+    """
+    if batch is None:
+        files = _files(partition("incoming", day))
+        file_rows = [_file_rows(p) for p in files]
+        batch = {"files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
+    parts = [score_shard(config, day, shard) for shard in plan_shards(config, day, batch)]
+    return merge_shards(config, day, parts)
+
+
+def _page_sample_part(chunk: Any, index: int, position: int, day_rows: int, monitoring: Any) -> Any:
+    # The chunk's share of the report page's sample, seeded by the chunk's index in the day.
+    import numpy as np
+
+    from churnops.monitor import chunk_quota
+
+    quota = chunk_quota(monitoring.sample_size, day_rows, position, position + len(chunk))
+    if quota >= len(chunk):
+        return chunk
+    return chunk.sample(n=quota, random_state=np.random.RandomState([monitoring.seed, index]))
 
 
 def sample_of_day(config: ChurnopsConfig, day: date, rows: int) -> Any:
     """``monitoring.sample_size`` rows of the day (every feature column), drawn chunk by chunk in
-    proportion to each chunk's size, with ``monitoring.seed``: what evidently's page shows."""
-    import numpy as np
+    proportion to each chunk's size, with ``monitoring.seed``: what evidently's page shows
+    (the shards gather the same sample while scoring; this reads it again when they did not)."""
     import pandas as pd
 
-    from churnops.monitor import chunk_quota
-
-    monitoring, parts, position = config.monitoring, [], 0
+    parts, position = [], 0
     for index, chunk in enumerate(batch_chunks(config, day, config.dataset.feature_columns)):
-        quota = chunk_quota(monitoring.sample_size, rows, position, position + len(chunk))
+        parts.append(_page_sample_part(chunk, index, position, rows, config.monitoring))
         position += len(chunk)
-        state = np.random.RandomState([monitoring.seed, index])
-        parts.append(chunk if quota >= len(chunk) else chunk.sample(n=quota, random_state=state))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=config.dataset.feature_columns)
 
 
@@ -343,13 +475,16 @@ def reference_frame(config: ChurnopsConfig, version: str) -> Any:
 
 def feature_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
     """Per-feature drift of the day against the scoring model's own training data, read in chunks."""
-    from churnops.monitor import current_side, drift_summary, feature_drift
+    from churnops.monitor import CurrentSide, current_side, drift_summary, feature_drift
 
     ds = config.dataset
     reference = reference_frame(config, scored["model_version"])
-    # The day is read chunk by chunk: counts of every row, a proportional sample for KS.
-    current = current_side(batch_chunks(config, day, ds.feature_columns), scored["rows"], ds.numeric_features,
-                           ds.categorical_features, config.monitoring)
+    parts = Path(scored.get("drift_parts") or "") / "current_side"
+    if scored.get("drift_parts") and parts.is_dir():  # gathered by the shards while they scored
+        current = CurrentSide.load(parts)
+    else:  # the day is read chunk by chunk: counts of every row, a proportional sample for KS
+        current = current_side(batch_chunks(config, day, ds.feature_columns), scored["rows"], ds.numeric_features,
+                               ds.categorical_features, config.monitoring)
     rows = feature_drift(reference, current, ds.numeric_features, ds.categorical_features, config.monitoring)
     summary = drift_summary(rows, config.monitoring)
     path = write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
@@ -475,6 +610,7 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
                 prediction: dict[str, Any], performance: dict[str, Any], context: dict[str, str] | None = None
                 ) -> dict[str, Any]:
     """Decide, write the day's report (JSON + evidently HTML unless switched off) and log it to the day's MLflow run."""
+    import pandas as pd
     from mlflow import MlflowClient
 
     from churnops.monitor import decide, drift_report_html
@@ -485,6 +621,7 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
         "date": day.isoformat(),
         "model_version": scored["model_version"],
         "rows": scored["rows"],
+        "shards": scored.get("shards", 1),
         "drifted_features": features["drifted_features"],
         "drift_share": features["drift_share"],
         "dataset_drift": features["dataset_drift"],
@@ -500,7 +637,10 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
     json_path = write_json(folder / "drift_report.json", report)
     html_path: Path | None = folder / "drift_report.html"
     if config.monitoring.html_report:
-        drift_report_html(reference_frame(config, scored["model_version"]), sample_of_day(config, day, scored["rows"]),
+        page = Path(scored.get("drift_parts") or "") / "page_sample.parquet"
+        current = (pd.read_parquet(page) if scored.get("drift_parts") and page.is_file()
+                   else sample_of_day(config, day, scored["rows"]))
+        drift_report_html(reference_frame(config, scored["model_version"]), current,
                           config.dataset.numeric_features, config.dataset.categorical_features,
                           html_path, config.monitoring.sample_size, config.monitoring.seed)
     else:  # a rerun with the report switched off leaves no stale page behind
@@ -534,8 +674,7 @@ def run_monitoring(config: ChurnopsConfig, day: date) -> dict[str, Any]:
     (each is read once); run as separate Airflow tasks they read them themselves.
     """
     with _shared_reads():
-        check_batch(config, day)
-        scored = score_batch(config, day)
+        scored = score_batch(config, day, check_batch(config, day))
         features = feature_drift_step(config, day, scored)
         prediction = prediction_drift_step(config, day, scored)
         performance = performance_step(config, day, scored)

@@ -84,8 +84,10 @@ def test_churn_monitoring_shape(dagbag):
     dag = dagbag.dags["churn_monitoring"]
     downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert downstream == {
-        "check_batch": ["score"],
-        "score": ["feature_drift", "performance", "prediction_drift", "report"],
+        "check_batch": ["plan_shards"],
+        "plan_shards": ["score_shard"],
+        "score_shard": ["merge_shards"],
+        "merge_shards": ["feature_drift", "performance", "prediction_drift", "report"],
         "feature_drift": ["report"],
         "prediction_drift": ["report"],
         "performance": ["report"],
@@ -100,6 +102,9 @@ def test_churn_monitoring_shape(dagbag):
     assert trigger.trigger_run_id == "monitoring__{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     assert trigger.skip_when_already_exists is True
     assert dag.params["retrain_from_backfill"] is False
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(dag.get_task("score_shard"), MappedOperator), "shards are dynamically mapped"
 
 
 def test_churn_retraining_shape(dagbag):

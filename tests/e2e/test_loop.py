@@ -38,7 +38,9 @@ def loop(airflow_db, tmp_path_factory):
                           registry={"model_name": "loop-model"},
                           # 20 monitored days: evidently's page (~5 s a day) is checked by the CLI and
                           # integration tests; here its switch is, and the decisions do not need it.
-                          monitoring={"html_report": False})
+                          monitoring={"html_report": False,
+                                      # 1,500-row days in 3 shards: every monitored day runs mapped tasks.
+                                      "chunk_rows": 500, "shard_rows": 500})
     saved = {k: os.environ.get(k) for k in ("CHURNOPS_HOME", "CHURNOPS_CONFIG")}
     os.environ.update(CHURNOPS_HOME=str(home), CHURNOPS_CONFIG=str(config))
     cfg = load_config(config)
@@ -63,6 +65,14 @@ def states(dag_run) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
 
 
+def shard_indexes(dag_run) -> list[int]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return sorted(ti.map_index for ti in dag_run.get_task_instances(session=session)
+                      if ti.task_id == "score_shard" and str(ti.state) == "success")
+
+
 def retraining_runs() -> dict[str, dict]:
     from airflow.models import DagRun
     from airflow.utils.session import create_session
@@ -84,6 +94,7 @@ def test_monitoring_flags_drifted_days_only_and_queues_one_retraining_each(loop)
         assert tasks["no_retraining"] == ("skipped" if flagged[day] else "success")
         report = json.loads((loop["home"] / "reports" / f"date={day}" / "drift_report.json").read_text())
         assert report["decision"] == ("retrain" if flagged[day] else "none")
+        assert report["shards"] == 3 and shard_indexes(dag_run) == [0, 1, 2]
         assert not (loop["home"] / "reports" / f"date={day}" / "drift_report.html").exists()
 
     stable = [d for d in flagged if d < D0 + timedelta(days=STABLE)]

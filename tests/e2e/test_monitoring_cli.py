@@ -108,6 +108,72 @@ def test_a_day_too_big_to_share_is_streamed_by_every_step_with_the_same_results(
     assert streamed == shared
 
 
+def test_a_sharded_day_gives_the_unsharded_result(home, monkeypatch):
+    """Shards across a Parquet file of odd row groups and a CSV file, read whole or streamed:
+    the same predictions, drift statistics (counts exactly; KS on the same seeded sample) and page sample."""
+    import pandas as pd
+
+    from churnops import monitoring_pipeline
+    from churnops.config import load_config
+
+    source, day = D0 + timedelta(days=5), date(2027, 2, 1)
+    batch = pd.read_parquet(home / "incoming" / f"date={source}")
+    incoming = home / "incoming" / f"date={day}"
+    incoming.mkdir(parents=True)
+    batch.iloc[:530].to_parquet(incoming / "a.parquet", row_group_size=170, index=False)
+    batch.iloc[530:].to_csv(incoming / "b.csv", index=False)
+
+    dumped = load_config().model_dump(mode="json")
+
+    def config(shard_rows):
+        monitoring = {**dumped["monitoring"], "chunk_rows": 100, "sample_size": 300, "shard_rows": shard_rows}
+        return type(load_config()).model_validate({**dumped, "monitoring": monitoring})
+
+    reports = home / "reports" / f"date={day}"
+    names = ("feature_drift.json", "prediction_drift.json", "performance.json")
+
+    def outputs():
+        work = home / "work" / "monitoring" / f"date={day}" / "merged"
+        return ({name: (reports / name).read_text() for name in names},
+                pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet"),
+                pd.read_parquet(work / "page_sample.parquet"))
+
+    whole = monitoring_pipeline.run_monitoring(config(10_000), day)
+    expected = outputs()
+    assert whole["shards"] == 1 and whole["rows"] == 800
+
+    plan = monitoring_pipeline.plan_shards(config(400), day, monitoring_pipeline.check_batch(config(400), day))
+    # 400 rows = 4 chunks of 100 a shard; chunks restart at each file: 6 of a.parquet, 3 of b.csv.
+    a, b = str(incoming / "a.parquet"), str(incoming / "b.csv")
+    assert [s["pieces"] for s in plan] == [[[a, 0, 400]], [[a, 400, 530], [b, 0, 200]], [[b, 200, 270]]]
+    assert [(s["first_row"], s["first_chunk"], s["rows"]) for s in plan] == [(0, 0, 400), (400, 4, 330),
+                                                                             (730, 8, 70)]
+    for shared in (True, False):
+        if not shared:
+            monkeypatch.setattr(monitoring_pipeline, "SHARED_BATCH_MAX_BYTES", 0)
+        sharded = monitoring_pipeline.run_monitoring(config(400), day)
+        assert sharded["shards"] == 3
+        texts, predictions, page = outputs()
+        assert texts == expected[0]
+        pd.testing.assert_frame_equal(predictions, expected[1])
+        pd.testing.assert_frame_equal(page, expected[2])
+        assert {k: v for k, v in sharded.items() if k != "shards"} == {
+            k: v for k, v in whole.items() if k != "shards"}
+    features = json.loads((reports / "feature_drift.json").read_text())
+    assert {f["feature"] for f in features["features"]} == set(load_config().dataset.feature_columns)
+
+
+def test_shards_that_do_not_fit_together_are_refused(home):
+    from churnops.config import load_config
+    from churnops.monitoring_pipeline import merge_shards
+
+    with pytest.raises(ValueError, match="do not fit together"):
+        merge_shards(load_config(), D0, [{"index": 0, "model_version": "1", "folder": "x"},
+                                         {"index": 1, "model_version": "2", "folder": "y"}])
+    with pytest.raises(ValueError, match="do not fit together"):
+        merge_shards(load_config(), D0, [{"index": 1, "model_version": "1", "folder": "x"}])
+
+
 def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     for offset in range(0, 12):
         code, _, err = run(capsys, "monitor", "--date", (D0 + timedelta(days=offset)).isoformat(), "--json")

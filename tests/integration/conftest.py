@@ -132,7 +132,7 @@ def _postgres_or_none(purpose: str = "airflow") -> tuple[_PostgresDatabase | Non
 class AirflowStack:
     """The running processes, their environment, and REST helpers with useful failure messages."""
 
-    def __init__(self, root: Path, executor: str = "LocalExecutor") -> None:
+    def __init__(self, root: Path, executor: str = "LocalExecutor", monitoring: dict | None = None) -> None:
         import httpx
 
         self.root = root
@@ -143,7 +143,9 @@ class AirflowStack:
             folder.mkdir(parents=True)
         self.config = write_config(root / "config.yaml",
                                    training={"families": ["logistic_regression"], "cv_folds": 2},
-                                   policy={"bootstrap_samples": 200})  # the default model name: churn-predictor
+                                   policy={"bootstrap_samples": 200},  # the default model name: churn-predictor
+                                   # 1,500-row days in 3 shards: every monitored day runs mapped score_shard tasks.
+                                   monitoring={"chunk_rows": 500, "shard_rows": 500, **(monitoring or {})})
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.postgres, self.why_not_postgres = _postgres_or_none("airflow")
@@ -219,6 +221,12 @@ class AirflowStack:
         self.processes[name] = subprocess.Popen([str(program), *args], env=env or self.env, cwd=self.root, stdout=log,
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
+
+    def start_celery_worker(self, k: int, concurrency: int) -> None:
+        """Celery worker ``k`` (own hostname and log file ``celery-worker[-k].log``) on the stack's queue."""
+        name = "celery-worker" if k == 0 else f"celery-worker-{k}"
+        self.start(name, "celery", "worker", "--queues", self.queue, "--concurrency", str(concurrency),
+                   "--celery-hostname", f"{name}-{self.queue}@%h", "--skip-serve-logs")
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -396,14 +404,15 @@ class AirflowStack:
 
 
 @contextlib.contextmanager
-def running_stack(root: Path, executor: str = "LocalExecutor") -> Iterator[AirflowStack]:
-    """api-server, scheduler, dag-processor (+ a Celery worker), an MLflow server; always stopped."""
+def running_stack(root: Path, executor: str = "LocalExecutor", *, celery_workers: int = 1,
+                  worker_concurrency: int = 4, monitoring: dict | None = None) -> Iterator[AirflowStack]:
+    """api-server, scheduler, dag-processor (+ Celery workers), an MLflow server; always stopped."""
     missing = [str(p) for p in (AIRFLOW, CHURNOPS, MLFLOW) if not os.access(p, os.X_OK)]
     if missing:
         pytest.skip(f"needs the Airflow, MLflow and churnops executables next to {sys.executable}; missing: {missing}")
     if importlib.util.find_spec("httpx") is None or importlib.util.find_spec("psutil") is None:
         pytest.skip("needs httpx and psutil (Airflow dependencies) in the test interpreter")
-    stack = AirflowStack(root, executor)
+    stack = AirflowStack(root, executor, monitoring)
     try:
         mlflow_env = {**stack.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         stack.start("mlflow", "server", "--backend-store-uri", stack.mlflow_store, "--serve-artifacts",
@@ -414,8 +423,8 @@ def running_stack(root: Path, executor: str = "LocalExecutor") -> Iterator[Airfl
         stack.start("scheduler", "scheduler", "--skip-serve-logs")
         stack.start("dag-processor", "dag-processor")
         if executor == "CeleryExecutor":
-            stack.start("celery-worker", "celery", "worker", "--queues", stack.queue, "--concurrency", "4",
-                        "--skip-serve-logs")
+            for k in range(celery_workers):
+                stack.start_celery_worker(k, worker_concurrency)
         stack.run("churnops", "airflow-settings", "load", str(ROOT / "airflow_settings.yaml"))
         stack.wait_for_http("mlflow", f"{stack.mlflow_uri}/health", timeout=120)
         stack.wait_until_ready(timeout=120)

@@ -149,6 +149,28 @@ def test_iter_source_chunks_concatenate_to_read_source(tmp_path, kind, chunk_row
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole.reset_index(drop=True))
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet", "parquet-with-index"])
+def test_iter_source_row_ranges_are_cut_like_the_whole_file(tmp_path, kind):
+    source = written(tmp_path, kind, a_day(2_000))  # Parquet: row groups of 700, not a multiple of 300
+    whole = list(iter_source(source, 300))
+    assert [len(c) for c in whole] == [300] * 6 + [200]
+    assert [c.index[0] for c in whole] == list(range(0, 2_000, 300)), "chunks are labelled by row position"
+    shard = list(iter_source(source, 300, start=600, stop=1_500))  # what a shard of chunks 2-4 reads
+    assert len(shard) == 3
+    for got, expected in zip(shard, whole[2:5], strict=True):
+        pd.testing.assert_frame_equal(got, expected)
+    frame = pd.concat(whole)
+    for start, stop in [(650, 710), (1_999, None), (1_800, 5_000), (700, 700)]:
+        chunks = list(iter_source(source, 300, start=start, stop=stop))
+        expected = frame.iloc[start:stop]
+        if len(expected):
+            pd.testing.assert_frame_equal(pd.concat(chunks), expected)
+        else:
+            assert chunks == []
+    with pytest.raises(ValueError, match="bad row range"):
+        list(iter_source(source, 300, start=10, stop=5))
+
+
 def test_iter_source_reads_only_the_columns_asked_for(tmp_path):
     for kind in ("csv", "parquet"):
         source = written(tmp_path, kind, a_day(50))

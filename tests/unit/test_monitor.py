@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from churnops.config import MonitoringConfig
 from churnops.features import MISSING
 from churnops.monitor import (
+    CurrentSide,
     categorical_drift,
     current_side,
     decide,
@@ -314,6 +315,27 @@ def test_shards_merge_into_the_side_of_the_whole_day():
                                                                                    config)
     with pytest.raises(ValueError, match="do not fit a day of 5000 rows"):
         current_side(chunks, 5_000, ["x"], ["c"], config)
+
+
+def test_a_saved_side_loads_back_and_merges_the_same(tmp_path):
+    rng = np.random.default_rng(5)
+    current = pd.DataFrame({"x": np.where(rng.random(4_000) < 0.2, np.nan, rng.normal(size=4_000)),
+                            "c": rng.choice(["a", "b", None], 4_000)})
+    config = monitoring(sample_size=500, seed=2)
+    chunks = chunks_of(current, [1_000] * 4)
+    first = current_side(chunks[:2], 4_000, ["x"], ["c"], config)
+    second = current_side(chunks[2:], 4_000, ["x"], ["c"], config, first_row=2_000, first_chunk=2)
+    loaded = CurrentSide.load(first.save(tmp_path / "first")).merge(CurrentSide.load(second.save(tmp_path / "second")))
+    merged = first.merge(second)
+    assert (loaded.rows, loaded.nulls) == (merged.rows, merged.nulls) == (4_000, {"x": int(current["x"].isna().sum())})
+    pd.testing.assert_series_equal(loaded.counts["c"].sort_index(), merged.counts["c"].sort_index())
+    pd.testing.assert_frame_equal(loaded.sampled(["x"]).reset_index(drop=True),
+                                  merged.sampled(["x"]).reset_index(drop=True))
+    reference = pd.DataFrame({"x": rng.normal(size=2_000), "c": rng.choice(["a", "b"], 2_000)})
+    assert feature_drift(reference, loaded, ["x"], ["c"], config) == feature_drift(reference, merged, ["x"], ["c"],
+                                                                                   config)
+    empty = CurrentSide.load(CurrentSide().save(tmp_path / "empty"))
+    assert (empty.rows, empty.counts, empty.nulls, empty.sample) == (0, {}, {}, [])
 
 
 def test_feature_drift_small_frames_are_compared_whole():
