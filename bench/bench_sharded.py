@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import tempfile
@@ -125,6 +126,12 @@ def measure(stack, workers: int, first: bool, timeout: float) -> dict:
         finally:
             for name in names:
                 stop_process(stack, name)
+    # Which worker ran which shard: each worker logs the task instances it executes.
+    spread = {}
+    for name in names:
+        text = (stack.process_logs / f"{name}.log").read_text(errors="replace")
+        pattern = rf"run_id={re.escape(RUN_ID)}/task_id=score_shard/map_index=(\d+)/"
+        spread[name] = sorted({int(index) for index in re.findall(pattern, text)})
     run = stack.dag_run("churn_monitoring", RUN_ID)
     instances = stack.task_instances("churn_monitoring", RUN_ID)
     by_task: dict[str, list[dict]] = {}
@@ -138,9 +145,14 @@ def measure(stack, workers: int, first: bool, timeout: float) -> dict:
         "run_wall_s": parse(run["end_date"]) - parse(run["start_date"]),
         "sharded_s": sharded_end - sharded_start,
         "tasks_s": {task: round(max(ti["duration"] or 0 for ti in tis), 1) for task, tis in by_task.items()},
-        "shards": [{"map_index": ti["map_index"], "duration_s": ti["duration"], "hostname": ti["hostname"]}
+        "shards": [{"map_index": ti["map_index"], "duration_s": ti["duration"],
+                    "queued_s": parse(ti["queued_when"]) - sharded_start if ti.get("queued_when") else None,
+                    "start_s": parse(ti["start_date"]) - sharded_start, "end_s": parse(ti["end_date"]) - sharded_start}
                    for ti in shards],
-        "hosts": sorted({ti["hostname"] for ti in shards}),
+        "timeline_s": {task: [round(parse(tis[0]["start_date"]) - parse(run["start_date"]), 1),
+                              round(parse(tis[0]["end_date"]) - parse(run["start_date"]), 1)]
+                       for task, tis in by_task.items() if task != "score_shard" and tis[0]["start_date"]},
+        "shards_by_worker": spread,
         "peak_task_rss_mib": peak.single / 2**20,
         "peak_workers_rss_mib": peak.total / 2**20,
         "result": result_digest(stack.churnops_home),
@@ -171,7 +183,8 @@ def markdown(payload: dict) -> str:
         base = runs[0]
         lines += [""] + [f"Speed-up with {m['workers']} workers: run {base['run_wall_s'] / m['run_wall_s']:.2f}×, "
                          f"sharded part {base['sharded_s'] / m['sharded_s']:.2f}×; shards ran on "
-                         f"{len(m['hosts'])} worker(s)." for m in runs[1:]]
+                         f"{sum(1 for got in m['shards_by_worker'].values() if got)} workers "
+                         f"({', '.join(str(got) for got in m['shards_by_worker'].values())})." for m in runs[1:]]
     lines += ["", "Results equal across worker counts (report, drift and performance JSON, predictions): "
               f"**{payload['equal_results']}**.", ""]
     return "\n".join(lines)

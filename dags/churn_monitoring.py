@@ -22,7 +22,9 @@ Daily health check of the `@champion` model on the day's production batch.
 * `decide` branches to `trigger_retraining` (run id `monitoring__<day>`: a rerun never starts a
   second one) on dataset drift or a performance alarm. Backfill runs do not trigger retraining
   unless the `retrain_from_backfill` Param is set.
-* A missing day fails at once with a clear message; an invalid batch is quarantined with its reason.
+* A missing day fails at once with a clear message; an invalid batch is quarantined with its reason
+  (`check_batch`: unreadable file, missing column, too few rows; `merge_shards`: the row rules
+  over the shards' tallies, before any prediction is published) and the run fails without retries.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def churn_monitoring():
 
     @task
     def check_batch(params: dict | None = None) -> dict:
-        """Find and validate the day's batch; quarantine it if invalid."""
+        """Find the day's files; check each is readable with the required columns; count rows."""
         from churnops.monitoring_pipeline import check_batch as check
         from churnops.monitoring_pipeline import parse_day
 
@@ -81,7 +83,7 @@ def churn_monitoring():
 
     @task(map_index_template="{{ shard_label }}")
     def score_shard(shard: dict, params: dict | None = None) -> dict:
-        """Score one shard; gather its counts and samples for drift."""
+        """Score one shard; tally its rows for validation, its counts and samples for drift."""
         from airflow.sdk import get_current_context
 
         from churnops.monitoring_pipeline import parse_day
@@ -90,16 +92,16 @@ def churn_monitoring():
         # The label the UI shows for this mapped instance: "rows 0-2500000 (1/4)".
         get_current_context()["shard_label"] = (f"rows {shard['first_row']}-{shard['first_row'] + shard['rows']} "
                                                 f"({shard['index'] + 1}/{shard['count']})")
-        return score(config(params), parse_day(shard["date"]), shard)
+        return fail_fast_on_bad_input(score)(config(params), parse_day(shard["date"]), shard)
 
     @task
     def merge_shards(parts: list[dict], params: dict | None = None) -> dict:
-        """Join the shards' predictions into the day's partition and merge their drift parts."""
+        """Judge the merged validation tallies (quarantine on failure), then publish predictions, merge drift parts."""
         from churnops.monitoring_pipeline import merge_shards as merge
         from churnops.monitoring_pipeline import parse_day
 
         parts = list(parts)
-        return merge(config(params), parse_day(parts[0]["date"]), parts)
+        return fail_fast_on_bad_input(merge)(config(params), parse_day(parts[0]["date"]), parts)
 
     @task
     def feature_drift(scored: dict, params: dict | None = None) -> dict:

@@ -78,10 +78,9 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".parquet", ".pq", ".csv"} and p.is_file())
 
 
-# Within one run_monitoring call the steps share what they read: the day's batch, the
-# reference split, the model. Each step called on its own (an Airflow task) reads its inputs
-# itself, as before. Entries are keyed by file identity (path, size, mtime) or model version,
-# and the shared frames are never modified by the steps.
+# Within one run_monitoring call the steps share the reference split and the model (the day's
+# batch is read once anyway, by the shards). Each step called on its own (an Airflow task)
+# reads its inputs itself. The shared frames are never modified by the steps.
 _RUN_CACHE: ContextVar[dict | None] = ContextVar("churnops_monitoring_run_cache", default=None)
 
 
@@ -103,11 +102,6 @@ def _cached(key: tuple, compute: Callable[[], Any]) -> Any:
     return cache[key]
 
 
-def _file_key(path: Path) -> tuple:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
-
-
 def read_partition(config: ChurnopsConfig, folder: Path) -> Any:
     """All files of a partition, typed like training data, as one frame."""
     import pandas as pd
@@ -117,75 +111,59 @@ def read_partition(config: ChurnopsConfig, folder: Path) -> Any:
 
 
 def _typed_file(config: ChurnopsConfig, path: Path) -> Any:
-    """One file read whole and typed; shared within a ``run_monitoring`` call."""
+    """One file read whole and typed."""
     from churnops.data import coerce_types, read_source
 
-    def read() -> Any:
-        cache = _RUN_CACHE.get()
-        # check_batch leaves the raw frames it validated for the first read of the day's batch.
-        raw = cache.pop(("raw", _file_key(path)), None) if cache is not None else None
-        return coerce_types(read_source(Source(name=path.stem, path=path)) if raw is None else raw, config.dataset)
-
-    return _cached(("typed", config.dataset.model_dump_json(), _file_key(path)), read)
-
-
-SHARED_BATCH_MAX_BYTES = 128 << 20
-"""Within one ``run_monitoring`` call a day whose files total at most this many bytes is read
-once and shared by the steps (faster); a larger day is streamed chunk by chunk by every step,
-so memory does not grow with the day's size."""
-
-
-def _shared_batch(day: date) -> bool:
-    # True when the steps of this run_monitoring call share the day's batch in memory.
-    return _RUN_CACHE.get() is not None and sum(
-        p.stat().st_size for p in _files(partition("incoming", day))) <= SHARED_BATCH_MAX_BYTES
+    return coerce_types(read_source(Source(name=path.stem, path=path)), config.dataset)
 
 
 def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
-    """Find and validate the day's batch; quarantine what fails and raise.
+    """Find the day's batch and check what needs no row: each file readable, not empty, with the
+    required columns and at least ``validation.min_rows`` rows; count the rows. Quarantine what
+    fails and raise.
+
+    The row rules (types, ranges, nulls, unique ids) run where the rows are read anyway: each
+    shard tallies its rows while scoring them, and ``merge_shards`` judges the merged tallies
+    before anything is published.
 
     Raises:
         MissingBatchError: no CSV or Parquet file for the day.
         DataValidationError: a file breaks a rule (it is copied to quarantine first).
     """
-    from churnops.validation import DataValidationError, quarantine, validate_source, validate_source_in_chunks
+    from churnops.validation import probe_source
 
     folder = partition("incoming", day)
     files = _files(folder)
     if not files:
         raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
-    findings = []
-    shared = _shared_batch(day)
+    findings, file_rows = [], []
     for path in files:
-        source = Source(name=path.stem, path=path, columns=config.dataset.feature_columns)
-        if shared:  # the raw frames are kept for the first typed read of the batch
-            frame, found = validate_source(source, config)
-            if not found:
-                _RUN_CACHE.get()[("raw", _file_key(path))] = frame
-        else:
-            found = validate_source_in_chunks(source, config, config.monitoring.chunk_rows)
-        if found:
-            quarantine(source, found, partition("quarantine/monitoring", day) / path.name,
-                       {"step": "check_batch", "date": day.isoformat(), "message": str(DataValidationError(found))})
-            findings += found
-    if findings:
-        raise DataValidationError(findings, partition("quarantine/monitoring", day))
-    file_rows = [_file_rows(p) for p in files]
+        found, rows = probe_source(_batch_source(config, path), config)
+        findings += _quarantined(config, day, path, found, "check_batch")
+        file_rows.append(rows)
+    _raise_if(findings, day)
     return {"date": day.isoformat(), "files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
 
 
-def _file_rows(path: Path) -> int:
-    # Rows of a file without reading it (Parquet footer; CSV lines, in chunks).
-    import pandas as pd
-    import pyarrow.parquet as pq
+def _batch_source(config: ChurnopsConfig, path: Path) -> Source:
+    return Source(name=path.stem, path=path, columns=config.dataset.feature_columns)
 
-    if Source(name=path.stem, path=path).file_format == "parquet":
-        return pq.ParquetFile(path).metadata.num_rows
-    try:
-        with pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[0], chunksize=1 << 20) as reader:
-            return sum(len(chunk) for chunk in reader)
-    except pd.errors.EmptyDataError:
-        return 0
+
+def _quarantined(config: ChurnopsConfig, day: date, path: Path, findings: list, step: str) -> list:
+    # A rejected file is copied (bytes untouched) beside a reason.json; returns the findings.
+    from churnops.validation import DataValidationError, quarantine
+
+    if findings:
+        quarantine(_batch_source(config, path), findings, partition("quarantine/monitoring", day) / path.name,
+                   {"step": step, "date": day.isoformat(), "message": str(DataValidationError(findings))})
+    return findings
+
+
+def _raise_if(findings: list, day: date) -> None:
+    from churnops.validation import DataValidationError
+
+    if findings:
+        raise DataValidationError(findings, partition("quarantine/monitoring", day))
 
 
 def champion_version(config: ChurnopsConfig) -> str:
@@ -266,30 +244,30 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
 
 
 def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str],
-                 pieces: list[tuple[str, int, int]] | None = None) -> Iterator[Any]:
+                 pieces: list[tuple[str, int, int | None]] | None = None) -> Iterator[Any]:
     """The day's batch (or the ``(file, start, stop)`` row ranges of a shard), typed, ``columns``
     only, in chunks of ``monitoring.chunk_rows`` rows cut at the same rows within each file
-    whatever the pieces, so shards see exactly the chunks of the whole day.
+    whatever the pieces, so shards see exactly the chunks of the whole day."""
+    from churnops.data import coerce_types
 
-    Inside one ``run_monitoring`` call a day of at most ``SHARED_BATCH_MAX_BYTES`` is read once
-    for every step and sliced; otherwise each file is read chunk by chunk, never whole.
+    for _, chunk in raw_chunks(config, day, pieces, columns):
+        yield coerce_types(chunk, config.dataset)
+
+
+def raw_chunks(config: ChurnopsConfig, day: date, pieces: list[tuple[str, int, int | None]] | None = None,
+               columns: list[str] | None = None) -> Iterator[tuple[Path, Any]]:
+    """``(file, chunk as stored)`` for the day's files or a shard's pieces, ``monitoring.chunk_rows`` rows a chunk.
+
+    Each file is read chunk by chunk, never whole, so memory does not grow with the day.
     """
-    from churnops.data import coerce_types, iter_source
+    from churnops.data import iter_source
 
-    size = config.monitoring.chunk_rows
     if pieces is None:
         pieces = [(str(path), 0, None) for path in _files(partition("incoming", day))]
-    shared = _shared_batch(day)
     for name, start, stop in pieces:
         path = Path(name)
-        if shared:
-            frame = _typed_file(config, path)
-            stop = len(frame) if stop is None else stop
-            for first in range(start, stop, size):
-                yield frame.iloc[first:min(first + size, stop)][columns]
-            continue
-        for chunk in iter_source(Source(name=path.stem, path=path), size, columns, start, stop):
-            yield coerce_types(chunk, config.dataset)
+        for chunk in iter_source(Source(name=path.stem, path=path), config.monitoring.chunk_rows, columns, start, stop):
+            yield path, chunk
 
 
 def _shard_folder(day: date, index: int) -> Path:
@@ -339,11 +317,14 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
     row order), the feature-drift side (category and null counts of every row, the KS sample;
     :class:`~churnops.monitor.CurrentSide`) and the report page's sample. A retry rewrites them.
     """
+    import json
+
     import pandas as pd
     import pyarrow as pa
 
-    from churnops.data import atomic_parquet_writer
+    from churnops.data import SourceReadError, atomic_parquet_writer, coerce_types
     from churnops.monitor import current_side
+    from churnops.validation import Finding, Tally
 
     ds, monitoring = config.dataset, config.monitoring
     version, day_rows = shard["model_version"], shard["day_rows"]
@@ -352,12 +333,14 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
     schema = pa.schema([(ds.id_column, pa.string()), (SCORE_COLUMN, pa.float64()), (VERSION_COLUMN, pa.string())])
     page: list[Any] = []
 
+    tallies: dict[Path, Tally] = {}
     with atomic_parquet_writer(folder / "predictions.parquet", schema) as writer:
         def scored_chunks() -> Iterator[Any]:
             position = shard["first_row"]
-            chunks = batch_chunks(config, day, [ds.id_column, *ds.feature_columns],
-                                  [tuple(piece) for piece in shard["pieces"]])
-            for index, chunk in enumerate(chunks, start=shard["first_chunk"]):
+            chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]])
+            for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
+                tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the validation rules' counts
+                chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds)
                 scored = pd.DataFrame({ds.id_column: chunk[ds.id_column].astype(object),
                                        SCORE_COLUMN: positive_scores(model, chunk, config), VERSION_COLUMN: version})
                 writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
@@ -365,9 +348,20 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
                 position += len(chunk)
                 yield chunk
 
-        side = current_side(scored_chunks(), day_rows, ds.numeric_features, ds.categorical_features, monitoring,
-                            first_row=shard["first_row"], first_chunk=shard["first_chunk"])
+        try:
+            side = current_side(scored_chunks(), day_rows, ds.numeric_features, ds.categorical_features,
+                                monitoring, first_row=shard["first_row"], first_chunk=shard["first_chunk"])
+        except SourceReadError as exc:  # e.g. a damaged page past the footer check_batch read
+            path = next((Path(p) for p, _, _ in shard["pieces"] if Path(p).stem == exc.source), None)
+            if path is None:
+                raise
+            _raise_if(_quarantined(config, day, path, [Finding(exc.source, None, "readable", str(exc))],
+                                   "score_shard"), day)
+            raise
     side.save(folder / "current_side")
+    for number, tally in enumerate(tallies.values()):
+        tally.save(folder / "validation" / f"{number:03d}.json")
+    (folder / "validation" / "files.json").write_text(json.dumps([str(p) for p in tallies]), encoding="utf-8")
     _write_parquet(pd.concat(page, ignore_index=True) if page else pd.DataFrame(columns=ds.feature_columns),
                    folder / "page_sample.parquet")
     return {"date": day.isoformat(), "index": shard["index"], "rows": side.rows, "folder": str(folder),
@@ -392,6 +386,7 @@ def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]])
         raise ValueError(f"shards of {day} do not fit together: indexes {[p['index'] for p in parts]}, "
                          f"model versions {sorted(versions)}")
     folders = [Path(part["folder"]) for part in parts]
+    _judge_tallies(config, day, folders)
     out = partition("predictions", day) / "predictions.parquet"
     schema = pq.read_schema(folders[0] / "predictions.parquet")
     with atomic_parquet_writer(out, schema) as writer:
@@ -410,6 +405,29 @@ def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]])
             "shards": len(parts), "drift_parts": str(merged)}
 
 
+def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> None:
+    """Merge each file's tallies over the shards, in order, and apply the row rules; quarantine, raise on findings."""
+    import json
+
+    from churnops.data import iter_source
+    from churnops.validation import Tally, tally_findings
+
+    merged: dict[str, Tally] = {}
+    for folder in folders:
+        names = json.loads((folder / "validation" / "files.json").read_text(encoding="utf-8"))
+        for number, name in enumerate(names):
+            tally = Tally.load(folder / "validation" / f"{number:03d}.json", config)
+            merged[name] = merged[name].merge(tally) if name in merged else tally
+    findings = []
+    for name, tally in merged.items():
+        path = Path(name)
+        source = _batch_source(config, path)
+        found = tally_findings(tally, source, config,
+                               lambda source=source: iter_source(source, config.monitoring.chunk_rows))
+        findings += _quarantined(config, day, path, found, "merge_shards")
+    _raise_if(findings, day)
+
+
 def _write_parquet(frame: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -421,12 +439,10 @@ def score_batch(config: ChurnopsConfig, day: date, batch: dict[str, Any] | None 
     """Score the day's batch with the current ``@champion``: its shards one after another, then merged.
 
     What the DAG's ``plan_shards → score_shard[i] → merge_shards`` tasks do, in one process.
-    ``batch`` is ``check_batch``'s result (the day's files are counted when it is not given).
+    ``batch`` is ``check_batch``'s result (it is run when not given).
     """
     if batch is None:
-        files = _files(partition("incoming", day))
-        file_rows = [_file_rows(p) for p in files]
-        batch = {"files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
+        batch = check_batch(config, day)
     parts = [score_shard(config, day, shard) for shard in plan_shards(config, day, batch)]
     return merge_shards(config, day, parts)
 
@@ -670,8 +686,8 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
 def run_monitoring(config: ChurnopsConfig, day: date) -> dict[str, Any]:
     """All monitoring steps for one day, in DAG order: what ``churnops monitor`` runs.
 
-    The steps share the day's batch, the reference split and the model within the call
-    (each is read once); run as separate Airflow tasks they read them themselves.
+    The shards run one after another; the steps share the reference split and the model
+    within the call; run as separate Airflow tasks they read them themselves.
     """
     with _shared_reads():
         scored = score_batch(config, day, check_batch(config, day))

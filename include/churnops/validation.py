@@ -32,8 +32,8 @@ from churnops.data import (
 from churnops.errors import ChurnopsInputError
 
 __all__ = [
-    "DataValidationError", "Finding", "quarantine", "validate_chunks", "validate_frame", "validate_source",
-    "validate_source_in_chunks",
+    "DataValidationError", "Finding", "Tally", "probe_source", "quarantine", "shape_findings", "tally_findings",
+    "validate_chunks", "validate_frame", "validate_source", "validate_source_in_chunks",
 ]
 
 
@@ -74,25 +74,73 @@ def validate_chunks(chunks: Callable[[], Iterable[pd.DataFrame]], source: Source
     holding the ids themselves. ``chunks`` is called once, and a second time only to name
     examples of repeated ids.
     """
-    ds, rules = config.dataset, config.validation
-    tally = _Tally(ds.feature_columns, ds.numeric_features, rules.ranges)
+    tally = Tally.for_config(config)
     for chunk in chunks():
-        tally.add(chunk, ds.id_column, ds.target)
-    found: list[Finding] = []
+        tally.add(chunk)
+    return tally_findings(tally, source, config, chunks)
+
+
+def shape_findings(columns: list[str] | None, rows: int, source: Source, config: ChurnopsConfig) -> list[Finding]:
+    """The rules that need only a file's columns and row count: not empty, ``min_rows``, required columns."""
+    ds, rules = config.dataset, config.validation
+    if not columns or rows == 0:
+        return [Finding(source.name, None, "not_empty", "the file has no rows")]
+    found = []
+    if rows < rules.min_rows:
+        found.append(Finding(source.name, None, "min_rows", f"{rows} rows, fewer than the minimum {rules.min_rows}"))
+    required = [ds.id_column] + list(source.columns or [])
+    found += [Finding(source.name, c, "required_column", "column is missing") for c in required if c not in columns]
+    return found
+
+
+def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding], int]:
+    """:func:`shape_findings` of a file and its row count, without reading its rows into frames.
+
+    Parquet: the footer only. CSV: the header, then the lines counted in chunks of one column
+    (which also finds a file that cannot be decoded or parsed). The row rules (types, ranges,
+    nulls, unique ids, labels) need the rows: :class:`Tally` gathers them as the rows are read.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(source.path)
+    try:
+        if not path.is_file():
+            raise SourceReadError(source.name, f"file not found: {path}")
+        if source.file_format == "parquet":
+            try:
+                handle = pq.ParquetFile(path)
+            except Exception as exc:  # pyarrow raises several types for a damaged file
+                raise SourceReadError(source.name, f"unreadable parquet file {path}: {exc}") from exc
+            index = {c for c in (handle.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+                     if isinstance(c, str)}
+            columns = [c for c in handle.schema_arrow.names if c not in index]
+            rows = handle.metadata.num_rows
+        else:
+            try:
+                columns = list(pd.read_csv(path, dtype=str, nrows=0, encoding="utf-8").columns)
+            except pd.errors.EmptyDataError:
+                columns = []
+            rows = sum(len(chunk) for chunk in iter_source(source, 1 << 20, columns[:1])) if columns else 0
+    except SourceReadError as exc:
+        return [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])], 0
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        return [Finding(source.name, None, "readable", f"unreadable csv file {path}: {exc}")], 0
+    return shape_findings(columns, rows, source, config), rows
+
+
+def tally_findings(tally: Tally, source: Source, config: ChurnopsConfig,
+                   chunks: Callable[[], Iterable[pd.DataFrame]]) -> list[Finding]:
+    """The findings of a source from its :class:`Tally` (of every row, possibly merged from shards).
+
+    ``chunks`` reads the source again, only to name examples of repeated ids.
+    """
+    ds, rules = config.dataset, config.validation
+    found = shape_findings(tally.columns, tally.rows, source, config)
 
     def fail(column: str | None, rule: str, message: str) -> None:
         found.append(Finding(source.name, column, rule, message))
 
-    if not tally.columns or tally.rows == 0:
-        fail(None, "not_empty", "the file has no rows")
-        return found
-    if tally.rows < rules.min_rows:
-        fail(None, "min_rows", f"{tally.rows} rows, fewer than the minimum {rules.min_rows}")
-    required = [ds.id_column] + list(source.columns or [])
-    missing = [c for c in required if c not in tally.columns]
-    for column in missing:
-        fail(column, "required_column", "column is missing")
-    if ds.id_column in missing:
+    if any(f.rule == "not_empty" for f in found) or ds.id_column not in tally.columns:
         return found
 
     if tally.null_ids:
@@ -131,11 +179,17 @@ def _id_hashes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, pd.util.hash_array(values) if len(values) else np.empty(0, np.uint64)
 
 
-class _Tally:
-    """What the rules need of a source, added up chunk by chunk."""
+class Tally:
+    """What the rules need of a source, added up chunk by chunk, and merged across shards.
 
-    def __init__(self, features: list[str], numeric: list[str], ranges: dict) -> None:
+    Shards of one file each gather a tally of their rows; merged in file order
+    (:meth:`merge`) they give exactly the tally, and so the findings, of the whole file.
+    """
+
+    def __init__(self, features: list[str], numeric: list[str], ranges: dict, id_column: str = "id",
+                 target: str = "") -> None:
         self.features, self.numeric, self.ranges = features, set(numeric), ranges
+        self.id_column, self.target = id_column, target
         self.columns: list[str] | None = None
         self.rows = self.null_ids = self.null_labels = 0
         self.id_hashes: list[np.ndarray] = [np.empty(0, np.uint64)]
@@ -146,7 +200,59 @@ class _Tally:
         self.outside: dict[str, list[float]] = {}  # column: [count, first value outside]
         self.labels: set | None = None
 
-    def add(self, chunk: pd.DataFrame, id_column: str, target: str) -> None:
+    @classmethod
+    def for_config(cls, config: ChurnopsConfig) -> Tally:
+        ds = config.dataset
+        return cls(ds.feature_columns, ds.numeric_features, config.validation.ranges, ds.id_column, ds.target)
+
+    _COUNTS = ("nulls", "not_numbers", "infinite")
+
+    def merge(self, later: Tally) -> Tally:
+        """This tally followed by ``later`` (the next rows of the same file)."""
+        self.columns = self.columns if self.columns is not None else later.columns
+        self.rows += later.rows
+        self.null_ids += later.null_ids
+        self.null_labels += later.null_labels
+        self.id_hashes = [*self.id_hashes, *later.id_hashes]
+        for name in self._COUNTS:
+            mine, theirs = getattr(self, name), getattr(later, name)
+            setattr(self, name, {c: mine.get(c, 0) + theirs.get(c, 0) for c in {*mine, *theirs}})
+        for column, examples in later.not_number_examples.items():
+            self.not_number_examples[column] = sorted({*self.not_number_examples.get(column, []), *examples})[:5]
+        for column, (count, first) in later.outside.items():
+            mine = self.outside.setdefault(column, [0, math.nan])
+            if count and not mine[0]:
+                mine[1] = first  # the first in file order
+            mine[0] += count
+        if later.labels is not None:
+            self.labels = (self.labels or set()) | later.labels
+        return self
+
+    def save(self, path: Path) -> Path:
+        """``path`` (JSON) and ``path`` + ``.ids.npy`` (the id hashes): for a task to pass on by path."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.ids.npy", "wb") as handle:  # np.save would append ".npy" to a name without it
+            np.save(handle, np.concatenate(self.id_hashes))
+        payload = {"columns": self.columns, "rows": self.rows, "null_ids": self.null_ids,
+                   "null_labels": self.null_labels, "nulls": self.nulls, "not_numbers": self.not_numbers,
+                   "not_number_examples": self.not_number_examples, "infinite": self.infinite,
+                   "outside": self.outside, "labels": None if self.labels is None else sorted(self.labels)}
+        path.write_text(json.dumps(payload), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path, config: ChurnopsConfig) -> Tally:
+        tally = cls.for_config(config)
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        labels = payload.pop("labels")
+        for name, value in payload.items():
+            setattr(tally, name, value)
+        tally.labels = None if labels is None else set(labels)
+        tally.id_hashes = [np.load(f"{path}.ids.npy", allow_pickle=False)]
+        return tally
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        id_column, target = self.id_column, self.target
         if self.columns is None:
             self.columns = list(chunk.columns)
         if chunk.shape[1] == 0:

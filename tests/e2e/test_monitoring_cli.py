@@ -73,10 +73,9 @@ def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
 
     day = D0 + timedelta(days=2)
     config = load_config()
-    whole = run_monitoring(config, day)  # the batch read once for every step
+    whole = run_monitoring(config, day)  # one chunk of 800 rows
     predictions = home / "predictions" / f"date={day}" / "predictions.parquet"
     expected = pd.read_parquet(predictions)
-    # On its own (an Airflow task) the step reads the day's files chunk by chunk.
     dumped = config.model_dump(mode="json")
     small = type(config).model_validate({**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 300}})
     scored = score_batch(small, day)
@@ -85,31 +84,8 @@ def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
     pd.testing.assert_frame_equal(pd.read_parquet(predictions), expected)
 
 
-def test_a_day_too_big_to_share_is_streamed_by_every_step_with_the_same_results(home, monkeypatch):
-    import pandas as pd
-
-    from churnops import monitoring_pipeline
-    from churnops.config import load_config
-
-    day = D0 + timedelta(days=4)
-    dumped = load_config().model_dump(mode="json")
-    config = type(load_config()).model_validate({**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 300}})
-    reports = home / "reports" / f"date={day}"
-    names = ("feature_drift.json", "prediction_drift.json", "performance.json")
-
-    shared = monitoring_pipeline.run_monitoring(config, day)
-    first = {name: (reports / name).read_text() for name in names}
-    predictions = pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet")
-    monkeypatch.setattr(monitoring_pipeline, "SHARED_BATCH_MAX_BYTES", 0)  # as if the day were huge
-    streamed = monitoring_pipeline.run_monitoring(config, day)
-    assert {name: (reports / name).read_text() for name in names} == first
-    pd.testing.assert_frame_equal(pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet"),
-                                  predictions)
-    assert streamed == shared
-
-
-def test_a_sharded_day_gives_the_unsharded_result(home, monkeypatch):
-    """Shards across a Parquet file of odd row groups and a CSV file, read whole or streamed:
+def test_a_sharded_day_gives_the_unsharded_result(home):
+    """Shards across a Parquet file of odd row groups and a CSV file:
     the same predictions, drift statistics (counts exactly; KS on the same seeded sample) and page sample."""
     import pandas as pd
 
@@ -148,19 +124,62 @@ def test_a_sharded_day_gives_the_unsharded_result(home, monkeypatch):
     assert [s["pieces"] for s in plan] == [[[a, 0, 400]], [[a, 400, 530], [b, 0, 200]], [[b, 200, 270]]]
     assert [(s["first_row"], s["first_chunk"], s["rows"]) for s in plan] == [(0, 0, 400), (400, 4, 330),
                                                                              (730, 8, 70)]
-    for shared in (True, False):
-        if not shared:
-            monkeypatch.setattr(monitoring_pipeline, "SHARED_BATCH_MAX_BYTES", 0)
-        sharded = monitoring_pipeline.run_monitoring(config(400), day)
-        assert sharded["shards"] == 3
-        texts, predictions, page = outputs()
-        assert texts == expected[0]
-        pd.testing.assert_frame_equal(predictions, expected[1])
-        pd.testing.assert_frame_equal(page, expected[2])
-        assert {k: v for k, v in sharded.items() if k != "shards"} == {
-            k: v for k, v in whole.items() if k != "shards"}
+    sharded = monitoring_pipeline.run_monitoring(config(400), day)
+    assert sharded["shards"] == 3
+    texts, predictions, page = outputs()
+    assert texts == expected[0]
+    pd.testing.assert_frame_equal(predictions, expected[1])
+    pd.testing.assert_frame_equal(page, expected[2])
+    assert {k: v for k, v in sharded.items() if k != "shards"} == {k: v for k, v in whole.items() if k != "shards"}
     features = json.loads((reports / "feature_drift.json").read_text())
     assert {f["feature"] for f in features["features"]} == set(load_config().dataset.feature_columns)
+
+
+def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(home):
+    """A bad value in one shard and an id repeated in another: the merge rejects the day, quarantines
+    both files untouched with their reasons, and writes no predictions."""
+    import pandas as pd
+
+    from churnops import monitoring_pipeline
+    from churnops.config import load_config
+    from churnops.validation import DataValidationError
+
+    day = date(2027, 3, 1)
+    batch = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=6)}").astype({"tenure": "float64"})
+    batch.loc[450, "tenure"] = -5.0                            # shard 2 of a.parquet
+    batch.loc[780, "customerid"] = batch.loc[540, "customerid"]  # b.csv's last shard repeats an id of its first
+    incoming = home / "incoming" / f"date={day}"
+    incoming.mkdir(parents=True)
+    batch.iloc[:530].to_parquet(incoming / "a.parquet", row_group_size=170, index=False)
+    batch.iloc[530:].to_csv(incoming / "b.csv", index=False)
+    raw = {p.name: p.read_bytes() for p in incoming.iterdir()}
+    dumped = load_config().model_dump(mode="json")
+    config = type(load_config()).model_validate(
+        {**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 100, "shard_rows": 200}})
+
+    with pytest.raises(DataValidationError) as failure:
+        monitoring_pipeline.run_monitoring(config, day)
+    assert {(f.source, f.rule) for f in failure.value.findings} == {("a", "range"), ("b", "id_unique")}
+    assert {p.name: p.read_bytes() for p in incoming.iterdir()} == raw
+    for name, rule in (("a.parquet", "range"), ("b.csv", "id_unique")):
+        reason = json.loads((home / "quarantine" / "monitoring" / f"date={day}" / name / "reason.json").read_text())
+        assert reason["step"] == "merge_shards" and reason["findings"][0]["rule"] == rule
+    assert not (home / "predictions" / f"date={day}").exists(), "nothing published from a rejected day"
+
+    # A CSV line with too many fields is found by the shard reading it: quarantined, nothing published.
+    (incoming / "a.parquet").unlink()
+    batch.iloc[:530].assign(customerid=lambda f: f["customerid"] + "-x").to_parquet(incoming / "a.parquet",
+                                                                                   index=False)
+    lines = (incoming / "b.csv").read_text().splitlines()
+    lines[150] += ",surplus,fields"
+    (incoming / "b.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError) as failure:
+        monitoring_pipeline.run_monitoring(config, day)
+    (finding,) = failure.value.findings
+    assert (finding.source, finding.rule) == ("b", "readable") and "b.csv" in finding.message
+    reason = json.loads((home / "quarantine" / "monitoring" / f"date={day}" / "b.csv" / "reason.json").read_text())
+    assert reason["step"] == "score_shard"
+    assert not (home / "predictions" / f"date={day}").exists()
 
 
 def test_shards_that_do_not_fit_together_are_refused(home):

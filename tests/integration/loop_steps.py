@@ -59,6 +59,10 @@ def drifted_day_triggers_a_retraining_that_decides_per_policy(stack, timings: di
     assert tasks["trigger_retraining"] == "success" and tasks["no_retraining"] == "skipped", tasks
     report = json.loads((stack.churnops_home / "reports" / f"date={day}" / "drift_report.json").read_text())
     assert report["decision"] == "retrain", report
+    # The stack's config cuts a 1,500-row day into 3 shards: three mapped score_shard task instances.
+    assert {k: v for k, v in tasks.items() if k.startswith("score_shard")} == {
+        f"score_shard[{k}]": "success" for k in range(3)}, tasks
+    assert report["shards"] == 3
 
     # The run the operator created, executed by the scheduler (dag.test would leave it queued).
     retraining_run = f"monitoring__{day}"

@@ -16,7 +16,10 @@ from churnops.errors import ChurnopsInputError
 from churnops.validation import (
     DataValidationError,
     Finding,
+    Tally,
+    probe_source,
     quarantine,
+    tally_findings,
     validate_chunks,
     validate_frame,
     validate_source,
@@ -356,3 +359,45 @@ def test_validate_source_in_chunks_reads_the_file_in_pieces(tmp_path):
     broken.write_bytes(b"not parquet")
     (finding,) = validate_source_in_chunks(Source(name="b", path=broken), CONFIG, chunk_rows=6)
     assert finding.rule == "readable"
+
+
+@pytest.mark.parametrize("cuts", [[20], [3, 17, 31], list(range(1, 40))])
+def test_shard_tallies_saved_and_merged_in_order_give_the_whole_files_findings(tmp_path, cuts):
+    """What merge_shards does: each shard tallies its rows, saves the tally; merged in file order
+    they give exactly the findings of the whole file (first value out of range included)."""
+    frame = messy_frame()
+    whole = validate_frame(frame, SOURCE, CONFIG)
+    bounds = [0, *cuts, len(frame)]
+    merged = None
+    for k, (start, stop) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        tally = Tally.for_config(CONFIG)
+        tally.add(frame.iloc[start:stop])
+        loaded = Tally.load(tally.save(tmp_path / f"shard-{k}.json"), CONFIG)
+        merged = loaded if merged is None else merged.merge(loaded)
+    assert merged.rows == len(frame)
+    assert tally_findings(merged, SOURCE, CONFIG, lambda: [frame]) == whole
+
+
+def test_probe_source_checks_shape_without_the_rows(tmp_path):
+    # (A CSV line with too many fields is found when the rows are read: test_monitoring_cli.)
+    good = tmp_path / "good.parquet"
+    messy_frame().to_parquet(good, row_group_size=7)
+    source = Source(name="main", path=good, columns=["age", "plan", "y"])
+    assert probe_source(source, CONFIG) == ([], 40), "row rules are not the probe's business"
+    csv = tmp_path / "good.csv"
+    messy_frame().to_csv(csv, index=False)
+    assert probe_source(Source(name="main", path=csv, columns=["age", "plan", "y"]), CONFIG) == ([], 40)
+    missing = tmp_path / "missing.csv"
+    messy_frame().drop(columns=["plan"]).to_csv(missing, index=False)
+    found, _ = probe_source(Source(name="main", path=missing, columns=["age", "plan", "y"]), CONFIG)
+    assert rules(found) == [("required_column", "plan")]
+    few = tmp_path / "few.parquet"
+    messy_frame().head(2).to_parquet(few)
+    assert rules(probe_source(Source(name="main", path=few), CONFIG)[0]) == [("min_rows", None)]
+    for name, content, rule in [("empty.csv", b"", "not_empty"), ("header.csv", b"id,age\n", "not_empty"),
+                                ("broken.parquet", b"PAR1 not parquet", "readable"),
+                                ("absent.csv", None, "readable")]:
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        assert rules(probe_source(Source(name="main", path=path), CONFIG)[0]) == [(rule, None)], name
