@@ -156,6 +156,15 @@ class TrainingConfig(_Strict):
     """Share of ids in the holdout, chosen by a hash of the id (stable across machines)."""
     params: dict[ModelFamily, dict[str, Any]] = {}
     """Per-family estimator parameters overriding churnops' defaults."""
+    cv_max_rows: int | None = Field(200_000, ge=1_000)
+    """Big tables: cross-validation runs on a stratified, seeded sample of at most this many
+    training rows (null: every row); the model itself is always fit on every training row.
+    CV cost and memory stop growing with the table; at 200,000 rows the CV ROC-AUC's
+    standard error is about 0.001."""
+    forest_max_samples: int = Field(100_000, ge=100)
+    """Big tables: a random forest draws at most this many rows for each tree (scikit-learn's
+    ``max_samples``) unless its params set ``max_samples``, so its cost stops growing with the
+    table; boosters (XGBoost ``hist``, LightGBM) and logistic regression scale as they are."""
 
     @field_validator("families")
     @classmethod

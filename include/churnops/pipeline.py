@@ -314,7 +314,8 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
         proba = result.model.predict_proba(X_test)[:, 1]
         test_metrics = classification_metrics(y_test, proba)
 
-        mlflow.log_params({"family": family, "cv_folds": config.training.cv_folds, **result.params})
+        mlflow.log_params({"family": family, "cv_folds": config.training.cv_folds, "cv_rows": result.cv_rows,
+                           **result.params})
         for fold, score in enumerate(result.cv_scores):
             mlflow.log_metric("cv_roc_auc", float(score), step=fold)
         mlflow.log_metrics({"cv_roc_auc_mean": result.cv_roc_auc_mean, "cv_roc_auc_std": result.cv_roc_auc_std,
@@ -342,6 +343,7 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
             "run_id": mlflow.active_run().info.run_id,
             "model_uri": info.model_uri,
             "cv_folds": config.training.cv_folds,
+            "cv_rows": result.cv_rows,
             "cv_roc_auc_mean": result.cv_roc_auc_mean,
             "cv_roc_auc_std": result.cv_roc_auc_std,
             "test_metrics": test_metrics,

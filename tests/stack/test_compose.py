@@ -48,6 +48,8 @@ def test_the_official_airflow_services_plus_postgres_redis_and_mlflow(compose):
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    # Tasks per worker come from .env (monitoring shards are CPU-bound); more workers: --scale airflow-worker=N.
+    assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "${AIRFLOW__CELERY__WORKER_CONCURRENCY:-2}"
     assert "@postgres/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert services["postgres"]["image"].startswith("postgres:16")

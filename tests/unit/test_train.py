@@ -12,6 +12,7 @@ from churnops.train import (
     FitResult,
     build_estimator,
     build_model,
+    cv_rows,
     estimator_params,
     fit_family,
     model_signature,
@@ -147,6 +148,39 @@ def test_fit_family_uses_cv_folds(data):
     X, y = data
     result = fit_family("logistic_regression", X, y, make_config(cv_folds=4))
     assert result.cv_scores.shape == (4,)
+
+
+def test_big_tables_cross_validate_on_a_stratified_sample_and_fit_every_row():
+    X, y = separable(n=3_000, seed=1)
+    config = make_config(cv_max_rows=1_000)
+    picked = cv_rows(y, config)
+    assert len(picked) == 1_000 and (np.diff(picked) > 0).all()
+    assert abs(y[picked].mean() - y.mean()) < 0.002, "stratified"
+    np.testing.assert_array_equal(picked, cv_rows(y, config))
+    assert cv_rows(y, make_config(cv_max_rows=None)) is None and cv_rows(y[:900], config) is None
+    result = fit_family("logistic_regression", X, y, config)
+    assert result.cv_rows == 1_000
+    # the CV is that of the sample, the model that of every row
+    sample = fit_family("logistic_regression", X.iloc[picked], y[picked], make_config(cv_max_rows=None))
+    np.testing.assert_allclose(result.cv_scores, sample.cv_scores)
+    everything = build_model("logistic_regression", config, len(X)).fit(X, y)
+    np.testing.assert_allclose(result.model.predict_proba(X), everything.predict_proba(X))
+
+
+def test_forests_on_big_tables_draw_at_most_forest_max_samples_rows_per_tree():
+    config = make_config(forest_max_samples=500)
+    assert "max_samples" not in estimator_params("random_forest", config, 500)
+    assert estimator_params("random_forest", config, 5_000)["max_samples"] == 500
+    assert "max_samples" not in estimator_params("xgboost", config, 5_000)
+    own = make_config(forest_max_samples=500, params={"random_forest": {**FAST_PARAMS["random_forest"],
+                                                                        "max_samples": 0.3}})
+    assert estimator_params("random_forest", own, 5_000)["max_samples"] == 0.3
+    whole_rows = make_config(forest_max_samples=500, params={"random_forest": {**FAST_PARAMS["random_forest"],
+                                                                               "bootstrap": False}})
+    assert "max_samples" not in estimator_params("random_forest", whole_rows, 5_000)
+    X, y = separable(n=2_000)
+    result = fit_family("random_forest", X, y, config)
+    assert result.model.named_steps["model"].max_samples == 500 and result.params["max_samples"] == 500
 
 
 # --- signature ---------------------------------------------------------------------------------------------------
