@@ -11,8 +11,9 @@ Method:
 2. ``churnops train`` (logistic regression, 2 folds → ``@champion``) and
    ``churnops simulate --rows-per-day <rows>`` for one day, through the stack's environment.
 3. For each ``--workers`` count N: start N Celery workers of concurrency 1 (one task at a time
-   each, as one worker per machine would), run ``churn_monitoring`` for the day (the first count
-   triggers it, later ones clear the same run), wait for it, stop the workers. The figures come
+   each, as one worker per machine would), wait until each logs that it is ready, run
+   ``churn_monitoring`` for the day (the first count triggers it, later ones clear the same
+   run), wait for it, stop the workers. The figures come
    from Airflow's own task instances: the run's wall time, the span from ``plan_shards``'s
    start to ``merge_shards``'s end (the sharded part), each shard's duration and host.
    A sampler records the peak RSS of any one task process and of all the workers' processes.
@@ -97,6 +98,17 @@ def stop_process(stack, name: str) -> None:
         process.wait(timeout=10)
 
 
+def wait_until_ready(stack, names: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        logs = [(stack.process_logs / f"{name}.log").read_text(errors="replace") for name in names]
+        if all(f"{name}@" in log and " ready." in log for name, log in zip(names, logs, strict=True)):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"Celery workers {names} not ready after {timeout:.0f} s")
+
+
 def result_digest(home: Path) -> dict:
     """What the day's monitoring produced, without paths and timings: must not depend on the workers."""
     import pandas as pd
@@ -118,6 +130,7 @@ def measure(stack, workers: int, first: bool, timeout: float) -> dict:
             stack.start(name, "celery", "worker", "--queues", stack.queue, "--concurrency", "1",
                         "--celery-hostname", f"{name}@%h", "--skip-serve-logs")
             peak.roots.append(stack.processes[name].pid)
+        wait_until_ready(stack, names)  # a worker's start-up (imports, pre-imports) is not the run's time
         try:
             if first:
                 stack.trigger("churn_monitoring", RUN_ID, logical_date=f"{DAY}T00:00:00Z")

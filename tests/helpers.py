@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +28,18 @@ def write_config(path: Path, base: Path = TELCO_CONFIG, **sections) -> Path:
         raw.setdefault(section, {}).update(changes)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+@contextmanager
+def churnops_environment(home: Path, config: Path) -> Iterator[None]:
+    """``CHURNOPS_HOME`` and ``CHURNOPS_CONFIG`` set for a module's fixture; the previous values restored after."""
+    saved = {k: os.environ.get(k) for k in ("CHURNOPS_HOME", "CHURNOPS_CONFIG")}
+    os.environ.update(CHURNOPS_HOME=str(home), CHURNOPS_CONFIG=str(config))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -15,6 +15,7 @@ so a rerun or a backfill of a day gives the same result and never duplicates any
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -102,11 +103,11 @@ def _cached(key: tuple, compute: Callable[[], Any]) -> Any:
     return cache[key]
 
 
-def read_partition(config: ChurnopsConfig, folder: Path) -> Any:
-    """All files of a partition, typed like training data, as one frame."""
+def read_files(config: ChurnopsConfig, files: list[Path]) -> Any:
+    """Files read whole, typed like training data, as one frame."""
     import pandas as pd
 
-    frames = [_typed_file(config, path) for path in _files(folder)]
+    frames = [_typed_file(config, path) for path in files]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -140,6 +141,8 @@ def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
     for path in files:
         found, rows = probe_source(_batch_source(config, path), config)
         findings += _quarantined(config, day, path, found, "check_batch")
+        if found:  # a passing file's verdict waits for its row rules (merge_shards)
+            _record_verdict("incoming", day, path, found)
         file_rows.append(rows)
     _raise_if(findings, day)
     return {"date": day.isoformat(), "files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
@@ -157,6 +160,63 @@ def _quarantined(config: ChurnopsConfig, day: date, path: Path, findings: list, 
         quarantine(_batch_source(config, path), findings, partition("quarantine/monitoring", day) / path.name,
                    {"step": step, "date": day.isoformat(), "message": str(DataValidationError(findings))})
     return findings
+
+
+def _verdict_path(kind: str, day: date, path: Path) -> Path:
+    return partition(f"work/verdicts/{kind}", day) / f"{path.name}.json"
+
+
+def _record_verdict(kind: str, day: date, path: Path, findings: list) -> None:
+    """Remember whether this exact file (size, mtime) passed validation, so later readers need not re-read it."""
+    from dataclasses import asdict
+
+    stat = path.stat()
+    write_json(_verdict_path(kind, day, path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                                "findings": [asdict(f) for f in findings]})
+
+
+def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The files of a day's ``incoming`` or ``labels`` partition that pass validation, and those that do not.
+
+    A rejected file is quarantined (``quarantine/<kind>/date=D/<file>/``, bytes untouched, with
+    its reasons) and reported as ``{"file", "findings"}``; later steps and retraining use only
+    the accepted ones. Each file's verdict is kept under ``work/verdicts/`` for its exact size
+    and modification time, so a file is read for validation once (``merge_shards`` records the
+    verdicts of the batches it judged); a changed file is judged again. Label files need the id
+    and target columns and may be of any length (``validation.min_rows`` does not apply).
+    """
+    import json
+
+    from churnops.data import iter_source
+    from churnops.validation import Finding, quarantine, validate_chunks
+
+    if kind not in {"incoming", "labels"}:
+        raise ValueError(f"kind must be incoming or labels, not {kind!r}")
+    ds = config.dataset
+    rules = config if kind == "incoming" else config.model_copy(
+        update={"validation": config.validation.model_copy(update={"min_rows": 1})})
+    accepted, rejected = [], []
+    for path in _files(partition(kind, day)):
+        source = Source(name=path.stem, path=path, columns=ds.feature_columns if kind == "incoming" else [ds.target])
+        stored, stat = _verdict_path(kind, day, path), path.stat()
+        verdict = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
+        if verdict is None or (verdict["size"], verdict["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
+            try:
+                found = validate_chunks(lambda source=source: iter_source(source, config.monitoring.chunk_rows),
+                                        source, rules)
+            except ChurnopsInputError as exc:
+                found = [Finding(source.name, None, "readable", str(exc))]
+            if found:
+                folder = partition(f"quarantine/{'monitoring' if kind == 'incoming' else 'labels'}", day)
+                quarantine(source, found, folder / path.name, {"step": f"accepted_files({kind})",
+                                                               "date": day.isoformat()})
+            _record_verdict(kind, day, path, found)
+            verdict = json.loads(stored.read_text(encoding="utf-8"))
+        if verdict["findings"]:
+            rejected.append({"file": str(path), "findings": verdict["findings"]})
+        else:
+            accepted.append(path)
+    return accepted, rejected
 
 
 def _raise_if(findings: list, day: date) -> None:
@@ -334,23 +394,33 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
     page: list[Any] = []
 
     tallies: dict[Path, Tally] = {}
+    # Where the shard's time goes (one pass does several jobs): reported, for benchmarks and the curious.
+    seconds = {"chunks": 0.0, "validate": 0.0}
     with atomic_parquet_writer(folder / "predictions.parquet", schema) as writer:
         def scored_chunks() -> Iterator[Any]:
-            position = shard["first_row"]
+            position, resumed = shard["first_row"], time.perf_counter()
             chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]])
             for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
+                started = time.perf_counter()
                 tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the validation rules' counts
+                seconds["validate"] += time.perf_counter() - started
                 chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds)
                 scored = pd.DataFrame({ds.id_column: chunk[ds.id_column].astype(object),
                                        SCORE_COLUMN: positive_scores(model, chunk, config), VERSION_COLUMN: version})
                 writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
                 page.append(_page_sample_part(chunk[ds.feature_columns], index, position, day_rows, monitoring))
                 position += len(chunk)
+                seconds["chunks"] += time.perf_counter() - resumed
                 yield chunk
+                resumed = time.perf_counter()
+            seconds["chunks"] += time.perf_counter() - resumed
 
         try:
+            started = time.perf_counter()
             side = current_side(scored_chunks(), day_rows, ds.numeric_features, ds.categorical_features,
                                 monitoring, first_row=shard["first_row"], first_chunk=shard["first_chunk"])
+            # current_side's own time: the drift counts and KS samples, without reading and scoring
+            seconds["drift_parts"] = time.perf_counter() - started - seconds.pop("chunks")
         except SourceReadError as exc:  # e.g. a damaged page past the footer check_batch read
             path = next((Path(p) for p, _, _ in shard["pieces"] if Path(p).stem == exc.source), None)
             if path is None:
@@ -365,7 +435,7 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
     _write_parquet(pd.concat(page, ignore_index=True) if page else pd.DataFrame(columns=ds.feature_columns),
                    folder / "page_sample.parquet")
     return {"date": day.isoformat(), "index": shard["index"], "rows": side.rows, "folder": str(folder),
-            "model_version": version}
+            "model_version": version, "seconds": {k: round(v, 3) for k, v in seconds.items()}}
 
 
 def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -401,8 +471,10 @@ def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]])
     side.save(merged / "current_side")
     _write_parquet(pd.concat([pd.read_parquet(f / "page_sample.parquet") for f in folders], ignore_index=True),
                    merged / "page_sample.parquet")
+    seconds = {key: round(sum(part.get("seconds", {}).get(key, 0.0) for part in parts), 3)
+               for key in ("validate", "drift_parts")}
     return {"date": day.isoformat(), "predictions": str(out), "model_version": versions.pop(), "rows": side.rows,
-            "shards": len(parts), "drift_parts": str(merged)}
+            "shards": len(parts), "drift_parts": str(merged), "shard_seconds": seconds}
 
 
 def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> None:
@@ -425,6 +497,7 @@ def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> No
         found = tally_findings(tally, source, config,
                                lambda source=source: iter_source(source, config.monitoring.chunk_rows))
         findings += _quarantined(config, day, path, found, "merge_shards")
+        _record_verdict("incoming", day, path, found)
     _raise_if(findings, day)
 
 
@@ -538,8 +611,11 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
 
     An inner join on the id, day by day and chunk by chunk: a day's predictions are held as
     64-bit id hashes and scores (16 bytes a row, never the ids themselves), and each chunk of
-    its label files looks its ids up there. Returns one row per matched label, in label-file
-    order: ``label`` (0/1), ``score`` and ``label_date``.
+    its label files looks its ids up there. Only label files that pass validation are used
+    (:func:`accepted_files`: a file with a label outside the two classes is quarantined, never
+    read as a negative). Returns one row per matched label, in label-file order: ``label``
+    (0/1), ``score`` and ``label_date``; ``attrs`` holds ``rejected_label_files`` and
+    ``labels_without_prediction`` (labels of ids that were never scored, left out).
     """
     import numpy as np
     import pandas as pd
@@ -548,12 +624,13 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
 
     ds, size = config.dataset, config.monitoring.chunk_rows
     dates = [d.isoformat() for d in days]  # one byte a row, not a string
-    parts = []
+    parts, rejected, unmatched = [], [], 0
     for label_day in days:
         predictions = partition("predictions", label_day) / "predictions.parquet"
-        label_files = _files(partition("labels", label_day))
-        if not label_files or not predictions.is_file():
+        if not _files(partition("labels", label_day)) or not predictions.is_file():
             continue
+        label_files, refused = accepted_files(config, "labels", label_day)
+        rejected += refused
         keys, scores = [], []
         for chunk in iter_source(Source(name="predictions", path=predictions), size, [ds.id_column, SCORE_COLUMN]):
             keys.append(_id_hashes(chunk[ds.id_column]))
@@ -569,13 +646,15 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
                 at = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
                 found = keys[at] == hashes if len(keys) else np.zeros(len(hashes), dtype=bool)
                 matched = chunk[found]
+                unmatched += int(len(chunk) - found.sum())
                 parts.append(pd.DataFrame({
                     "label": label_vector(matched, config).astype("int8"), SCORE_COLUMN: scores[at[found]],
                     "label_date": pd.Categorical([label_day.isoformat()] * len(matched), categories=dates)}))
-    if not parts:
-        return pd.DataFrame({"label": pd.Series(dtype="int8"), SCORE_COLUMN: pd.Series(dtype="float64"),
-                             "label_date": pd.Categorical([], categories=dates)})
-    return pd.concat(parts, ignore_index=True)
+    outcomes = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {"label": pd.Series(dtype="int8"), SCORE_COLUMN: pd.Series(dtype="float64"),
+         "label_date": pd.Categorical([], categories=dates)})
+    outcomes.attrs.update(rejected_label_files=rejected, labels_without_prediction=unmatched)
+    return outcomes
 
 
 def _id_hashes(ids: Any) -> Any:
@@ -600,7 +679,9 @@ def performance_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) 
                                        float(holdout) if holdout else None, config.monitoring)
     result = {"window": [days[0].isoformat(), days[-1].isoformat()],
               "label_days": sorted(outcomes["label_date"].astype(object).unique().tolist()),
-              "target_drift": target, "performance": performance}
+              "target_drift": target, "performance": performance,
+              "rejected_label_files": outcomes.attrs["rejected_label_files"],
+              "labels_without_prediction": outcomes.attrs["labels_without_prediction"]}
     write_json(partition("reports", day) / "performance.json", result)
     return result
 
@@ -647,7 +728,10 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
         "n_labels": performance["performance"]["n_labels"],
         "decision": decision["decision"],
         "reasons": decision["reasons"],
-        "notes": decision.get("notes", []),
+        "notes": [*decision.get("notes", []),
+                  *(f"label file {Path(r['file']).name} of {Path(r['file']).parent.name} rejected (quarantined): "
+                    f"{r['findings'][0]['rule']}: {r['findings'][0]['message']}"
+                    for r in performance.get("rejected_label_files", []))],
         "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
     }
     json_path = write_json(folder / "drift_report.json", report)

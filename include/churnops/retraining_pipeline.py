@@ -70,16 +70,20 @@ def record_skip(config: ChurnopsConfig, ctx: Any, gate: dict[str, Any]) -> str:
 
 
 def _labelled_days(config: ChurnopsConfig, days: list[date]) -> Any:
-    """Batch rows joined to their labels over ``days`` (days missing either side are skipped)."""
+    """Batch rows joined to their labels over ``days`` (days missing either side are skipped).
+
+    Only files that pass validation are used (a rejected batch or label file is quarantined
+    and left out: a wrong label never trains or judges a model).
+    """
     import pandas as pd
 
-    from churnops.monitoring_pipeline import partition, read_partition
+    from churnops.monitoring_pipeline import accepted_files, read_files
 
     ds = config.dataset
     parts = []
     for day in days:
-        batch = read_partition(config, partition("incoming", day))
-        labels = read_partition(config, partition("labels", day))
+        batch = read_files(config, accepted_files(config, "incoming", day)[0])
+        labels = read_files(config, accepted_files(config, "labels", day)[0])
         if batch.empty or labels.empty:
             continue
         parts.append(batch[[ds.id_column, *ds.feature_columns]].merge(labels[[ds.id_column, ds.target]],

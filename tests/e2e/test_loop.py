@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import pendulum
 import pytest
 
-from tests.helpers import ROOT, write_config
+from tests.helpers import ROOT, churnops_environment, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,6 @@ STABLE, MONITORED, SIMULATED, RAMP = 10, 20, 40, 1  # drift at full strength fro
 @pytest.fixture(scope="module")
 def loop(airflow_db, tmp_path_factory):
     """One trained champion and 40 simulated days in a module-wide CHURNOPS_HOME."""
-    import os
 
     from airflow.dag_processing.dagbag import DagBag
 
@@ -41,21 +40,15 @@ def loop(airflow_db, tmp_path_factory):
                           monitoring={"html_report": False,
                                       # 1,500-row days in 3 shards: every monitored day runs mapped tasks.
                                       "chunk_rows": 500, "shard_rows": 500})
-    saved = {k: os.environ.get(k) for k in ("CHURNOPS_HOME", "CHURNOPS_CONFIG")}
-    os.environ.update(CHURNOPS_HOME=str(home), CHURNOPS_CONFIG=str(config))
-    cfg = load_config(config)
-    write_days(cfg, home, D0, STABLE, rows_per_day=1500, scenario="stable", seed=7)
-    write_days(cfg, home, D0 + timedelta(days=STABLE), SIMULATED - STABLE, rows_per_day=1500, scenario="mixed",
-               seed=7, drift_start=D0 + timedelta(days=STABLE), ramp_days=RAMP)
-    dags = DagBag(dag_folder=str(ROOT / "dags")).dags
-    run = dags["churn_training"].test(logical_date=pendulum.datetime(2026, 8, 31, tz="UTC"))
-    assert str(run.state) == "success"
-    yield {"home": home, "config": cfg, "dags": dags}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with churnops_environment(home, config):
+        cfg = load_config(config)
+        write_days(cfg, home, D0, STABLE, rows_per_day=1500, scenario="stable", seed=7)
+        write_days(cfg, home, D0 + timedelta(days=STABLE), SIMULATED - STABLE, rows_per_day=1500, scenario="mixed",
+                   seed=7, drift_start=D0 + timedelta(days=STABLE), ramp_days=RAMP)
+        dags = DagBag(dag_folder=str(ROOT / "dags")).dags
+        run = dags["churn_training"].test(logical_date=pendulum.datetime(2026, 8, 31, tz="UTC"))
+        assert str(run.state) == "success"
+        yield {"home": home, "config": cfg, "dags": dags}
 
 
 def states(dag_run) -> dict[str, str]:

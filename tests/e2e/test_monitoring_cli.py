@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import date, timedelta
 
 import pytest
 
 from churnops.cli import main
-from tests.helpers import write_config
+from tests.helpers import churnops_environment, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -24,16 +23,11 @@ def home(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitor-home")
     config = write_config(root / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
                           policy={"bootstrap_samples": 100})
-    saved = {k: os.environ.get(k) for k in ("CHURNOPS_HOME", "CHURNOPS_CONFIG")}
-    os.environ.update(CHURNOPS_HOME=str(root), CHURNOPS_CONFIG=str(config))
-    assert main(["train"]) == 0
-    assert main(["simulate", "--start", D0.isoformat(), "--days", "12", "--rows-per-day", "800", "--seed", "3"]) == 0
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with churnops_environment(root, config):
+        assert main(["train"]) == 0
+        assert main(["simulate", "--start", D0.isoformat(), "--days", "12", "--rows-per-day", "800",
+                     "--seed", "3"]) == 0
+        yield root
 
 
 def run(capsys, *argv):

@@ -1,0 +1,235 @@
+"""Bad daily input for monitoring: one table, one line per case.
+
+Every case runs ``churnops monitor`` on a day of its own, after a trained ``@champion`` and a
+good day exist, and checks what the README promises: a clear one-line error (exit 2) or a
+documented degrade (exit 0 with the reason in the report), the offending file quarantined with
+its reason, the raw files byte-identical, nothing published for a rejected day, the registry
+untouched, and the other days' outputs unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnops.cli import main
+from tests.helpers import churnops_environment, write_config
+
+pytestmark = pytest.mark.e2e
+
+GOOD_DAY = date(2026, 5, 1)
+DELAY = 7  # the test config's label_delay_days
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A champion (v1) and one good, monitored day whose batch and labels serve as templates."""
+    root = tmp_path_factory.mktemp("bad-daily-input")
+    config = write_config(root / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
+                          monitoring={"html_report": False, "label_delay_days": DELAY, "label_window_days": 1})
+    with churnops_environment(root, config):
+        assert main(["train"]) == 0
+        assert main(["simulate", "--start", GOOD_DAY.isoformat(), "--days", "1", "--rows-per-day", "800",
+                     "--seed", "5"]) == 0
+        assert main(["monitor", "--date", GOOD_DAY.isoformat()]) == 0
+        yield root
+
+
+def template(home: Path, kind: str) -> pd.DataFrame:
+    return pd.read_parquet(home / kind / f"date={GOOD_DAY}")
+
+
+# --- how a case writes its day -------------------------------------------------------------------------------------
+
+Writer = Callable[[Path, pd.DataFrame], None]
+
+
+def csv(change: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f, **options) -> Writer:
+    def write(folder: Path, frame: pd.DataFrame) -> None:
+        change(frame.astype(str).replace({"None": "", "nan": ""})).to_csv(folder / "batch.csv", index=False,
+                                                                         **options)
+    return write
+
+
+def raw_bytes(name: str, payload: Callable[[pd.DataFrame], bytes]) -> Writer:
+    def write(folder: Path, frame: pd.DataFrame) -> None:
+        (folder / name).write_bytes(payload(frame))
+    return write
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def cell(row: int, column: str, value: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[row, column] = value
+        return frame
+    return change
+
+
+def first_rows(column: str, count: int, value: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[: count - 1, column] = value
+        return frame
+    return change
+
+
+def labels_csv(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Writer:
+    def write(folder: Path, frame: pd.DataFrame) -> None:
+        change(frame.astype(str)).to_csv(folder / "labels.csv", index=False)
+    return write
+
+
+@dataclass
+class Case:
+    batch: Writer | None = csv()        # the monitored day's batch (None: no batch at all)
+    labels: Writer | None = None        # labels of the day DELAY days before, which is monitored first
+    argv: list[str] = field(default_factory=list)
+    config: dict | None = None          # sections replacing the test config's
+    # what must happen: a rejection (exit 2, the rule, its column) or an accepted day checked by `accepted`
+    rule: str | None = None
+    column: str | None = None
+    error: str | None = None            # a text the one-line error must contain (defaults to the rule)
+    accepted: Callable[[dict, dict, Path, date], None] | None = None
+
+
+def rejected_labels(report: dict, performance: dict, home: Path, label_day: date) -> None:
+    assert report["n_labels"] == 0, "a label outside the two classes must not count as a negative"
+    assert any("labels.csv" in note and "label_values" in note for note in report["notes"]), report["notes"]
+    (rejected,) = performance["rejected_label_files"]
+    assert rejected["findings"][0]["rule"] == "label_values"
+    folder = home / "quarantine" / "labels" / f"date={label_day}" / "labels.csv"
+    reason = json.loads((folder / "reason.json").read_text())
+    assert "Maybe" in reason["findings"][0]["message"]
+    assert (folder / "labels.csv").read_bytes() == (home / "labels" / f"date={label_day}" / "labels.csv").read_bytes()
+    # Retraining uses the same verdict: the day's batch trains, its rejected labels do not.
+    from churnops.config import load_config
+    from churnops.monitoring_pipeline import accepted_files
+    from churnops.retraining_pipeline import _labelled_days
+
+    config = load_config()
+    assert accepted_files(config, "labels", label_day)[0] == []
+    assert len(accepted_files(config, "incoming", label_day)[0]) == 1
+    assert _labelled_days(config, [label_day]).empty, "no row of a rejected label file reaches training"
+
+
+def unscored_labels(report: dict, performance: dict, home: Path, label_day: date) -> None:
+    assert performance["labels_without_prediction"] == 800 and report["n_labels"] == 0
+    assert performance["rejected_label_files"] == []
+
+
+def scored(report: dict, performance: dict, home: Path, label_day: date) -> None:
+    assert report["rows"] == 800 and (home / "predictions" / f"date={report['date']}" / "predictions.parquet").is_file()
+
+
+CASES: dict[str, Case] = {
+    # daily batches
+    "missing_column":      Case(csv(lambda f: f.drop(columns=["contract"])), rule="required_column", column="contract"),
+    "extra_column":        Case(csv(lambda f: f.assign(note="free text")), accepted=scored),
+    "wrong_type":          Case(csv(cell(3, "tenure", "abc")), rule="numeric_type", column="tenure"),
+    "column_all_null":     Case(csv(lambda f: f.assign(monthlycharges="")), rule="max_null_fraction",
+                                column="monthlycharges"),
+    "null_storm":          Case(csv(first_rows("gender", 300, "")), rule="max_null_fraction", column="gender"),
+    "empty_file":          Case(raw_bytes("batch.csv", lambda f: b""), rule="not_empty"),
+    "zero_row_day":        Case(raw_bytes("batch.csv", lambda f: ",".join(f.columns).encode() + b"\n"),
+                                rule="not_empty"),
+    "missing_day":         Case(batch=None, error="no batch for"),
+    "duplicate_ids":       Case(csv(lambda f: pd.concat([f, f.head(3)])), rule="id_unique", column="customerid"),
+    "unseen_category":     Case(csv(first_rows("contract", 100, "Decade")), accepted=scored),
+    "negative_tenure":     Case(csv(cell(5, "tenure", "-3")), rule="range", column="tenure"),
+    "infinite_number":     Case(csv(cell(6, "totalcharges", "inf")), rule="finite", column="totalcharges"),
+    "corrupt_parquet":     Case(raw_bytes("batch.parquet", lambda f: b"PAR1" + os.urandom(500)), rule="readable"),
+    "truncated_parquet":   Case(raw_bytes("batch.parquet", lambda f: parquet_bytes(f)[: len(parquet_bytes(f)) // 2]),
+                                rule="readable"),
+    "truncated_csv":       Case(raw_bytes("batch.csv", lambda f: f.astype(str).to_csv(index=False).encode()[:-40]),
+                                rule="max_null_fraction"),
+    "wrong_encoding":      Case(raw_bytes("batch.csv", lambda f: f.astype(str).to_csv(index=False).encode("utf-16")),
+                                rule="readable"),
+    "wrong_delimiter":     Case(csv(sep=";"), rule="required_column", column="customerid"),
+    # labels (of the day DELAY days before the monitored one)
+    "label_outside_classes": Case(labels=labels_csv(cell(4, "churn", "Maybe")), accepted=rejected_labels),
+    "labels_for_unscored_ids": Case(labels=labels_csv(lambda f: f.assign(customerid="never-" + f["customerid"])),
+                                    accepted=unscored_labels),
+    # the date and the config
+    "date_not_a_date":     Case(argv=["--date", "yesterday"], error="not a date"),
+    "date_outside_home":   Case(argv=["--date", "../../etc"], error="not a date"),
+    "config_unknown_key":  Case(config={"monitoring": {"surprise": 1}}, error="surprise"),
+    "config_bad_value":    Case(config={"monitoring": {"p_value": 2}}, error="p_value"),
+}
+
+
+def outputs_of_other_days(home: Path, days: set[str]) -> dict[str, bytes]:
+    return {str(p.relative_to(home)): p.read_bytes()
+            for kind in ("predictions", "reports") for p in (home / kind).rglob("*")
+            if p.is_file() and not any(f"date={d}" in str(p) for d in days)}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_daily_input(name, home, capsys, tmp_path):
+    from mlflow import MlflowClient
+
+    case = CASES[name]
+    day = GOOD_DAY + timedelta(days=10 + 2 * list(CASES).index(name) * (DELAY + 1))  # a day of its own
+    label_day = day - timedelta(days=DELAY)
+    if case.labels is not None:  # the labelled day is monitored first, so its predictions exist
+        folder = home / "incoming" / f"date={label_day}"
+        folder.mkdir(parents=True)
+        template(home, "incoming").to_parquet(folder / "batch.parquet", index=False)
+        assert main(["monitor", "--date", label_day.isoformat()]) == 0
+        folder = home / "labels" / f"date={label_day}"
+        folder.mkdir(parents=True)
+        case.labels(folder, template(home, "labels"))
+    incoming = home / "incoming" / f"date={day}"
+    if case.batch is not None:
+        incoming.mkdir(parents=True)
+        case.batch(incoming, template(home, "incoming"))
+    argv = ["monitor", *(case.argv or ["--date", day.isoformat()])]
+    if case.config:
+        import yaml
+
+        sections = yaml.safe_load(Path(os.environ["CHURNOPS_CONFIG"]).read_text())
+        for section, changes in case.config.items():
+            sections.setdefault(section, {}).update(changes)
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(sections))
+        argv += ["--config", str(tmp_path / "config.yaml")]
+    raw_before = {p: p.read_bytes() for kind in ("incoming", "labels") for p in (home / kind).rglob("*") if p.is_file()}
+    others_before = outputs_of_other_days(home, {day.isoformat(), label_day.isoformat()})
+    client = MlflowClient()
+    versions_before = len(client.search_model_versions("name = 'churn-predictor'"))
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+
+    assert {p: p.read_bytes() for p in raw_before} == raw_before, "raw files are never modified"
+    assert outputs_of_other_days(home, {day.isoformat(), label_day.isoformat()}) == others_before
+    assert len(client.search_model_versions("name = 'churn-predictor'")) == versions_before
+    assert str(client.get_model_version_by_alias("churn-predictor", "champion").version) == "1", "no model promoted"
+    if case.accepted is not None:
+        assert code == 0, err
+        reports = home / "reports" / f"date={day}"
+        case.accepted(json.loads((reports / "drift_report.json").read_text()),
+                      json.loads((reports / "performance.json").read_text()), home, label_day)
+        return
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1, err
+    assert (case.error or case.rule) in err, err
+    assert not (home / "predictions" / f"date={day}").exists(), "nothing is published from a rejected day"
+    if case.rule:
+        if case.column:
+            assert f"column {case.column!r}" in err, err
+        (reason_file,) = (home / "quarantine" / "monitoring" / f"date={day}").glob("*/reason.json")
+        reason = json.loads(reason_file.read_text())
+        assert case.rule in {f["rule"] for f in reason["findings"]}
+        copied = reason_file.parent / reason_file.parent.name
+        assert copied.read_bytes() == (incoming / reason_file.parent.name).read_bytes(), "quarantined untouched"
