@@ -37,7 +37,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from churnops.orchestration import fail_fast_on_bad_input, is_backfill, run_day
+from churnops.orchestration import config_path_param, fail_fast_on_bad_input, is_backfill, run_config, run_day
 
 DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
@@ -53,17 +53,14 @@ DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     tags=["churnops", "monitoring", "mlflow"],
     default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "config_path": Param(None, type=["null", "string"], title="Config file",
-                             description="churnops YAML config. Empty: $CHURNOPS_CONFIG, else the Telco config."),
+        "config_path": config_path_param(),
         "retrain_from_backfill": Param(False, type="boolean", title="Retrain from backfill runs",
                                        description="Let a backfilled day trigger churn_retraining (off by default)."),
     },
 )
 def churn_monitoring():
     def config(params: dict):
-        from churnops.config import load_config
-
-        return load_config(params["config_path"])
+        return run_config(params["config_path"])
 
     @task
     def check_batch(params: dict | None = None) -> dict:

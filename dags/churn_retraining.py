@@ -29,7 +29,12 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
+from churnops.orchestration import (
+    airflow_run_context,
+    config_path_param,
+    confined_config_path,
+    fail_fast_on_bad_input,
+)
 from churnops.training_tasks import evaluate, features, merge, model_families, preprocess, register, train, validate
 
 FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
@@ -45,7 +50,7 @@ def _as_of(params: dict):
 
 def _config_path(params: dict) -> str | None:
     conf = get_current_context()["dag_run"].conf or {}
-    return params.get("config_path") or conf.get("config_path") or None
+    return fail_fast_on_bad_input(confined_config_path)(params.get("config_path") or conf.get("config_path"))
 
 
 @dag(
@@ -64,8 +69,7 @@ def _config_path(params: dict) -> str | None:
         "force": Param(False, type="boolean", title="Ignore the cooldown",
                        description="Run and possibly promote even inside the cooldown; recorded on the run."),
         "reason": Param(None, type=["null", "string"], title="Reason", description="Why this retraining runs."),
-        "config_path": Param(None, type=["null", "string"], title="Config file",
-                             description="churnops YAML config. Empty: $CHURNOPS_CONFIG, else the Telco config."),
+        "config_path": config_path_param(),
         "families": Param(None, type=["null", "array"], items={"type": "string", "enum": FAMILIES},
                           uniqueItems=True, title="Model families", description="Empty: the config's list."),
     },

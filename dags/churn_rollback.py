@@ -16,7 +16,12 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
+from churnops.orchestration import (
+    airflow_run_context,
+    config_path_param,
+    fail_fast_on_bad_input,
+    run_config,
+)
 
 
 @dag(
@@ -32,20 +37,18 @@ from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
     params={
         "reason": Param("manual rollback", type="string", minLength=3, title="Reason",
                         description="Why the champion is rolled back; recorded on both versions."),
-        "config_path": Param(None, type=["null", "string"], title="Config file",
-                             description="churnops YAML config. Empty: $CHURNOPS_CONFIG, else the Telco config."),
+        "config_path": config_path_param(),
     },
 )
 def churn_rollback():
     @task(pool="churnops_promotion")
     def rollback(params: dict | None = None) -> dict:
         """Swap @champion and @previous_champion; record it in the Variable."""
-        from churnops.config import load_config
         from churnops.retraining_pipeline import rollback_and_record
         from churnops.state import AirflowVariableState
 
         return fail_fast_on_bad_input(rollback_and_record)(
-            load_config(params["config_path"]), AirflowVariableState(), airflow_run_context(), params["reason"])
+            run_config(params["config_path"]), AirflowVariableState(), airflow_run_context(), params["reason"])
 
     rollback()
 

@@ -26,7 +26,12 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from churnops.orchestration import airflow_run_context, fail_fast_on_bad_input
+from churnops.orchestration import (
+    airflow_run_context,
+    config_path_param,
+    confined_config_path,
+    fail_fast_on_bad_input,
+)
 from churnops.training_tasks import evaluate, features, merge, model_families, preprocess, register, train, validate
 
 FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
@@ -43,10 +48,7 @@ FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
     tags=["churnops", "training", "mlflow"],
     default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "config_path": Param(
-            None, type=["null", "string"], title="Config file",
-            description="Path of a churnops YAML config. Empty: $CHURNOPS_CONFIG, else the bundled Telco config.",
-        ),
+        "config_path": config_path_param(),
         "families": Param(
             None, type=["null", "array"], items={"type": "string", "enum": FAMILIES}, uniqueItems=True,
             title="Model families", description=f"Subset of {FAMILIES} to train. Empty: the config's list.",
@@ -64,8 +66,9 @@ def churn_training():
         from churnops.pipeline import start_run
         from churnops.tracking import RunContext
 
-        return fail_fast_on_bad_input(start_run)(
-            RunContext(**airflow_run_context()), params["config_path"], params["families"], params["cv_folds"])
+        return fail_fast_on_bad_input(lambda: start_run(RunContext(**airflow_run_context()),
+                                                        confined_config_path(params["config_path"]),
+                                                        params["families"], params["cv_folds"]))()
 
     prepared = features(preprocess(merge(validate(start()))))
     trained = train.partial(prepared=prepared).expand(family=model_families(prepared))

@@ -10,13 +10,73 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-__all__ = ["MLFLOW_RUN_XCOM_KEY", "airflow_run_context", "fail_fast_on_bad_input", "is_backfill",
-           "publish_mlflow_run", "run_day"]
+__all__ = ["CONFIG_PATH_PATTERN", "MLFLOW_RUN_XCOM_KEY", "airflow_run_context", "config_path_param",
+           "confined_config_path", "fail_fast_on_bad_input", "is_backfill", "publish_mlflow_run", "run_config",
+           "run_day"]
 
 MLFLOW_RUN_XCOM_KEY = "churnops_mlflow_run"
 """XCom key of ``<experiment id>/<run id>`` of the MLflow run a task logged to (read by the plugin's link)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_PATH_PATTERN = r"^$|^[^\x00]+\.ya?ml$"
+"""What the UI accepts as a config path (checked by the Param's JSON schema before a run starts);
+empty means the default, as ``churn_monitoring`` passes it on to the retraining it triggers."""
+
+
+def config_path_param() -> Any:
+    """The ``config_path`` Param every churnops DAG takes (a YAML path, or empty for the default)."""
+    from airflow.sdk import Param
+
+    return Param(None, type=["null", "string"], pattern=CONFIG_PATH_PATTERN, title="Config file",
+                 description="A churnops YAML config inside the project or $CHURNOPS_HOME (or a folder in "
+                             "$CHURNOPS_ALLOWED_PATHS). Empty: $CHURNOPS_CONFIG, else the bundled Telco config.")
+
+
+def allowed_config_roots() -> list[Any]:
+    """Folders a config path from a Param or a run's conf may point into."""
+    import os
+    from pathlib import Path
+
+    from churnops.config import churnops_home
+
+    project = Path(__file__).resolve().parents[2]  # include/churnops/orchestration.py → the project
+    roots = [project, churnops_home()]
+    if os.environ.get("CHURNOPS_CONFIG"):
+        roots.append(Path(os.environ["CHURNOPS_CONFIG"]).expanduser().resolve().parent)
+    roots += [Path(p).expanduser().resolve() for p in os.environ.get("CHURNOPS_ALLOWED_PATHS", "").split(os.pathsep)
+              if p]
+    return roots
+
+
+def confined_config_path(value: str | None) -> str | None:
+    """A config path from a Param or a run's conf, resolved and confined to :func:`allowed_config_roots`.
+
+    Empty means the default (None). A path that resolves (symlinks and ``..`` included) outside
+    those folders, or that is not a ``.yaml``/``.yml`` file name, is bad input: a UI user
+    cannot make a worker read an arbitrary file.
+    """
+    from pathlib import Path
+
+    from churnops.errors import ChurnopsInputError
+
+    if not value:
+        return None
+    resolved = Path(value).expanduser().resolve()
+    if resolved.suffix.lower() not in {".yaml", ".yml"}:
+        raise ChurnopsInputError(f"config_path must name a .yaml or .yml file, not {value!r}")
+    roots = allowed_config_roots()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ChurnopsInputError(f"config_path {value!r} is outside the allowed folders "
+                                 f"({', '.join(map(str, roots))}); add its folder to $CHURNOPS_ALLOWED_PATHS")
+    return str(resolved)
+
+
+def run_config(value: str | None) -> Any:
+    """The config a task runs with: :func:`confined_config_path`, loaded; bad input fails the task at once."""
+    from churnops.config import load_config
+
+    return fail_fast_on_bad_input(lambda: load_config(confined_config_path(value)))()
 
 
 def airflow_run_context() -> dict[str, Any]:

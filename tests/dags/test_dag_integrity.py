@@ -119,3 +119,15 @@ def test_churn_retraining_shape(dagbag):
     assert dag.max_active_runs == 1 and dag.schedule is None
     assert set(dag.params.keys()) == {"as_of", "force", "reason", "config_path", "families"}
     assert dag.params["force"] is False
+
+
+@pytest.mark.parametrize("dag_id", ["churn_training", "churn_monitoring", "churn_retraining", "churn_rollback"])
+def test_the_ui_rejects_a_config_path_that_is_not_a_yaml_file(dagbag, dag_id):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = dagbag.dags[dag_id].params.get_param("config_path")
+    assert param.resolve(value=None) is None and param.resolve(value="include/config/telco.yaml")
+    assert param.resolve(value="") == "", "empty: the default config (what churn_monitoring passes on)"
+    for bad in ("/etc/passwd", "x.yaml.txt", "../../etc/passwd"):
+        with pytest.raises(ParamValidationError):
+            param.resolve(value=bad)

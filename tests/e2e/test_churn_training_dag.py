@@ -148,8 +148,11 @@ def test_second_training_run_adds_a_challenger_and_keeps_the_champion(training_d
     assert challenger.tags["churnops.family"] == "lightgbm"
 
 
-def test_bad_source_fails_validate_quarantines_and_registers_nothing(training_dag, churnops_home, telco_copy):
+def test_bad_source_fails_validate_quarantines_and_registers_nothing(training_dag, churnops_home, telco_copy,
+                                                                     monkeypatch):
     from mlflow import MlflowClient
+
+    monkeypatch.setenv("CHURNOPS_ALLOWED_PATHS", str(telco_copy.parent))  # the copy lives outside CHURNOPS_HOME
 
     accounts = telco_copy.parent / "data" / "accounts.csv"
     frame = pd.read_csv(accounts, dtype=str, keep_default_na=False)
@@ -176,3 +179,12 @@ def test_bad_source_fails_validate_quarantines_and_registers_nothing(training_da
 
     mlflow.set_tracking_uri(f"sqlite:///{churnops_home / 'mlflow.db'}")
     assert MlflowClient().search_registered_models() == []
+
+
+def test_a_config_path_outside_the_allowed_folders_fails_the_run_at_once(training_dag, churnops_home, telco_copy):
+    """The same copy without CHURNOPS_ALLOWED_PATHS: the first task refuses it, nothing else runs."""
+    dag_run = training_dag.test(logical_date=pendulum.datetime(2026, 11, 24, tz="UTC"),
+                                run_conf={"config_path": str(telco_copy)})
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed" and states["start"] == "failed"
+    assert states["validate"] == "upstream_failed"
