@@ -7,6 +7,8 @@ otherwise ``@challenger`` (promotion is the retraining DAG's decision).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from churnops.config import RegistryConfig
@@ -18,6 +20,7 @@ __all__ = [
     "last_decision",
     "model_aliases",
     "promote_version",
+    "promotion_lock",
     "register_version",
     "rollback_champion",
     "version_tags",
@@ -93,17 +96,48 @@ class PromotionConflict(RuntimeError):
     """``@champion`` moved between evaluation and promotion: another promotion won the race."""
 
 
+@contextmanager
+def promotion_lock(registry: RegistryConfig) -> Iterator[None]:
+    """Hold the model's promotion lock: one alias move at a time, whoever moves it.
+
+    MLflow's alias moves are last-writer-wins and it has no compare-and-set, so every
+    promotion and rollback (the retraining DAG, ``churnops retrain``, ``churnops rollback``,
+    the rollback DAG) checks and moves ``@champion`` under an exclusive ``flock`` on
+    ``$CHURNOPS_HOME/locks/promotion-<model>.lock``. That serialises processes on one machine
+    and containers sharing the ``$CHURNOPS_HOME`` volume; the Airflow pool
+    ``churnops_promotion`` (one slot) also queues the DAGs' promote tasks. Workers on several
+    hosts need a lock their storage honours (``flock`` over NFS may not be).
+    """
+    import fcntl
+
+    from churnops.config import churnops_home
+
+    path = churnops_home() / "locks" / f"promotion-{registry.model_name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def promote_version(registry: RegistryConfig, challenger: str, expected_champion: str | None,
                     tags: dict[str, str]) -> dict[str, Any]:
     """Move ``@champion`` to ``challenger`` and ``@previous_champion`` to the old champion.
 
-    Alias moves are last-writer-wins, so callers serialise promotions (an Airflow pool with
-    one slot) and this function re-checks that ``@champion`` is still the version that was
-    evaluated, right before moving it.
+    Under :func:`promotion_lock`, re-checks that ``@champion`` is still the version that was
+    evaluated right before moving it, so of two racing promotions exactly one wins.
 
     Raises:
         PromotionConflict: ``@champion`` is no longer ``expected_champion``.
     """
+    with promotion_lock(registry):
+        return _promote(registry, challenger, expected_champion, tags)
+
+
+def _promote(registry: RegistryConfig, challenger: str, expected_champion: str | None,
+             tags: dict[str, str]) -> dict[str, Any]:
     client = _client()
     name = registry.model_name
     current = alias_version(registry, registry.champion_alias)
@@ -123,7 +157,12 @@ def promote_version(registry: RegistryConfig, challenger: str, expected_champion
 
 
 def rollback_champion(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
-    """Swap ``@champion`` and ``@previous_champion`` (undo the last promotion)."""
+    """Swap ``@champion`` and ``@previous_champion`` (undo the last promotion), under :func:`promotion_lock`."""
+    with promotion_lock(registry):
+        return _rollback(registry, tags)
+
+
+def _rollback(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
     client = _client()
     name = registry.model_name
     current = alias_version(registry, registry.champion_alias)

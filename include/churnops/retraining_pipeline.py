@@ -153,8 +153,12 @@ def compare_on_fresh_window(registered: dict[str, Any], evaluation_path: str, co
 
 def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: date, state: PromotionState,
                     context: dict[str, str], forced: bool = False) -> dict[str, Any]:
-    """Promote (serialised by the caller, re-checked here) or reject; tag versions and update the state."""
-    from churnops.registry import promote_version, version_tags
+    """Promote (under the registry's promotion lock, re-checked there) or reject; tag versions, update the state.
+
+    A promotion that loses a race (``@champion`` moved since the evaluation) is recorded as the
+    decision ``conflict`` with the reason, on the challenger and the run; nothing else changes.
+    """
+    from churnops.registry import PromotionConflict, promote_version, version_tags
     from churnops.tracking import configure_mlflow
 
     configure_mlflow(config)
@@ -169,12 +173,17 @@ def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: d
     if comparison.get("ci"):
         tags["churnops.gain_ci"] = f"[{comparison['ci']['low']:.6f}, {comparison['ci']['high']:.6f}]"
     if comparison["promote"]:
-        promote_version(registry, comparison["challenger_version"], comparison["champion_version"], tags)
-        entry = {"date": as_of.isoformat(), "version": comparison["challenger_version"],
-                 "previous_version": comparison["champion_version"], "run_id": context.get("run_id", ""),
-                 "dag_id": context.get("dag_id", ""), "forced": forced}
-        state.record_promotion(entry)
-    else:
+        try:
+            promote_version(registry, comparison["challenger_version"], comparison["champion_version"], tags)
+        except PromotionConflict as exc:  # another promotion won the race: record why this one did not
+            tags.update({"churnops.decision": "conflict", "churnops.decision_reason": str(exc)[:4000]})
+            comparison = {**comparison, "promote": False, "reason": str(exc)}
+        else:
+            entry = {"date": as_of.isoformat(), "version": comparison["challenger_version"],
+                     "previous_version": comparison["champion_version"], "run_id": context.get("run_id", ""),
+                     "dag_id": context.get("dag_id", ""), "forced": forced}
+            state.record_promotion(entry)
+    if not comparison["promote"]:
         from mlflow import MlflowClient
 
         for key, value in tags.items():
@@ -189,8 +198,10 @@ def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: d
         for key, value in tags.items():
             client.set_tag(parent, key, value)
         client.set_tag(parent, "churnops.forced", str(forced).lower())
+    from churnops.registry import alias_version
+
     return {"decision": tags["churnops.decision"], "reason": comparison["reason"],
-            "champion": comparison["challenger_version"] if comparison["promote"] else comparison["champion_version"],
+            "champion": alias_version(registry, registry.champion_alias),
             "challenger_tags": version_tags(registry, comparison["challenger_version"])}
 
 

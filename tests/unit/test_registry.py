@@ -97,3 +97,99 @@ def test_a_fresh_process_finds_the_registry_without_configuring_mlflow(logged_mo
                          cwd=churnops_home.parent, env=env)
     assert out.stdout.strip().splitlines()[-1] == version
     assert not (churnops_home.parent / "mlflow.db").exists(), "MLflow fell back to ./mlflow.db"
+
+
+def _race(promote: str, challenger: str, barrier, results) -> None:
+    """One contender (a forked process): champion read, a slow network, then the move."""
+    import time
+
+    from churnops import registry
+
+    read = registry.alias_version
+
+    def slow(registry_config, alias):  # widens the check-to-move window to half a second
+        found = read(registry_config, alias)
+        if alias == "champion":
+            time.sleep(0.5)
+        return found
+
+    registry.alias_version = slow
+    barrier.wait()
+    try:
+        getattr(registry, promote)(REGISTRY, challenger, "1", {"churnops.decision": "promoted"})
+        results.put((challenger, "won"))
+    except registry.PromotionConflict as exc:
+        results.put((challenger, f"conflict: {exc}"))
+
+
+def _contend(promote: str) -> dict[str, str]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # the children inherit CHURNOPS_HOME and the store
+    barrier, results = context.Barrier(2), context.Queue()
+    racers = [context.Process(target=_race, args=(promote, v, barrier, results)) for v in ("2", "3")]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+    return dict(results.get(timeout=5) for _ in racers)
+
+
+def test_two_racing_promotions_promote_exactly_one(churnops_home):
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    experiment_id = configure_mlflow(load_config())
+    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    for _ in range(3):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
+                                            serialization_format="cloudpickle")
+        assign_training_alias(REGISTRY, register_version(info.model_uri, run.info.run_id, REGISTRY, {})[0])
+
+    # Without the lock both contenders pass the check and both "win": the window is real.
+    unlocked = _contend("_promote")
+    assert set(unlocked.values()) == {"won"}, unlocked
+
+    # Put the champion back on 1, then race through the public path, which takes the lock.
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(REGISTRY.model_name, "champion", "1")
+    locked = _contend("promote_version")
+    winners = [v for v, outcome in locked.items() if outcome == "won"]
+    assert len(winners) == 1, locked
+    (loser,) = set(locked) - set(winners)
+    assert "another promotion happened meanwhile" in locked[loser]
+    assert alias_version(REGISTRY, "champion") == winners[0]
+    assert alias_version(REGISTRY, "previous_champion") == "1"
+
+    # The loser's retraining records why it did not promote, and changes nothing else.
+    from datetime import date
+
+    from churnops.retraining_pipeline import record_decision
+    from churnops.state import FileState
+
+    state = FileState(churnops_home / "state" / "promotion.json")
+    comparison = {"promote": True, "reason": "gain 0.0200 > 0.01", "gain": 0.02, "champion_roc_auc": 0.80,
+                  "challenger_roc_auc": 0.82, "champion_version": "1", "challenger_version": loser}
+    outcome = record_decision(load_config().model_copy(update={"registry": REGISTRY}), comparison,
+                              date(2026, 6, 1), state, {"run_id": "loser-run"})
+    assert outcome["decision"] == "conflict" and outcome["champion"] == winners[0]
+    assert outcome["challenger_tags"]["churnops.decision"] == "conflict"
+    assert "another promotion happened meanwhile" in outcome["challenger_tags"]["churnops.decision_reason"]
+    assert state.last_promotion() is None, "a lost race records no promotion (the cooldown is untouched)"
+    assert alias_version(REGISTRY, "champion") == winners[0]
+
+    # A rollback waits for the lock too.
+    import threading
+
+    from churnops.registry import promotion_lock, rollback_champion
+
+    done = threading.Event()
+    with promotion_lock(REGISTRY):
+        worker = threading.Thread(target=lambda: (rollback_champion(REGISTRY, {}), done.set()))
+        worker.start()
+        assert not done.wait(1.0), "a rollback moved @champion while a promotion held the lock"
+    worker.join(30)
+    assert done.is_set() and alias_version(REGISTRY, "champion") == "1"
