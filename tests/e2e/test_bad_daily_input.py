@@ -71,6 +71,22 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+class _Trap:
+    """Unpickling this creates the file ``UNPICKLED`` next to the day's folder: proof that something ran it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def pickle_trap(folder: Path, frame: pd.DataFrame) -> None:
+    import pickle
+
+    (folder / "batch.pkl").write_bytes(pickle.dumps(_Trap(folder.parent / "UNPICKLED")))
+
+
 def cell(row: int, column: str, value: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[row, column] = value
@@ -157,6 +173,7 @@ CASES: dict[str, Case] = {
     "wrong_encoding":      Case(raw_bytes("batch.csv", lambda f: f.astype(str).to_csv(index=False).encode("utf-16")),
                                 rule="readable"),
     "wrong_delimiter":     Case(csv(sep=";"), rule="required_column", column="customerid"),
+    "pickle_in_incoming":  Case(pickle_trap, error="no batch for"),  # never loaded: only CSV/Parquet are data
     # labels (of the day DELAY days before the monitored one)
     "label_outside_classes": Case(labels=labels_csv(cell(4, "churn", "Maybe")), accepted=rejected_labels),
     "labels_for_unscored_ids": Case(labels=labels_csv(lambda f: f.assign(customerid="never-" + f["customerid"])),
@@ -225,6 +242,7 @@ def test_bad_daily_input(name, home, capsys, tmp_path):
     assert err.count("\n") == 1, err
     assert (case.error or case.rule) in err, err
     assert not (home / "predictions" / f"date={day}").exists(), "nothing is published from a rejected day"
+    assert not (home / "incoming" / "UNPICKLED").exists(), "a file dropped into incoming/ was unpickled"
     if case.rule:
         if case.column:
             assert f"column {case.column!r}" in err, err
@@ -233,3 +251,11 @@ def test_bad_daily_input(name, home, capsys, tmp_path):
         assert case.rule in {f["rule"] for f in reason["findings"]}
         copied = reason_file.parent / reason_file.parent.name
         assert copied.read_bytes() == (incoming / reason_file.parent.name).read_bytes(), "quarantined untouched"
+
+
+def test_the_pickle_trap_fires_when_unpickled(tmp_path):
+    """The pickle_in_incoming case proves something only if unpickling its file leaves a mark."""
+    import pickle
+
+    pickle.loads(pickle.dumps(_Trap(tmp_path / "UNPICKLED")))  # noqa: S301 - the point of the test
+    assert (tmp_path / "UNPICKLED").exists()
