@@ -1,0 +1,86 @@
+"""A monitoring run killed with SIGKILL mid-scoring, then run again: nothing half-written is ever
+published, and the rerun gives exactly what an uninterrupted run gives.
+
+(Killed Airflow tasks retried by the scheduler, outages of MLflow and PostgreSQL: issue #7's
+integration tests, not here yet.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_config
+
+pytestmark = pytest.mark.e2e
+
+DAY = date(2026, 7, 1)
+CHURNOPS = Path(sys.executable).parent / "churnops"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A champion and one 200,000-row day, scored 10,000 rows a chunk in 4 shards (a run of several seconds)."""
+    root = tmp_path_factory.mktemp("faults")
+    config = write_config(root / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
+                          monitoring={"html_report": False, "chunk_rows": 10_000, "shard_rows": 50_000})
+    # Every command in its own process with this environment only: the embedded store under root.
+    for argv in (["train"], ["simulate", "--start", DAY.isoformat(), "--days", "1", "--rows-per-day", "200000",
+                             "--seed", "9"]):
+        done = subprocess.run([str(CHURNOPS), *argv], env=environment(root), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert config.is_file()
+    return root
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CHURNOPS_"))}
+    return {**env, "CHURNOPS_HOME": str(home), "CHURNOPS_CONFIG": str(home / "config.yaml")}
+
+
+def monitor(home: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(CHURNOPS), "monitor", "--date", DAY.isoformat(), "--json"], env=environment(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_monitoring_run_publishes_nothing_and_its_rerun_equals_an_uninterrupted_one(home):
+    import pandas as pd
+
+    predictions = home / "predictions" / f"date={DAY}" / "predictions.parquet"
+    shards = home / "work" / "monitoring" / f"date={DAY}"
+    victim = monitor(home)
+    deadline = time.monotonic() + 120
+    # Kill it while the second shard is being written: one shard done, none merged.
+    while not (shards / "shard-00001").exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, f"the run ended before it could be killed: {victim.communicate()}"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(30)
+    assert not predictions.exists(), "a killed run must not publish predictions"
+    assert not (home / "reports" / f"date={DAY}" / "drift_report.json").exists()
+
+    rerun = monitor(home)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-2000:]
+    first = json.loads(out)
+    assert first["rows"] == 200_000 and first["shards"] == 4
+    published = pd.read_parquet(predictions)
+    assert len(published) == 200_000 and published["customerid"].is_unique
+    assert not list(shards.rglob(".*.tmp")), "the rerun's plan cleared the killed run's half-written parts"
+
+    again = monitor(home)  # an uninterrupted run over the same day
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-2000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(predictions), published)
+    second = json.loads(out)
+    assert {k: v for k, v in second.items() if k not in {"mlflow_run_id"}} == {
+        k: v for k, v in first.items() if k not in {"mlflow_run_id"}}
+    assert second["mlflow_run_id"] == first["mlflow_run_id"], "one MLflow run per day, reused"
