@@ -139,7 +139,7 @@ def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
         raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
     findings, file_rows = [], []
     for path in files:
-        found, rows = probe_source(_batch_source(config, path), config)
+        found, rows = probe_source(_source(config, path), config)
         findings += _quarantined(config, day, path, found, "check_batch")
         if found:  # a passing file's verdict waits for its row rules (merge_shards)
             _record_verdict("incoming", day, path, found)
@@ -148,16 +148,20 @@ def check_batch(config: ChurnopsConfig, day: date) -> dict[str, Any]:
     return {"date": day.isoformat(), "files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
 
 
-def _batch_source(config: ChurnopsConfig, path: Path) -> Source:
-    return Source(name=path.stem, path=path, columns=config.dataset.feature_columns)
+def _source(config: ChurnopsConfig, path: Path, kind: str = "incoming") -> Source:
+    # What a file of a day's batch (or labels) must hold besides the id.
+    required = config.dataset.feature_columns if kind == "incoming" else [config.dataset.target]
+    return Source(name=path.stem, path=path, columns=required)
 
 
-def _quarantined(config: ChurnopsConfig, day: date, path: Path, findings: list, step: str) -> list:
+def _quarantined(config: ChurnopsConfig, day: date, path: Path, findings: list, step: str,
+                 kind: str = "incoming") -> list:
     # A rejected file is copied (bytes untouched) beside a reason.json; returns the findings.
     from churnops.validation import DataValidationError, quarantine
 
     if findings:
-        quarantine(_batch_source(config, path), findings, partition("quarantine/monitoring", day) / path.name,
+        folder = partition(f"quarantine/{'monitoring' if kind == 'incoming' else 'labels'}", day)
+        quarantine(_source(config, path, kind), findings, folder / path.name,
                    {"step": step, "date": day.isoformat(), "message": str(DataValidationError(findings))})
     return findings
 
@@ -166,13 +170,14 @@ def _verdict_path(kind: str, day: date, path: Path) -> Path:
     return partition(f"work/verdicts/{kind}", day) / f"{path.name}.json"
 
 
-def _record_verdict(kind: str, day: date, path: Path, findings: list) -> None:
+def _record_verdict(kind: str, day: date, path: Path, findings: list) -> dict[str, Any]:
     """Remember whether this exact file (size, mtime) passed validation, so later readers need not re-read it."""
     from dataclasses import asdict
 
     stat = path.stat()
-    write_json(_verdict_path(kind, day, path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                                "findings": [asdict(f) for f in findings]})
+    verdict = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "findings": [asdict(f) for f in findings]}
+    write_json(_verdict_path(kind, day, path), verdict)
+    return verdict
 
 
 def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -188,16 +193,15 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     import json
 
     from churnops.data import iter_source
-    from churnops.validation import Finding, quarantine, validate_chunks
+    from churnops.validation import Finding, validate_chunks
 
     if kind not in {"incoming", "labels"}:
         raise ValueError(f"kind must be incoming or labels, not {kind!r}")
-    ds = config.dataset
     rules = config if kind == "incoming" else config.model_copy(
         update={"validation": config.validation.model_copy(update={"min_rows": 1})})
     accepted, rejected = [], []
     for path in _files(partition(kind, day)):
-        source = Source(name=path.stem, path=path, columns=ds.feature_columns if kind == "incoming" else [ds.target])
+        source = _source(config, path, kind)
         stored, stat = _verdict_path(kind, day, path), path.stat()
         verdict = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
         if verdict is None or (verdict["size"], verdict["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
@@ -206,12 +210,8 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
                                         source, rules)
             except ChurnopsInputError as exc:
                 found = [Finding(source.name, None, "readable", str(exc))]
-            if found:
-                folder = partition(f"quarantine/{'monitoring' if kind == 'incoming' else 'labels'}", day)
-                quarantine(source, found, folder / path.name, {"step": f"accepted_files({kind})",
-                                                               "date": day.isoformat()})
-            _record_verdict(kind, day, path, found)
-            verdict = json.loads(stored.read_text(encoding="utf-8"))
+            _quarantined(config, day, path, found, f"accepted_files({kind})", kind)
+            verdict = _record_verdict(kind, day, path, found)
         if verdict["findings"]:
             rejected.append({"file": str(path), "findings": verdict["findings"]})
         else:
@@ -301,17 +301,6 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
     except Exception:  # not an MLflow pyfunc of that shape (e.g. a test double): the plain path
         return None
     return lambda frame: predict(frame[names])
-
-
-def batch_chunks(config: ChurnopsConfig, day: date, columns: list[str],
-                 pieces: list[tuple[str, int, int | None]] | None = None) -> Iterator[Any]:
-    """The day's batch (or the ``(file, start, stop)`` row ranges of a shard), typed, ``columns``
-    only, in chunks of ``monitoring.chunk_rows`` rows cut at the same rows within each file
-    whatever the pieces, so shards see exactly the chunks of the whole day."""
-    from churnops.data import coerce_types
-
-    for _, chunk in raw_chunks(config, day, pieces, columns):
-        yield coerce_types(chunk, config.dataset)
 
 
 def raw_chunks(config: ChurnopsConfig, day: date, pieces: list[tuple[str, int, int | None]] | None = None,
@@ -493,7 +482,7 @@ def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> No
     findings = []
     for name, tally in merged.items():
         path = Path(name)
-        source = _batch_source(config, path)
+        source = _source(config, path)
         found = tally_findings(tally, source, config,
                                lambda source=source: iter_source(source, config.monitoring.chunk_rows))
         findings += _quarantined(config, day, path, found, "merge_shards")
@@ -532,19 +521,6 @@ def _page_sample_part(chunk: Any, index: int, position: int, day_rows: int, moni
     return chunk.sample(n=quota, random_state=np.random.RandomState([monitoring.seed, index]))
 
 
-def sample_of_day(config: ChurnopsConfig, day: date, rows: int) -> Any:
-    """``monitoring.sample_size`` rows of the day (every feature column), drawn chunk by chunk in
-    proportion to each chunk's size, with ``monitoring.seed``: what evidently's page shows
-    (the shards gather the same sample while scoring; this reads it again when they did not)."""
-    import pandas as pd
-
-    parts, position = [], 0
-    for index, chunk in enumerate(batch_chunks(config, day, config.dataset.feature_columns)):
-        parts.append(_page_sample_part(chunk, index, position, rows, config.monitoring))
-        position += len(chunk)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=config.dataset.feature_columns)
-
-
 def reference_frame(config: ChurnopsConfig, version: str) -> Any:
     """The training split of the snapshot the version was trained on (found through its tags)."""
     import pandas as pd
@@ -563,17 +539,16 @@ def reference_frame(config: ChurnopsConfig, version: str) -> Any:
 
 
 def feature_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) -> dict[str, Any]:
-    """Per-feature drift of the day against the scoring model's own training data, read in chunks."""
-    from churnops.monitor import CurrentSide, current_side, drift_summary, feature_drift
+    """Per-feature drift of the day against the scoring model's own training data.
+
+    The day's side (category and null counts of every row, the seeded KS sample) was gathered
+    by the shards while they scored and merged by ``merge_shards``; the day is not read again.
+    """
+    from churnops.monitor import CurrentSide, drift_summary, feature_drift
 
     ds = config.dataset
     reference = reference_frame(config, scored["model_version"])
-    parts = Path(scored.get("drift_parts") or "") / "current_side"
-    if scored.get("drift_parts") and parts.is_dir():  # gathered by the shards while they scored
-        current = CurrentSide.load(parts)
-    else:  # the day is read chunk by chunk: counts of every row, a proportional sample for KS
-        current = current_side(batch_chunks(config, day, ds.feature_columns), scored["rows"], ds.numeric_features,
-                               ds.categorical_features, config.monitoring)
+    current = CurrentSide.load(Path(scored["drift_parts"]) / "current_side")
     rows = feature_drift(reference, current, ds.numeric_features, ds.categorical_features, config.monitoring)
     summary = drift_summary(rows, config.monitoring)
     path = write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
@@ -737,9 +712,7 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
     json_path = write_json(folder / "drift_report.json", report)
     html_path: Path | None = folder / "drift_report.html"
     if config.monitoring.html_report:
-        page = Path(scored.get("drift_parts") or "") / "page_sample.parquet"
-        current = (pd.read_parquet(page) if scored.get("drift_parts") and page.is_file()
-                   else sample_of_day(config, day, scored["rows"]))
+        current = pd.read_parquet(Path(scored["drift_parts"]) / "page_sample.parquet")  # the shards' sample
         drift_report_html(reference_frame(config, scored["model_version"]), current,
                           config.dataset.numeric_features, config.dataset.categorical_features,
                           html_path, config.monitoring.sample_size, config.monitoring.seed)

@@ -158,7 +158,7 @@ def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: d
     A promotion that loses a race (``@champion`` moved since the evaluation) is recorded as the
     decision ``conflict`` with the reason, on the challenger and the run; nothing else changes.
     """
-    from churnops.registry import PromotionConflict, promote_version, version_tags
+    from churnops.registry import PromotionConflict, alias_version, promote_version, version_tags
     from churnops.tracking import configure_mlflow
 
     configure_mlflow(config)
@@ -198,8 +198,6 @@ def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: d
         for key, value in tags.items():
             client.set_tag(parent, key, value)
         client.set_tag(parent, "churnops.forced", str(forced).lower())
-    from churnops.registry import alias_version
-
     return {"decision": tags["churnops.decision"], "reason": comparison["reason"],
             "champion": alias_version(registry, registry.champion_alias),
             "challenger_tags": version_tags(registry, comparison["challenger_version"])}
