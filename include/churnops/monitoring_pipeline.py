@@ -192,8 +192,7 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     """
     import json
 
-    from churnops.data import iter_source
-    from churnops.validation import Finding, validate_chunks
+    from churnops.validation import validate_source_in_chunks
 
     if kind not in {"incoming", "labels"}:
         raise ValueError(f"kind must be incoming or labels, not {kind!r}")
@@ -205,11 +204,7 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
         stored, stat = _verdict_path(kind, day, path), path.stat()
         verdict = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
         if verdict is None or (verdict["size"], verdict["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
-            try:
-                found = validate_chunks(lambda source=source: iter_source(source, config.monitoring.chunk_rows),
-                                        source, rules)
-            except ChurnopsInputError as exc:
-                found = [Finding(source.name, None, "readable", str(exc))]
+            found = validate_source_in_chunks(source, rules, config.monitoring.chunk_rows)
             _quarantined(config, day, path, found, f"accepted_files({kind})", kind)
             verdict = _record_verdict(kind, day, path, found)
         if verdict["findings"]:
