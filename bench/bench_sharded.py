@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -86,24 +85,12 @@ def parse(stamp: str | None) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else float("nan")
 
 
-def stop_process(stack, name: str) -> None:
-    process = stack.processes.pop(name)
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
-    except (ProcessLookupError, OSError):
-        pass
-    except Exception:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 def wait_until_ready(stack, names: list[str], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stack.check_alive()
         logs = [(stack.process_logs / f"{name}.log").read_text(errors="replace") for name in names]
-        if all(f"{name}@" in log and " ready." in log for name, log in zip(names, logs, strict=True)):
+        if all(" ready." in log for log in logs):  # each worker logs to a file of its own
             return
         time.sleep(0.5)
     raise RuntimeError(f"Celery workers {names} not ready after {timeout:.0f} s")
@@ -127,8 +114,7 @@ def measure(stack, workers: int, first: bool, timeout: float) -> dict:
     names = [f"celery-worker-bench-{workers}-{k}" for k in range(workers)]
     with PeakRss() as peak:
         for name in names:
-            stack.start(name, "celery", "worker", "--queues", stack.queue, "--concurrency", "1",
-                        "--celery-hostname", f"{name}@%h", "--skip-serve-logs")
+            stack.start_celery_worker(name, concurrency=1)
             peak.roots.append(stack.processes[name].pid)
         wait_until_ready(stack, names)  # a worker's start-up (imports, pre-imports) is not the run's time
         try:
@@ -141,7 +127,7 @@ def measure(stack, workers: int, first: bool, timeout: float) -> dict:
                 stack.wait_for_run("churn_monitoring", RUN_ID, timeout=timeout, queued_after=queued)
         finally:
             for name in names:
-                stop_process(stack, name)
+                stack.stop_process(name)
     # Which worker ran which shard: each worker logs the task instances it executes.
     spread = {}
     for name in names:

@@ -222,11 +222,22 @@ class AirflowStack:
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
 
-    def start_celery_worker(self, k: int, concurrency: int) -> None:
-        """Celery worker ``k`` (own hostname and log file ``celery-worker[-k].log``) on the stack's queue."""
-        name = "celery-worker" if k == 0 else f"celery-worker-{k}"
+    def start_celery_worker(self, name: str, concurrency: int) -> None:
+        """A Celery worker on the stack's queue, with its own hostname and log file ``<name>.log``."""
         self.start(name, "celery", "worker", "--queues", self.queue, "--concurrency", str(concurrency),
                    "--celery-hostname", f"{name}-{self.queue}@%h", "--skip-serve-logs")
+
+    def stop_process(self, name: str) -> None:
+        """SIGTERM one process group (SIGKILL if it lingers) and forget it, so check_alive does not miss it."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -424,7 +435,7 @@ def running_stack(root: Path, executor: str = "LocalExecutor", *, celery_workers
         stack.start("dag-processor", "dag-processor")
         if executor == "CeleryExecutor":
             for k in range(celery_workers):
-                stack.start_celery_worker(k, worker_concurrency)
+                stack.start_celery_worker("celery-worker" if k == 0 else f"celery-worker-{k}", worker_concurrency)
         stack.run("churnops", "airflow-settings", "load", str(ROOT / "airflow_settings.yaml"))
         stack.wait_for_http("mlflow", f"{stack.mlflow_uri}/health", timeout=120)
         stack.wait_until_ready(timeout=120)
