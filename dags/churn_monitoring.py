@@ -29,7 +29,6 @@ Daily health check of the `@champion` model on the day's production batch.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -37,7 +36,14 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from churnops.orchestration import config_path_param, fail_fast_on_bad_input, is_backfill, run_config, run_day
+from churnops.orchestration import (
+    config_path_param,
+    fail_fast_on_bad_input,
+    is_backfill,
+    run_config,
+    run_day,
+    task_defaults,
+)
 
 DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
@@ -51,7 +57,7 @@ DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     catchup=False,
     max_active_runs=1,
     tags=["churnops", "monitoring", "mlflow"],
-    default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=task_defaults(),
     params={
         "config_path": config_path_param(),
         "retrain_from_backfill": Param(False, type="boolean", title="Retrain from backfill runs",
@@ -76,7 +82,7 @@ def churn_monitoring():
         from churnops.monitoring_pipeline import parse_day
         from churnops.monitoring_pipeline import plan_shards as plan
 
-        return plan(config(params), parse_day(batch["date"]), batch)
+        return fail_fast_on_bad_input(plan)(config(params), parse_day(batch["date"]), batch)
 
     @task(map_index_template="{{ shard_label }}")
     def score_shard(shard: dict, params: dict | None = None) -> dict:
@@ -105,21 +111,21 @@ def churn_monitoring():
         """Per-feature drift against the champion's training data."""
         from churnops.monitoring_pipeline import feature_drift_step, parse_day
 
-        return feature_drift_step(config(params), parse_day(scored["date"]), scored)
+        return fail_fast_on_bad_input(feature_drift_step)(config(params), parse_day(scored["date"]), scored)
 
     @task
     def prediction_drift(scored: dict, params: dict | None = None) -> dict:
         """Drift of the champion's scores."""
         from churnops.monitoring_pipeline import parse_day, prediction_drift_step
 
-        return prediction_drift_step(config(params), parse_day(scored["date"]), scored)
+        return fail_fast_on_bad_input(prediction_drift_step)(config(params), parse_day(scored["date"]), scored)
 
     @task
     def performance(scored: dict, params: dict | None = None) -> dict:
         """Target drift and realized ROC-AUC on matured labels."""
         from churnops.monitoring_pipeline import parse_day, performance_step
 
-        return performance_step(config(params), parse_day(scored["date"]), scored)
+        return fail_fast_on_bad_input(performance_step)(config(params), parse_day(scored["date"]), scored)
 
     @task
     def report(scored: dict, features: dict, prediction: dict, perf: dict, params: dict | None = None) -> dict:
@@ -128,7 +134,8 @@ def churn_monitoring():
         from churnops.orchestration import airflow_run_context
 
         context = {f"churnops.{k}": str(v) for k, v in airflow_run_context().items()}
-        return report_step(config(params), parse_day(scored["date"]), scored, features, prediction, perf, context)
+        return fail_fast_on_bad_input(report_step)(config(params), parse_day(scored["date"]), scored, features,
+                                                   prediction, perf, context)
 
     @task.branch
     def decide(summary: dict, params: dict | None = None) -> str:

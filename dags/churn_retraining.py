@@ -23,7 +23,6 @@ Train a challenger and promote it only if it beats `@champion` on fresh labelled
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -34,6 +33,7 @@ from churnops.orchestration import (
     config_path_param,
     confined_config_path,
     fail_fast_on_bad_input,
+    task_defaults,
 )
 from churnops.training_tasks import evaluate, features, merge, model_families, preprocess, register, train, validate
 
@@ -62,7 +62,7 @@ def _config_path(params: dict) -> str | None:
     catchup=False,
     max_active_runs=1,
     tags=["churnops", "retraining", "mlflow"],
-    default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=task_defaults(),
     params={
         "as_of": Param(None, type=["null", "string"], format="date", title="As-of date",
                        description="The day whose matured labels the run uses (YYYY-MM-DD). Empty: the run's date."),
@@ -107,7 +107,7 @@ def churn_retraining():
         """Original data + matured labelled days; set aside the fresh evaluation window."""
         from churnops.retraining_pipeline import add_recent_days as add
 
-        return add(merged, _as_of(params))
+        return fail_fast_on_bad_input(add)(merged, _as_of(params))
 
     @task
     def compare(registered: dict, window: dict) -> dict:
@@ -115,7 +115,7 @@ def churn_retraining():
         from churnops.retraining_pipeline import compare_on_fresh_window
 
         config_path = window["run"]["config_path"]
-        return {**compare_on_fresh_window(registered, window["evaluation"], config_path),
+        return {**fail_fast_on_bad_input(compare_on_fresh_window)(registered, window["evaluation"], config_path),
                 "parent_run_id": registered["parent_run_id"], "config_path": config_path}
 
     @task.branch
@@ -129,8 +129,9 @@ def churn_retraining():
 
         ctx = airflow_run_context()
         context = {"run_id": ctx["run_id"], "dag_id": ctx["dag_id"], "parent_run_id": comparison["parent_run_id"]}
-        return record_decision(load_config(comparison["config_path"]), comparison, _as_of(params),
-                               AirflowVariableState(), context, forced=bool(params["force"]))
+        return fail_fast_on_bad_input(record_decision)(load_config(comparison["config_path"]), comparison,
+                                                   _as_of(params), AirflowVariableState(), context,
+                                                   forced=bool(params["force"]))
 
     @task(pool=PROMOTION_POOL)
     def promote(comparison: dict, params: dict | None = None) -> dict:

@@ -10,7 +10,6 @@ again from the run's date). The same as `churnops rollback` on the command line.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -21,6 +20,7 @@ from churnops.orchestration import (
     config_path_param,
     fail_fast_on_bad_input,
     run_config,
+    task_defaults,
 )
 
 
@@ -33,7 +33,7 @@ from churnops.orchestration import (
     catchup=False,
     max_active_runs=1,
     tags=["churnops", "registry"],
-    default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=task_defaults(),
     params={
         "reason": Param("manual rollback", type="string", minLength=3, title="Reason",
                         description="Why the champion is rolled back; recorded on both versions."),

@@ -20,7 +20,6 @@ Leave a Param empty to use the config file's value.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -31,6 +30,7 @@ from churnops.orchestration import (
     config_path_param,
     confined_config_path,
     fail_fast_on_bad_input,
+    task_defaults,
 )
 from churnops.training_tasks import evaluate, features, merge, model_families, preprocess, register, train, validate
 
@@ -46,7 +46,7 @@ FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
     catchup=False,
     max_active_runs=1,
     tags=["churnops", "training", "mlflow"],
-    default_args={"owner": "churnops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=task_defaults(),
     params={
         "config_path": config_path_param(),
         "families": Param(

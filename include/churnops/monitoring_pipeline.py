@@ -25,6 +25,7 @@ from typing import Any
 
 from churnops.config import ChurnopsConfig, Source, churnops_home
 from churnops.errors import ChurnopsInputError
+from churnops.faults import crash_point
 from churnops.pipeline import write_json
 
 __all__ = [
@@ -413,6 +414,7 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
                                    "score_shard"), day)
             raise
     side.save(folder / "current_side")
+    crash_point("score_shard:after_drift_parts")  # the fault tests' SIGKILL: a half-written shard folder
     for number, tally in enumerate(tallies.values()):
         tally.save(folder / "validation" / f"{number:03d}.json")
     (folder / "validation" / "files.json").write_text(json.dumps([str(p) for p in tallies]), encoding="utf-8")
@@ -448,6 +450,7 @@ def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]])
             for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
                     batch_size=config.monitoring.chunk_rows):
                 writer.write_batch(batch)
+    crash_point("merge_shards:after_predictions")  # published, but no drift parts nor MLflow run yet
     side = CurrentSide()
     for folder in folders:
         side = side.merge(CurrentSide.load(folder / "current_side"))

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 __all__ = ["CONFIG_PATH_PATTERN", "MLFLOW_RUN_XCOM_KEY", "airflow_run_context", "config_path_param",
            "confined_config_path", "fail_fast_on_bad_input", "is_backfill", "publish_mlflow_run", "run_config",
-           "run_day"]
+           "run_day", "task_defaults"]
 
 MLFLOW_RUN_XCOM_KEY = "churnops_mlflow_run"
 """XCom key of ``<experiment id>/<run id>`` of the MLflow run a task logged to (read by the plugin's link)."""
@@ -23,6 +23,25 @@ CONFIG_PATH_PATTERN = r"^$|^[^\x00]+\.ya?ml$"
 """What the UI accepts as a config path (checked by the Param's JSON schema before a run starts);
 empty means the default, as ``churn_monitoring`` passes it on to the retraining it triggers."""
 
+
+RETRY_DELAY_ENV = "CHURNOPS_RETRY_DELAY_SECONDS"
+"""First retry delay in seconds (default 30), read when a DAG file is parsed; the fault tests use 2."""
+
+
+def task_defaults(retries: int = 3) -> dict[str, Any]:
+    """``default_args`` of every churnops DAG: retries with exponential backoff.
+
+    A transient failure (the tracking server restarting, a metadata DB failover, a killed
+    worker) is retried after the first delay, then twice and four times that, capped at ten
+    minutes; bad input is not retried at all (:func:`fail_fast_on_bad_input`). Every step is
+    idempotent, so a retry after a crash at any point redoes or resumes it without duplicates.
+    """
+    import os
+    from datetime import timedelta
+
+    return {"owner": "churnops", "retries": retries,
+            "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV) or 30)),
+            "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10)}
 
 def config_path_param() -> Any:
     """The ``config_path`` Param every churnops DAG takes (a YAML path, or empty for the default)."""
@@ -94,8 +113,10 @@ def airflow_run_context() -> dict[str, Any]:
 def fail_fast_on_bad_input(function: F) -> F:
     """Turn :class:`~churnops.errors.ChurnopsInputError` into ``AirflowFailException``.
 
-    Bad input will not fix itself on retry, so the task fails at once (other errors,
-    such as a tracking server outage, keep the task's retries).
+    Bad input will not fix itself on retry, so the task fails at once. Other errors keep the
+    task's retries (with exponential backoff, :func:`task_defaults`); one raised while the
+    MLflow tracking server is down becomes :class:`~churnops.errors.TrackingServerUnavailable`,
+    a one-line message naming the server instead of a page about HTTP retries.
     """
 
     @wraps(function)
@@ -108,6 +129,13 @@ def fail_fast_on_bad_input(function: F) -> F:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(exc)) from exc
+        except Exception as exc:
+            from churnops.tracking import tracking_outage
+
+            outage = tracking_outage(exc)
+            if outage is None:
+                raise
+            raise outage from exc
 
     return wrapper  # type: ignore[return-value]
 

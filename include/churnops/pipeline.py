@@ -20,6 +20,7 @@ import yaml
 
 from churnops.config import ChurnopsConfig, churnops_home, load_config
 from churnops.errors import ChurnopsInputError
+from churnops.faults import crash_point
 from churnops.tracking import RunContext
 
 __all__ = [
@@ -421,6 +422,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             **{f"churnops.test_{k}": f"{v:.6f}" for k, v in best["test_metrics"].items()},
         }
         version, created = register_version(best["model_uri"], best["run_id"], config.registry, tags)
+        crash_point("register:after_version")  # the fault tests' SIGKILL: a version without its alias
         alias = assign_training_alias(config.registry, version)
         aliases = model_aliases(config.registry, version)
         mlflow.set_tags({"churnops.model_version": version, "churnops.alias": alias})

@@ -141,19 +141,25 @@ def _promote(registry: RegistryConfig, challenger: str, expected_champion: str |
     client = _client()
     name = registry.model_name
     current = alias_version(registry, registry.champion_alias)
-    if current != expected_champion:
+    previous = alias_version(registry, registry.previous_champion_alias)
+    # A retry of a promotion that was killed after moving @champion (before tagging, dropping
+    # @challenger or recording the state) finds its own move done: it finishes the job instead of
+    # calling its own earlier attempt a rival, so the state ends up recording the promotion.
+    resumed = current == challenger and previous == expected_champion and current is not None
+    if current != expected_champion and not resumed:
         raise PromotionConflict(
             f"@{registry.champion_alias} of {name} is version {current}, not the evaluated {expected_champion}; "
             "another promotion happened meanwhile, so this one is abandoned")
-    if expected_champion is not None:
+    if expected_champion is not None and not resumed:
         client.set_registered_model_alias(name, registry.previous_champion_alias, expected_champion)
-    client.set_registered_model_alias(name, registry.champion_alias, challenger)
+    if not resumed:
+        client.set_registered_model_alias(name, registry.champion_alias, challenger)
     if alias_version(registry, registry.challenger_alias) == challenger:
         client.delete_registered_model_alias(name, registry.challenger_alias)
     for version in filter(None, {challenger, expected_champion}):
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
-    return {"champion": challenger, "previous_champion": expected_champion}
+    return {"champion": challenger, "previous_champion": expected_champion, "resumed": resumed}
 
 
 def rollback_champion(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:

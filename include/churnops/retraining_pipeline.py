@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from churnops.config import ChurnopsConfig, load_config
+from churnops.faults import crash_point
 from churnops.state import PromotionState
 
 __all__ = [
@@ -179,6 +180,7 @@ def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: d
             tags.update({"churnops.decision": "conflict", "churnops.decision_reason": str(exc)[:4000]})
             comparison = {**comparison, "promote": False, "reason": str(exc)}
         else:
+            crash_point("promote:after_aliases")  # the fault tests' SIGKILL: aliases moved, state not yet
             entry = {"date": as_of.isoformat(), "version": comparison["challenger_version"],
                      "previous_version": comparison["champion_version"], "run_id": context.get("run_id", ""),
                      "dag_id": context.get("dag_id", ""), "forced": forced}

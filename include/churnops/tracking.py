@@ -24,6 +24,7 @@ __all__ = [
     "finish_parent_run",
     "get_or_create_parent_run",
     "step_run",
+    "tracking_outage",
     "tracking_uri",
     "use_tracking_store",
 ]
@@ -89,6 +90,34 @@ def use_tracking_store() -> str:
     if mlflow.get_registry_uri() != uri:
         mlflow.set_registry_uri(uri)
     return uri
+
+
+def tracking_outage(error: BaseException, timeout: float = 3.0) -> Exception | None:
+    """A clear error if ``error`` happened while the MLflow tracking server is down, else None.
+
+    MLflow reports an outage as a long ``MlflowException`` about "max retries exceeded" on some
+    REST endpoint (after its own HTTP retries). When the tracking URI is a server and its
+    ``/health`` does not answer now, say so in one line, naming the server: the failing step
+    is retried by Airflow, and every churnops step resumes or redoes its work idempotently.
+    """
+    import requests  # MLflow's own HTTP client
+
+    from churnops.errors import TrackingServerUnavailable
+
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")) or isinstance(error, TrackingServerUnavailable):
+        return None
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        if answer.status_code < 500:
+            return None
+        why = f"/health answered {answer.status_code}"
+    except requests.RequestException as probe:
+        cause = str(probe).rsplit(":", 1)[-1].strip(" )'\"")  # e.g. "Connection refused"
+        why = f"{type(probe).__name__}: {cause}"
+    return TrackingServerUnavailable(
+        f"MLflow tracking server {uri} is unreachable ({why}); the step stopped at {type(error).__name__} "
+        "and is retried: once the server is back it resumes where it stopped.")
 
 
 def configure_mlflow(config: ChurnopsConfig) -> str:

@@ -42,7 +42,7 @@ def features(snapshot: dict) -> dict:
     """Build and profile the derived and encoded features."""
     from churnops.pipeline import build_features
 
-    return build_features(snapshot)
+    return fail_fast_on_bad_input(build_features)(snapshot)
 
 
 @task
@@ -57,7 +57,7 @@ def train(prepared: dict, family: str) -> dict:
     from churnops.pipeline import train_family
 
     get_current_context()["family"] = family
-    return train_family(prepared, family)
+    return fail_fast_on_bad_input(train_family)(prepared, family)
 
 
 @task
@@ -65,7 +65,7 @@ def evaluate(trained: list[dict]) -> dict:
     """Compare the candidates and choose by CV ROC-AUC."""
     from churnops.pipeline import evaluate_candidates
 
-    return evaluate_candidates(trained)
+    return fail_fast_on_bad_input(evaluate_candidates)(trained)
 
 
 @task
@@ -73,4 +73,4 @@ def register(chosen: dict) -> dict:
     """Register the chosen model; @champion if none yet, else @challenger."""
     from churnops.pipeline import register_chosen
 
-    return register_chosen(chosen)
+    return fail_fast_on_bad_input(register_chosen)(chosen)

@@ -45,6 +45,8 @@ def test_every_dag_follows_house_rules(dagbag):
         for task in dag.tasks:
             assert task.owner == "churnops", (dag.dag_id, task.task_id)
             assert task.retries >= 2, (dag.dag_id, task.task_id)
+            # transient failures back off (30 s, 60 s, 120 s …); bad input fails at once regardless
+            assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay, (dag.dag_id, task.task_id)
 
 
 def test_churn_training_shape(dagbag):

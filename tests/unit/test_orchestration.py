@@ -64,3 +64,62 @@ def test_the_param_pattern_accepts_yaml_paths_only():
     assert not re.match(CONFIG_PATH_PATTERN, "/etc/passwd")
     assert not re.match(CONFIG_PATH_PATTERN, ".yaml")
     assert re.match(CONFIG_PATH_PATTERN, ""), "empty: the default config"
+
+
+def test_task_defaults_back_off_exponentially_from_a_configurable_first_delay(monkeypatch):
+    from datetime import timedelta
+
+    from churnops.orchestration import RETRY_DELAY_ENV, task_defaults
+
+    monkeypatch.delenv(RETRY_DELAY_ENV, raising=False)
+    defaults = task_defaults()
+    assert defaults["retries"] == 3 and defaults["retry_exponential_backoff"] == 2.0
+    assert defaults["retry_delay"] == timedelta(seconds=30) and defaults["max_retry_delay"] == timedelta(minutes=10)
+    monkeypatch.setenv(RETRY_DELAY_ENV, "2")
+    assert task_defaults()["retry_delay"] == timedelta(seconds=2)
+
+
+def test_an_error_while_the_tracking_server_is_down_becomes_one_clear_retryable_error(home, monkeypatch):
+    """Bad input still fails at once; any other error raised while MLflow does not answer is named as the outage."""
+    import socket
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from churnops.errors import TrackingServerUnavailable
+    from churnops.orchestration import fail_fast_on_bad_input
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+
+    def failing(error: Exception):
+        raise error
+
+    with pytest.raises(TrackingServerUnavailable, match=rf"MLflow tracking server http://127.0.0.1:{port} is "
+                                                        r"unreachable \(ConnectionError: .*refused.*\).*retried"):
+        fail_fast_on_bad_input(failing)(RuntimeError("API request to /api/2.0/mlflow/runs/get failed"))
+    assert not issubclass(TrackingServerUnavailable, AirflowFailException), "an outage keeps the task's retries"
+    with pytest.raises(AirflowFailException):
+        fail_fast_on_bad_input(failing)(ChurnopsInputError("missing column"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the embedded store has no server to be down: errors pass as they are
+    with pytest.raises(RuntimeError, match="^boom$"):
+        fail_fast_on_bad_input(failing)(RuntimeError("boom"))
+
+
+def test_a_crash_point_sigkills_the_first_process_only(home):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    probe = "from churnops.faults import crash_point; crash_point('unit:point'); print('passed')"
+    env = {**os.environ, "CHURNOPS_CRASH_AT": "other:point,unit:point"}
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert first.returncode == -signal.SIGKILL and "passed" not in first.stdout
+    assert (home / "crashes" / "unit:point").read_text().strip().isdigit()
+    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.strip() == "passed", "the retry runs past the point"
+    unset = subprocess.run([sys.executable, "-c", probe.replace("unit:point", "never:listed")], env=env,
+                           capture_output=True, text=True)
+    assert unset.returncode == 0

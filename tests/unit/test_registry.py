@@ -80,6 +80,30 @@ def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_cham
     assert (alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")) == (first, second)
 
 
+
+def test_a_promotion_retried_after_a_crash_finishes_instead_of_conflicting(logged_models):
+    """Killed after moving @champion (before @challenger was dropped or the state written): the retry
+    of the same decision resumes; a different challenger evaluated against the old champion still loses."""
+    from churnops.registry import PromotionConflict, _client, promote_version, version_tags
+
+    (run_a, uri_a), (run_b, uri_b) = logged_models
+    first, _ = register_version(uri_a, run_a, REGISTRY, {})
+    assign_training_alias(REGISTRY, first)
+    second, _ = register_version(uri_b, run_b, REGISTRY, {})
+    assign_training_alias(REGISTRY, second)
+    client = _client()  # the first attempt's two alias moves, then the crash
+    client.set_registered_model_alias(REGISTRY.model_name, "previous_champion", first)
+    client.set_registered_model_alias(REGISTRY.model_name, "champion", second)
+
+    moved = promote_version(REGISTRY, second, expected_champion=first, tags={"churnops.decision": "promoted"})
+    assert moved == {"champion": second, "previous_champion": first, "resumed": True}
+    assert (alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")) == (second, first)
+    assert alias_version(REGISTRY, "challenger") is None, "the retry finishes what the crash left undone"
+    assert version_tags(REGISTRY, second)["churnops.decision"] == "promoted"
+    with pytest.raises(PromotionConflict):  # a rival judged against the old champion is still refused
+        promote_version(REGISTRY, first, expected_champion=first, tags={})
+    assert alias_version(REGISTRY, "champion") == second
+
 def test_a_fresh_process_finds_the_registry_without_configuring_mlflow(logged_models, churnops_home):
     """A task process starts with MLflow unconfigured: registry calls must still use churnops' store."""
     import os
