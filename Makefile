@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint mlflow-ui bench constraints clean
+.PHONY: install demo test audit lint mlflow-ui bench constraints clean
 
 $(BIN)/churnops: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,13 @@ install: $(BIN)/churnops  ## create .venv with the pinned stack and churnops (ed
 demo: install  ## the whole loop under Airflow + the MLflow UI on SQLite (127.0.0.1); Ctrl-C stops it
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
-test: install  ## the whole test suite (what CI runs); the browser check uses Debian's Chromium if it can be installed
+test: install audit  ## the dependency audit and the whole test suite (what CI runs); the browser check uses Debian's Chromium if it can be installed
 	-@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1); } || true
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15  # two workers, whole modules, longest first
+
+audit:  ## pip-audit of every pinned package (constraints.txt); skips, saying why, when no vulnerability service answers
+	$(PYTHON) scripts/audit_dependencies.py
 
 lint: install
 	$(BIN)/ruff check include dags plugins tests bench

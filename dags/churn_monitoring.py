@@ -4,7 +4,7 @@
 Daily health check of the `@champion` model on the day's production batch.
 
 `check_batch → plan_shards → score_shard[i] → merge_shards → [feature_drift, prediction_drift,`
-`performance] → report → decide → trigger_retraining | no_retraining`
+`wait_for_matured_days → performance] → report → decide → trigger_retraining | no_retraining`
 
 * The day is the run's **logical date**: every task reads and writes that day's partitions under
   `$CHURNOPS_HOME` (`incoming/`, `predictions/`, `reports/` with `date=YYYY-MM-DD`), so a rerun or a
@@ -19,6 +19,11 @@ Daily health check of the `@champion` model on the day's production batch.
   dataset drift when more than `monitoring.drifted_feature_share` of features drift. Prediction
   drift by KS, target drift by chi-square; realized ROC-AUC on labels matured
   (`label_delay_days`) within the trailing `label_window_days`.
+* `wait_for_matured_days` holds `performance` while runs of the days whose matured labels it
+  reads are still running (in a backfill with `--max-active-runs` above 1, earlier days run side
+  by side), so running days in parallel gives the same results as running them in order. It
+  waits only for runs that exist and are running: a day that failed or was never run is not
+  waited for (its predictions are simply absent, as in a sequential run).
 * `decide` branches to `trigger_retraining` (run id `monitoring__<day>`: a rerun never starts a
   second one) on dataset drift or a performance alarm. Backfill runs do not trigger retraining
   unless the `retrain_from_backfill` Param is set.
@@ -34,7 +39,7 @@ from pathlib import Path
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, PokeReturnValue, dag, task
 
 from churnops.orchestration import (
     config_path_param,
@@ -120,6 +125,15 @@ def churn_monitoring():
 
         return fail_fast_on_bad_input(prediction_drift_step)(config(params), parse_day(scored["date"]), scored)
 
+    @task.sensor(poke_interval=10, timeout=6 * 3600, mode="reschedule")
+    def wait_for_matured_days(scored: dict, params: dict | None = None) -> PokeReturnValue:
+        """Hold the day while runs of the days its matured labels refer to are still running."""
+        from churnops.monitoring_pipeline import matured_days, parse_day
+        from churnops.orchestration import running_runs_on_days
+
+        running = running_runs_on_days(matured_days(config(params), parse_day(scored["date"])))
+        return PokeReturnValue(is_done=running == 0, xcom_value=scored)
+
     @task
     def performance(scored: dict, params: dict | None = None) -> dict:
         """Target drift and realized ROC-AUC on matured labels."""
@@ -157,7 +171,8 @@ def churn_monitoring():
     no_retraining = EmptyOperator(task_id="no_retraining")
 
     scored = merge_shards(score_shard.expand(shard=plan_shards(check_batch())))
-    summary = report(scored, feature_drift(scored), prediction_drift(scored), performance(scored))
+    perf = performance(wait_for_matured_days(scored))
+    summary = report(scored, feature_drift(scored), prediction_drift(scored), perf)
     decide(summary) >> [trigger_retraining, no_retraining]
 
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 __all__ = ["CONFIG_PATH_PATTERN", "MLFLOW_RUN_XCOM_KEY", "airflow_run_context", "config_path_param",
            "confined_config_path", "fail_fast_on_bad_input", "is_backfill", "publish_mlflow_run", "run_config",
-           "run_day", "task_defaults"]
+           "run_day", "running_runs_on_days", "task_defaults"]
 
 MLFLOW_RUN_XCOM_KEY = "churnops_mlflow_run"
 """XCom key of ``<experiment id>/<run id>`` of the MLflow run a task logged to (read by the plugin's link)."""
@@ -144,6 +144,20 @@ def run_day() -> str:
     """The day a run is about, ``YYYY-MM-DD``: its logical date, else (manual runs) ``run_after``."""
     return airflow_run_context()["logical_date"][:10]
 
+
+def running_runs_on_days(days: list[Any]) -> int:
+    """How many runs of the running task's DAG with these logical days are still running.
+
+    Asked through the execution API (a task may not touch the metadata DB). A day's logical
+    date is its midnight UTC, as for scheduled and backfill runs.
+    """
+    from datetime import UTC, datetime
+
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    midnights = [datetime(day.year, day.month, day.day, tzinfo=UTC) for day in days]
+    return context["ti"].get_dr_count(dag_id=context["dag"].dag_id, logical_dates=midnights, states=["running"])
 
 def is_backfill() -> bool:
     from airflow.sdk import get_current_context

@@ -89,9 +89,10 @@ def test_churn_monitoring_shape(dagbag):
         "check_batch": ["plan_shards"],
         "plan_shards": ["score_shard"],
         "score_shard": ["merge_shards"],
-        "merge_shards": ["feature_drift", "performance", "prediction_drift", "report"],
+        "merge_shards": ["feature_drift", "prediction_drift", "report", "wait_for_matured_days"],
         "feature_drift": ["report"],
         "prediction_drift": ["report"],
+        "wait_for_matured_days": ["performance"],
         "performance": ["report"],
         "report": ["decide"],
         "decide": ["no_retraining", "trigger_retraining"],
@@ -107,6 +108,9 @@ def test_churn_monitoring_shape(dagbag):
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     assert isinstance(dag.get_task("score_shard"), MappedOperator), "shards are dynamically mapped"
+    # waits without holding a worker slot; a day whose earlier runs never end fails after 6 h
+    sensor = dag.get_task("wait_for_matured_days")
+    assert sensor.mode == "reschedule" and sensor.timeout == 6 * 3600
 
 
 def test_churn_retraining_shape(dagbag):

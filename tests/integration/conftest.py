@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,14 +79,14 @@ def _readable(line: str, width: int) -> str:
 class _PostgresDatabase:
     """A fresh database on a local trust-auth PostgreSQL, dropped at teardown."""
 
-    def __init__(self, purpose: str = "airflow") -> None:
+    def __init__(self, purpose: str = "airflow", port: int = 5432) -> None:
         import psycopg2
 
-        self._connect = lambda: psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres",
+        self._connect = lambda: psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
                                                  connect_timeout=3)
         self.name = f"churnops_it_{purpose}_{uuid.uuid4().hex[:10]}"
         self._execute(f'CREATE DATABASE "{self.name}"')
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.name}"
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{self.name}"
 
     def _execute(self, statement: str) -> None:
         connection = self._connect()
@@ -113,18 +114,75 @@ def redis_or_reason() -> str:
     return ""
 
 
-def _postgres_or_none(purpose: str = "airflow") -> tuple[_PostgresDatabase | None, str]:
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (initdb in a temp folder, a free port, trust auth).
+
+    For faults that must not touch the machine's shared server: the test restarts this one.
+    Built from the machine's PostgreSQL binaries, run as the ``postgres`` user when the tests
+    run as root (``initdb`` refuses root).
+    """
+
+    def __init__(self) -> None:
+        import glob
+        import pwd
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not found:
+            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+        self.bin = Path(found[-1]).parent
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            pwd.getpwnam("postgres")  # KeyError: no such user
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        # Its own folder in /tmp: pytest's are private to root, where the postgres user cannot reach.
+        self.root = Path(tempfile.mkdtemp(prefix="churnops-postgres-"))
+        if self.as_user:
+            shutil.chown(self.root, "postgres")
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        self.start()
+
+    def _pg(self, program: str, *args: str) -> None:
+        done = subprocess.run([*self.as_user, str(self.bin / program), *args], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} {' '.join(args)}: {done.stdout[-1000:]}{done.stderr[-1000:]}")
+
+    def _ctl(self, action: str) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-m", "fast",
+                 "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                       "-c max_connections=300", action)
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def stop(self) -> None:
+        self._ctl("stop")
+
+    def remove(self) -> None:
+        """Stop the server (if running) and delete its files."""
+        with contextlib.suppress(RuntimeError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return _tail(self.root / "server.log", lines)
+
+
+def _postgres_or_none(purpose: str = "airflow", port: int = 5432) -> tuple[_PostgresDatabase | None, str]:
     """A fresh PostgreSQL database if one can be made here, else None and why not."""
     missing = [driver for driver in ("psycopg2", "asyncpg") if importlib.util.find_spec(driver) is None]
     if missing:  # Airflow needs both: a sync engine and an async one
         return None, f"PostgreSQL drivers not installed: {', '.join(missing)}"
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             pass
     except OSError:
-        return None, "nothing listening on 127.0.0.1:5432"
+        return None, f"nothing listening on 127.0.0.1:{port}"
     try:
-        return _PostgresDatabase(purpose), ""
+        return _PostgresDatabase(purpose, port), ""
     except Exception as exc:  # auth, permissions: SQLite still tests the same behaviour
         return None, f"cannot create a database: {exc}"
 
@@ -132,7 +190,8 @@ def _postgres_or_none(purpose: str = "airflow") -> tuple[_PostgresDatabase | Non
 class AirflowStack:
     """The running processes, their environment, and REST helpers with useful failure messages."""
 
-    def __init__(self, root: Path, executor: str = "LocalExecutor", monitoring: dict | None = None) -> None:
+    def __init__(self, root: Path, executor: str = "LocalExecutor", monitoring: dict | None = None,
+                 extra_env: dict[str, str] | None = None, postgres_port: int = 5432) -> None:
         import httpx
 
         self.root = root
@@ -148,11 +207,11 @@ class AirflowStack:
                                    monitoring={"chunk_rows": 500, "shard_rows": 500, **(monitoring or {})})
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.postgres, self.why_not_postgres = _postgres_or_none("airflow")
+        self.postgres, self.why_not_postgres = _postgres_or_none("airflow", postgres_port)
         self.database = "postgresql" if self.postgres else "sqlite"
         db_url = self.postgres.url if self.postgres else f"sqlite:///{self.home / 'airflow.db'}"
         # A real MLflow tracking server (PostgreSQL store when available, artifacts served by it).
-        self.mlflow_postgres = _postgres_or_none("mlflow")[0] if self.postgres else None
+        self.mlflow_postgres = _postgres_or_none("mlflow", postgres_port)[0] if self.postgres else None
         self.mlflow_store = (self.mlflow_postgres.url if self.mlflow_postgres
                              else f"sqlite:///{self.churnops_home / 'mlflow-server.db'}")
         self.mlflow_port = free_port()
@@ -184,6 +243,7 @@ class AirflowStack:
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "CHURNOPS_MLFLOW_UI_URL": self.mlflow_uri,
         })
+        self.env.update(extra_env or {})
         if not self.postgres:  # SQLite's one writer: make concurrent writers queue (see churnops.airflow_sqlite)
             self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "churnops.airflow_sqlite.CONNECT_ARGS"
         if executor == "CeleryExecutor":
@@ -196,6 +256,8 @@ class AirflowStack:
                              "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
                              "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4"})
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, tuple[tuple[str, ...], Path, dict | None]] = {}
+        self.restarts: list[str] = []
         self._log_files: list[Any] = []
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
 
@@ -215,12 +277,29 @@ class AirflowStack:
         return done
 
     def start(self, name: str, *args: str, program: Path = AIRFLOW, env: dict | None = None) -> None:
-        log = (self.process_logs / f"{name}.log").open("wb")
+        log = (self.process_logs / f"{name}.log").open("ab")  # a restarted process appends
         self._log_files.append(log)
         # A new session: the process and its workers form one group, killed together at teardown.
         self.processes[name] = subprocess.Popen([str(program), *args], env=env or self.env, cwd=self.root, stdout=log,
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
+        self.commands[name] = (args, program, env)
+
+    def restart_exited(self) -> list[str]:
+        """Start again every process that exited, as compose's ``restart: always`` does; their names."""
+        exited = [name for name, process in self.processes.items() if process.poll() is not None]
+        for name in exited:
+            args, program, env = self.commands[name]
+            self.restarts.append(f"{name} (exit {self.processes[name].returncode})")
+            self.start(name, *args, program=program, env=env)
+        return exited
+
+    def start_mlflow(self) -> None:
+        """The MLflow tracking server (started again on the same port and store after an outage)."""
+        env = {**self.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.start("mlflow", "server", "--backend-store-uri", self.mlflow_store, "--serve-artifacts",
+                   "--artifacts-destination", str(self.root / "mlflow-artifacts"), "--host", "127.0.0.1",
+                   "--port", str(self.mlflow_port), "--workers", "1", program=MLFLOW, env=env)
 
     def start_celery_worker(self, name: str, concurrency: int) -> None:
         """A Celery worker on the stack's queue, with its own hostname and log file ``<name>.log``."""
@@ -310,16 +389,30 @@ class AirflowStack:
                 for ti in self.task_instances(dag_id, run_id)}
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float, expect: str = "success",
-                     queued_after: str | None = None) -> dict[str, Any]:
+                     queued_after: str | None = None, allow_retries: bool = False,
+                     supervised: bool = False) -> dict[str, Any]:
         """Poll until the run ends; fail with the scheduler's and failing tasks' logs unless it ends ``expect``.
 
-        A task failing once is already a failure here (its retries would only add minutes).
+        A task failing once is already a failure here (its retries would only add minutes),
+        unless ``allow_retries`` (the fault tests, whose tasks are meant to fail and retry).
         ``queued_after``: a rerun's previous ``queued_at``; its earlier end does not count.
+        ``supervised``: a process that exits is started again (:meth:`restart_exited`), not a failure;
+        so is an API call failing meanwhile.
         """
+        import httpx
+
         deadline, run = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
-            self.check_alive()
-            run = self.dag_run(dag_id, run_id)
+            if supervised:
+                self.restart_exited()
+                try:
+                    run = self.dag_run(dag_id, run_id)
+                except (httpx.HTTPError, AssertionError):  # the api-server is restarting or its DB is away
+                    time.sleep(1)
+                    continue
+            else:
+                self.check_alive()
+                run = self.dag_run(dag_id, run_id)
             if run is not None and queued_after is not None and run["queued_at"] == queued_after:
                 time.sleep(1)
                 continue
@@ -328,7 +421,7 @@ class AirflowStack:
                     pytest.fail(f"{dag_id} run {run_id} ended {run['state']}, expected {expect}\n"
                                 + self.diagnostics(dag_id, run_id))
                 return run
-            if run is not None and run["state"] == "running" and expect == "success":
+            if run is not None and run["state"] == "running" and expect == "success" and not allow_retries:
                 failing = sorted(ti["task_id"] for ti in self.task_instances(dag_id, run_id)
                                  if ti["state"] in ("up_for_retry", "failed"))
                 if failing:
@@ -416,19 +509,17 @@ class AirflowStack:
 
 @contextlib.contextmanager
 def running_stack(root: Path, executor: str = "LocalExecutor", *, celery_workers: int = 1,
-                  worker_concurrency: int = 4, monitoring: dict | None = None) -> Iterator[AirflowStack]:
+                  worker_concurrency: int = 4, monitoring: dict | None = None, extra_env: dict[str, str] | None = None,
+                  postgres_port: int = 5432) -> Iterator[AirflowStack]:
     """api-server, scheduler, dag-processor (+ Celery workers), an MLflow server; always stopped."""
     missing = [str(p) for p in (AIRFLOW, CHURNOPS, MLFLOW) if not os.access(p, os.X_OK)]
     if missing:
         pytest.skip(f"needs the Airflow, MLflow and churnops executables next to {sys.executable}; missing: {missing}")
     if importlib.util.find_spec("httpx") is None or importlib.util.find_spec("psutil") is None:
         pytest.skip("needs httpx and psutil (Airflow dependencies) in the test interpreter")
-    stack = AirflowStack(root, executor, monitoring)
+    stack = AirflowStack(root, executor, monitoring, extra_env, postgres_port)
     try:
-        mlflow_env = {**stack.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        stack.start("mlflow", "server", "--backend-store-uri", stack.mlflow_store, "--serve-artifacts",
-                    "--artifacts-destination", str(stack.root / "mlflow-artifacts"), "--host", "127.0.0.1",
-                    "--port", str(stack.mlflow_port), "--workers", "1", program=MLFLOW, env=mlflow_env)
+        stack.start_mlflow()
         stack.run("airflow", "db", "migrate", timeout=180)
         stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(stack.port), "--workers", "1")
         stack.start("scheduler", "scheduler", "--skip-serve-logs")
