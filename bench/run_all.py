@@ -10,8 +10,12 @@
 3. ``bench_sharded.py``: the same 10,000,000-row day monitored by ``churn_monitoring`` under a
    real Airflow with the CeleryExecutor, with 1 and then 2 workers (``RESULTS_SHARDED.md``,
    ``sharded.json``): the speed-up and a check that the results are equal.
-4. A scaling plot of the monitored days: wall time and peak RSS against rows (``scaling.png``),
-   linked from a section appended to ``RESULTS.md`` with the sharded figures.
+4. ``bench_backfill.py`` (full runs only): a 60-day ``churn_monitoring`` backfill under
+   LocalExecutor on PostgreSQL, sequential and then 4 runs at a time (``RESULTS_BACKFILL.md``,
+   ``backfill.json``): wall times, identical results, no lock errors. ~30 min; the fault tests
+   (``tests/integration/test_faults_under_scheduler.py``) run a 4-day backfill in CI instead.
+5. A scaling plot of the monitored days: wall time and peak RSS against rows (``scaling.png``),
+   linked from a section appended to ``RESULTS.md`` with the sharded and backfill figures.
 
 ``--smoke`` runs every script at toy sizes (one family, 2 folds, 2,000- and 5,000-row days, a
 sharded 20,000-row day) into
@@ -91,6 +95,17 @@ def sharded_section(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def backfill_section(payload: dict) -> str:
+    sequential, concurrent = payload["backfills"]
+    return "\n".join([
+        "## Monitoring backfill under Airflow (`bench/bench_backfill.py`)", "",
+        f"{payload['days']} days, LocalExecutor on {payload['database']}; details in `RESULTS_BACKFILL.md`.", "",
+        "| --max-active-runs | runs succeeded | wall (s) |", "|---:|---:|---:|",
+        *[f"| {m['max_active_runs']} | {m['succeeded']}/{m['runs']} | {m['wall_s']:.0f} |"
+          for m in (sequential, concurrent)], "",
+        f"Results identical: **{payload['identical']}**; lock errors: {sum(payload['lock_errors'].values())}."]) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
@@ -112,13 +127,17 @@ def main() -> None:
     run("bench_training.py", *training)
     run("bench_monitoring.py", *monitoring)
     sharded_ran = run("bench_sharded.py", *sharded, may_skip=True)
+    if not args.smoke:
+        run("bench_backfill.py", "--output", str(out / "RESULTS_BACKFILL.md"), "--json-out", str(out / "backfill.json"))
     results = json.loads((out / "monitoring.json").read_text())
     plot = out / "scaling.png"
     scaling_plot(results, plot)
     summary = out / "RESULTS.md"
     summary.write_text(summary.read_text().rstrip("\n") + "\n\n" + scaling_section(results, plot) + "\n"
                        + (sharded_section(json.loads((out / "sharded.json").read_text())) if sharded_ran
-                          else "## Sharded monitoring under Airflow\n\nSkipped: no Redis for the CeleryExecutor.\n"))
+                          else "## Sharded monitoring under Airflow\n\nSkipped: no Redis for the CeleryExecutor.\n")
+                       + ("\n" + backfill_section(json.loads((out / "backfill.json").read_text()))
+                          if not args.smoke and (out / "backfill.json").is_file() else ""))
     print(f"wrote {summary}, {out / 'RESULTS_MONITORING.md'}, {plot}")
 
 

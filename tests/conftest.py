@@ -88,7 +88,8 @@ def telco_copy(tmp_path) -> Path:
 
 # xdist hands each worker whole modules in collection order: the longest first, so that none is
 # left running alone at the end.
-LONGEST_FIRST = ("integration/test_scheduler_loop.py", "integration/test_demo.py",
+LONGEST_FIRST = ("integration/test_scheduler_loop.py", "integration/test_faults_under_scheduler.py",
+                 "integration/test_demo.py",
                  "integration/test_celery_executor.py", "bench/test_bench_smoke.py", "e2e/test_loop.py",
                  "e2e/test_churn_training_dag.py",
                  "e2e/test_cli.py", "e2e/test_monitoring_cli.py")

@@ -33,6 +33,7 @@ __all__ = [
     "file_sha256",
     "is_text",
     "iter_source",
+    "replaced_atomically",
     "label_vector",
     "merge_sources",
     "missing_mask",
@@ -412,6 +413,24 @@ def sources_digest(config: ChurnopsConfig) -> str:
 
 
 @contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; it replaces ``path`` only if the block succeeds.
+
+    Readers (and a task retried after a crash) never see a half-written file: they see the
+    previous file or the complete new one. A failure removes the temporary file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
 def atomic_parquet_writer(path: Path, schema: Any, **options: Any) -> Iterator[Any]:
     """A ``pyarrow.parquet.ParquetWriter`` on a temporary file that replaces ``path`` only on success.
 
@@ -422,16 +441,9 @@ def atomic_parquet_writer(path: Path, schema: Any, **options: Any) -> Iterator[A
     """
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with replaced_atomically(path) as temporary:
         writer = pq.ParquetWriter(temporary, schema, **options)
         try:
             yield writer
         finally:
             writer.close()
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

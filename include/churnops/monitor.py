@@ -36,7 +36,7 @@ from scipy.stats import chi2_contingency, ks_2samp
 from sklearn.metrics import roc_auc_score
 
 from churnops.config import MonitoringConfig
-from churnops.data import as_text
+from churnops.data import as_text, replaced_atomically
 from churnops.features import MISSING
 
 __all__ = [
@@ -288,15 +288,14 @@ class CurrentSide:
 
     def save(self, folder: Path) -> Path:
         """Write the side to ``folder`` (``side.json`` + ``sample.parquet``), so a task can pass it on by path."""
-        folder.mkdir(parents=True, exist_ok=True)
         sample = pd.concat(self.sample, ignore_index=True) if self.sample else pd.DataFrame()
-        sample.to_parquet(folder / ".sample.parquet.tmp", index=False)
-        (folder / ".sample.parquet.tmp").replace(folder / "sample.parquet")
+        with replaced_atomically(folder / "sample.parquet") as temporary:
+            sample.to_parquet(temporary, index=False)
         payload = {"rows": self.rows, "nulls": self.nulls,
                    "counts": {c: {str(k): int(v) for k, v in counts.sort_index().items()}
                               for c, counts in self.counts.items()}}
-        (folder / ".side.json.tmp").write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
-        (folder / ".side.json.tmp").replace(folder / "side.json")
+        with replaced_atomically(folder / "side.json") as temporary:
+            temporary.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
         return folder
 
     @classmethod

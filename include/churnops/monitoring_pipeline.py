@@ -489,10 +489,10 @@ def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> No
 
 
 def _write_parquet(frame: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(path)
+    from churnops.data import replaced_atomically
+
+    with replaced_atomically(path) as temporary:
+        frame.to_parquet(temporary, index=False)
 
 
 def score_batch(config: ChurnopsConfig, day: date, batch: dict[str, Any] | None = None) -> dict[str, Any]:

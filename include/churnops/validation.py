@@ -27,6 +27,7 @@ from churnops.data import (
     iter_source,
     missing_mask,
     read_source,
+    replaced_atomically,
     text_codes,
 )
 from churnops.errors import ChurnopsInputError
@@ -230,14 +231,14 @@ class Tally:
 
     def save(self, path: Path) -> Path:
         """``path`` (JSON) and ``path`` + ``.ids.npy`` (the id hashes): for a task to pass on by path."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{path}.ids.npy", "wb") as handle:  # np.save would append ".npy" to a name without it
-            np.save(handle, np.concatenate(self.id_hashes))
+        with replaced_atomically(Path(f"{path}.ids.npy")) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, np.concatenate(self.id_hashes))  # to a handle: np.save would append ".npy" to a name
         payload = {"columns": self.columns, "rows": self.rows, "null_ids": self.null_ids,
                    "null_labels": self.null_labels, "nulls": self.nulls, "not_numbers": self.not_numbers,
                    "not_number_examples": self.not_number_examples, "infinite": self.infinite,
                    "outside": self.outside, "labels": None if self.labels is None else sorted(self.labels)}
-        path.write_text(json.dumps(payload), encoding="utf-8")
+        with replaced_atomically(path) as temporary:
+            temporary.write_text(json.dumps(payload), encoding="utf-8")
         return path
 
     @classmethod

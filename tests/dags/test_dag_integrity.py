@@ -137,3 +137,17 @@ def test_the_ui_rejects_a_config_path_that_is_not_a_yaml_file(dagbag, dag_id):
     for bad in ("/etc/passwd", "x.yaml.txt", "../../etc/passwd"):
         with pytest.raises(ParamValidationError):
             param.resolve(value=bad)
+
+
+def test_the_ui_rejects_bad_retraining_params_before_a_run_starts(dagbag):
+    """The trigger form (and the REST API) validate against these JSON schemas before creating a run."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["churn_retraining"].params
+    assert params.get_param("as_of").resolve(value="2026-03-01") == "2026-03-01"
+    bad = {"as_of": ["yesterday", "2026-13-01", "../../etc"], "force": ["yes", 1],
+           "families": [["svm"], ["xgboost", "xgboost"], "xgboost"]}
+    for name, values in bad.items():
+        for value in values:
+            with pytest.raises(ParamValidationError):
+                params.get_param(name).resolve(value=value)
