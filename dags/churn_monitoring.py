@@ -128,10 +128,14 @@ def churn_monitoring():
     @task.sensor(poke_interval=10, timeout=6 * 3600, mode="reschedule")
     def wait_for_matured_days(scored: dict, params: dict | None = None) -> PokeReturnValue:
         """Hold the day while runs of the days its matured labels refer to are still running."""
+        import logging
+
         from churnops.monitoring_pipeline import matured_days, parse_day
         from churnops.orchestration import running_runs_on_days
 
         running = running_runs_on_days(matured_days(config(params), parse_day(scored["date"])))
+        if running:
+            logging.getLogger(__name__).info("waiting for %d running run(s) of matured label days", running)
         return PokeReturnValue(is_done=running == 0, xcom_value=scored)
 
     @task
