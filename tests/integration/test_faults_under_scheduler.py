@@ -17,7 +17,7 @@ Crash points (:mod:`churnops.faults`) SIGKILL a task process once, where a crash
    resumes it, and the Variable ends up matching the registry;
 6. MLflow stopped during a monitoring run: a clear failure, nothing published; the same run
    succeeds once the server is back;
-7. PostgreSQL restarted while a monitoring backfill runs: every day completes, one result each.
+7. PostgreSQL restarted while a 3-day monitoring backfill runs: every day completes, one result each.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ CRASH_POINTS = ("register:after_version", "score_shard:after_drift_parts", "merg
 RETRIES = 3  # churnops.orchestration.task_defaults
 POOL = "churnops_promotion"
 OUTAGE_DAY = D0 + timedelta(days=5)  # stable: its report does not trigger a retraining
-BACKFILL_DAYS = [D0 + timedelta(days=d) for d in (1, 2, 3, 4)]
+BACKFILL_DAYS = [D0 + timedelta(days=d) for d in (1, 2, 3)]
 
 
 @pytest.fixture(scope="module")
