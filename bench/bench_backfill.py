@@ -66,16 +66,6 @@ def day_digest(home: Path, day: date) -> dict:
             "n_labels": report["n_labels"], "realized_roc_auc": report["realized_roc_auc"]}
 
 
-def wait_until_backfills_complete(stack, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(b["completed_at"] for b in stack.api("GET", "/backfills",
-                                                     params={"dag_id": "churn_monitoring"})["backfills"]):
-            return
-        time.sleep(1)
-    raise RuntimeError("a backfill of churn_monitoring is still not completed")
-
-
 def backfill(stack, days: list[date], max_active_runs: int, reprocess: bool, timeout: float) -> dict:
     before = {day: (stack.dag_run("churn_monitoring", run_id(day)) or {}).get("queued_at") for day in days}
     tries_before = {(day, ti["task_id"], ti["map_index"]): ti["try_number"] for day in days if before[day]
@@ -89,7 +79,7 @@ def backfill(stack, days: list[date], max_active_runs: int, reprocess: bool, tim
     runs = {day: stack.wait_for_run("churn_monitoring", run_id(day), timeout=timeout, queued_after=before[day])
             for day in days}
     waited = time.monotonic() - started
-    wait_until_backfills_complete(stack)
+    stack.wait_until_backfills_complete("churn_monitoring", timeout=120)
     starts = [parse(r["start_date"]) for r in runs.values()]
     ends = [parse(r["end_date"]) for r in runs.values()]
     instances = {day: stack.task_instances("churn_monitoring", run_id(day)) for day in days}

@@ -502,6 +502,16 @@ class AirflowStack:
             time.sleep(0.5)
         pytest.fail(f"{name} not ready after {timeout:.0f} s\n{_tail(self.process_logs / f'{name}.log', 40)}")
 
+    def wait_until_backfills_complete(self, dag_id: str, timeout: float = 60) -> None:
+        """The scheduler marks a backfill completed a moment after its last run ends (one at a time per DAG)."""
+        deadline, backfills = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            backfills = self.api("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
+            if all(b["completed_at"] for b in backfills):
+                return
+            time.sleep(1)
+        pytest.fail(f"backfill of {dag_id} not marked completed after {timeout:.0f} s: {backfills}")
+
     def unpause(self, *dag_ids: str) -> None:
         for dag_id in dag_ids:
             assert self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})["is_paused"] is False

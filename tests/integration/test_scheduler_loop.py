@@ -106,17 +106,6 @@ def test_mlflow_models_serve_returns_probabilities_for_raw_rows(loop):
     assert len({round(p[1], 6) for p in predictions}) > 1, "probabilities should depend on the rows"
 
 
-def wait_until_no_backfill_runs(stack, dag_id: str, timeout: float = 60) -> None:
-    """The scheduler marks a backfill completed a moment after its last run ends."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        backfills = stack.api("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
-        if all(b["completed_at"] for b in backfills):
-            return
-        time.sleep(1)
-    pytest.fail(f"backfill of {dag_id} not marked completed after {timeout:.0f} s: {backfills}")
-
-
 def backfill_run_id(day: date) -> str:
     return f"backfill__{day.isoformat()}T00:00:00+00:00"
 
@@ -151,7 +140,7 @@ def test_backfill_monitors_each_day_once_and_never_triggers_retraining(loop):
 
     before = results()
     assert all(count == 1 for count, _, _ in before.values()), before
-    wait_until_no_backfill_runs(stack, "churn_monitoring")  # one running backfill per DAG at a time
+    stack.wait_until_backfills_complete("churn_monitoring")  # one running backfill per DAG at a time
     started = time.monotonic()
     stack.run("airflow", "backfill", "create", "--dag-id", "churn_monitoring", "--from-date", first,
               "--to-date", last, "--max-active-runs", "3", "--reprocess-behavior", "completed")
