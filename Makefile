@@ -21,11 +21,11 @@ test: install audit  ## the dependency audit and the whole test suite (what CI r
 	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1); } || true
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15  # two workers, whole modules, longest first
 
-audit:  ## pip-audit of every pinned package (constraints.txt); skips, saying why, when no vulnerability service answers
-	$(PYTHON) scripts/audit_dependencies.py
+audit: install  ## pip-audit of every pinned package (constraints.txt); offline against CHURNOPS_ADVISORY_DB if set; skips, saying why, when neither answers
+	$(BIN)/python scripts/audit_dependencies.py
 
 lint: install
-	$(BIN)/ruff check include dags plugins tests bench
+	$(BIN)/ruff check include dags plugins tests bench scripts
 
 mlflow-ui: install  ## MLflow UI on the demo's store (while the demo is not running)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.demo/churnops/mlflow.db --host 127.0.0.1 --port 5000
