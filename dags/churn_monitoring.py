@@ -74,22 +74,25 @@ def churn_monitoring():
         return run_config(params["config_path"])
 
     @task
+    @fail_fast_on_bad_input
     def check_batch(params: dict | None = None) -> dict:
         """Find the day's files; check each is readable with the required columns; count rows."""
         from churnops.monitoring_pipeline import check_batch as check
         from churnops.monitoring_pipeline import parse_day
 
-        return fail_fast_on_bad_input(lambda: check(config(params), parse_day(run_day())))()
+        return check(config(params), parse_day(run_day()))
 
     @task
+    @fail_fast_on_bad_input
     def plan_shards(batch: dict, params: dict | None = None) -> list[dict]:
         """Cut the day into shards of at most `monitoring.shard_rows` rows; fix the @champion version."""
         from churnops.monitoring_pipeline import parse_day
         from churnops.monitoring_pipeline import plan_shards as plan
 
-        return fail_fast_on_bad_input(plan)(config(params), parse_day(batch["date"]), batch)
+        return plan(config(params), parse_day(batch["date"]), batch)
 
     @task(map_index_template="{{ shard_label }}")
+    @fail_fast_on_bad_input
     def score_shard(shard: dict, params: dict | None = None) -> dict:
         """Score one shard; tally its rows for validation, its counts and samples for drift."""
         from airflow.sdk import get_current_context
@@ -100,32 +103,36 @@ def churn_monitoring():
         # The label the UI shows for this mapped instance: "rows 0-2500000 (1/4)".
         get_current_context()["shard_label"] = (f"rows {shard['first_row']}-{shard['first_row'] + shard['rows']} "
                                                 f"({shard['index'] + 1}/{shard['count']})")
-        return fail_fast_on_bad_input(score)(config(params), parse_day(shard["date"]), shard)
+        return score(config(params), parse_day(shard["date"]), shard)
 
     @task
+    @fail_fast_on_bad_input
     def merge_shards(parts: list[dict], params: dict | None = None) -> dict:
         """Judge the merged validation tallies (quarantine on failure), then publish predictions, merge drift parts."""
         from churnops.monitoring_pipeline import merge_shards as merge
         from churnops.monitoring_pipeline import parse_day
 
         parts = list(parts)
-        return fail_fast_on_bad_input(merge)(config(params), parse_day(parts[0]["date"]), parts)
+        return merge(config(params), parse_day(parts[0]["date"]), parts)
 
     @task
+    @fail_fast_on_bad_input
     def feature_drift(scored: dict, params: dict | None = None) -> dict:
         """Per-feature drift against the champion's training data."""
         from churnops.monitoring_pipeline import feature_drift_step, parse_day
 
-        return fail_fast_on_bad_input(feature_drift_step)(config(params), parse_day(scored["date"]), scored)
+        return feature_drift_step(config(params), parse_day(scored["date"]), scored)
 
     @task
+    @fail_fast_on_bad_input
     def prediction_drift(scored: dict, params: dict | None = None) -> dict:
         """Drift of the champion's scores."""
         from churnops.monitoring_pipeline import parse_day, prediction_drift_step
 
-        return fail_fast_on_bad_input(prediction_drift_step)(config(params), parse_day(scored["date"]), scored)
+        return prediction_drift_step(config(params), parse_day(scored["date"]), scored)
 
     @task.sensor(poke_interval=10, timeout=6 * 3600, mode="reschedule")
+    @fail_fast_on_bad_input
     def wait_for_matured_days(scored: dict, params: dict | None = None) -> PokeReturnValue:
         """Hold the day while runs of the days its matured labels refer to are still running."""
         import logging
@@ -139,21 +146,22 @@ def churn_monitoring():
         return PokeReturnValue(is_done=running == 0, xcom_value=scored)
 
     @task
+    @fail_fast_on_bad_input
     def performance(scored: dict, params: dict | None = None) -> dict:
         """Target drift and realized ROC-AUC on matured labels."""
         from churnops.monitoring_pipeline import parse_day, performance_step
 
-        return fail_fast_on_bad_input(performance_step)(config(params), parse_day(scored["date"]), scored)
+        return performance_step(config(params), parse_day(scored["date"]), scored)
 
     @task
+    @fail_fast_on_bad_input
     def report(scored: dict, features: dict, prediction: dict, perf: dict, params: dict | None = None) -> dict:
         """Decide; write the JSON + HTML report and log it to the day's MLflow run."""
         from churnops.monitoring_pipeline import parse_day, report_step
         from churnops.orchestration import airflow_run_context
 
         context = {f"churnops.{k}": str(v) for k, v in airflow_run_context().items()}
-        return fail_fast_on_bad_input(report_step)(config(params), parse_day(scored["date"]), scored, features,
-                                                   prediction, perf, context)
+        return report_step(config(params), parse_day(scored["date"]), scored, features, prediction, perf, context)
 
     @task.branch
     def decide(summary: dict, params: dict | None = None) -> str:

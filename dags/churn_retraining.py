@@ -50,7 +50,7 @@ def _as_of(params: dict):
 
 def _config_path(params: dict) -> str | None:
     conf = get_current_context()["dag_run"].conf or {}
-    return fail_fast_on_bad_input(confined_config_path)(params.get("config_path") or conf.get("config_path"))
+    return confined_config_path(params.get("config_path") or conf.get("config_path"))
 
 
 @dag(
@@ -76,6 +76,7 @@ def _config_path(params: dict) -> str | None:
 )
 def churn_retraining():
     @task.short_circuit
+    @fail_fast_on_bad_input
     def check_cooldown(params: dict | None = None) -> bool:
         """Stop here inside the cooldown (unless forced); the reason goes to the log and MLflow."""
         import logging
@@ -94,28 +95,31 @@ def churn_retraining():
         return verdict["proceed"]
 
     @task
+    @fail_fast_on_bad_input
     def start(params: dict | None = None) -> dict:
         """Freeze the config and open the parent MLflow run."""
         from churnops.pipeline import start_run
         from churnops.tracking import RunContext
 
         ctx = RunContext(**{**airflow_run_context(), "logical_date": _as_of(params).isoformat()})
-        return fail_fast_on_bad_input(start_run)(ctx, _config_path(params), params["families"])
+        return start_run(ctx, _config_path(params), params["families"])
 
     @task
+    @fail_fast_on_bad_input
     def add_recent_days(merged: dict, params: dict | None = None) -> dict:
         """Original data + matured labelled days; set aside the fresh evaluation window."""
         from churnops.retraining_pipeline import add_recent_days as add
 
-        return fail_fast_on_bad_input(add)(merged, _as_of(params))
+        return add(merged, _as_of(params))
 
     @task
+    @fail_fast_on_bad_input
     def compare(registered: dict, window: dict) -> dict:
         """Score champion and challenger on the same fresh window; apply the policy."""
         from churnops.retraining_pipeline import compare_on_fresh_window
 
         config_path = window["run"]["config_path"]
-        return {**fail_fast_on_bad_input(compare_on_fresh_window)(registered, window["evaluation"], config_path),
+        return {**compare_on_fresh_window(registered, window["evaluation"], config_path),
                 "parent_run_id": registered["parent_run_id"], "config_path": config_path}
 
     @task.branch
@@ -129,16 +133,17 @@ def churn_retraining():
 
         ctx = airflow_run_context()
         context = {"run_id": ctx["run_id"], "dag_id": ctx["dag_id"], "parent_run_id": comparison["parent_run_id"]}
-        return fail_fast_on_bad_input(record_decision)(load_config(comparison["config_path"]), comparison,
-                                                   _as_of(params), AirflowVariableState(), context,
-                                                   forced=bool(params["force"]))
+        return record_decision(load_config(comparison["config_path"]), comparison, _as_of(params),
+                               AirflowVariableState(), context, forced=bool(params["force"]))
 
     @task(pool=PROMOTION_POOL)
+    @fail_fast_on_bad_input
     def promote(comparison: dict, params: dict | None = None) -> dict:
         """Move @champion (serialised by the one-slot pool, re-checked before the move)."""
         return _record(comparison, params)
 
     @task
+    @fail_fast_on_bad_input
     def reject(comparison: dict, params: dict | None = None) -> dict:
         """Keep @champion; tag the challenger with the reason."""
         return _record(comparison, params)

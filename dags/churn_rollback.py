@@ -42,13 +42,14 @@ from churnops.orchestration import (
 )
 def churn_rollback():
     @task(pool="churnops_promotion")
+    @fail_fast_on_bad_input
     def rollback(params: dict | None = None) -> dict:
         """Swap @champion and @previous_champion; record it in the Variable."""
         from churnops.retraining_pipeline import rollback_and_record
         from churnops.state import AirflowVariableState
 
-        return fail_fast_on_bad_input(rollback_and_record)(
-            run_config(params["config_path"]), AirflowVariableState(), airflow_run_context(), params["reason"])
+        return rollback_and_record(run_config(params["config_path"]), AirflowVariableState(), airflow_run_context(),
+                                   params["reason"])
 
     rollback()
 

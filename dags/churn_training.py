@@ -61,14 +61,14 @@ FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
 )
 def churn_training():
     @task
+    @fail_fast_on_bad_input
     def start(params: dict | None = None) -> dict:
         """Freeze the run's config (Params applied) and open its parent MLflow run."""
         from churnops.pipeline import start_run
         from churnops.tracking import RunContext
 
-        return fail_fast_on_bad_input(lambda: start_run(RunContext(**airflow_run_context()),
-                                                        confined_config_path(params["config_path"]),
-                                                        params["families"], params["cv_folds"]))()
+        return start_run(RunContext(**airflow_run_context()), confined_config_path(params["config_path"]),
+                         params["families"], params["cv_folds"])
 
     prepared = features(preprocess(merge(validate(start()))))
     trained = train.partial(prepared=prepared).expand(family=model_families(prepared))

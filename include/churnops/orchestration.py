@@ -92,10 +92,12 @@ def confined_config_path(value: str | None) -> str | None:
 
 
 def run_config(value: str | None) -> Any:
-    """The config a task runs with: :func:`confined_config_path`, loaded; bad input fails the task at once."""
+    """The config a task runs with: :func:`confined_config_path`, loaded (bad input raises
+    :class:`~churnops.errors.ChurnopsInputError`, which :func:`fail_fast_on_bad_input` turns into
+    a failure without retries)."""
     from churnops.config import load_config
 
-    return fail_fast_on_bad_input(lambda: load_config(confined_config_path(value)))()
+    return load_config(confined_config_path(value))
 
 
 def airflow_run_context() -> dict[str, Any]:
@@ -111,9 +113,12 @@ def airflow_run_context() -> dict[str, Any]:
 
 
 def fail_fast_on_bad_input(function: F) -> F:
-    """Turn :class:`~churnops.errors.ChurnopsInputError` into ``AirflowFailException``.
+    """Churnops' failure policy for a task: stack it under ``@task`` (``@task`` then
+    ``@fail_fast_on_bad_input`` on the task function; Airflow still sees the function's own
+    signature, name and docstring).
 
-    Bad input will not fix itself on retry, so the task fails at once. Other errors keep the
+    :class:`~churnops.errors.ChurnopsInputError` becomes ``AirflowFailException``: bad input will
+    not fix itself on retry, so the task fails at once. Other errors keep the
     task's retries (with exponential backoff, :func:`task_defaults`); one raised while the
     MLflow tracking server is down becomes :class:`~churnops.errors.TrackingServerUnavailable`,
     a one-line message naming the server instead of a page about HTTP retries.
@@ -137,6 +142,7 @@ def fail_fast_on_bad_input(function: F) -> F:
                 raise
             raise outage from exc
 
+    wrapper.churnops_failure_policy = True  # type: ignore[attr-defined]  # checked by the DAG integrity tests
     return wrapper  # type: ignore[return-value]
 
 

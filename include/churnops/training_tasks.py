@@ -14,35 +14,39 @@ __all__ = ["evaluate", "features", "merge", "model_families", "preprocess", "reg
 
 
 @task
+@fail_fast_on_bad_input
 def validate(run: dict) -> dict:
     """Check each raw source; quarantine and fail on any broken rule."""
     from churnops.pipeline import validate_sources
 
-    return fail_fast_on_bad_input(validate_sources)(run)
+    return validate_sources(run)
 
 
 @task
+@fail_fast_on_bad_input
 def merge(validated: dict) -> dict:
     """Join the sources on the id and report unmatched keys."""
     from churnops.pipeline import merge as merge_sources
 
-    return fail_fast_on_bad_input(merge_sources)(validated)
+    return merge_sources(validated)
 
 
 @task
+@fail_fast_on_bad_input
 def preprocess(merged: dict) -> dict:
     """Clean and split by id hash; write this run's Parquet snapshot."""
     from churnops.pipeline import preprocess as make_snapshot
 
-    return fail_fast_on_bad_input(make_snapshot)(merged)
+    return make_snapshot(merged)
 
 
 @task
+@fail_fast_on_bad_input
 def features(snapshot: dict) -> dict:
     """Build and profile the derived and encoded features."""
     from churnops.pipeline import build_features
 
-    return fail_fast_on_bad_input(build_features)(snapshot)
+    return build_features(snapshot)
 
 
 @task
@@ -52,25 +56,28 @@ def model_families(prepared: dict) -> list[str]:
 
 
 @task(map_index_template="{{ family }}")
+@fail_fast_on_bad_input
 def train(prepared: dict, family: str) -> dict:
     """Cross-validate, fit and log one model family."""
     from churnops.pipeline import train_family
 
     get_current_context()["family"] = family
-    return fail_fast_on_bad_input(train_family)(prepared, family)
+    return train_family(prepared, family)
 
 
 @task
+@fail_fast_on_bad_input
 def evaluate(trained: list[dict]) -> dict:
     """Compare the candidates and choose by CV ROC-AUC."""
     from churnops.pipeline import evaluate_candidates
 
-    return fail_fast_on_bad_input(evaluate_candidates)(trained)
+    return evaluate_candidates(trained)
 
 
 @task
+@fail_fast_on_bad_input
 def register(chosen: dict) -> dict:
     """Register the chosen model; @champion if none yet, else @challenger."""
     from churnops.pipeline import register_chosen
 
-    return fail_fast_on_bad_input(register_chosen)(chosen)
+    return register_chosen(chosen)

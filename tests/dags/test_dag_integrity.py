@@ -49,6 +49,24 @@ def test_every_dag_follows_house_rules(dagbag):
             assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay, (dag.dag_id, task.task_id)
 
 
+# Tasks whose body is pure routing on XCom values: nothing in them can meet bad input or MLflow.
+ROUTING_TASKS = {"model_families", "decide"}
+
+
+def test_every_python_task_applies_the_failure_policy(dagbag):
+    """Each task that runs churnops code fails at once on bad input and names an MLflow outage."""
+    checked = 0
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            function = getattr(task, "python_callable", None)
+            if function is None or task.task_id in ROUTING_TASKS:
+                continue
+            checked += 1
+            assert getattr(function, "churnops_failure_policy", False), (
+                f"{dag.dag_id}.{task.task_id}: stack @fail_fast_on_bad_input under its @task")
+    assert checked >= 25
+
+
 def test_churn_training_shape(dagbag):
     dag = dagbag.dags["churn_training"]
     downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
