@@ -32,8 +32,16 @@ def write_config(path: Path, base: Path = TELCO_CONFIG, **sections) -> Path:
 
 @contextmanager
 def churnops_environment(home: Path, config: Path) -> Iterator[None]:
-    """``CHURNOPS_HOME`` and ``CHURNOPS_CONFIG`` set for a module's fixture; the previous values restored after."""
-    saved = {k: os.environ.get(k) for k in ("CHURNOPS_HOME", "CHURNOPS_CONFIG")}
+    """``CHURNOPS_HOME`` and ``CHURNOPS_CONFIG`` set for a module's fixture; the previous values restored after.
+
+    The MLflow URIs are cleared and restored too: ``mlflow.set_tracking_uri()`` exports
+    ``MLFLOW_TRACKING_URI``, and a module's store left in the environment would later be taken
+    for the user's choice by a test that points ``CHURNOPS_HOME`` elsewhere.
+    """
+    keys = ("CHURNOPS_HOME", "CHURNOPS_CONFIG", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {k: os.environ.get(k) for k in keys}
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(key, None)
     os.environ.update(CHURNOPS_HOME=str(home), CHURNOPS_CONFIG=str(config))
     try:
         yield

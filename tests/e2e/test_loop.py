@@ -151,7 +151,8 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
     assert str(forced.state) == "success" and tasks["start"] == "success"
     assert tasks["compare"] == "success"
     parent = client.search_runs([experiment.experiment_id], "tags.`churnops.forced` = 'true'")
-    assert len(parent) == 1
+    assert len(parent) == 1, [(r.info.run_name, r.info.start_time, {k: v for k, v in r.data.tags.items()
+                                                                      if k.startswith("churnops.")}) for r in parent]
 
 
 def test_rollback_from_the_ui_dag_swaps_the_aliases_and_records_it(loop):
