@@ -30,6 +30,7 @@ __all__ = [
     "atomic_parquet_writer",
     "blank_to_na",
     "coerce_types",
+    "csv_cut_short",
     "file_sha256",
     "is_text",
     "iter_source",
@@ -71,6 +72,34 @@ def read_source(source: Source) -> pd.DataFrame:
         return pd.DataFrame()
     except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
         raise SourceReadError(source.name, f"unreadable {source.file_format} file {path}: {exc}") from exc
+
+
+def csv_cut_short(path: Path, tail_bytes: int = 1 << 16) -> str | None:
+    """Why a CSV file looks cut short (a write interrupted, a partial copy), or None.
+
+    Its last line has fewer fields than the header *and* no line end. pandas would read such a
+    line as a row whose missing cells are blank, so the damage would pass as a few nulls. A
+    complete file normally ends with a line end; a quoted field spanning lines is not mistaken
+    for a cut because of that condition.
+    """
+    import csv
+
+    with path.open("rb") as handle:
+        header = handle.readline()
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - tail_bytes))
+        tail = handle.read()
+    if not tail or tail.endswith((b"\n", b"\r")) or (size > tail_bytes and b"\n" not in tail):
+        return None  # ends with a line end, or its last line is longer than we look at
+    last = tail.rsplit(b"\n", 1)[-1]
+
+    def fields(line: bytes) -> int:
+        return len(next(csv.reader([line.decode("utf-8", errors="replace").rstrip("\r\n")]), []))
+
+    expected, found = fields(header), fields(last)
+    if last == header.rstrip(b"\r\n") or found >= expected:
+        return None
+    return f"its last line has {found} of {expected} fields and no line end: the file was cut short"
 
 
 def iter_source(source: Source, chunk_rows: int, columns: list[str] | None = None, start: int = 0,

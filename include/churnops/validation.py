@@ -22,6 +22,7 @@ from churnops.data import (
     SourceReadError,
     as_text_series,
     blank_to_na,
+    csv_cut_short,
     file_sha256,
     is_text,
     iter_source,
@@ -33,7 +34,8 @@ from churnops.data import (
 from churnops.errors import ChurnopsInputError
 
 __all__ = [
-    "DataValidationError", "Finding", "Tally", "probe_source", "quarantine", "shape_findings", "tally_findings",
+    "DataValidationError", "Finding", "Tally", "cut_short_findings", "probe_source", "quarantine", "shape_findings",
+    "tally_findings",
     "validate_chunks", "validate_frame", "validate_source", "validate_source_in_chunks",
 ]
 
@@ -126,7 +128,7 @@ def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding],
         return [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])], 0
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
         return [Finding(source.name, None, "readable", f"unreadable csv file {path}: {exc}")], 0
-    return shape_findings(columns, rows, source, config), rows
+    return cut_short_findings(source) + shape_findings(columns, rows, source, config), rows
 
 
 def tally_findings(tally: Tally, source: Source, config: ChurnopsConfig,
@@ -335,19 +337,28 @@ def _label_findings(values: set, null_labels: int, source: Source, config: Churn
     return found
 
 
+def cut_short_findings(source: Source) -> list[Finding]:
+    """A CSV file cut short (:func:`~churnops.data.csv_cut_short`) as a ``truncated`` finding."""
+    path = Path(source.path)
+    if source.file_format != "csv" or not path.is_file():
+        return []
+    why = csv_cut_short(path)
+    return [Finding(source.name, None, "truncated", why)] if why else []
+
+
 def validate_source(source: Source, config: ChurnopsConfig) -> tuple[pd.DataFrame, list[Finding]]:
     """Read and check one source; an unreadable file is a finding, not a crash."""
     try:
         frame = read_source(source)
     except SourceReadError as exc:
         return pd.DataFrame(), [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])]
-    return frame, validate_frame(frame, source, config)
+    return frame, cut_short_findings(source) + validate_frame(frame, source, config)
 
 
 def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows: int) -> list[Finding]:
     """:func:`validate_source`'s findings, reading the file ``chunk_rows`` rows at a time (no frame returned)."""
     try:
-        return validate_chunks(lambda: iter_source(source, chunk_rows), source, config)
+        return cut_short_findings(source) + validate_chunks(lambda: iter_source(source, chunk_rows), source, config)
     except SourceReadError as exc:
         return [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])]
 

@@ -87,6 +87,11 @@ def pickle_trap(folder: Path, frame: pd.DataFrame) -> None:
     (folder / "batch.pkl").write_bytes(pickle.dumps(_Trap(folder.parent / "UNPICKLED")))
 
 
+def csv_cut_short(by: int) -> Callable[[pd.DataFrame], bytes]:
+    """The frame as CSV bytes missing their last ``by`` bytes: a write interrupted mid-line."""
+    return lambda frame: frame.astype(str).to_csv(index=False).encode()[:-by]
+
+
 def cell(row: int, column: str, value: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[row, column] = value
@@ -120,24 +125,29 @@ class Case:
     accepted: Callable[[dict, dict, Path, date], None] | None = None
 
 
-def rejected_labels(report: dict, performance: dict, home: Path, label_day: date) -> None:
-    assert report["n_labels"] == 0, "a label outside the two classes must not count as a negative"
-    assert any("labels.csv" in note and "label_values" in note for note in report["notes"]), report["notes"]
-    (rejected,) = performance["rejected_label_files"]
-    assert rejected["findings"][0]["rule"] == "label_values"
-    folder = home / "quarantine" / "labels" / f"date={label_day}" / "labels.csv"
-    reason = json.loads((folder / "reason.json").read_text())
-    assert "Maybe" in reason["findings"][0]["message"]
-    assert (folder / "labels.csv").read_bytes() == (home / "labels" / f"date={label_day}" / "labels.csv").read_bytes()
-    # Retraining uses the same verdict: the day's batch trains, its rejected labels do not.
-    from churnops.config import load_config
-    from churnops.monitoring_pipeline import accepted_files
-    from churnops.retraining_pipeline import _labelled_days
+def rejected_labels(rule: str, column: str | None = None, text: str | None = None, file: str = "labels.csv"):
+    """The day's label file is rejected for ``rule``: quarantined, left out of performance and retraining."""
+    def check(report: dict, performance: dict, home: Path, label_day: date) -> None:
+        assert report["n_labels"] == 0, "no row of a rejected label file may count"
+        assert any(file in note and rule in note for note in report["notes"]), report["notes"]
+        (rejected,) = performance["rejected_label_files"]
+        assert rule in {f["rule"] for f in rejected["findings"]}, rejected
+        if column:
+            assert column in {f["column"] for f in rejected["findings"]}, rejected
+        folder = home / "quarantine" / "labels" / f"date={label_day}" / file
+        reason = json.loads((folder / "reason.json").read_text())
+        assert text is None or text in json.dumps(reason["findings"]), reason
+        assert (folder / file).read_bytes() == (home / "labels" / f"date={label_day}" / file).read_bytes()
+        # Retraining uses the same verdict: the day's batch trains, its rejected labels do not.
+        from churnops.config import load_config
+        from churnops.monitoring_pipeline import accepted_files
+        from churnops.retraining_pipeline import _labelled_days
 
-    config = load_config()
-    assert accepted_files(config, "labels", label_day)[0] == []
-    assert len(accepted_files(config, "incoming", label_day)[0]) == 1
-    assert _labelled_days(config, [label_day]).empty, "no row of a rejected label file reaches training"
+        config = load_config()
+        assert accepted_files(config, "labels", label_day)[0] == []
+        assert len(accepted_files(config, "incoming", label_day)[0]) == 1
+        assert _labelled_days(config, [label_day]).empty, "no row of a rejected label file reaches training"
+    return check
 
 
 def unscored_labels(report: dict, performance: dict, home: Path, label_day: date) -> None:
@@ -168,14 +178,25 @@ CASES: dict[str, Case] = {
     "corrupt_parquet":     Case(raw_bytes("batch.parquet", lambda f: b"PAR1" + os.urandom(500)), rule="readable"),
     "truncated_parquet":   Case(raw_bytes("batch.parquet", lambda f: parquet_bytes(f)[: len(parquet_bytes(f)) // 2]),
                                 rule="readable"),
-    "truncated_csv":       Case(raw_bytes("batch.csv", lambda f: f.astype(str).to_csv(index=False).encode()[:-40]),
-                                rule="max_null_fraction"),
+    "truncated_csv":       Case(raw_bytes("batch.csv", csv_cut_short(40)), rule="truncated"),
+    "truncated_csv_nulls_allowed": Case(raw_bytes("batch.csv", csv_cut_short(40)),
+                                        config={"validation": {"max_null_fraction": 0.5}}, rule="truncated"),
     "wrong_encoding":      Case(raw_bytes("batch.csv", lambda f: f.astype(str).to_csv(index=False).encode("utf-16")),
                                 rule="readable"),
     "wrong_delimiter":     Case(csv(sep=";"), rule="required_column", column="customerid"),
     "pickle_in_incoming":  Case(pickle_trap, error="no batch for"),  # never loaded: only CSV/Parquet are data
     # labels (of the day DELAY days before the monitored one)
-    "label_outside_classes": Case(labels=labels_csv(cell(4, "churn", "Maybe")), accepted=rejected_labels),
+    "label_outside_classes": Case(labels=labels_csv(cell(4, "churn", "Maybe")),
+                                  accepted=rejected_labels("label_values", "churn", text="Maybe")),
+    "labels_missing_column": Case(labels=labels_csv(lambda f: f.drop(columns=["churn"])),
+                                  accepted=rejected_labels("required_column", "churn")),
+    "labels_duplicate_ids":  Case(labels=labels_csv(lambda f: pd.concat([f, f.head(3)])),
+                                  accepted=rejected_labels("id_unique", "customerid")),
+    "labels_empty_file":     Case(labels=raw_bytes("labels.csv", lambda f: b""), accepted=rejected_labels("not_empty")),
+    "labels_corrupt_parquet": Case(labels=raw_bytes("labels.parquet", lambda f: b"PAR1" + os.urandom(300)),
+                                   accepted=rejected_labels("readable", file="labels.parquet")),
+    "labels_truncated_csv":  Case(labels=raw_bytes("labels.csv", csv_cut_short(5)),
+                                  accepted=rejected_labels("truncated")),
     "labels_for_unscored_ids": Case(labels=labels_csv(lambda f: f.assign(customerid="never-" + f["customerid"])),
                                     accepted=unscored_labels),
     # the date and the config

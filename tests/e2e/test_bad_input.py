@@ -5,6 +5,7 @@ One row per case: a new case is one line in ``CASES``.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,15 +18,34 @@ pytestmark = pytest.mark.e2e
 
 
 def edit_csv(name: str, change):
-    def mutate(data: Path) -> None:
+    def mutate(data: Path, config: Path) -> None:
         frame = pd.read_csv(data / f"{name}.csv", dtype=str, keep_default_na=False)
         change(frame).to_csv(data / f"{name}.csv", index=False)
     return mutate
 
 
-def write_bytes(name: str, payload: bytes):
-    def mutate(data: Path) -> None:
-        (data / f"{name}.csv").write_bytes(payload)
+def edit_bytes(name: str, change):
+    def mutate(data: Path, config: Path) -> None:
+        path = data / f"{name}.csv"
+        path.write_bytes(change(path.read_bytes()))
+    return mutate
+
+
+def as_parquet(name: str, change=lambda payload: payload):
+    """The source stored as Parquet (the config pointed at it), its bytes then changed."""
+    def mutate(data: Path, config: Path) -> None:
+        import yaml
+
+        frame = pd.read_csv(data / f"{name}.csv", dtype=str, keep_default_na=False)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        (data / f"{name}.parquet").write_bytes(change(buffer.getvalue()))
+        (data / f"{name}.csv").unlink()
+        raw = yaml.safe_load(config.read_text())
+        for source in raw["dataset"]["sources"]:
+            if source["name"] == name:
+                source["path"] = str(data / f"{name}.parquet")
+        config.write_text(yaml.safe_dump(raw, sort_keys=False))
     return mutate
 
 
@@ -36,17 +56,32 @@ def set_cell(row: int, column: str, value: str):
     return change
 
 
+def first_rows(column: str, count: int, value: str):
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[: count - 1, column] = value
+        return frame
+    return change
+
+
 CASES = {
     # case:               (mutation,                                                   source,      column,        rule)
+    # rule None: accepted (the extra column is ignored), trained and registered as usual
+    "extra_column":       (edit_csv("accounts", lambda f: f.assign(note="free text")),  "accounts",  None,          None),
     "missing_column":     (edit_csv("accounts", lambda f: f.drop(columns=["tenure"])),  "accounts",  "tenure",      "required_column"),
     "wrong_type":         (edit_csv("accounts", set_cell(3, "monthlycharges", "abc")),   "accounts",  "monthlycharges", "numeric_type"),
+    "column_all_null":    (edit_csv("accounts", lambda f: f.assign(monthlycharges="")),  "accounts",  "monthlycharges", "max_null_fraction"),
+    "null_storm":         (edit_csv("customers", first_rows("gender", 300, "")),         "customers", "gender",      "max_null_fraction"),
     "duplicate_ids":      (edit_csv("customers", lambda f: pd.concat([f, f.head(2)])),   "customers", "customerid",  "id_unique"),
     "unexpected_label":   (edit_csv("accounts", set_cell(5, "churn", "Maybe")),          "accounts",  "churn",       "label_values"),
-    "empty_source":       (write_bytes("services", b""),                                 "services",  None,          "not_empty"),
-    "header_only_source": (write_bytes("services", b"customerid,phoneservice\n"),        "services",  None,          "not_empty"),
+    "empty_source":       (edit_bytes("services", lambda b: b""),                        "services",  None,          "not_empty"),
+    "header_only_source": (edit_bytes("services", lambda b: b.splitlines(keepends=True)[0]), "services", None,       "not_empty"),
     "negative_tenure":    (edit_csv("accounts", set_cell(7, "tenure", "-3")),            "accounts",  "tenure",      "range"),
     "infinite_charges":   (edit_csv("accounts", set_cell(8, "totalcharges", "inf")),     "accounts",  "totalcharges", "finite"),
-    "null_storm":         (edit_csv("customers", lambda f: f.assign(gender="")),          "customers", "gender",      "max_null_fraction"),
+    "truncated_csv":      (edit_bytes("accounts", lambda b: b[:-40]),                    "accounts",  None,          "truncated"),
+    "wrong_encoding":     (edit_bytes("accounts", lambda b: b.decode().encode("utf-16")), "accounts", None,          "readable"),
+    "wrong_delimiter":    (edit_bytes("accounts", lambda b: b.replace(b",", b";")),      "accounts",  "customerid",  "required_column"),
+    "corrupt_parquet":    (as_parquet("accounts", lambda b: b"PAR1" + bytes(range(256)) * 2), "accounts", None,      "readable"),
+    "truncated_parquet":  (as_parquet("accounts", lambda b: b[: len(b) // 2]),           "accounts",  None,          "readable"),
 }
 
 
@@ -56,8 +91,18 @@ def test_bad_training_input(case, telco_copy, churnops_home, capsys):
 
     mutate, source, column, rule = CASES[case]
     data = telco_copy.parent / "data"
-    mutate(data)
+    mutate(data, telco_copy)
     before = {p.name: p.read_bytes() for p in data.iterdir()}
+
+    if rule is None:  # accepted: a quick model on the edited sources
+        assert main(["train", "--config", str(telco_copy), "--families", "logistic_regression",
+                     "--cv-folds", "2"]) == 0
+        assert {p.name: p.read_bytes() for p in data.iterdir()} == before, "raw files must not change"
+        assert not (churnops_home / "quarantine").exists()
+        (snapshot,) = {p for p in churnops_home.rglob("*.parquet") if "snapshot" in str(p)} or {None}
+        assert snapshot is not None and "note" not in pd.read_parquet(snapshot).columns
+        assert [m.name for m in MlflowClient().search_registered_models()] == ["churn-predictor"]
+        return
 
     code = main(["train", "--config", str(telco_copy)])
     _, err = capsys.readouterr()
@@ -73,6 +118,7 @@ def test_bad_training_input(case, telco_copy, churnops_home, capsys):
     assert [r.parent.name for r in reasons] == [source]
     reason = json.loads(reasons[0].read_text())
     assert (reason["findings"][0]["column"], reason["findings"][0]["rule"]) == (column, rule)
-    assert (reasons[0].parent / f"{source}.csv").read_bytes() == before[f"{source}.csv"]
+    (quarantined,) = [p for p in reasons[0].parent.iterdir() if p.name != "reason.json"]
+    assert quarantined.read_bytes() == before[quarantined.name], "the quarantined copy is the raw file"
 
     assert MlflowClient().search_registered_models() == [], "no model may be registered from bad input"

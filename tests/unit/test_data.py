@@ -448,3 +448,35 @@ def test_sources_digest_depends_on_source_names(tmp_path):
 
     assert sources_digest(config("a")) != sources_digest(config("b"))
     assert sources_digest(load_config()) == sources_digest(load_config())
+
+
+@pytest.mark.parametrize(("payload", "cut"), [
+    (b"a,b,c\n1,2,3\n4,5,6\n", False),      # complete
+    (b"a,b,c\n1,2,3\n4,5,6", False),        # complete, no final line end
+    (b"a,b,c\n1,2,3\n4,5", True),           # cut inside the last line
+    (b"a,b,c\n1,2,3\n4,", True),
+    (b"a,b,c\n1,2,3\n4,5\n", False),        # short but complete: the row rules judge its blanks
+    (b"a,b,c", False),                      # a header alone
+    (b"", False),
+    (b'a,b,c\n1,"two\nlines",3\n', False),  # a quoted field spanning lines
+    (b"a,b,c\r\n1,2,3\r\n4,5", True),       # Windows line ends
+])
+def test_csv_cut_short_finds_a_last_line_cut_off(tmp_path, payload, cut):
+    from churnops.data import csv_cut_short
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(payload)
+    why = csv_cut_short(path)
+    assert (why is not None) == cut, why
+    if cut:
+        assert "of 3 fields" in why and "cut short" in why
+
+
+def test_csv_cut_short_reads_only_the_tail_of_a_big_file(tmp_path):
+    from churnops.data import csv_cut_short
+
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"a,b,c\n" + b"1,2,3\n" * 100_000 + b"7,8")
+    assert "2 of 3 fields" in csv_cut_short(path, tail_bytes=1024)
+    path.write_bytes(b"a,b,c\n" + b"x" * 5000)  # a last line longer than the tail: cannot tell, so no claim
+    assert csv_cut_short(path, tail_bytes=1024) is None
