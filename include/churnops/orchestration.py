@@ -71,12 +71,14 @@ def allowed_config_roots() -> list[Any]:
 def confined_config_path(value: str | None) -> str | None:
     """A config path from a Param or a run's conf, resolved and confined to :func:`allowed_config_roots`.
 
-    Empty means the default (None). A path that resolves (symlinks and ``..`` included) outside
-    those folders, or that is not a ``.yaml``/``.yml`` file name, is bad input: a UI user
-    cannot make a worker read an arbitrary file.
+    Empty means the default (None: ``$CHURNOPS_CONFIG`` or the bundled config, both chosen by the
+    operator). A path that resolves (symlinks and ``..`` included) outside those folders, that is
+    not a ``.yaml``/``.yml`` file name, or whose config names a data source outside them, is bad
+    input: a UI user cannot make a worker read an arbitrary file, directly or through a config.
     """
     from pathlib import Path
 
+    from churnops.config import load_config
     from churnops.errors import ChurnopsInputError
 
     if not value:
@@ -85,9 +87,12 @@ def confined_config_path(value: str | None) -> str | None:
     if resolved.suffix.lower() not in {".yaml", ".yml"}:
         raise ChurnopsInputError(f"config_path must name a .yaml or .yml file, not {value!r}")
     roots = allowed_config_roots()
+    hint = f"the allowed folders ({', '.join(map(str, roots))}); add its folder to $CHURNOPS_ALLOWED_PATHS"
     if not any(resolved.is_relative_to(root) for root in roots):
-        raise ChurnopsInputError(f"config_path {value!r} is outside the allowed folders "
-                                 f"({', '.join(map(str, roots))}); add its folder to $CHURNOPS_ALLOWED_PATHS")
+        raise ChurnopsInputError(f"config_path {value!r} is outside {hint}")
+    for source in load_config(resolved).dataset.sources:  # load_config made source paths absolute
+        if not any(source.path.resolve().is_relative_to(root) for root in roots):
+            raise ChurnopsInputError(f"config {value!r}: source {source.name!r} ({source.path}) is outside {hint}")
     return str(resolved)
 
 

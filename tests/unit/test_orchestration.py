@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from churnops.errors import ChurnopsInputError
 from churnops.orchestration import CONFIG_PATH_PATTERN, confined_config_path
-from tests.helpers import ROOT, TELCO_CONFIG
+from tests.helpers import ROOT, TELCO_CONFIG, TELCO_DATA, write_config
 
 
 @pytest.fixture
@@ -25,7 +27,7 @@ def test_empty_means_the_default(home):
 
 def test_configs_in_the_project_or_churnops_home_are_allowed(home):
     assert confined_config_path(str(TELCO_CONFIG)) == str(TELCO_CONFIG.resolve())
-    (home / "mine.yml").write_text("dataset: {}\n")
+    write_config(home / "mine.yml")  # its sources: the shipped data, inside the project
     assert confined_config_path(str(home / "mine.yml")) == str((home / "mine.yml").resolve())
     # relative parts are resolved before the check
     assert confined_config_path(str(home / "sub" / ".." / "mine.yml")) == str((home / "mine.yml").resolve())
@@ -48,12 +50,57 @@ def test_a_symlink_out_of_churnops_home_is_refused(home, tmp_path):
 def test_operators_can_allow_more_folders(home, tmp_path, monkeypatch):
     shared = tmp_path / "shared-configs"
     shared.mkdir()
+    write_config(shared / "a.yaml")
     with pytest.raises(ChurnopsInputError):
         confined_config_path(str(shared / "a.yaml"))
     monkeypatch.setenv("CHURNOPS_ALLOWED_PATHS", str(shared))
     assert confined_config_path(str(shared / "a.yaml")) == str(shared / "a.yaml")
+    (tmp_path / "elsewhere").mkdir()
+    write_config(tmp_path / "elsewhere" / "d.yaml")
     monkeypatch.setenv("CHURNOPS_CONFIG", str(tmp_path / "elsewhere" / "c.yaml"))  # its folder is allowed too
     assert confined_config_path(str(tmp_path / "elsewhere" / "d.yaml")).endswith("d.yaml")
+
+
+def _with_sources_in(folder, config):
+    """``config`` (a copy of the Telco config) reading copies of the shipped sources in ``folder``."""
+    import shutil
+
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = yaml.safe_load(config.read_text())
+    for source in raw["dataset"]["sources"]:
+        copy = folder / Path(source["path"]).name
+        shutil.copyfile(TELCO_DATA / copy.name, copy)
+        source["path"] = str(copy)
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return config
+
+
+@pytest.mark.parametrize("source_path", ["../../../../../../etc/passwd", "/etc/passwd"])
+def test_a_config_naming_a_source_outside_the_allowed_folders_is_bad_input(home, source_path):
+    import yaml
+
+    config = write_config(home / "mine.yaml")
+    raw = yaml.safe_load(config.read_text())
+    raw["dataset"]["sources"][0]["path"] = source_path  # relative paths resolve against the config's folder
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ChurnopsInputError, match=r"source 'customers' \(/etc/passwd\) is outside the allowed folders"):
+        confined_config_path(str(config))
+
+
+def test_a_source_reached_through_a_symlink_out_of_the_allowed_folders_is_refused(home, tmp_path, monkeypatch):
+    config = _with_sources_in(tmp_path / "outside", write_config(home / "mine.yaml"))
+    with pytest.raises(ChurnopsInputError, match="outside the allowed folders"):
+        confined_config_path(str(config))
+    inside = _with_sources_in(home / "data", write_config(home / "inside.yaml"))
+    assert confined_config_path(str(inside)) == str(inside.resolve())
+    (home / "data" / "customers.csv").unlink()
+    (home / "data" / "customers.csv").symlink_to(tmp_path / "outside" / "customers.csv")
+    with pytest.raises(ChurnopsInputError, match="source 'customers'"):
+        confined_config_path(str(inside))
+    monkeypatch.setenv("CHURNOPS_ALLOWED_PATHS", str(tmp_path / "outside"))  # the operator allows that folder
+    assert confined_config_path(str(config)) == str(config.resolve())
 
 
 def test_the_param_pattern_accepts_yaml_paths_only():
