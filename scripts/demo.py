@@ -114,6 +114,20 @@ class Demo:
                 os.killpg(process.pid, signal.SIGKILL)
         self.http.close()
 
+    def listening(self) -> list[str]:
+        """Every address a process the demo started listens on (its whole process group)."""
+        import psutil
+
+        groups = {process.pid for process in self.processes.values()}
+        found = set()
+        for connection in psutil.net_connections(kind="inet"):
+            if connection.status != psutil.CONN_LISTEN or connection.pid is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(connection.pid) in groups:
+                    found.add(f"{connection.laddr.ip}:{connection.laddr.port}")
+        return sorted(found)
+
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
@@ -275,6 +289,7 @@ def print_summary(demo: Demo, first: date, today: date, retraining: str, elapsed
         "retraining_run": retraining, "retraining_state": demo.run_state("churn_retraining", retraining),
         "last_decision": status["last_decision"],
         "reports": str(demo.churnops_home / "reports"), "seconds": round(elapsed, 1),
+        "listening": demo.listening(),  # local mode: every one on 127.0.0.1
     }
     (demo.home / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n==> Summary")

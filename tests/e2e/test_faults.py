@@ -1,8 +1,8 @@
 """A monitoring run killed with SIGKILL mid-scoring, then run again: nothing half-written is ever
 published, and the rerun gives exactly what an uninterrupted run gives.
 
-(Killed Airflow tasks retried by the scheduler, outages of MLflow and PostgreSQL: issue #7's
-integration tests, not here yet.)
+(Killed Airflow tasks retried by the scheduler, outages of MLflow and PostgreSQL:
+``tests/integration/test_faults_under_scheduler.py``.)
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ def test_demo_runs_the_loop_and_stops_everything(tmp_path):
     assert f"decision on v2: {decision['decision']} (" in done.stdout
     assert "Airflow UI  http://127.0.0.1:" in done.stdout and "login: admin / " in done.stdout
     assert "MLflow UI   http://127.0.0.1:" in done.stdout
+    listening = summary["listening"]  # every socket the demo's processes listened on, read while they ran
+    assert len(listening) >= 2 and all(address.startswith("127.0.0.1:") for address in listening), listening
     # Nothing the demo started is left running.
     leftovers = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout.split()
     assert not leftovers, f"processes left running: {leftovers}"

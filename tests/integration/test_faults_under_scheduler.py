@@ -18,6 +18,8 @@ Crash points (:mod:`churnops.faults`) SIGKILL a task process once, where a crash
 6. MLflow stopped during a monitoring run: a clear failure, nothing published; the same run
    succeeds once the server is back;
 7. PostgreSQL restarted while a 3-day monitoring backfill runs: every day completes, one result each.
+
+Bad input under the scheduler (a corrupt batch) fails its task at the first try: no retries.
 """
 
 from __future__ import annotations
@@ -155,6 +157,31 @@ def test_a_killed_register_task_is_retried_into_one_version_and_one_run_per_step
     steps = sorted(r.data.tags["churnops.step"] for r in runs)
     assert len(steps) == len(set(steps)), f"a retried step opened a second MLflow run: {steps}"
     assert {r.data.tags["churnops.step"]: r.info.status for r in runs}["register"] == "FINISHED"
+
+
+def test_bad_input_fails_at_once_is_quarantined_and_publishes_nothing(trained):
+    """Bad input is not retried under the scheduler: one try, the file quarantined with its reason."""
+    stack = trained
+    day = D0 + timedelta(days=SIMULATED + 10)  # a day of its own, nothing simulated there
+    run_id = f"it_bad_input__{day}"
+    incoming = stack.churnops_home / "incoming" / f"date={day}"
+    incoming.mkdir(parents=True)
+    (incoming / "batch.parquet").write_bytes(b"PAR1" + bytes(range(256)) * 4)  # corrupt Parquet
+    before = (incoming / "batch.parquet").read_bytes()
+    stack.trigger("churn_monitoring", run_id, logical_date=f"{day}T00:00:00Z")
+    stack.wait_for_run("churn_monitoring", run_id, timeout=180, expect="failed", allow_retries=True)
+
+    tasks = instances(stack, "churn_monitoring", run_id)
+    check = tasks["check_batch"]
+    assert (check["state"], check["try_number"]) == ("failed", 1), f"bad input was retried: {check}"
+    assert {tasks[t]["state"] for t in ("plan_shards", "report")} == {"upstream_failed"}
+    (log,) = attempt_logs(stack, "churn_monitoring", run_id, "check_batch")
+    assert "readable" in log and "batch.parquet" in log, log[-3000:]
+    (reason_file,) = (stack.churnops_home / "quarantine" / "monitoring" / f"date={day}").glob("*/reason.json")
+    assert "readable" in {finding["rule"] for finding in json.loads(reason_file.read_text())["findings"]}
+    assert (reason_file.parent / "batch.parquet").read_bytes() == before
+    assert (incoming / "batch.parquet").read_bytes() == before, "raw files are never modified"
+    assert not (stack.churnops_home / "predictions" / f"date={day}").exists()
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +323,7 @@ def test_a_postgres_restart_during_a_backfill_still_gives_one_result_per_day(tra
               "--to-date", last, "--max-active-runs", "2")
     run_ids = [f"backfill__{day}T00:00:00+00:00" for day in BACKFILL_DAYS]
     wait_for_state(stack, "churn_monitoring", run_ids[0], "score_shard[0]", {"running", "success"}, timeout=180)
+    restarts_before = len(stack.restarts)
     postgres.stop()
     time.sleep(5)
     postgres.start()
@@ -313,6 +341,8 @@ def test_a_postgres_restart_during_a_backfill_still_gives_one_result_per_day(tra
         assert report["date"] == day.isoformat()
     retried = {run_id: {k: t["try_number"] for k, t in instances(stack, "churn_monitoring", run_id).items()
                         if t["try_number"] > 1} for run_id in run_ids}
+    hit = len(stack.restarts) > restarts_before or any(retried.values())
+    assert hit, "the outage reached no process and no task: nothing was tested"
     print(f"\nprocesses restarted after the PostgreSQL restart: {stack.restarts}")
     print(f"tasks retried across the PostgreSQL restart: {json.dumps(retried)}")
     print(f"PostgreSQL log:\n{postgres.log_tail(8)}")
