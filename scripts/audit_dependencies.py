@@ -105,32 +105,39 @@ def _version(text: str):
 
 
 def _affects(affected: dict, version: str) -> bool:
-    """Does one OSV ``affected`` entry cover ``version`` (explicit list or ECOSYSTEM range)?"""
-    if version in {str(v) for v in affected.get("versions") or ()}:
-        return True
+    """Does one OSV ``affected`` entry cover ``version``? The OSV schema's evaluation: the explicit
+    ``versions`` list, else any ECOSYSTEM range whose events, sorted, leave the version affected
+    (``introduced`` opens, ``fixed`` closes at, ``last_affected`` closes after, ``limit`` caps
+    the whole range). A closing bound that cannot be read is ignored, so an unreadable advisory
+    is reported rather than silently passed."""
     pinned = _version(version)
+    listed = {str(v) for v in affected.get("versions") or ()}
+    if version in listed or (pinned is not None and pinned in {_version(v) for v in listed} - {None}):
+        return True
     if pinned is None:
         return False
+    zero = _version("0")
     for span in affected.get("ranges") or ():
         if span.get("type") != "ECOSYSTEM":
             continue  # GIT ranges name commits, not releases
-        # OSV events are ordered: each "introduced" opens a span, the next "fixed"/"limit" (first
-        # release outside) or "last_affected" (last release inside) closes it; a pin in any span is
-        # affected. A bound that still cannot be read never closes a span, so an unreadable
-        # advisory is reported rather than silently passed.
-        opened = None
+        events = []
         for event in span.get("events") or ():
             (kind, text), = event.items()
             bound = _version(str(text))
             if kind == "introduced":
-                opened = bound or _version("0")
-            elif opened is None or bound is None:
-                continue
-            elif kind in ("fixed", "limit", "last_affected"):
-                if opened <= pinned and (pinned < bound if kind != "last_affected" else pinned <= bound):
-                    return True
-                opened = None
-        if opened is not None and opened <= pinned:
+                events.append((bound or zero, kind))
+            elif bound is not None:
+                events.append((bound, kind))
+        limits = [bound for bound, kind in events if kind == "limit"]
+        if limits and not any(pinned < limit for limit in limits):
+            continue
+        vulnerable = False
+        for bound, kind in sorted(events, key=lambda event: event[0]):
+            if kind == "introduced" and pinned >= bound:
+                vulnerable = True
+            elif (kind == "fixed" and pinned >= bound) or (kind == "last_affected" and pinned > bound):
+                vulnerable = False
+        if vulnerable:
             return True
     return False
 
@@ -153,6 +160,10 @@ def offline_findings(advisory_db: Path, pins: dict[str, str]) -> tuple[list[Find
     for folder in sorted(root.iterdir()):
         if folder.is_dir():  # folder names are not always canonical ("Jinja2"): index by canonical name
             folders.setdefault(canonicalize_name(folder.name), []).append(folder)
+    if not any(any(folder.glob("*.yaml")) or any(folder.glob("*.json")) for group in folders.values()
+               for folder in group[:1]):
+        raise ValueError(f"{advisory_db} holds no advisories (package folders of OSV .yaml/.json records); "
+                         "point it at a checkout of pypa/advisory-database or its vulns/ folder")
     findings, read, newest = [], 0, ""
     for name, version in sorted(pins.items()):
         paths = [path for folder in folders.get(name, ()) for path in (*folder.glob("*.yaml"), *folder.glob("*.json"))]
@@ -178,10 +189,14 @@ def offline_audit(advisory_db: Path, constraints: Path = CONSTRAINTS, known: Pat
         print(f"dependency audit FAILED: advisory database {advisory_db} is not a directory")
         return 2
     pins = pinned_packages(constraints)
-    findings, read, newest = offline_findings(advisory_db, pins)
+    try:
+        findings, read, newest = offline_findings(advisory_db, pins)
+    except ValueError as exc:
+        print(f"dependency audit FAILED: {exc}")
+        return 2
     accepted = set(known_advisories(known))
-    print(f"dependency audit (offline, {advisory_db}, advisories up to {newest[:10] or 'unknown'}): "
-          f"{len(pins)} pins, {read} advisories on them read, {len(findings)} finding(s)")
+    print(f"dependency audit (offline, {advisory_db}): {len(pins)} pins, {read} advisories on them read "
+          f"(the newest modified {newest[:10] or 'never'}), {len(findings)} finding(s)")
     failing = 0
     for finding in findings:
         tolerated = bool(finding.ids() & accepted)

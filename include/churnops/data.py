@@ -78,26 +78,33 @@ def csv_cut_short(path: Path, tail_bytes: int = 1 << 16) -> str | None:
     """Why a CSV file looks cut short (a write interrupted, a partial copy), or None.
 
     Its last line has fewer fields than the header *and* no line end. pandas would read such a
-    line as a row whose missing cells are blank, so the damage would pass as a few nulls. A
-    complete file normally ends with a line end; a quoted field spanning lines is not mistaken
-    for a cut because of that condition.
+    line as a row whose missing cells are blank, so the damage would pass as a few nulls. Only
+    the first and last ``tail_bytes`` are read. No claim is made where it cannot be told from a
+    complete file: a final line end, a last line with a quote (it may close a field spanning
+    lines), a header or last line longer than ``tail_bytes``, or lines that csv cannot split.
     """
     import csv
 
     with path.open("rb") as handle:
-        header = handle.readline()
+        head = handle.read(tail_bytes)
         size = handle.seek(0, 2)
         handle.seek(max(0, size - tail_bytes))
         tail = handle.read()
-    if not tail or tail.endswith((b"\n", b"\r")) or (size > tail_bytes and b"\n" not in tail):
-        return None  # ends with a line end, or its last line is longer than we look at
-    last = tail.rsplit(b"\n", 1)[-1]
-
-    def fields(line: bytes) -> int:
-        return len(next(csv.reader([line.decode("utf-8", errors="replace").rstrip("\r\n")]), []))
-
-    expected, found = fields(header), fields(last)
-    if last == header.rstrip(b"\r\n") or found >= expected:
+    if not tail or tail.endswith((b"\n", b"\r")) or not tail.strip(b" \t\x1a"):
+        return None
+    ends = max(tail.rfind(b"\n"), tail.rfind(b"\r"))
+    first_end = min((i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0), default=-1)
+    if first_end < 0 or (ends < 0 and size > tail_bytes):
+        return None  # a single line, or a last line longer than we look at
+    header, last = head[:first_end], tail[ends + 1:]
+    if b'"' in last or not last.strip(b" \t\x1a"):
+        return None
+    try:
+        expected, found = (len(next(csv.reader([line.decode("utf-8", errors="replace")]), []))
+                           for line in (header, last))
+    except csv.Error:
+        return None
+    if found >= expected:
         return None
     return f"its last line has {found} of {expected} fields and no line end: the file was cut short"
 

@@ -49,6 +49,11 @@ def advisory_db(tmp_path: Path) -> Path:
     _advisory(db, "mlflow", "PYSEC-5", "mlflow", [{"introduced": "1.0"}, {"fixed": "2.0"},
                                                    {"introduced": "3.0"}, {"fixed": "3.7.0"}])
     _advisory(db, "mlflow", "PYSEC-6", "mlflow", [{"introduced": "0"}, {"last_affected": "unknown"}])
+    # events out of order, as the OSV schema allows: evaluated sorted
+    _advisory(db, "numpy", "PYSEC-7", "numpy", [{"fixed": "1.5"}, {"introduced": "1.2"}])
+    # a limit caps the whole range
+    _advisory(db, "scipy", "PYSEC-8", "scipy", [{"introduced": "0"}, {"limit": "1.10"}])
+    _advisory(db, "pandas", "PYSEC-9", "pandas", [{"introduced": "9"}], versions=["2.0"])  # listed as "2.0"
     return db
 
 
@@ -58,7 +63,10 @@ def advisory_db(tmp_path: Path) -> Path:
     ({"requests": "2.31.0"}, {"PYSEC-3"}),  # explicit version list; the withdrawn record is ignored
     ({"mlflow": "1.5"}, {"PYSEC-5", "PYSEC-6"}),  # first of two affected spans
     ({"mlflow": "2.5"}, {"PYSEC-6"}),  # between the spans; an unreadable bound is reported, not passed
-    ({"mlflow": "3.7.0", "numpy": "1.0"}, {"PYSEC-6"}),  # no folder for numpy: nothing known
+    ({"mlflow": "3.7.0", "pyarrow": "1.0"}, {"PYSEC-6"}),  # no folder for pyarrow: nothing known
+    ({"numpy": "1.3"}, {"PYSEC-7"}), ({"numpy": "1.1"}, set()), ({"numpy": "1.5"}, set()),
+    ({"scipy": "1.9"}, {"PYSEC-8"}), ({"scipy": "1.10"}, set()),
+    ({"pandas": "2.0.0"}, {"PYSEC-9"}),  # the same release as "2.0"
 ])
 def test_offline_findings_follow_osv_ranges(advisory_db, pins, expected):
     findings, _, newest = audit.offline_findings(advisory_db, pins)
@@ -89,6 +97,15 @@ def test_offline_audit_fails_on_findings_unless_known(advisory_db, tmp_path, cap
 def test_offline_audit_of_a_missing_database_fails(tmp_path, capsys):
     assert audit.offline_audit(tmp_path / "nowhere", tmp_path / "c.txt", tmp_path / "k.txt") == 2
     assert "is not a directory" in capsys.readouterr().out
+
+
+def test_offline_audit_of_a_folder_without_advisories_fails_instead_of_passing(tmp_path, capsys):
+    """A wrong folder (an empty one, a bare git mirror) must not read as "0 findings"."""
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("jinja2==3.1.2\n")
+    (tmp_path / "mirror.git" / "objects").mkdir(parents=True)
+    assert audit.offline_audit(tmp_path / "mirror.git", constraints, tmp_path / "k.txt") == 2
+    assert "holds no advisories" in capsys.readouterr().out
 
 
 def test_pinned_packages_reads_a_freeze_file(tmp_path):

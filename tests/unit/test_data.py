@@ -459,7 +459,11 @@ def test_sources_digest_depends_on_source_names(tmp_path):
     (b"a,b,c", False),                      # a header alone
     (b"", False),
     (b'a,b,c\n1,"two\nlines",3\n', False),  # a quoted field spanning lines
+    (b'a,b,c\n1,2,3\n2,"two\nlines",3', False),  # the same, last, without a final line end
     (b"a,b,c\r\n1,2,3\r\n4,5", True),       # Windows line ends
+    (b"a,b,c\r1,2,3\r4,5", True),             # old Mac line ends
+    (b"a,b,c\r1,2,3\r4,5,6", False),
+    (b"a,b,c\n1,2,3\n \x1a", False),          # padding after the last line end
 ])
 def test_csv_cut_short_finds_a_last_line_cut_off(tmp_path, payload, cut):
     from churnops.data import csv_cut_short
@@ -472,7 +476,7 @@ def test_csv_cut_short_finds_a_last_line_cut_off(tmp_path, payload, cut):
         assert "of 3 fields" in why and "cut short" in why
 
 
-def test_csv_cut_short_reads_only_the_tail_of_a_big_file(tmp_path):
+def test_csv_cut_short_finds_a_cut_at_the_end_of_a_big_file(tmp_path):
     from churnops.data import csv_cut_short
 
     path = tmp_path / "big.csv"
