@@ -35,7 +35,7 @@ from churnops.orchestration import (
     tags=["churnops", "registry"],
     default_args=task_defaults(),
     params={
-        "reason": Param("manual rollback", type="string", minLength=3, title="Reason",
+        "reason": Param("manual rollback", type="string", minLength=3, maxLength=500, title="Reason",
                         description="Why the champion is rolled back; recorded on both versions."),
         "config_path": config_path_param(),
     },

@@ -163,9 +163,15 @@ def test_the_ui_rejects_bad_retraining_params_before_a_run_starts(dagbag):
 
     params = dagbag.dags["churn_retraining"].params
     assert params.get_param("as_of").resolve(value="2026-03-01") == "2026-03-01"
+    # no length limit: churn_monitoring passes its reasons, which name every drifted feature
+    assert params.get_param("reason").resolve(value="x" * 5000) == "x" * 5000
     bad = {"as_of": ["yesterday", "2026-13-01", "../../etc"], "force": ["yes", 1],
-           "families": [["svm"], ["xgboost", "xgboost"], "xgboost"]}
+           "families": [["svm"], ["xgboost", "xgboost"], "xgboost"], "reason": [7]}
     for name, values in bad.items():
         for value in values:
             with pytest.raises(ParamValidationError):
                 params.get_param(name).resolve(value=value)
+    rollback = dagbag.dags["churn_rollback"].params.get_param("reason")
+    for value in ("", "x" * 501):
+        with pytest.raises(ParamValidationError):
+            rollback.resolve(value=value)
