@@ -156,18 +156,15 @@ def offline_findings(advisory_db: Path, pins: dict[str, str]) -> tuple[list[Find
     from packaging.utils import canonicalize_name
 
     root = advisory_db / "vulns" if (advisory_db / "vulns").is_dir() else advisory_db
-    folders: dict[str, list[Path]] = {}
-    for folder in sorted(root.iterdir()):
-        if folder.is_dir():  # folder names are not always canonical ("Jinja2"): index by canonical name
-            folders.setdefault(canonicalize_name(folder.name), []).append(folder)
-    if not any(any(folder.glob("*.yaml")) or any(folder.glob("*.json")) for group in folders.values()
-               for folder in group[:1]):
+    records: dict[str, list[Path]] = {}  # folder names are not always canonical ("Jinja2"): keyed by canonical name
+    for path in sorted([*root.glob("*/*.yaml"), *root.glob("*/*.json")]):
+        records.setdefault(canonicalize_name(path.parent.name), []).append(path)
+    if not records:
         raise ValueError(f"{advisory_db} holds no advisories (package folders of OSV .yaml/.json records); "
                          "point it at a checkout of pypa/advisory-database or its vulns/ folder")
     findings, read, newest = [], 0, ""
     for name, version in sorted(pins.items()):
-        paths = [path for folder in folders.get(name, ()) for path in (*folder.glob("*.yaml"), *folder.glob("*.json"))]
-        for path in sorted(paths):
+        for path in records.get(name, ()):
             record = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
             read += 1
             newest = max(newest, str(record.get("modified", "")))
@@ -175,7 +172,7 @@ def offline_findings(advisory_db: Path, pins: dict[str, str]) -> tuple[list[Find
                 continue
             for affected in record.get("affected") or ():
                 package = affected.get("package") or {}
-                if canonicalize_name(str(package.get("name", ""))) != name or _affects(affected, version) is False:
+                if canonicalize_name(str(package.get("name", ""))) != name or not _affects(affected, version):
                     continue
                 summary = " ".join(str(record.get("summary") or record.get("details", "")).split())[:160]
                 findings.append(Finding(name, version, str(record["id"]), tuple(record.get("aliases") or ()),
