@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +26,16 @@ def write_config(path: Path, base: Path = TELCO_CONFIG, **sections) -> Path:
         source["path"] = str((base.parent / source["path"]).resolve())
     for section, changes in sections.items():
         raw.setdefault(section, {}).update(changes)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def edit_config(path: Path, change: Callable[[dict], object]) -> Path:
+    """Rewrite the YAML config at ``path`` with ``change`` applied to its mapping in place."""
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    change(raw)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from churnops.cli import main
+from tests.helpers import edit_config
 
 pytestmark = pytest.mark.e2e
 
@@ -34,29 +35,24 @@ def edit_bytes(name: str, change):
 def as_parquet(name: str, change=lambda payload: payload):
     """The source stored as Parquet (the config pointed at it), its bytes then changed."""
     def mutate(data: Path, config: Path) -> None:
-        import yaml
-
         frame = pd.read_csv(data / f"{name}.csv", dtype=str, keep_default_na=False)
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         (data / f"{name}.parquet").write_bytes(change(buffer.getvalue()))
         (data / f"{name}.csv").unlink()
-        raw = yaml.safe_load(config.read_text())
-        for source in raw["dataset"]["sources"]:
-            if source["name"] == name:
-                source["path"] = str(data / f"{name}.parquet")
-        config.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+        def point_at_parquet(raw: dict) -> None:
+            for source in raw["dataset"]["sources"]:
+                if source["name"] == name:
+                    source["path"] = str(data / f"{name}.parquet")
+        edit_config(config, point_at_parquet)
     return mutate
 
 
 def with_null_rate(column: str, rate: float, then):
     """The config allows ``rate`` nulls in ``column``; then ``then`` edits the data."""
     def mutate(data: Path, config: Path) -> None:
-        import yaml
-
-        raw = yaml.safe_load(config.read_text())
-        raw["validation"]["null_fraction"][column] = rate
-        config.write_text(yaml.safe_dump(raw, sort_keys=False))
+        edit_config(config, lambda raw: raw["validation"]["null_fraction"].update({column: rate}))
         then(data, config)
     return mutate
 

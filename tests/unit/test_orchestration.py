@@ -8,7 +8,7 @@ import pytest
 
 from churnops.errors import ChurnopsInputError
 from churnops.orchestration import CONFIG_PATH_PATTERN, confined_config_path
-from tests.helpers import ROOT, TELCO_CONFIG, TELCO_DATA, write_config
+from tests.helpers import ROOT, TELCO_CONFIG, TELCO_DATA, edit_config, write_config
 
 
 @pytest.fixture
@@ -65,26 +65,21 @@ def _with_sources_in(folder, config):
     """``config`` (a copy of the Telco config) reading copies of the shipped sources in ``folder``."""
     import shutil
 
-    import yaml
+    def copy_sources(raw: dict) -> None:
+        for source in raw["dataset"]["sources"]:
+            copy = folder / Path(source["path"]).name
+            shutil.copyfile(TELCO_DATA / copy.name, copy)
+            source["path"] = str(copy)
 
     folder.mkdir(parents=True, exist_ok=True)
-    raw = yaml.safe_load(config.read_text())
-    for source in raw["dataset"]["sources"]:
-        copy = folder / Path(source["path"]).name
-        shutil.copyfile(TELCO_DATA / copy.name, copy)
-        source["path"] = str(copy)
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return config
+    return edit_config(config, copy_sources)
 
 
 @pytest.mark.parametrize("source_path", ["../../../../../../etc/passwd", "/etc/passwd"])
 def test_a_config_naming_a_source_outside_the_allowed_folders_is_bad_input(home, source_path):
-    import yaml
-
-    config = write_config(home / "mine.yaml")
-    raw = yaml.safe_load(config.read_text())
-    raw["dataset"]["sources"][0]["path"] = source_path  # relative paths resolve against the config's folder
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    # relative paths resolve against the config's folder
+    config = edit_config(write_config(home / "mine.yaml"),
+                         lambda raw: raw["dataset"]["sources"][0].update(path=source_path))
     with pytest.raises(ChurnopsInputError, match=r"source 'customers' \(/etc/passwd\) is outside the allowed folders"):
         confined_config_path(str(config))
 
