@@ -47,8 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FAMILIES = ("logistic_regression", "random_forest", "xgboost", "lightgbm")
-STEPS = ("check_batch", "score_batch", "feature_drift_step", "prediction_drift_step", "performance_step",
-         "report_step")
+STEPS = ("check_batch", "score_batch", "feature_drift_step", "prediction_drift_step", "performance_step", "report_step")
 DAY = date(2025, 3, 1)
 HEADER = """# Monitoring benchmark results
 
@@ -275,8 +274,11 @@ def train(family: str, env: dict) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{out.stderr[-4000:]}")
     summary = json.loads(out.stdout)
-    print(f"  trained {family}: version {summary['model_version']} {summary['aliases']} "
-          f"({time.perf_counter() - started:.1f} s)", flush=True)
+    print(
+        f"  trained {family}: version {summary['model_version']} {summary['aliases']} "
+        f"({time.perf_counter() - started:.1f} s)",
+        flush=True,
+    )
     return summary
 
 
@@ -294,30 +296,56 @@ def bench(args: argparse.Namespace) -> dict:
             # A separate month per size, so sizes never share partitions.
             day = DAY + timedelta(days=62 * index)
             started = time.perf_counter()
-            run_child(SETUP, {"day": day.isoformat(), "rows": rows, "label_days": args.label_days,
-                              "scenario": args.scenario, "seed": args.seed}, env)
-            print(f"  wrote {rows:,} rows x {args.label_days + 1} days ({time.perf_counter() - started:.1f} s)",
-                  flush=True)
+            run_child(
+                SETUP,
+                {
+                    "day": day.isoformat(),
+                    "rows": rows,
+                    "label_days": args.label_days,
+                    "scenario": args.scenario,
+                    "seed": args.seed,
+                },
+                env,
+            )
+            print(
+                f"  wrote {rows:,} rows x {args.label_days + 1} days ({time.perf_counter() - started:.1f} s)",
+                flush=True,
+            )
             load = os.getloadavg()[0]
             measured, child_wall, peak = run_child(MONITOR, {"day": day.isoformat(), "steps": list(STEPS)}, env)
             # Wall of the monitoring itself: from spawning the interpreter to run_monitoring's return
             # (the scipy baseline that follows in the same process is not counted).
             wall = measured["finished_epoch"] - measured["spawned_epoch"]
-            measured.update(rows=rows, wall_s=wall, child_wall_s=child_wall, child_peak_rss_mib=peak,
-                            peak_rss_mib=measured["run_peak_rss_mib"], champion=args.champion,
-                            version=versions[args.champion], load_before=load, load_after=os.getloadavg()[0])
+            measured.update(
+                rows=rows,
+                wall_s=wall,
+                child_wall_s=child_wall,
+                child_peak_rss_mib=peak,
+                peak_rss_mib=measured["run_peak_rss_mib"],
+                champion=args.champion,
+                version=versions[args.champion],
+                load_before=load,
+                load_after=os.getloadavg()[0],
+            )
             results["monitoring"].append(measured)
-            print(f"  monitored {rows:,} rows: {wall:.1f} s wall, {peak:.0f} MiB, steps "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in measured["steps"].items()), flush=True)
+            print(
+                f"  monitored {rows:,} rows: {wall:.1f} s wall, {peak:.0f} MiB, steps "
+                + ", ".join(f"{k} {v:.2f}" for k, v in measured["steps"].items()),
+                flush=True,
+            )
             batch = Path(home) / "incoming" / f"date={day.isoformat()}" / "batch.parquet"
         score_rows = args.score_rows
         for family in families:
-            measured, wall, peak = run_child(SCORE, {"version": versions[family], "batch": str(batch),
-                                                     "rows": score_rows}, env)
+            measured, wall, peak = run_child(
+                SCORE, {"version": versions[family], "batch": str(batch), "rows": score_rows}, env
+            )
             measured.update(family=family, version=versions[family], peak_rss_mib=peak)
             results["scoring"].append(measured)
-            print(f"  scored {family}: {measured['rows']:,} rows in {measured['predict_s']:.2f} s "
-                  f"({measured['rows'] / measured['predict_s']:,.0f} rows/s)", flush=True)
+            print(
+                f"  scored {family}: {measured['rows']:,} rows in {measured['predict_s']:.2f} s "
+                f"({measured['rows'] / measured['predict_s']:,.0f} rows/s)",
+                flush=True,
+            )
     return results
 
 
@@ -358,16 +386,18 @@ def report(args: argparse.Namespace, results: dict) -> str:
         ratio = s["feature_drift_step"] / m["scipy_loop_s"]
         lines.append(
             f"| {m['rows']:,} | {m['wall_s']:.1f} | {m['run_s']:.1f} | {m['peak_rss_mib']:.0f} | "
-            f"{m['rows'] / m['wall_s']:,.0f} | " + " | ".join(f"{s[k]:.2f}" for k in STEPS)
+            f"{m['rows'] / m['wall_s']:,.0f} | "
+            + " | ".join(f"{s[k]:.2f}" for k in STEPS)
             + f" | {m['scipy_loop_s']:.2f} (+{m['scipy_sample_s']:.2f}) | {ratio:.1f}x | {m['decision']} | "
-            f"{m['load_before']:.1f}/{m['load_after']:.1f} |")
+            f"{m['load_before']:.1f}/{m['load_after']:.1f} |"
+        )
     lines += [
         "",
         "Targets: 1,000,000 rows <= 30 s wall and <= 3 GiB peak RSS; drift step <= 2x the scipy loop. "
         "Largest p-value difference between churnops' tests and the scipy loop: "
         f"{max(m['max_p_value_diff'] for m in results['monitoring']):.2g}.",
         "",
-        "### Scoring throughput (`mlflow.pyfunc.load_model(\"models:/<name>/<version>\").predict` on raw rows)",
+        '### Scoring throughput (`mlflow.pyfunc.load_model("models:/<name>/<version>").predict` on raw rows)',
         "",
         "One `predict` call on the rows of the measured day as read from Parquet (feature columns), after a "
         "1,000-row warm-up. The breakdown re-runs the parts separately: MLflow's input-schema enforcement "
@@ -387,7 +417,8 @@ def report(args: argparse.Namespace, results: dict) -> str:
         lines.append(
             f"| {s['family']} | {s['version']} | {s['rows']:,} | {s['load_s']:.2f} | {s['predict_s']:.2f} | "
             f"{s['rows'] / s['predict_s']:,.0f} | {s['enforce_s']:.2f} | {s['coerce_s']:.2f} | {s['derive_s']:.2f} | "
-            f"{s['encode_s']:.2f} | {s['estimator_s']:.2f} | {s['direct_s']:.2f} | {s['rows'] / s['direct_s']:,.0f} |")
+            f"{s['encode_s']:.2f} | {s['estimator_s']:.2f} | {s['direct_s']:.2f} | {s['rows'] / s['direct_s']:,.0f} |"
+        )
     worst = max(s["direct_max_abs_diff"] for s in results["scoring"])
     lines += ["", f"Target: >= 200,000 rows/s per family. Largest |direct - pyfunc| score difference: {worst:.2g}.", ""]
     return "\n".join(lines)
@@ -396,15 +427,22 @@ def report(args: argparse.Namespace, results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="rows of the measured day")
-    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
-                        help="families to register and score")
-    parser.add_argument("--champion", choices=FAMILIES, default="lightgbm",
-                        help="family trained first, hence @champion, used by monitoring")
+    parser.add_argument(
+        "--families", nargs="+", choices=FAMILIES, default=list(FAMILIES), help="families to register and score"
+    )
+    parser.add_argument(
+        "--champion",
+        choices=FAMILIES,
+        default="lightgbm",
+        help="family trained first, hence @champion, used by monitoring",
+    )
     parser.add_argument("--label-days", type=int, default=2, help="matured labelled days before the measured day")
-    parser.add_argument("--scenario", default="covariate_drift",
-                        choices=["stable", "covariate_drift", "concept_drift", "mixed"])
-    parser.add_argument("--score-rows", type=int, default=200_000,
-                        help="rows of the largest measured day scored per family")
+    parser.add_argument(
+        "--scenario", default="covariate_drift", choices=["stable", "covariate_drift", "concept_drift", "mixed"]
+    )
+    parser.add_argument(
+        "--score-rows", type=int, default=200_000, help="rows of the largest measured day scored per family"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS_MONITORING.md")
     parser.add_argument("--json-out", type=Path, help="also write the raw measurements as JSON here")

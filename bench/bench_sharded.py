@@ -103,8 +103,10 @@ def result_digest(home: Path) -> dict:
     reports = home / "reports" / f"date={DAY}"
     report = json.loads((reports / "drift_report.json").read_text())
     kept = {k: v for k, v in report.items() if k not in {"details", "shards"}}
-    files = {name: hashlib.sha256((reports / name).read_bytes()).hexdigest()[:16]
-             for name in ("feature_drift.json", "prediction_drift.json", "performance.json")}
+    files = {
+        name: hashlib.sha256((reports / name).read_bytes()).hexdigest()[:16]
+        for name in ("feature_drift.json", "prediction_drift.json", "performance.json")
+    }
     predictions = pd.read_parquet(home / "predictions" / f"date={DAY}" / "predictions.parquet")
     rows_hash = hashlib.sha256(pd.util.hash_pandas_object(predictions, index=False).to_numpy().tobytes())
     return {"report": kept, "files": files, "predictions": rows_hash.hexdigest()[:16], "rows": len(predictions)}
@@ -147,13 +149,24 @@ def measure(stack, workers: int, first: bool, timeout: float) -> dict:
         "run_wall_s": parse(run["end_date"]) - parse(run["start_date"]),
         "sharded_s": sharded_end - sharded_start,
         "tasks_s": {task: round(max(ti["duration"] or 0 for ti in tis), 1) for task, tis in by_task.items()},
-        "shards": [{"map_index": ti["map_index"], "duration_s": ti["duration"],
-                    "queued_s": parse(ti["queued_when"]) - sharded_start if ti.get("queued_when") else None,
-                    "start_s": parse(ti["start_date"]) - sharded_start, "end_s": parse(ti["end_date"]) - sharded_start}
-                   for ti in shards],
-        "timeline_s": {task: [round(parse(tis[0]["start_date"]) - parse(run["start_date"]), 1),
-                              round(parse(tis[0]["end_date"]) - parse(run["start_date"]), 1)]
-                       for task, tis in by_task.items() if task != "score_shard" and tis[0]["start_date"]},
+        "shards": [
+            {
+                "map_index": ti["map_index"],
+                "duration_s": ti["duration"],
+                "queued_s": parse(ti["queued_when"]) - sharded_start if ti.get("queued_when") else None,
+                "start_s": parse(ti["start_date"]) - sharded_start,
+                "end_s": parse(ti["end_date"]) - sharded_start,
+            }
+            for ti in shards
+        ],
+        "timeline_s": {
+            task: [
+                round(parse(tis[0]["start_date"]) - parse(run["start_date"]), 1),
+                round(parse(tis[0]["end_date"]) - parse(run["start_date"]), 1),
+            ]
+            for task, tis in by_task.items()
+            if task != "score_shard" and tis[0]["start_date"]
+        },
         "shards_by_worker": spread,
         "peak_task_rss_mib": peak.single / 2**20,
         "peak_workers_rss_mib": peak.total / 2**20,
@@ -164,31 +177,44 @@ def measure(stack, workers: int, first: bool, timeout: float) -> dict:
 def markdown(payload: dict) -> str:
     machine = payload["machine"]
     lines = [
-        "# Sharded monitoring benchmark", "",
+        "# Sharded monitoring benchmark",
+        "",
         f"`{payload['command']}` on {machine['cores']} cores, {machine['memory_gib']:.0f} GiB, "
-        f"{machine['platform']}; metadata DB {payload['database']}, CeleryExecutor on Redis.", "",
+        f"{machine['platform']}; metadata DB {payload['database']}, CeleryExecutor on Redis.",
+        "",
         f"One day of {payload['rows']:,} rows, `chunk_rows` {payload['chunk_rows']:,}, `shard_rows` "
         f"{payload['shard_rows']:,} → {len(payload['runs'][0]['shards'])} mapped `score_shard` tasks. "
-        "Each Celery worker runs one task at a time. Times from Airflow's task instances.", "",
+        "Each Celery worker runs one task at a time. Times from Airflow's task instances.",
+        "",
         "| workers | run wall (s) | plan→merge (s) | score_shard each (s) | merge (s) | feature drift (s) | "
         "performance (s) | report (s) | peak task RSS (MiB) | peak all workers (MiB) | rows/s (run) |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for m in payload["runs"]:
         each = ", ".join(f"{s['duration_s']:.0f}" for s in m["shards"])
         t = m["tasks_s"]
-        lines.append(f"| {m['workers']} | {m['run_wall_s']:.1f} | {m['sharded_s']:.1f} | {each} | "
-                     f"{t['merge_shards']} | {t['feature_drift']} | {t['performance']} | {t['report']} | "
-                     f"{m['peak_task_rss_mib']:.0f} | {m['peak_workers_rss_mib']:.0f} | "
-                     f"{payload['rows'] / m['run_wall_s']:,.0f} |")
+        lines.append(
+            f"| {m['workers']} | {m['run_wall_s']:.1f} | {m['sharded_s']:.1f} | {each} | "
+            f"{t['merge_shards']} | {t['feature_drift']} | {t['performance']} | {t['report']} | "
+            f"{m['peak_task_rss_mib']:.0f} | {m['peak_workers_rss_mib']:.0f} | "
+            f"{payload['rows'] / m['run_wall_s']:,.0f} |"
+        )
     runs = payload["runs"]
     if len(runs) > 1:
         base = runs[0]
-        lines += [""] + [f"Speed-up with {m['workers']} workers: run {base['run_wall_s'] / m['run_wall_s']:.2f}×, "
-                         f"sharded part {base['sharded_s'] / m['sharded_s']:.2f}×; shards ran on "
-                         f"{sum(1 for got in m['shards_by_worker'].values() if got)} workers "
-                         f"({', '.join(str(got) for got in m['shards_by_worker'].values())})." for m in runs[1:]]
-    lines += ["", "Results equal across worker counts (report, drift and performance JSON, predictions): "
-              f"**{payload['equal_results']}**.", ""]
+        lines += [""] + [
+            f"Speed-up with {m['workers']} workers: run {base['run_wall_s'] / m['run_wall_s']:.2f}×, "
+            f"sharded part {base['sharded_s'] / m['sharded_s']:.2f}×; shards ran on "
+            f"{sum(1 for got in m['shards_by_worker'].values() if got)} workers "
+            f"({', '.join(str(got) for got in m['shards_by_worker'].values())})."
+            for m in runs[1:]
+        ]
+    lines += [
+        "",
+        "Results equal across worker counts (report, drift and performance JSON, predictions): "
+        f"**{payload['equal_results']}**.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -217,8 +243,19 @@ def main() -> None:
     with running_stack(root, "CeleryExecutor", celery_workers=0, monitoring=monitoring) as stack:
         started = time.perf_counter()
         stack.run("churnops", "train", "--json", timeout=900)
-        stack.run("churnops", "simulate", "--start", DAY, "--days", "1", "--rows-per-day", str(args.rows),
-                  "--seed", "11", timeout=1800)
+        stack.run(
+            "churnops",
+            "simulate",
+            "--start",
+            DAY,
+            "--days",
+            "1",
+            "--rows-per-day",
+            str(args.rows),
+            "--seed",
+            "11",
+            timeout=1800,
+        )
         print(f"trained and simulated in {time.perf_counter() - started:.0f} s", flush=True)
         stack.unpause("churn_monitoring")
         for k, workers in enumerate(args.workers):
@@ -228,10 +265,17 @@ def main() -> None:
     equal = all(m["result"] == runs[0]["result"] for m in runs)
     payload = {
         "command": "python bench/bench_sharded.py " + " ".join(sys.argv[1:]),
-        "machine": {"cores": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
-                    "platform": platform.platform()},
-        "database": database, "rows": args.rows, "shard_rows": args.shard_rows, "chunk_rows": args.chunk_rows,
-        "runs": runs, "equal_results": equal,
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gib": psutil.virtual_memory().total / 2**30,
+            "platform": platform.platform(),
+        },
+        "database": database,
+        "rows": args.rows,
+        "shard_rows": args.shard_rows,
+        "chunk_rows": args.chunk_rows,
+        "runs": runs,
+        "equal_results": equal,
     }
     args.json_out.write_text(json.dumps(payload, indent=2) + "\n")
     args.output.write_text(markdown(payload))

@@ -49,8 +49,9 @@ def write_table(rows: int, folder: Path) -> Path:
 
     config = load_config()
     ds = config.dataset
-    batch, labels = simulate_day(population(config), config, date(2026, 1, 1), rows, "stable", seed=5,
-                                 drift_start=date(2100, 1, 1))
+    batch, labels = simulate_day(
+        population(config), config, date(2026, 1, 1), rows, "stable", seed=5, drift_start=date(2100, 1, 1)
+    )
     batch[ds.target] = labels[ds.target].to_numpy()
     raw = yaml.safe_load((ROOT / "include" / "config" / "telco.yaml").read_text())
     for source in raw["dataset"]["sources"]:
@@ -88,8 +89,12 @@ def bench_train(families: list[str] | None, cv_folds: int | None, config: Path |
     summary = json.loads(out)
     if config:
         command[command.index(str(config))] = "<table>/config.yaml"
-    return {"command": " ".join(["churnops", *command[1:]]), "seconds": seconds,
-            "peak_rss_mib": usage.ru_maxrss / 1024, **summary}
+    return {
+        "command": " ".join(["churnops", *command[1:]]),
+        "seconds": seconds,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        **summary,
+    }
 
 
 def bench_parse(dag_file: Path, repeat: int) -> dict:
@@ -99,8 +104,12 @@ def bench_parse(dag_file: Path, repeat: int) -> dict:
         out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     seconds = [r["seconds"] for r in results]
-    return {"file": dag_file.name, "median_s": statistics.median(seconds), "max_s": max(seconds),
-            "heavy": results[-1]["heavy"]}
+    return {
+        "file": dag_file.name,
+        "median_s": statistics.median(seconds),
+        "max_s": max(seconds),
+        "heavy": results[-1]["heavy"],
+    }
 
 
 def main() -> None:
@@ -108,8 +117,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="training runs (and 2x parse runs) to time")
     parser.add_argument("--families", nargs="+")
     parser.add_argument("--cv-folds", type=int)
-    parser.add_argument("--table-rows", type=int, nargs="*", default=[100_000, 1_000_000],
-                        help="also train on generated tables of these sizes (none: skip)")
+    parser.add_argument(
+        "--table-rows",
+        type=int,
+        nargs="*",
+        default=[100_000, 1_000_000],
+        help="also train on generated tables of these sizes (none: skip)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
 
@@ -121,8 +135,9 @@ def main() -> None:
             started = time.perf_counter()
             config = write_table(rows, Path(folder))
             written = time.perf_counter() - started
-            tables.append({**bench_train(args.families, args.cv_folds, config), "table_rows": rows,
-                           "generate_s": written})
+            tables.append(
+                {**bench_train(args.families, args.cv_folds, config), "table_rows": rows, "generate_s": written}
+            )
     wall = [t["seconds"] for t in trains]
     last = trains[-1]
     lines = [
@@ -142,22 +157,38 @@ def main() -> None:
         "",
         "Targets: <= 60 s for all four families with 5-fold CV; champion CV ROC-AUC >= 0.845.",
         "",
-        *(["## Training on big tables (generated Telco-like rows, three Parquet sources)", "",
-           "| command | table rows | merged rows | wall (s) | peak RSS (MiB) | best | CV ROC-AUC | "
-           "holdout ROC-AUC | rows/s |", "|---|---:|---:|---:|---:|---|---:|---:|---:|",
-           *[f"| `{t['command']}` | {t['table_rows']:,} | {t['rows']:,} | {t['seconds']:.1f} | "
-             f"{t['peak_rss_mib']:.0f} | {t['best_model']} | {t['cv_roc_auc']:.4f} | {t['test_roc_auc']:.4f} | "
-             f"{t['rows'] / t['seconds']:,.0f} |" for t in tables],
-           "", "Target: 1,000,000 rows in <= 600 s and <= 8 GiB peak RSS (CV on a stratified sample of "
-           "`training.cv_max_rows` rows, forests drawing `training.forest_max_samples` rows per tree; the "
-           "models are fit on every training row). The generated rows are resampled Telco customers with "
-           "noise, so their ROC-AUC is not comparable to Telco's.", ""] if tables else []),
+        *(
+            [
+                "## Training on big tables (generated Telco-like rows, three Parquet sources)",
+                "",
+                "| command | table rows | merged rows | wall (s) | peak RSS (MiB) | best | CV ROC-AUC | "
+                "holdout ROC-AUC | rows/s |",
+                "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+                *[
+                    f"| `{t['command']}` | {t['table_rows']:,} | {t['rows']:,} | {t['seconds']:.1f} | "
+                    f"{t['peak_rss_mib']:.0f} | {t['best_model']} | {t['cv_roc_auc']:.4f} | {t['test_roc_auc']:.4f} | "
+                    f"{t['rows'] / t['seconds']:,.0f} |"
+                    for t in tables
+                ],
+                "",
+                "Target: 1,000,000 rows in <= 600 s and <= 8 GiB peak RSS (CV on a stratified sample of "
+                "`training.cv_max_rows` rows, forests drawing `training.forest_max_samples` rows per tree; the "
+                "models are fit on every training row). The generated rows are resampled Telco customers with "
+                "noise, so their ROC-AUC is not comparable to Telco's.",
+                "",
+            ]
+            if tables
+            else []
+        ),
         "## DAG parse time (`DagBag` of the one file, fresh interpreter each run; `bench/dag_parse_probe.py`)",
         "",
         "| DAG file | runs | median (s) | max (s) | heavy modules imported |",
         "|---|---:|---:|---:|---|",
-        *[f"| `dags/{p['file']}` | {args.repeat * 2} | {p['median_s']:.3f} | {p['max_s']:.3f} | "
-          f"{', '.join(p['heavy']) or 'none'} |" for p in parses],
+        *[
+            f"| `dags/{p['file']}` | {args.repeat * 2} | {p['median_s']:.3f} | {p['max_s']:.3f} | "
+            f"{', '.join(p['heavy']) or 'none'} |"
+            for p in parses
+        ],
         "",
     ]
     args.output.write_text("\n".join(lines), encoding="utf-8")

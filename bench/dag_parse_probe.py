@@ -22,13 +22,17 @@ def main(dag_file: str) -> None:
 
     bag = DagBag(dag_folder=dag_file)
     (stats,) = bag.dagbag_stats
-    print(json.dumps({
-        "file": dag_file,
-        "seconds": stats.duration.total_seconds(),
-        "dags": sorted(bag.dag_ids),
-        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
-        "heavy": sorted(m for m in HEAVY if m in sys.modules),
-    }))
+    print(
+        json.dumps(
+            {
+                "file": dag_file,
+                "seconds": stats.duration.total_seconds(),
+                "dags": sorted(bag.dag_ids),
+                "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+                "heavy": sorted(m for m in HEAVY if m in sys.modules),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

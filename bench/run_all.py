@@ -74,12 +74,18 @@ def scaling_plot(results: dict, path: Path) -> None:
 
 
 def scaling_section(results: dict, plot: Path) -> str:
-    lines = ["## Monitoring and scoring (`bench/bench_monitoring.py`)", "",
-             f"Details in `{plot.parent.name}/RESULTS_MONITORING.md`; the curve: ![scaling]({plot.name})", "",
-             "| rows | wall (s) | peak RSS in the run (MiB) | rows/s |", "|---:|---:|---:|---:|"]
+    lines = [
+        "## Monitoring and scoring (`bench/bench_monitoring.py`)",
+        "",
+        f"Details in `{plot.parent.name}/RESULTS_MONITORING.md`; the curve: ![scaling]({plot.name})",
+        "",
+        "| rows | wall (s) | peak RSS in the run (MiB) | rows/s |",
+        "|---:|---:|---:|---:|",
+    ]
     for m in sorted(results["monitoring"], key=lambda m: m["rows"]):
-        lines.append(f"| {m['rows']:,} | {m['wall_s']:.1f} | {m['run_peak_rss_mib']:.0f} | "
-                     f"{m['rows'] / m['wall_s']:,.0f} |")
+        lines.append(
+            f"| {m['rows']:,} | {m['wall_s']:.1f} | {m['run_peak_rss_mib']:.0f} | {m['rows'] / m['wall_s']:,.0f} |"
+        )
     lines += ["", "| family | pyfunc rows/s |", "|---|---:|"]
     lines += [f"| {s['family']} | {s['rows'] / s['predict_s']:,.0f} |" for s in results["scoring"]]
     return "\n".join(lines) + "\n"
@@ -87,25 +93,44 @@ def scaling_section(results: dict, plot: Path) -> str:
 
 def sharded_section(payload: dict) -> str:
     runs = payload["runs"]
-    lines = ["## Sharded monitoring under Airflow (`bench/bench_sharded.py`)", "",
-             f"One {payload['rows']:,}-row day, {len(runs[0]['shards'])} shards, CeleryExecutor; details in "
-             "`RESULTS_SHARDED.md`.", "",
-             "| Celery workers | run wall (s) | plan→merge (s) | peak task RSS (MiB) |", "|---:|---:|---:|---:|"]
-    lines += [f"| {m['workers']} | {m['run_wall_s']:.1f} | {m['sharded_s']:.1f} | {m['peak_task_rss_mib']:.0f} |"
-              for m in runs]
+    lines = [
+        "## Sharded monitoring under Airflow (`bench/bench_sharded.py`)",
+        "",
+        f"One {payload['rows']:,}-row day, {len(runs[0]['shards'])} shards, CeleryExecutor; details in "
+        "`RESULTS_SHARDED.md`.",
+        "",
+        "| Celery workers | run wall (s) | plan→merge (s) | peak task RSS (MiB) |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {m['workers']} | {m['run_wall_s']:.1f} | {m['sharded_s']:.1f} | {m['peak_task_rss_mib']:.0f} |"
+        for m in runs
+    ]
     lines += ["", f"Results equal across worker counts: **{payload['equal_results']}**."]
     return "\n".join(lines) + "\n"
 
 
 def backfill_section(payload: dict) -> str:
     sequential, concurrent = payload["backfills"]
-    return "\n".join([
-        "## Monitoring backfill under Airflow (`bench/bench_backfill.py`)", "",
-        f"{payload['days']} days, LocalExecutor on {payload['database']}; details in `RESULTS_BACKFILL.md`.", "",
-        "| --max-active-runs | runs succeeded | wall (s) |", "|---:|---:|---:|",
-        *[f"| {m['max_active_runs']} | {m['succeeded']}/{m['runs']} | {m['wall_s']:.0f} |"
-          for m in (sequential, concurrent)], "",
-        f"Results identical: **{payload['identical']}**; lock errors: {sum(payload['lock_errors'].values())}."]) + "\n"
+    return (
+        "\n".join(
+            [
+                "## Monitoring backfill under Airflow (`bench/bench_backfill.py`)",
+                "",
+                f"{payload['days']} days, LocalExecutor on {payload['database']}; details in `RESULTS_BACKFILL.md`.",
+                "",
+                "| --max-active-runs | runs succeeded | wall (s) |",
+                "|---:|---:|---:|",
+                *[
+                    f"| {m['max_active_runs']} | {m['succeeded']}/{m['runs']} | {m['wall_s']:.0f} |"
+                    for m in (sequential, concurrent)
+                ],
+                "",
+                f"Results identical: **{payload['identical']}**; lock errors: {sum(payload['lock_errors'].values())}.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def main() -> None:
@@ -117,12 +142,30 @@ def main() -> None:
     out = args.out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     training = ["--output", str(out / "RESULTS.md")]
-    monitoring = ["--rows", *map(str, args.rows), "--output", str(out / "RESULTS_MONITORING.md"),
-                  "--json-out", str(out / "monitoring.json")]
+    monitoring = [
+        "--rows",
+        *map(str, args.rows),
+        "--output",
+        str(out / "RESULTS_MONITORING.md"),
+        "--json-out",
+        str(out / "monitoring.json"),
+    ]
     if args.smoke:
         training += ["--repeat", "1", "--families", "logistic_regression", "--cv-folds", "2", "--table-rows", "3000"]
-        monitoring = ["--rows", "2000", "5000", "--families", "logistic_regression", "--champion",
-                      "logistic_regression", "--label-days", "1", "--score-rows", "1000", *monitoring[-4:]]
+        monitoring = [
+            "--rows",
+            "2000",
+            "5000",
+            "--families",
+            "logistic_regression",
+            "--champion",
+            "logistic_regression",
+            "--label-days",
+            "1",
+            "--score-rows",
+            "1000",
+            *monitoring[-4:],
+        ]
     sharded = ["--output", str(out / "RESULTS_SHARDED.md"), "--json-out", str(out / "sharded.json")]
     run("bench_training.py", *training)
     run("bench_monitoring.py", *monitoring)
@@ -133,12 +176,23 @@ def main() -> None:
     plot = out / "scaling.png"
     scaling_plot(results, plot)
     summary = out / "RESULTS.md"
-    summary.write_text(summary.read_text().rstrip("\n") + "\n\n" + scaling_section(results, plot) + "\n"
-                       + (sharded_section(json.loads((out / "sharded.json").read_text())) if sharded_ran
-                          else "## Sharded monitoring under Airflow\n\nSkipped: "
-                          + ("not run by --smoke.\n" if args.smoke else "no Redis for the CeleryExecutor.\n"))
-                       + ("\n" + backfill_section(json.loads((out / "backfill.json").read_text()))
-                          if not args.smoke and (out / "backfill.json").is_file() else ""))
+    summary.write_text(
+        summary.read_text().rstrip("\n")
+        + "\n\n"
+        + scaling_section(results, plot)
+        + "\n"
+        + (
+            sharded_section(json.loads((out / "sharded.json").read_text()))
+            if sharded_ran
+            else "## Sharded monitoring under Airflow\n\nSkipped: "
+            + ("not run by --smoke.\n" if args.smoke else "no Redis for the CeleryExecutor.\n")
+        )
+        + (
+            "\n" + backfill_section(json.loads((out / "backfill.json").read_text()))
+            if not args.smoke and (out / "backfill.json").is_file()
+            else ""
+        )
+    )
     print(f"wrote {summary}, {out / 'RESULTS_MONITORING.md'}, {plot}")
 
 

@@ -65,8 +65,12 @@ DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     default_args=task_defaults(),
     params={
         "config_path": config_path_param(),
-        "retrain_from_backfill": Param(False, type="boolean", title="Retrain from backfill runs",
-                                       description="Let a backfilled day trigger churn_retraining (off by default)."),
+        "retrain_from_backfill": Param(
+            False,
+            type="boolean",
+            title="Retrain from backfill runs",
+            description="Let a backfilled day trigger churn_retraining (off by default).",
+        ),
     },
 )
 def churn_monitoring():
@@ -101,8 +105,9 @@ def churn_monitoring():
         from churnops.monitoring_pipeline import score_shard as score
 
         # The label the UI shows for this mapped instance: "rows 0-2500000 (1/4)".
-        get_current_context()["shard_label"] = (f"rows {shard['first_row']}-{shard['first_row'] + shard['rows']} "
-                                                f"({shard['index'] + 1}/{shard['count']})")
+        get_current_context()["shard_label"] = (
+            f"rows {shard['first_row']}-{shard['first_row'] + shard['rows']} ({shard['index'] + 1}/{shard['count']})"
+        )
         return score(config(params), parse_day(shard["date"]), shard)
 
     @task
@@ -177,8 +182,12 @@ def churn_monitoring():
         trigger_dag_id="churn_retraining",
         trigger_run_id="monitoring__" + DAY,
         skip_when_already_exists=True,
-        conf={"as_of": DAY, "reason": "{{ ti.xcom_pull(task_ids='report')['reasons'] | join('; ') }}",
-              "source_run_id": "{{ run_id }}", "config_path": "{{ params.config_path or '' }}"},
+        conf={
+            "as_of": DAY,
+            "reason": "{{ ti.xcom_pull(task_ids='report')['reasons'] | join('; ') }}",
+            "source_run_id": "{{ run_id }}",
+            "config_path": "{{ params.config_path or '' }}",
+        },
     )
     no_retraining = EmptyOperator(task_id="no_retraining")
 

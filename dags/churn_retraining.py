@@ -64,14 +64,29 @@ def _config_path(params: dict) -> str | None:
     tags=["churnops", "retraining", "mlflow"],
     default_args=task_defaults(),
     params={
-        "as_of": Param(None, type=["null", "string"], format="date", title="As-of date",
-                       description="The day whose matured labels the run uses (YYYY-MM-DD). Empty: the run's date."),
-        "force": Param(False, type="boolean", title="Ignore the cooldown",
-                       description="Run and possibly promote even inside the cooldown; recorded on the run."),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="As-of date",
+            description="The day whose matured labels the run uses (YYYY-MM-DD). Empty: the run's date.",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Ignore the cooldown",
+            description="Run and possibly promote even inside the cooldown; recorded on the run.",
+        ),
         "reason": Param(None, type=["null", "string"], title="Reason", description="Why this retraining runs."),
         "config_path": config_path_param(),
-        "families": Param(None, type=["null", "array"], items={"type": "string", "enum": FAMILIES},
-                          uniqueItems=True, title="Model families", description="Empty: the config's list."),
+        "families": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": FAMILIES},
+            uniqueItems=True,
+            title="Model families",
+            description="Empty: the config's list.",
+        ),
     },
 )
 def churn_retraining():
@@ -119,8 +134,11 @@ def churn_retraining():
         from churnops.retraining_pipeline import compare_on_fresh_window
 
         config_path = window["run"]["config_path"]
-        return {**compare_on_fresh_window(registered, window["evaluation"], config_path),
-                "parent_run_id": registered["parent_run_id"], "config_path": config_path}
+        return {
+            **compare_on_fresh_window(registered, window["evaluation"], config_path),
+            "parent_run_id": registered["parent_run_id"],
+            "config_path": config_path,
+        }
 
     @task.branch
     def decide(comparison: dict) -> str:
@@ -133,8 +151,14 @@ def churn_retraining():
 
         ctx = airflow_run_context()
         context = {"run_id": ctx["run_id"], "dag_id": ctx["dag_id"], "parent_run_id": comparison["parent_run_id"]}
-        return record_decision(load_config(comparison["config_path"]), comparison, _as_of(params),
-                               AirflowVariableState(), context, forced=bool(params["force"]))
+        return record_decision(
+            load_config(comparison["config_path"]),
+            comparison,
+            _as_of(params),
+            AirflowVariableState(),
+            context,
+            forced=bool(params["force"]),
+        )
 
     @task(pool=PROMOTION_POOL)
     @fail_fast_on_bad_input

@@ -35,8 +35,14 @@ from churnops.orchestration import (
     tags=["churnops", "registry"],
     default_args=task_defaults(),
     params={
-        "reason": Param("manual rollback", type="string", minLength=3, maxLength=500, title="Reason",
-                        description="Why the champion is rolled back; recorded on both versions."),
+        "reason": Param(
+            "manual rollback",
+            type="string",
+            minLength=3,
+            maxLength=500,
+            title="Reason",
+            description="Why the champion is rolled back; recorded on both versions.",
+        ),
         "config_path": config_path_param(),
     },
 )
@@ -48,8 +54,9 @@ def churn_rollback():
         from churnops.retraining_pipeline import rollback_and_record
         from churnops.state import AirflowVariableState
 
-        return rollback_and_record(run_config(params["config_path"]), AirflowVariableState(), airflow_run_context(),
-                                   params["reason"])
+        return rollback_and_record(
+            run_config(params["config_path"]), AirflowVariableState(), airflow_run_context(), params["reason"]
+        )
 
     rollback()
 

@@ -50,11 +50,19 @@ FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
     params={
         "config_path": config_path_param(),
         "families": Param(
-            None, type=["null", "array"], items={"type": "string", "enum": FAMILIES}, uniqueItems=True,
-            title="Model families", description=f"Subset of {FAMILIES} to train. Empty: the config's list.",
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": FAMILIES},
+            uniqueItems=True,
+            title="Model families",
+            description=f"Subset of {FAMILIES} to train. Empty: the config's list.",
         ),
         "cv_folds": Param(
-            None, type=["null", "integer"], minimum=2, maximum=20, title="CV folds",
+            None,
+            type=["null", "integer"],
+            minimum=2,
+            maximum=20,
+            title="CV folds",
             description="Stratified k-fold CV folds used to choose the model. Empty: the config's value.",
         ),
     },
@@ -67,8 +75,12 @@ def churn_training():
         from churnops.pipeline import start_run
         from churnops.tracking import RunContext
 
-        return start_run(RunContext(**airflow_run_context()), confined_config_path(params["config_path"]),
-                         params["families"], params["cv_folds"])
+        return start_run(
+            RunContext(**airflow_run_context()),
+            confined_config_path(params["config_path"]),
+            params["families"],
+            params["cv_folds"],
+        )
 
     prepared = features(preprocess(merge(validate(start()))))
     trained = train.partial(prepared=prepared).expand(family=model_families(prepared))

@@ -54,9 +54,13 @@ def _recorded_run(ti_key: Any) -> str | None:
 
     with create_session() as session:
         row = session.execute(
-            XComModel.get_many(key=XCOM_KEY, run_id=ti_key.run_id, dag_ids=ti_key.dag_id,
-                               task_ids=ti_key.task_id, map_indexes=ti_key.map_index)
-            .with_only_columns(XComModel.value)
+            XComModel.get_many(
+                key=XCOM_KEY,
+                run_id=ti_key.run_id,
+                dag_ids=ti_key.dag_id,
+                task_ids=ti_key.task_id,
+                map_indexes=ti_key.map_index,
+            ).with_only_columns(XComModel.value)
         ).first()
     if not row:
         return None
@@ -69,7 +73,7 @@ def _recorded_run(ti_key: Any) -> str | None:
 
 
 class MlflowRunLink(BaseOperatorLink):
-    """"MLflow run" on every task instance that logged to MLflow."""
+    """ "MLflow run" on every task instance that logged to MLflow."""
 
     name = "MLflow run"
 
@@ -82,6 +86,10 @@ class ChurnopsPlugin(AirflowPlugin):
     global_operator_extra_links = [MlflowRunLink()]
     external_views = [
         # Fixed when the plugin loads (in every Airflow process): from the environment only.
-        {"name": "MLflow", "href": os.environ.get("CHURNOPS_MLFLOW_UI_URL", DEFAULT_MLFLOW_UI).rstrip("/"),
-         "destination": "nav", "category": "browse"},
+        {
+            "name": "MLflow",
+            "href": os.environ.get("CHURNOPS_MLFLOW_UI_URL", DEFAULT_MLFLOW_UI).rstrip("/"),
+            "destination": "nav",
+            "category": "browse",
+        },
     ]

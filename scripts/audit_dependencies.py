@@ -36,8 +36,11 @@ KNOWN = ROOT / ".ci" / "audit-known.txt"
 CONSTRAINTS = ROOT / "constraints.txt"
 SERVICES = {  # pip-audit's name → a request that answers 200 when the service is usable from here
     "osv": urllib.request.Request(
-        "https://api.osv.dev/v1/query", method="POST", headers={"Content-Type": "application/json"},
-        data=b'{"package": {"name": "jinja2", "ecosystem": "PyPI"}, "version": "3.1.2"}'),
+        "https://api.osv.dev/v1/query",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        data=b'{"package": {"name": "jinja2", "ecosystem": "PyPI"}, "version": "3.1.2"}',
+    ),
     "pypi": urllib.request.Request("https://pypi.org/pypi/jinja2/3.1.2/json"),
 }
 
@@ -122,7 +125,7 @@ def _affects(affected: dict, version: str) -> bool:
             continue  # GIT ranges name commits, not releases
         events = []
         for event in span.get("events") or ():
-            (kind, text), = event.items()
+            ((kind, text),) = event.items()
             bound = _version(str(text))
             if kind == "introduced":
                 events.append((bound or zero, kind))
@@ -143,8 +146,13 @@ def _affects(affected: dict, version: str) -> bool:
 
 
 def _fixed_versions(affected: dict) -> tuple[str, ...]:
-    return tuple(str(event["fixed"]) for span in affected.get("ranges") or () if span.get("type") == "ECOSYSTEM"
-                 for event in span.get("events") or () if "fixed" in event)
+    return tuple(
+        str(event["fixed"])
+        for span in affected.get("ranges") or ()
+        if span.get("type") == "ECOSYSTEM"
+        for event in span.get("events") or ()
+        if "fixed" in event
+    )
 
 
 def offline_findings(advisory_db: Path, pins: dict[str, str]) -> tuple[list[Finding], int, str]:
@@ -160,8 +168,10 @@ def offline_findings(advisory_db: Path, pins: dict[str, str]) -> tuple[list[Find
     for path in sorted([*root.glob("*/*.yaml"), *root.glob("*/*.json")]):
         records.setdefault(canonicalize_name(path.parent.name), []).append(path)
     if not records:
-        raise ValueError(f"{advisory_db} holds no advisories (package folders of OSV .yaml/.json records); "
-                         "point it at a checkout of pypa/advisory-database or its vulns/ folder")
+        raise ValueError(
+            f"{advisory_db} holds no advisories (package folders of OSV .yaml/.json records); "
+            "point it at a checkout of pypa/advisory-database or its vulns/ folder"
+        )
     findings, read, newest = [], 0, ""
     for name, version in sorted(pins.items()):
         for path in records.get(name, ()):
@@ -175,8 +185,16 @@ def offline_findings(advisory_db: Path, pins: dict[str, str]) -> tuple[list[Find
                 if canonicalize_name(str(package.get("name", ""))) != name or not _affects(affected, version):
                     continue
                 summary = " ".join(str(record.get("summary") or record.get("details", "")).split())[:160]
-                findings.append(Finding(name, version, str(record["id"]), tuple(record.get("aliases") or ()),
-                                        _fixed_versions(affected), summary))
+                findings.append(
+                    Finding(
+                        name,
+                        version,
+                        str(record["id"]),
+                        tuple(record.get("aliases") or ()),
+                        _fixed_versions(affected),
+                        summary,
+                    )
+                )
                 break
     return findings, read, newest
 
@@ -192,8 +210,10 @@ def offline_audit(advisory_db: Path, constraints: Path = CONSTRAINTS, known: Pat
         print(f"dependency audit FAILED: {exc}")
         return 2
     accepted = set(known_advisories(known))
-    print(f"dependency audit (offline, {advisory_db}): {len(pins)} pins, {read} advisories on them read "
-          f"(the newest modified {newest[:10] or 'never'}), {len(findings)} finding(s)")
+    print(
+        f"dependency audit (offline, {advisory_db}): {len(pins)} pins, {read} advisories on them read "
+        f"(the newest modified {newest[:10] or 'never'}), {len(findings)} finding(s)"
+    )
     failing = 0
     for finding in findings:
         tolerated = bool(finding.ids() & accepted)
@@ -208,23 +228,39 @@ def online_audit(service: str, constraints: Path = CONSTRAINTS) -> int:
         venv.create(AUDIT_VENV, with_pip=True)
         subprocess.run([str(AUDIT_VENV / "bin" / "pip"), "install", "--quiet", PIP_AUDIT], check=True)
     ignored = [arg for advisory in known_advisories() for arg in ("--ignore-vuln", advisory)]
-    command = [str(tool), "-r", str(constraints), "--no-deps", "--disable-pip", "--progress-spinner",
-               "off", "--vulnerability-service", service, *ignored]
+    command = [
+        str(tool),
+        "-r",
+        str(constraints),
+        "--no-deps",
+        "--disable-pip",
+        "--progress-spinner",
+        "off",
+        "--vulnerability-service",
+        service,
+        *ignored,
+    ]
     print(f"dependency audit ({service}): {' '.join(command[1:])}", flush=True)
     return subprocess.run(command).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--advisory-db", type=Path, default=os.environ.get("CHURNOPS_ADVISORY_DB") or None,
-                        help="local OSV-format advisory database (e.g. a pypa/advisory-database checkout)")
+    parser.add_argument(
+        "--advisory-db",
+        type=Path,
+        default=os.environ.get("CHURNOPS_ADVISORY_DB") or None,
+        help="local OSV-format advisory database (e.g. a pypa/advisory-database checkout)",
+    )
     args = parser.parse_args(argv)
     if args.advisory_db is not None:
         return offline_audit(args.advisory_db)
     service, why_not = reachable_service()
     if service is None:
-        print(f"dependency audit SKIPPED: no vulnerability service answers ({'; '.join(why_not)}); "
-              "set CHURNOPS_ADVISORY_DB to a pypa/advisory-database checkout to audit offline")
+        print(
+            f"dependency audit SKIPPED: no vulnerability service answers ({'; '.join(why_not)}); "
+            "set CHURNOPS_ADVISORY_DB to a pypa/advisory-database checkout to audit offline"
+        )
         return 0
     return online_audit(service)
 

@@ -56,38 +56,47 @@ class Demo:
         secret_file = home / ".jwt_secret"  # kept across restarts of the demo, never committed
         if not secret_file.exists():
             secret_file.write_text(secrets.token_urlsafe(96))
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AIRFLOW_", "AIRFLOW__", "MLFLOW_", "CHURNOPS_"))}
-        self.env.update({
-            "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
-            "AIRFLOW_HOME": str(self.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "churnops.airflow_sqlite.CONNECT_ARGS",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(airflow_port),
-            "AIRFLOW__API__BASE_URL": self.airflow_url,
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(0)),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            "CHURNOPS_HOME": str(self.churnops_home),
-            "CHURNOPS_MLFLOW_UI_URL": self.mlflow_url,  # links from the Airflow UI
-        })
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "MLFLOW_", "CHURNOPS_"))
+        }
+        self.env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "churnops.airflow_sqlite.CONNECT_ARGS",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(airflow_port),
+                "AIRFLOW__API__BASE_URL": self.airflow_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(0)),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "CHURNOPS_HOME": str(self.churnops_home),
+                "CHURNOPS_MLFLOW_UI_URL": self.mlflow_url,  # links from the Airflow UI
+            }
+        )
         self.processes: dict[str, subprocess.Popen] = {}
         self.http = httpx.Client(base_url=self.airflow_url, timeout=30)
 
     # -- processes --------------------------------------------------------------------------------
     def run(self, *args: str, attempts: int = 1) -> str:
         for attempt in range(attempts):
-            done = subprocess.run([str(BIN / args[0]), *args[1:]], env=self.env, capture_output=True, text=True,
-                                  cwd=ROOT, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [str(BIN / args[0]), *args[1:]],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+            )
             # SQLite allows one writer: a CLI write racing the scheduler may find it locked; it rolled back.
             if done.returncode == 0 or "database is locked" not in done.stderr:
                 break
@@ -98,9 +107,15 @@ class Demo:
 
     def start(self, name: str, *args: str) -> None:
         log = (self.logs / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen([str(BIN / args[0]), *args[1:]], env=self.env, cwd=ROOT, stdout=log,
-                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            [str(BIN / args[0]), *args[1:]],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -183,8 +198,9 @@ def main() -> int:
     parser.add_argument("--airflow-port", type=int, default=8080)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--rows-per-day", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=15,
-                        help="days simulated, ending today: the first half stable, the rest drifting")
+    parser.add_argument(
+        "--days", type=int, default=15, help="days simulated, ending today: the first half stable, the rest drifting"
+    )
     parser.add_argument("--config", type=Path, help="churnops config (default: the bundled Telco config)")
     args = parser.parse_args()
     from churnops.config import DEFAULT_CONFIG_PATH, load_config
@@ -193,8 +209,10 @@ def main() -> int:
     # churn_retraining scores both models on matured labels: some must exist by today.
     fewest_days = config.monitoring.label_delay_days + 2
     if args.days < fewest_days:
-        parser.error(f"--days must be at least {fewest_days}: labels mature after "
-                     f"{config.monitoring.label_delay_days} days and the retraining needs some")
+        parser.error(
+            f"--days must be at least {fewest_days}: labels mature after "
+            f"{config.monitoring.label_delay_days} days and the retraining needs some"
+        )
     stable_days, drift_days = args.days // 2, args.days - args.days // 2  # today is the last drifted day
     started = time.monotonic()
     home = args.home.resolve()
@@ -203,6 +221,7 @@ def main() -> int:
     demo = Demo(home, free_port(args.airflow_port), free_port(args.mlflow_port))
     if args.config:
         demo.env["CHURNOPS_CONFIG"] = str(args.config.resolve())
+
     def on_signal(signum, frame):  # kill: stop what we started, then leave (as on Ctrl-C)
         raise KeyboardInterrupt
 
@@ -212,10 +231,30 @@ def main() -> int:
         demo.run("airflow", "db", "migrate")
         demo.run("churnops", "airflow-settings", "load", str(ROOT / "airflow_settings.yaml"))
         step("starting the MLflow UI, Airflow api-server, scheduler and dag-processor (127.0.0.1 only)")
-        demo.start("mlflow", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{demo.churnops_home / 'mlflow.db'}",
-                   "--host", "127.0.0.1", "--port", str(demo.mlflow_port), "--workers", "1")
-        demo.start("api-server", "airflow", "api-server", "--host", "127.0.0.1",
-                   "--port", demo.env["AIRFLOW__API__PORT"], "--workers", "1")
+        demo.start(
+            "mlflow",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            f"sqlite:///{demo.churnops_home / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(demo.mlflow_port),
+            "--workers",
+            "1",
+        )
+        demo.start(
+            "api-server",
+            "airflow",
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            demo.env["AIRFLOW__API__PORT"],
+            "--workers",
+            "1",
+        )
         demo.start("scheduler", "airflow", "scheduler", "--skip-serve-logs")
         demo.start("dag-processor", "airflow", "dag-processor")
 
@@ -227,8 +266,14 @@ def main() -> int:
         # The MLflow UI creates the store on start; training waits for it rather than racing it.
         demo.wait("the MLflow UI", lambda: demo.http.get(f"{demo.mlflow_url}/health").status_code == 200, 120)
         demo.login()
-        demo.wait("the DAGs to be parsed", lambda: {d["dag_id"] for d in demo.api(
-            "GET", "/dags", params={"dag_id_pattern": "churn_"})["dags"]} >= set(DAG_IDS), 120)
+        demo.wait(
+            "the DAGs to be parsed",
+            lambda: (
+                {d["dag_id"] for d in demo.api("GET", "/dags", params={"dag_id_pattern": "churn_"})["dags"]}
+                >= set(DAG_IDS)
+            ),
+            120,
+        )
         for dag_id in ("churn_training", "churn_retraining", "churn_rollback"):
             demo.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
@@ -238,22 +283,62 @@ def main() -> int:
         first = today - timedelta(days=args.days - 1)
         drift_start = first + timedelta(days=stable_days)
         step(f"simulating {first} … {today}: stable, then drifting from {drift_start}")
-        demo.run("churnops", "simulate", "--start", first.isoformat(), "--days", str(stable_days), "--scenario",
-                 "stable", "--rows-per-day", str(args.rows_per_day), "--seed", "1")
-        demo.run("churnops", "simulate", "--start", drift_start.isoformat(), "--days", str(drift_days),
-                 "--scenario", "mixed", "--drift-start", drift_start.isoformat(),
-                 "--ramp-days", str(min(3, drift_days)),
-                 "--rows-per-day", str(args.rows_per_day), "--seed", "1")
+        demo.run(
+            "churnops",
+            "simulate",
+            "--start",
+            first.isoformat(),
+            "--days",
+            str(stable_days),
+            "--scenario",
+            "stable",
+            "--rows-per-day",
+            str(args.rows_per_day),
+            "--seed",
+            "1",
+        )
+        demo.run(
+            "churnops",
+            "simulate",
+            "--start",
+            drift_start.isoformat(),
+            "--days",
+            str(drift_days),
+            "--scenario",
+            "mixed",
+            "--drift-start",
+            drift_start.isoformat(),
+            "--ramp-days",
+            str(min(3, drift_days)),
+            "--rows-per-day",
+            str(args.rows_per_day),
+            "--seed",
+            "1",
+        )
         demo.wait_for_run("churn_training", "demo_training", 300)
 
         step("churn_monitoring unpaused: the scheduler monitors today; a drifted day triggers churn_retraining")
         demo.api("PATCH", "/dags/churn_monitoring", json={"is_paused": False})
         scheduled = f"scheduled__{today.isoformat()}T00:00:00+00:00"
         demo.wait("today's scheduled monitoring run", lambda: demo.run_state("churn_monitoring", scheduled), 60)
-        step(f"airflow backfill create --dag-id churn_monitoring --from-date {first} --to-date "
-             f"{today - timedelta(days=1)} (backfills never trigger retraining)")
-        demo.run("airflow", "backfill", "create", "--dag-id", "churn_monitoring", "--from-date", first.isoformat(),
-                 "--to-date", (today - timedelta(days=1)).isoformat(), "--max-active-runs", "3", attempts=5)
+        step(
+            f"airflow backfill create --dag-id churn_monitoring --from-date {first} --to-date "
+            f"{today - timedelta(days=1)} (backfills never trigger retraining)"
+        )
+        demo.run(
+            "airflow",
+            "backfill",
+            "create",
+            "--dag-id",
+            "churn_monitoring",
+            "--from-date",
+            first.isoformat(),
+            "--to-date",
+            (today - timedelta(days=1)).isoformat(),
+            "--max-active-runs",
+            "3",
+            attempts=5,
+        )
         demo.wait_for_run("churn_monitoring", scheduled, 300)
         for day in range(args.days - 1):
             demo.wait_for_run("churn_monitoring", f"backfill__{first + timedelta(days=day)}T00:00:00+00:00", 600)
@@ -283,19 +368,24 @@ def print_summary(demo: Demo, first: date, today: date, retraining: str, elapsed
         decision = json.loads(report.read_text())["decision"] if report.exists() else "(no report)"
         decisions.append((day, decision))
     summary = {
-        "champion": status["champion"], "previous_champion": status["previous_champion"],
+        "champion": status["champion"],
+        "previous_champion": status["previous_champion"],
         "challenger": status["challenger"],
         "monitoring": {d.isoformat(): decision for d, decision in decisions},
-        "retraining_run": retraining, "retraining_state": demo.run_state("churn_retraining", retraining),
+        "retraining_run": retraining,
+        "retraining_state": demo.run_state("churn_retraining", retraining),
         "last_decision": status["last_decision"],
-        "reports": str(demo.churnops_home / "reports"), "seconds": round(elapsed, 1),
+        "reports": str(demo.churnops_home / "reports"),
+        "seconds": round(elapsed, 1),
         "listening": demo.listening(),  # local mode: every one on 127.0.0.1
     }
     (demo.home / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n==> Summary")
-    print(f"    model {status['model_name']}: @champion v{status['champion']}, "
-          f"@previous_champion {status['previous_champion'] and 'v' + str(status['previous_champion'])}, "
-          f"@challenger {status['challenger'] and 'v' + str(status['challenger'])}")
+    print(
+        f"    model {status['model_name']}: @champion v{status['champion']}, "
+        f"@previous_champion {status['previous_champion'] and 'v' + str(status['previous_champion'])}, "
+        f"@challenger {status['challenger'] and 'v' + str(status['challenger'])}"
+    )
     for day, decision in decisions:
         print(f"    {day}  monitoring decision: {decision}")
     print(f"    churn_retraining {retraining}: {summary['retraining_state']}")

@@ -27,12 +27,26 @@ OUT = Path(__file__).resolve().parents[1] / "include" / "data" / "telco"
 TABLES = {
     "customers": ["customerid", "gender", "seniorcitizen", "partner", "dependents"],
     "services": [
-        "customerid", "phoneservice", "multiplelines", "internetservice", "onlinesecurity",
-        "onlinebackup", "deviceprotection", "techsupport", "streamingtv", "streamingmovies",
+        "customerid",
+        "phoneservice",
+        "multiplelines",
+        "internetservice",
+        "onlinesecurity",
+        "onlinebackup",
+        "deviceprotection",
+        "techsupport",
+        "streamingtv",
+        "streamingmovies",
     ],
     "accounts": [
-        "customerid", "tenure", "contract", "paperlessbilling", "paymentmethod",
-        "monthlycharges", "totalcharges", "churn",
+        "customerid",
+        "tenure",
+        "contract",
+        "paperlessbilling",
+        "paymentmethod",
+        "monthlycharges",
+        "totalcharges",
+        "churn",
     ],
 }
 

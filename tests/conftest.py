@@ -16,12 +16,14 @@ import pytest
 from tests.helpers import ROOT, TELCO_CONFIG, TELCO_DATA, sha256_tree
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="churnops-test-airflow-"))
-os.environ.update({
-    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
-})
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+    }
+)
 # A developer's own settings must not leak into tests.
 for _name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CHURNOPS_CONFIG", "CHURNOPS_HOME"):
     os.environ.pop(_name, None)
@@ -88,11 +90,17 @@ def telco_copy(tmp_path) -> Path:
 
 # xdist hands each worker whole modules in collection order: the longest first, so that none is
 # left running alone at the end.
-LONGEST_FIRST = ("integration/test_scheduler_loop.py", "integration/test_faults_under_scheduler.py",
-                 "integration/test_demo.py",
-                 "integration/test_celery_executor.py", "bench/test_bench_smoke.py", "e2e/test_loop.py",
-                 "e2e/test_churn_training_dag.py",
-                 "e2e/test_cli.py", "e2e/test_monitoring_cli.py")
+LONGEST_FIRST = (
+    "integration/test_scheduler_loop.py",
+    "integration/test_faults_under_scheduler.py",
+    "integration/test_demo.py",
+    "integration/test_celery_executor.py",
+    "bench/test_bench_smoke.py",
+    "e2e/test_loop.py",
+    "e2e/test_churn_training_dag.py",
+    "e2e/test_cli.py",
+    "e2e/test_monitoring_cli.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -70,9 +70,11 @@ def load_settings(path: str | Path) -> AirflowSettings:
         raise ChurnopsInputError(f"{path}: no such settings file") from exc
     except (yaml.YAMLError, ValueError) as exc:
         raise ChurnopsInputError(f"{path}: not a valid airflow_settings file: {exc}") from exc
-    for kind, names in (("connection", [c.conn_id for c in settings.airflow.connections]),
-                        ("pool", [p.pool_name for p in settings.airflow.pools]),
-                        ("variable", [v.variable_name for v in settings.airflow.variables])):
+    for kind, names in (
+        ("connection", [c.conn_id for c in settings.airflow.connections]),
+        ("pool", [p.pool_name for p in settings.airflow.pools]),
+        ("variable", [v.variable_name for v in settings.airflow.variables]),
+    ):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ChurnopsInputError(f"{path}: {kind} listed twice: {', '.join(duplicates)}")
@@ -83,16 +85,31 @@ def import_files(settings: AirflowSettings, folder: Path) -> dict[str, Path]:
     """Write ``pools.json``, ``variables.json`` and ``connections.json`` as the Airflow CLI imports them."""
     objects = settings.airflow
     content: dict[str, dict[str, Any]] = {
-        "pools": {p.pool_name: {"slots": p.pool_slot, "description": p.pool_description, "include_deferred": False}
-                  for p in objects.pools},
+        "pools": {
+            p.pool_name: {"slots": p.pool_slot, "description": p.pool_description, "include_deferred": False}
+            for p in objects.pools
+        },
         # Values are stored as text; a dict with a "value" key carries the description.
-        "variables": {v.variable_name: {"value": _text(v.variable_value), "description": v.variable_description}
-                      for v in objects.variables},
-        "connections": {c.conn_id: {key: value for key, value in {
-            "conn_type": c.conn_type, "host": c.conn_host, "schema": c.conn_schema, "login": c.conn_login,
-            "password": c.conn_password, "port": c.conn_port,
-            "extra": json.dumps(c.conn_extra) if isinstance(c.conn_extra, dict) else c.conn_extra,
-        }.items() if value is not None} for c in objects.connections},
+        "variables": {
+            v.variable_name: {"value": _text(v.variable_value), "description": v.variable_description}
+            for v in objects.variables
+        },
+        "connections": {
+            c.conn_id: {
+                key: value
+                for key, value in {
+                    "conn_type": c.conn_type,
+                    "host": c.conn_host,
+                    "schema": c.conn_schema,
+                    "login": c.conn_login,
+                    "password": c.conn_password,
+                    "port": c.conn_port,
+                    "extra": json.dumps(c.conn_extra) if isinstance(c.conn_extra, dict) else c.conn_extra,
+                }.items()
+                if value is not None
+            }
+            for c in objects.connections
+        },
     }
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -116,18 +133,32 @@ def apply_settings(path: str | Path, *, overwrite: bool = False, airflow: str = 
         if "pools" in files:
             commands.append([airflow, "pools", "import", str(files["pools"])])
         if "variables" in files:
-            commands.append([airflow, "variables", "import", str(files["variables"]),
-                             "--action-on-existing-key", "overwrite" if overwrite else "skip"])
+            commands.append(
+                [
+                    airflow,
+                    "variables",
+                    "import",
+                    str(files["variables"]),
+                    "--action-on-existing-key",
+                    "overwrite" if overwrite else "skip",
+                ]
+            )
         if "connections" in files:
-            commands.append([airflow, "connections", "import", str(files["connections"])]
-                            + (["--overwrite"] if overwrite else []))
+            commands.append(
+                [airflow, "connections", "import", str(files["connections"])] + (["--overwrite"] if overwrite else [])
+            )
         for command in commands:
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
-                raise RuntimeError(f"`{' '.join(command[:3])}` failed ({done.returncode}): "
-                                   f"{(done.stderr or done.stdout).strip()[-2000:]}")
+                raise RuntimeError(
+                    f"`{' '.join(command[:3])}` failed ({done.returncode}): "
+                    f"{(done.stderr or done.stdout).strip()[-2000:]}"
+                )
     objects = settings.airflow
-    return {"file": str(path), "overwrite": overwrite,
-            "pools": [p.pool_name for p in objects.pools],
-            "variables": [v.variable_name for v in objects.variables],
-            "connections": [c.conn_id for c in objects.connections]}
+    return {
+        "file": str(path),
+        "overwrite": overwrite,
+        "pools": [p.pool_name for p in objects.pools],
+        "variables": [v.variable_name for v in objects.variables],
+        "connections": [c.conn_id for c in objects.connections],
+    }

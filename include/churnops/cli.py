@@ -39,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     simulate.add_argument("--days", type=int, required=True)
     simulate.add_argument("--rows-per-day", type=int, default=1000)
-    simulate.add_argument("--scenario", default="stable",
-                          choices=["stable", "covariate_drift", "concept_drift", "mixed"])
+    simulate.add_argument(
+        "--scenario", default="stable", choices=["stable", "covariate_drift", "concept_drift", "mixed"]
+    )
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--drift-start", help="day the drift starts ramping up (default: --start)")
     simulate.add_argument("--ramp-days", type=int, default=10, help="days for the drift to reach full intensity")
@@ -51,17 +52,26 @@ def _parser() -> argparse.ArgumentParser:
     retrain.add_argument("--force", action="store_true", help="ignore the cooldown (recorded as forced)")
     retrain.add_argument("--families", nargs="+", choices=MODEL_FAMILIES, help="model families (default: config)")
     command("status", "Show champion, previous champion, last promotion, last decision and cooldown.").add_argument(
-        "--date", help="as-of day for the cooldown (default: the last promotion's state only)")
+        "--date", help="as-of day for the cooldown (default: the last promotion's state only)"
+    )
     rollback = command("rollback", "Move @champion back to @previous_champion.")
     rollback.add_argument("--reason", default="manual rollback", help="recorded on both versions")
     rollback.add_argument("--date", help="the rollback's date for the cooldown record (default: today)")
-    settings = command("airflow-settings", "Import airflow_settings.yaml (pools, Variables, connections) "
-                                           "with the Airflow CLI; loading twice changes nothing.")
+    settings = command(
+        "airflow-settings",
+        "Import airflow_settings.yaml (pools, Variables, connections) "
+        "with the Airflow CLI; loading twice changes nothing.",
+    )
     settings.add_argument("action", choices=["load"])
-    settings.add_argument("file", nargs="?", default="airflow_settings.yaml",
-                          help="settings file, Astro CLI format (default: ./airflow_settings.yaml)")
-    settings.add_argument("--overwrite", action="store_true",
-                          help="replace existing Variables and connections (default: keep them)")
+    settings.add_argument(
+        "file",
+        nargs="?",
+        default="airflow_settings.yaml",
+        help="settings file, Astro CLI format (default: ./airflow_settings.yaml)",
+    )
+    settings.add_argument(
+        "--overwrite", action="store_true", help="replace existing Variables and connections (default: keep them)"
+    )
     command("compose-env", "Print a .env for docker-compose.yaml with freshly generated secrets.")
     return parser
 
@@ -122,10 +132,17 @@ def _simulate(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.monitoring_pipeline import parse_day
     from churnops.simulate import write_days
 
-    days = write_days(load_config(args.config), churnops_home(), parse_day(args.start), args.days,
-                      rows_per_day=args.rows_per_day, scenario=args.scenario, seed=args.seed,
-                      drift_start=parse_day(args.drift_start) if args.drift_start else None,
-                      ramp_days=args.ramp_days)
+    days = write_days(
+        load_config(args.config),
+        churnops_home(),
+        parse_day(args.start),
+        args.days,
+        rows_per_day=args.rows_per_day,
+        scenario=args.scenario,
+        seed=args.seed,
+        drift_start=parse_day(args.drift_start) if args.drift_start else None,
+        ramp_days=args.ramp_days,
+    )
     return {"home": str(churnops_home()), "days": days}
 
 
@@ -143,8 +160,13 @@ def _retrain(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.state import FileState
 
     config = load_config(args.config)
-    return run_retraining(args.config, parse_day(args.date), FileState(cooldown_days=config.policy.cooldown_days),
-                          force=args.force, families=args.families)
+    return run_retraining(
+        args.config,
+        parse_day(args.date),
+        FileState(cooldown_days=config.policy.cooldown_days),
+        force=args.force,
+        families=args.families,
+    )
 
 
 def _status(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,17 +207,29 @@ def _rollback(args: argparse.Namespace) -> dict[str, Any]:
 
     config = load_config(args.config)
     as_of = args.date or date.today().isoformat()  # a human's rollback happens "now"; --date pins it
-    return rollback_and_record(config, FileState(cooldown_days=config.policy.cooldown_days),
-                               {"dag_id": "cli", "run_id": f"rollback__{as_of}", "logical_date": as_of}, args.reason)
+    return rollback_and_record(
+        config,
+        FileState(cooldown_days=config.policy.cooldown_days),
+        {"dag_id": "cli", "run_id": f"rollback__{as_of}", "logical_date": as_of},
+        args.reason,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from churnops.errors import ChurnopsInputError
 
-    handler = {"train": _train, "validate": _validate, "simulate": _simulate, "monitor": _monitor,
-               "retrain": _retrain, "status": _status, "rollback": _rollback,
-               "airflow-settings": _airflow_settings, "compose-env": _compose_env}[args.command]
+    handler = {
+        "train": _train,
+        "validate": _validate,
+        "simulate": _simulate,
+        "monitor": _monitor,
+        "retrain": _retrain,
+        "status": _status,
+        "rollback": _rollback,
+        "airflow-settings": _airflow_settings,
+        "compose-env": _compose_env,
+    }[args.command]
     if not args.verbose:
         _quiet_libraries()
     try:

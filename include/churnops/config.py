@@ -302,7 +302,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"config {config_path} must be a mapping with a 'dataset' section")
     dataset = raw.get("dataset")
-    for source in (dataset.get("sources") or [] if isinstance(dataset, dict) else []):
+    for source in dataset.get("sources") or [] if isinstance(dataset, dict) else []:
         if isinstance(source, dict) and "path" in source:
             source["path"] = str((config_path.parent / str(source["path"])).resolve())
     try:

@@ -96,12 +96,13 @@ def csv_cut_short(path: Path, tail_bytes: int = 1 << 16) -> str | None:
     first_end = min((i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0), default=-1)
     if first_end < 0 or (ends < 0 and size > tail_bytes):
         return None  # a single line, or a last line longer than we look at
-    header, last = head[:first_end], tail[ends + 1:]
+    header, last = head[:first_end], tail[ends + 1 :]
     if b'"' in last or not last.strip(b" \t\x1a"):
         return None
     try:
-        expected, found = (len(next(csv.reader([line.decode("utf-8", errors="replace")]), []))
-                           for line in (header, last))
+        expected, found = (
+            len(next(csv.reader([line.decode("utf-8", errors="replace")]), [])) for line in (header, last)
+        )
     except csv.Error:
         return None
     if found >= expected:
@@ -109,8 +110,9 @@ def csv_cut_short(path: Path, tail_bytes: int = 1 << 16) -> str | None:
     return f"its last line has {found} of {expected} fields and no line end: the file was cut short"
 
 
-def iter_source(source: Source, chunk_rows: int, columns: list[str] | None = None, start: int = 0,
-                stop: int | None = None) -> Iterator[pd.DataFrame]:
+def iter_source(
+    source: Source, chunk_rows: int, columns: list[str] | None = None, start: int = 0, stop: int | None = None
+) -> Iterator[pd.DataFrame]:
     """:func:`read_source` in chunks of at most ``chunk_rows`` rows, so a day of any size reads in bounded memory.
 
     Rows ``[start, stop)`` of the file (all by default) are cut into chunks of exactly
@@ -135,8 +137,16 @@ def iter_source(source: Source, chunk_rows: int, columns: list[str] | None = Non
         lines = None if stop is None else stop - start
         if lines == 0:
             return
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", chunksize=chunk_rows,
-                             usecols=columns, skiprows=range(1, start + 1) if start else None, nrows=lines)
+        reader = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            chunksize=chunk_rows,
+            usecols=columns,
+            skiprows=range(1, start + 1) if start else None,
+            nrows=lines,
+        )
         with reader:
             for chunk in reader:
                 chunk.index = pd.RangeIndex(start, start + len(chunk))
@@ -148,8 +158,9 @@ def iter_source(source: Source, chunk_rows: int, columns: list[str] | None = Non
         raise SourceReadError(source.name, f"unreadable {source.file_format} file {path}: {exc}") from exc
 
 
-def _iter_parquet(path: Path, chunk_rows: int, columns: list[str] | None, start: int = 0,
-                  stop: int | None = None) -> Iterator[pd.DataFrame]:
+def _iter_parquet(
+    path: Path, chunk_rows: int, columns: list[str] | None, start: int = 0, stop: int | None = None
+) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
     probe = pq.ParquetFile(path)
@@ -175,8 +186,10 @@ def _iter_parquet(path: Path, chunk_rows: int, columns: list[str] | None, start:
     dictionary = [c for c in _small_dictionary_columns(probe) if c in columns]
     handle = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else probe
     # Batches of chunk_rows from the first group, shifted by `skip`, re-cut at chunk boundaries.
-    batches = (_expand_dictionaries(batch.to_pandas(), dictionary)
-               for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups))
+    batches = (
+        _expand_dictionaries(batch.to_pandas(), dictionary)
+        for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups)
+    )
     position, pending = start, []
     for frame in batches:
         if skip:
@@ -250,9 +263,12 @@ def _small_dictionary_columns(handle: object) -> list[str]:
         if meta is not None and (meta.get("name") != field.name or meta.get("numpy_type") != "object"):
             continue
         chunks = [metadata.row_group(g).column(leaves[field.name]) for g in range(metadata.num_row_groups)]
-        if chunks and all(c.has_dictionary_page and c.dictionary_page_offset is not None
-                          and 0 < c.data_page_offset - c.dictionary_page_offset <= DICTIONARY_PAGE_LIMIT
-                          for c in chunks):
+        if chunks and all(
+            c.has_dictionary_page
+            and c.dictionary_page_offset is not None
+            and 0 < c.data_page_offset - c.dictionary_page_offset <= DICTIONARY_PAGE_LIMIT
+            for c in chunks
+        ):
             chosen.append(field.name)
     return chosen
 
@@ -285,8 +301,10 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _TOKEN_LENGTH = max(len(token) for token in NULL_TOKENS)
-_WHITESPACE = list("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-                   "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_WHITESPACE = list(
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 """Exactly the characters ``str.strip()`` removes: ``[chr(c) for c in range(0x110000) if chr(c).isspace()]``
 (Unicode 14, Python 3.11; the set has not changed since Unicode 6.3), written out because
 computing it costs a third of a second at import."""
@@ -420,6 +438,7 @@ def assign_split(ids: pd.Series, test_fraction: float, salt: str) -> pd.Series:
     The same id lands in the same split on every run and machine, whatever the row order
     or the other rows, so a holdout customer never leaks into a later training set.
     """
+
     def bucket(value: object) -> float:
         digest = hashlib.sha256(f"{salt}:{value}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64

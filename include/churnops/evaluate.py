@@ -78,8 +78,9 @@ def diagnostic_figures(y_true: np.ndarray, proba: np.ndarray, importance: pd.Ser
 
     skm.RocCurveDisplay.from_predictions(y_true, proba, ax=new("roc_curve.png"), plot_chance_level=True)
     skm.PrecisionRecallDisplay.from_predictions(y_true, proba, ax=new("pr_curve.png"), plot_chance_level=True)
-    skm.ConfusionMatrixDisplay.from_predictions(y_true, (proba >= 0.5).astype(int), ax=new("confusion_matrix.png"),
-                                                colorbar=False)
+    skm.ConfusionMatrixDisplay.from_predictions(
+        y_true, (proba >= 0.5).astype(int), ax=new("confusion_matrix.png"), colorbar=False
+    )
     CalibrationDisplay.from_predictions(y_true, proba, n_bins=10, ax=new("calibration.png"))
     top = importance.head(20)[::-1]
     ax = new("feature_importance.png")
@@ -103,8 +104,9 @@ def comparison_table(candidates: list[dict[str, Any]]) -> pd.DataFrame:
         for c in candidates
     ]
     # Same order as choose_best, so the top row is always the chosen model.
-    return pd.DataFrame(rows).sort_values(["cv_roc_auc_mean", "cv_roc_auc_std", "family"],
-                                          ascending=[False, True, True])
+    return pd.DataFrame(rows).sort_values(
+        ["cv_roc_auc_mean", "cv_roc_auc_std", "family"], ascending=[False, True, True]
+    )
 
 
 def choose_best(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
@@ -116,8 +118,10 @@ def choose_best(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
         raise ValueError("no candidate models to choose from")
     ranked = sorted(candidates, key=lambda c: (-c["cv_roc_auc_mean"], c["cv_roc_auc_std"], c["family"]))
     best = ranked[0]
-    reason = (f"{best['family']} has the highest mean {best['cv_folds']}-fold CV ROC-AUC "
-              f"({best['cv_roc_auc_mean']:.4f} ± {best['cv_roc_auc_std']:.4f})")
+    reason = (
+        f"{best['family']} has the highest mean {best['cv_folds']}-fold CV ROC-AUC "
+        f"({best['cv_roc_auc_mean']:.4f} ± {best['cv_roc_auc_std']:.4f})"
+    )
     if len(ranked) > 1:
         runner = ranked[1]
         reason += f", ahead of {runner['family']} ({runner['cv_roc_auc_mean']:.4f})"

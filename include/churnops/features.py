@@ -21,8 +21,14 @@ from sklearn.utils.validation import check_is_fitted
 from churnops.config import ChurnopsConfig
 
 __all__ = [
-    "ENCODINGS", "MISSING", "CategoryEncoder", "DerivedFeatures", "RawInputCoercer", "build_preprocessor",
-    "derived_columns", "text_categorical",
+    "ENCODINGS",
+    "MISSING",
+    "CategoryEncoder",
+    "DerivedFeatures",
+    "RawInputCoercer",
+    "build_preprocessor",
+    "derived_columns",
+    "text_categorical",
 ]
 
 ENCODINGS = ("onehot", "ordinal")
@@ -125,8 +131,9 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
     # Models pickled before ``as_category`` existed have no such attribute: they keep object output.
     as_category = False
 
-    def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None,
-                 as_category: bool = False) -> None:
+    def __init__(
+        self, numeric: list[str] | None = None, categorical: list[str] | None = None, as_category: bool = False
+    ) -> None:
         self.numeric = numeric
         self.categorical = categorical
         self.as_category = as_category
@@ -265,8 +272,10 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "categories_")
         _require_columns(X, self.feature_names_in_)
-        codes = [self._codes(X[column], categories)
-                 for column, categories in zip(self.feature_names_in_, self.categories_, strict=True)]
+        codes = [
+            self._codes(X[column], categories)
+            for column, categories in zip(self.feature_names_in_, self.categories_, strict=True)
+        ]
         if self.encoding == "ordinal":
             out = np.column_stack(codes).astype("float64") if codes else np.empty((len(X), 0))
             out[out < 0] = np.nan
@@ -283,8 +292,14 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "categories_")
         if self.encoding == "ordinal":
             return self.feature_names_in_.copy()
-        return np.asarray([f"{column}_{category}" for column, categories in zip(
-            self.feature_names_in_, self.categories_, strict=True) for category in categories], dtype=object)
+        return np.asarray(
+            [
+                f"{column}_{category}"
+                for column, categories in zip(self.feature_names_in_, self.categories_, strict=True)
+                for category in categories
+            ],
+            dtype=object,
+        )
 
     @staticmethod
     def _codes(values: pd.Series, categories: np.ndarray) -> np.ndarray:
@@ -297,7 +312,6 @@ def _labels(values: pd.Series) -> pd.Categorical:
     if isinstance(values.dtype, pd.CategoricalDtype) and all(isinstance(v, str) for v in values.cat.categories):
         return values.array
     return text_categorical(values)
-
 
 
 def derived_columns(config: ChurnopsConfig) -> tuple[list[str], list[str]]:
@@ -320,14 +334,19 @@ def build_preprocessor(config: ChurnopsConfig, encoding: str = "onehot") -> Pipe
     derived_numeric, derived_categorical = derived_columns(config)
     encode = ColumnTransformer(
         [
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-             ds.numeric_features + derived_numeric),
+            (
+                "num",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                ds.numeric_features + derived_numeric,
+            ),
             ("cat", CategoryEncoder(encoding), ds.categorical_features + derived_categorical),
         ],
         remainder="drop",
     )
-    return Pipeline([
-        ("coerce", RawInputCoercer(ds.numeric_features, ds.categorical_features, as_category=True)),
-        ("derive", DerivedFeatures([s.model_dump() for s in config.features.derived])),
-        ("encode", encode),
-    ])
+    return Pipeline(
+        [
+            ("coerce", RawInputCoercer(ds.numeric_features, ds.categorical_features, as_category=True)),
+            ("derive", DerivedFeatures([s.model_dump() for s in config.features.derived])),
+            ("encode", encode),
+        ]
+    )

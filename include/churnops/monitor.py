@@ -277,9 +277,12 @@ class CurrentSide:
 
     def merge(self, other: CurrentSide) -> CurrentSide:
         """This side followed by ``other`` (e.g. the next shard)."""
-        counts = {c: self.counts.get(c, pd.Series(dtype="int64")).add(other.counts.get(c, pd.Series(dtype="int64")),
-                                                                        fill_value=0).astype("int64")
-                  for c in {*self.counts, *other.counts}}
+        counts = {
+            c: self.counts.get(c, pd.Series(dtype="int64"))
+            .add(other.counts.get(c, pd.Series(dtype="int64")), fill_value=0)
+            .astype("int64")
+            for c in {*self.counts, *other.counts}
+        }
         nulls = {c: self.nulls.get(c, 0) + other.nulls.get(c, 0) for c in {*self.nulls, *other.nulls}}
         return CurrentSide(self.rows + other.rows, counts, nulls, [*self.sample, *other.sample])
 
@@ -291,9 +294,13 @@ class CurrentSide:
         sample = pd.concat(self.sample, ignore_index=True) if self.sample else pd.DataFrame()
         with replaced_atomically(folder / "sample.parquet") as temporary:
             sample.to_parquet(temporary, index=False)
-        payload = {"rows": self.rows, "nulls": self.nulls,
-                   "counts": {c: {str(k): int(v) for k, v in counts.sort_index().items()}
-                              for c, counts in self.counts.items()}}
+        payload = {
+            "rows": self.rows,
+            "nulls": self.nulls,
+            "counts": {
+                c: {str(k): int(v) for k, v in counts.sort_index().items()} for c, counts in self.counts.items()
+            },
+        }
         with replaced_atomically(folder / "side.json") as temporary:
             temporary.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
         return folder
@@ -304,8 +311,12 @@ class CurrentSide:
         payload = json.loads((folder / "side.json").read_text(encoding="utf-8"))
         sample = pd.read_parquet(folder / "sample.parquet")
         counts = {c: pd.Series(values, dtype="int64") for c, values in payload["counts"].items()}
-        return cls(int(payload["rows"]), counts, {c: int(n) for c, n in payload["nulls"].items()},
-                   [sample] if len(sample) else [])
+        return cls(
+            int(payload["rows"]),
+            counts,
+            {c: int(n) for c, n in payload["nulls"].items()},
+            [sample] if len(sample) else [],
+        )
 
 
 def chunk_quota(sample_size: int, total_rows: int, start: int, stop: int) -> int:
@@ -317,8 +328,15 @@ def chunk_quota(sample_size: int, total_rows: int, start: int, stop: int) -> int
     return sample_size * stop // total_rows - sample_size * start // total_rows
 
 
-def current_side(chunks: Iterable[pd.DataFrame], total_rows: int, numeric: list[str], categorical: list[str],
-                 monitoring: MonitoringConfig, first_row: int = 0, first_chunk: int = 0) -> CurrentSide:
+def current_side(
+    chunks: Iterable[pd.DataFrame],
+    total_rows: int,
+    numeric: list[str],
+    categorical: list[str],
+    monitoring: MonitoringConfig,
+    first_row: int = 0,
+    first_chunk: int = 0,
+) -> CurrentSide:
     """Gather the current side of feature drift from ``chunks`` of a day of ``total_rows`` rows.
 
     Args:
@@ -349,8 +367,11 @@ def current_side(chunks: Iterable[pd.DataFrame], total_rows: int, numeric: list[
             side.nulls[column] += int(values[column].isna().sum())
         if numeric and quota:
             # Chunk 0 draws exactly what sample_rows(current, n, seed + 1) draws from a single frame.
-            state = monitoring.seed + CURRENT_SEED_OFFSET if index == 0 else np.random.RandomState(
-                [monitoring.seed + CURRENT_SEED_OFFSET, index])
+            state = (
+                monitoring.seed + CURRENT_SEED_OFFSET
+                if index == 0
+                else np.random.RandomState([monitoring.seed + CURRENT_SEED_OFFSET, index])
+            )
             picked = pd.DataFrame(values, index=chunk.index)
             side.sample.append(picked if quota >= len(chunk) else picked.sample(n=quota, random_state=state))
         side.rows += len(chunk)
@@ -390,8 +411,11 @@ def feature_drift(
     absent = [c for c in [*numeric, *categorical] if c not in reference.columns]
     if absent:
         raise ValueError(f"the reference data lacks columns {absent}")
-    side = current if isinstance(current, CurrentSide) else current_side(
-        [current], len(current), numeric, categorical, monitoring)
+    side = (
+        current
+        if isinstance(current, CurrentSide)
+        else current_side([current], len(current), numeric, categorical, monitoring)
+    )
     rows = []
     if numeric:
         ref = sample_rows(reference, monitoring.sample_size, monitoring.seed)
@@ -403,8 +427,13 @@ def feature_drift(
             rows.append({"feature": name, "kind": "numeric", **_judged(stats, len(ref), len(cur), monitoring)})
     for name in categorical:
         stats = categorical_drift_from_counts(_category_counts(reference[name]), side.counts[name])
-        rows.append({"feature": name, "kind": "categorical",
-                     **_judged(stats, stats["n_reference"], stats["n_current"], monitoring)})
+        rows.append(
+            {
+                "feature": name,
+                "kind": "categorical",
+                **_judged(stats, stats["n_reference"], stats["n_current"], monitoring),
+            }
+        )
     return rows
 
 
@@ -506,8 +535,9 @@ def realized_performance(
     reasons: list[str] = []
     realized: float | None = None
     if n_labels < monitoring.min_labels:
-        reasons.append(f"performance not judged: {n_labels} matured labels, fewer than min_labels"
-                       f" {monitoring.min_labels}")
+        reasons.append(
+            f"performance not judged: {n_labels} matured labels, fewer than min_labels {monitoring.min_labels}"
+        )
     elif len(np.unique(labels)) < 2:
         reasons.append(f"performance not judged: all {n_labels} matured labels are {int(labels[0])}, ROC-AUC undefined")
     else:
@@ -519,12 +549,15 @@ def realized_performance(
     if realized is not None:
         if realized < monitoring.min_roc_auc:
             alarm = True
-            reasons.append(f"realized ROC-AUC {realized:.4f} is below min_roc_auc {monitoring.min_roc_auc:g}"
-                           f" ({n_labels} labels)")
+            reasons.append(
+                f"realized ROC-AUC {realized:.4f} is below min_roc_auc {monitoring.min_roc_auc:g} ({n_labels} labels)"
+            )
         if drop is not None and drop > monitoring.max_roc_auc_drop:
             alarm = True
-            reasons.append(f"realized ROC-AUC {realized:.4f} is {drop:.4f} below the champion's {reference:.4f}"
-                           f" (max_roc_auc_drop {monitoring.max_roc_auc_drop:g})")
+            reasons.append(
+                f"realized ROC-AUC {realized:.4f} is {drop:.4f} below the champion's {reference:.4f}"
+                f" (max_roc_auc_drop {monitoring.max_roc_auc_drop:g})"
+            )
     return {
         "n_labels": n_labels,
         "realized_roc_auc": realized,
@@ -556,19 +589,26 @@ def decide(summary: dict, prediction: dict, performance: dict) -> dict:
     notes: list[str] = []
     drifted = summary["drifted_features"]
     if drifted:
-        text = (f"{len(drifted)} of {summary['n_features']} features drifted"
-                f" (share {summary['drift_share']:.3f}): {', '.join(drifted)}")
+        text = (
+            f"{len(drifted)} of {summary['n_features']} features drifted"
+            f" (share {summary['drift_share']:.3f}): {', '.join(drifted)}"
+        )
         if summary["dataset_drift"]:
             reasons.append(f"dataset drift: {text}")
         else:
             notes.append(f"{text}; below the dataset-drift share")
     if prediction.get("drifted"):
-        notes.append(f"prediction drift: KS {prediction['statistic']:.3f}, p-value {prediction['p_value']:.3g}"
-                     " (not a retraining trigger on its own)")
+        notes.append(
+            f"prediction drift: KS {prediction['statistic']:.3f}, p-value {prediction['p_value']:.3g}"
+            " (not a retraining trigger on its own)"
+        )
     # realized_performance's reasons explain an alarm, or why performance could not be judged.
     (reasons if performance["alarm"] else notes).extend(performance["reasons"])
-    return {"decision": "retrain" if summary["dataset_drift"] or performance["alarm"] else "none",
-            "reasons": reasons, "notes": notes}
+    return {
+        "decision": "retrain" if summary["dataset_drift"] or performance["alarm"] else "none",
+        "reasons": reasons,
+        "notes": notes,
+    }
 
 
 # --- HTML report -------------------------------------------------------------------------------------------------
@@ -612,10 +652,15 @@ def drift_report_html(
     ref, cur = _evidently_frame(ref, numeric, categorical), _evidently_frame(cur, numeric, categorical)
 
     if ref.empty or cur.empty:
-        body = (f"<p>No drift report: the reference has {len(ref)} rows and the current data {len(cur)} rows.</p>"
-                f"<p>Features: {html.escape(', '.join(columns))}</p>")
-        path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>churnops drift</title></head>"
-                        f"<body>{body}</body></html>", encoding="utf-8")
+        body = (
+            f"<p>No drift report: the reference has {len(ref)} rows and the current data {len(cur)} rows.</p>"
+            f"<p>Features: {html.escape(', '.join(columns))}</p>"
+        )
+        path.write_text(
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>churnops drift</title></head>"
+            f"<body>{body}</body></html>",
+            encoding="utf-8",
+        )
         return path
 
     # Evidently raises on a numeric column without any value on one side; such a column is
@@ -658,13 +703,17 @@ def _evidently_frame(frame: pd.DataFrame, numeric: Iterable[str], categorical: I
 
 
 def _with_banner(page: str, n_reference: int, n_current: int, empty: list[str]) -> str:
-    text = (f"churnops drift report on seeded samples of {n_reference} reference and {n_current} current rows. "
-            "Evidently's verdicts below are illustrative: churnops decides from its own tests "
-            "(KS / chi-square contingency with p-value and effect-size thresholds).")
+    text = (
+        f"churnops drift report on seeded samples of {n_reference} reference and {n_current} current rows. "
+        "Evidently's verdicts below are illustrative: churnops decides from its own tests "
+        "(KS / chi-square contingency with p-value and effect-size thresholds)."
+    )
     if empty:
         text += f" Not shown (no value on one side): {', '.join(empty)}."
-    banner = (f'<div style="padding:8px 16px;background:#fff3cd;font-family:sans-serif;font-size:14px">'
-              f"{html.escape(text)}</div>")
+    banner = (
+        f'<div style="padding:8px 16px;background:#fff3cd;font-family:sans-serif;font-size:14px">'
+        f"{html.escape(text)}</div>"
+    )
     head, sep, rest = page.partition("<body>")
     if not sep:
         return banner + page

@@ -155,15 +155,20 @@ def _source(config: ChurnopsConfig, path: Path, kind: str = "incoming") -> Sourc
     return Source(name=path.stem, path=path, columns=required)
 
 
-def _quarantined(config: ChurnopsConfig, day: date, path: Path, findings: list, step: str,
-                 kind: str = "incoming") -> list:
+def _quarantined(
+    config: ChurnopsConfig, day: date, path: Path, findings: list, step: str, kind: str = "incoming"
+) -> list:
     # A rejected file is copied (bytes untouched) beside a reason.json; returns the findings.
     from churnops.validation import DataValidationError, quarantine
 
     if findings:
         folder = partition(f"quarantine/{'monitoring' if kind == 'incoming' else 'labels'}", day)
-        quarantine(_source(config, path, kind), findings, folder / path.name,
-                   {"step": step, "date": day.isoformat(), "message": str(DataValidationError(findings))})
+        quarantine(
+            _source(config, path, kind),
+            findings,
+            folder / path.name,
+            {"step": step, "date": day.isoformat(), "message": str(DataValidationError(findings))},
+        )
     return findings
 
 
@@ -197,8 +202,11 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
 
     if kind not in {"incoming", "labels"}:
         raise ValueError(f"kind must be incoming or labels, not {kind!r}")
-    rules = config if kind == "incoming" else config.model_copy(
-        update={"validation": config.validation.model_copy(update={"min_rows": 1})})
+    rules = (
+        config
+        if kind == "incoming"
+        else config.model_copy(update={"validation": config.validation.model_copy(update={"min_rows": 1})})
+    )
     accepted, rejected = [], []
     for path in _files(partition(kind, day)):
         source = _source(config, path, kind)
@@ -229,8 +237,9 @@ def champion_version(config: ChurnopsConfig) -> str:
     configure_mlflow(config)
     version = alias_version(config.registry, config.registry.champion_alias)
     if version is None:
-        raise NoChampionError(f"{config.registry.model_name} has no @{config.registry.champion_alias}: "
-                              "run churn_training first")
+        raise NoChampionError(
+            f"{config.registry.model_name} has no @{config.registry.champion_alias}: run churn_training first"
+        )
     return version
 
 
@@ -259,8 +268,12 @@ def positive_scores(model: Any, frame: Any, config: ChurnopsConfig) -> Any:
     predict = _direct_predict(model, frame, columns) or (lambda chunk: model.predict(chunk[columns]))
     if len(frame) <= SCORE_CHUNK_ROWS:
         return np.asarray(predict(frame))[:, 1]
-    return np.concatenate([np.asarray(predict(frame.iloc[start:start + SCORE_CHUNK_ROWS]))[:, 1]
-                           for start in range(0, len(frame), SCORE_CHUNK_ROWS)])
+    return np.concatenate(
+        [
+            np.asarray(predict(frame.iloc[start : start + SCORE_CHUNK_ROWS]))[:, 1]
+            for start in range(0, len(frame), SCORE_CHUNK_ROWS)
+        ]
+    )
 
 
 def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any], Any] | None:
@@ -283,9 +296,14 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
         metadata = model.metadata
         flavor = metadata.flavors["python_function"]
         schema = metadata.get_input_schema()
-        if (flavor.get("loader_module") != "mlflow.sklearn" or schema is None or not schema.has_input_names()
-                or metadata.get_params_schema() is not None or metadata._is_signature_from_type_hint()
-                or metadata._is_type_hint_from_example()):
+        if (
+            flavor.get("loader_module") != "mlflow.sklearn"
+            or schema is None
+            or not schema.has_input_names()
+            or metadata.get_params_schema() is not None
+            or metadata._is_signature_from_type_hint()
+            or metadata._is_type_hint_from_example()
+        ):
             return None
         specs = schema.inputs
         if not all(isinstance(s, ColSpec) and isinstance(s.type, AnyType) and s.required for s in specs):
@@ -299,8 +317,12 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
     return lambda frame: predict(frame[names])
 
 
-def raw_chunks(config: ChurnopsConfig, day: date, pieces: list[tuple[str, int, int | None]] | None = None,
-               columns: list[str] | None = None) -> Iterator[tuple[Path, Any]]:
+def raw_chunks(
+    config: ChurnopsConfig,
+    day: date,
+    pieces: list[tuple[str, int, int | None]] | None = None,
+    columns: list[str] | None = None,
+) -> Iterator[tuple[Path, Any]]:
     """``(file, chunk as stored)`` for the day's files or a shard's pieces, ``monitoring.chunk_rows`` rows a chunk.
 
     Each file is read chunk by chunk, never whole, so memory does not grow with the day.
@@ -334,12 +356,14 @@ def plan_shards(config: ChurnopsConfig, day: date, batch: dict[str, Any]) -> lis
     version = champion_version(config)
     size = config.monitoring.chunk_rows
     per_shard = max(1, config.monitoring.shard_rows // size)
-    chunks = [(path, first, min(first + size, rows))
-              for path, rows in zip(batch["files"], batch["file_rows"], strict=True)
-              for first in range(0, rows, size)]
+    chunks = [
+        (path, first, min(first + size, rows))
+        for path, rows in zip(batch["files"], batch["file_rows"], strict=True)
+        for first in range(0, rows, size)
+    ]
     shutil.rmtree(partition("work/monitoring", day), ignore_errors=True)
     shards, first_row = [], 0
-    groups = [chunks[k:k + per_shard] for k in range(0, len(chunks), per_shard)] or [[]]
+    groups = [chunks[k : k + per_shard] for k in range(0, len(chunks), per_shard)] or [[]]
     for index, group in enumerate(groups):
         pieces: list[list] = []
         for path, start, stop in group:  # consecutive chunks of one file form one piece
@@ -348,9 +372,19 @@ def plan_shards(config: ChurnopsConfig, day: date, batch: dict[str, Any]) -> lis
             else:
                 pieces.append([path, start, stop])
         rows = sum(stop - start for _, start, stop in group)
-        shards.append({"date": day.isoformat(), "index": index, "count": len(groups), "model_version": version,
-                       "day_rows": batch["rows"], "first_row": first_row, "first_chunk": index * per_shard,
-                       "rows": rows, "pieces": pieces})
+        shards.append(
+            {
+                "date": day.isoformat(),
+                "index": index,
+                "count": len(groups),
+                "model_version": version,
+                "day_rows": batch["rows"],
+                "first_row": first_row,
+                "first_chunk": index * per_shard,
+                "rows": rows,
+                "pieces": pieces,
+            }
+        )
         first_row += rows
     return shards
 
@@ -382,6 +416,7 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
     # Where the shard's time goes (one pass does several jobs): reported, for benchmarks and the curious.
     seconds = {"chunks": 0.0, "validate": 0.0}
     with atomic_parquet_writer(folder / "predictions.parquet", schema) as writer:
+
         def scored_chunks() -> Iterator[Any]:
             position, resumed = shard["first_row"], time.perf_counter()
             chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]])
@@ -390,8 +425,13 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
                 tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the validation rules' counts
                 seconds["validate"] += time.perf_counter() - started
                 chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds)
-                scored = pd.DataFrame({ds.id_column: chunk[ds.id_column].astype(object),
-                                       SCORE_COLUMN: positive_scores(model, chunk, config), VERSION_COLUMN: version})
+                scored = pd.DataFrame(
+                    {
+                        ds.id_column: chunk[ds.id_column].astype(object),
+                        SCORE_COLUMN: positive_scores(model, chunk, config),
+                        VERSION_COLUMN: version,
+                    }
+                )
                 writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
                 page.append(_page_sample_part(chunk[ds.feature_columns], index, position, day_rows, monitoring))
                 position += len(chunk)
@@ -402,26 +442,42 @@ def score_shard(config: ChurnopsConfig, day: date, shard: dict[str, Any]) -> dic
 
         try:
             started = time.perf_counter()
-            side = current_side(scored_chunks(), day_rows, ds.numeric_features, ds.categorical_features,
-                                monitoring, first_row=shard["first_row"], first_chunk=shard["first_chunk"])
+            side = current_side(
+                scored_chunks(),
+                day_rows,
+                ds.numeric_features,
+                ds.categorical_features,
+                monitoring,
+                first_row=shard["first_row"],
+                first_chunk=shard["first_chunk"],
+            )
             # current_side's own time: the drift counts and KS samples, without reading and scoring
             seconds["drift_parts"] = time.perf_counter() - started - seconds.pop("chunks")
         except SourceReadError as exc:  # e.g. a damaged page past the footer check_batch read
             path = next((Path(p) for p, _, _ in shard["pieces"] if Path(p).stem == exc.source), None)
             if path is None:
                 raise
-            _raise_if(_quarantined(config, day, path, [Finding(exc.source, None, "readable", str(exc))],
-                                   "score_shard"), day)
+            _raise_if(
+                _quarantined(config, day, path, [Finding(exc.source, None, "readable", str(exc))], "score_shard"), day
+            )
             raise
     side.save(folder / "current_side")
     crash_point("score_shard:after_drift_parts")  # the fault tests' SIGKILL: a half-written shard folder
     for number, tally in enumerate(tallies.values()):
         tally.save(folder / "validation" / f"{number:03d}.json")
     (folder / "validation" / "files.json").write_text(json.dumps([str(p) for p in tallies]), encoding="utf-8")
-    _write_parquet(pd.concat(page, ignore_index=True) if page else pd.DataFrame(columns=ds.feature_columns),
-                   folder / "page_sample.parquet")
-    return {"date": day.isoformat(), "index": shard["index"], "rows": side.rows, "folder": str(folder),
-            "model_version": version, "seconds": {k: round(v, 3) for k, v in seconds.items()}}
+    _write_parquet(
+        pd.concat(page, ignore_index=True) if page else pd.DataFrame(columns=ds.feature_columns),
+        folder / "page_sample.parquet",
+    )
+    return {
+        "date": day.isoformat(),
+        "index": shard["index"],
+        "rows": side.rows,
+        "folder": str(folder),
+        "model_version": version,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
 
 
 def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -439,8 +495,10 @@ def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]])
     parts = sorted(parts, key=lambda part: part["index"])
     versions = {part["model_version"] for part in parts}
     if len(versions) != 1 or [part["index"] for part in parts] != list(range(len(parts))):
-        raise ValueError(f"shards of {day} do not fit together: indexes {[p['index'] for p in parts]}, "
-                         f"model versions {sorted(versions)}")
+        raise ValueError(
+            f"shards of {day} do not fit together: indexes {[p['index'] for p in parts]}, "
+            f"model versions {sorted(versions)}"
+        )
     folders = [Path(part["folder"]) for part in parts]
     _judge_tallies(config, day, folders)
     out = partition("predictions", day) / "predictions.parquet"
@@ -448,7 +506,8 @@ def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]])
     with atomic_parquet_writer(out, schema) as writer:
         for folder in folders:
             for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
-                    batch_size=config.monitoring.chunk_rows):
+                batch_size=config.monitoring.chunk_rows
+            ):
                 writer.write_batch(batch)
     crash_point("merge_shards:after_predictions")  # published, but no drift parts nor MLflow run yet
     side = CurrentSide()
@@ -456,12 +515,23 @@ def merge_shards(config: ChurnopsConfig, day: date, parts: list[dict[str, Any]])
         side = side.merge(CurrentSide.load(folder / "current_side"))
     merged = partition("work/monitoring", day) / "merged"
     side.save(merged / "current_side")
-    _write_parquet(pd.concat([pd.read_parquet(f / "page_sample.parquet") for f in folders], ignore_index=True),
-                   merged / "page_sample.parquet")
-    seconds = {key: round(sum(part.get("seconds", {}).get(key, 0.0) for part in parts), 3)
-               for key in ("validate", "drift_parts")}
-    return {"date": day.isoformat(), "predictions": str(out), "model_version": versions.pop(), "rows": side.rows,
-            "shards": len(parts), "drift_parts": str(merged), "shard_seconds": seconds}
+    _write_parquet(
+        pd.concat([pd.read_parquet(f / "page_sample.parquet") for f in folders], ignore_index=True),
+        merged / "page_sample.parquet",
+    )
+    seconds = {
+        key: round(sum(part.get("seconds", {}).get(key, 0.0) for part in parts), 3)
+        for key in ("validate", "drift_parts")
+    }
+    return {
+        "date": day.isoformat(),
+        "predictions": str(out),
+        "model_version": versions.pop(),
+        "rows": side.rows,
+        "shards": len(parts),
+        "drift_parts": str(merged),
+        "shard_seconds": seconds,
+    }
 
 
 def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> None:
@@ -481,8 +551,9 @@ def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> No
     for name, tally in merged.items():
         path = Path(name)
         source = _source(config, path)
-        found = tally_findings(tally, source, config,
-                               lambda source=source: iter_source(source, config.monitoring.chunk_rows))
+        found = tally_findings(
+            tally, source, config, lambda source=source: iter_source(source, config.monitoring.chunk_rows)
+        )
         findings += _quarantined(config, day, path, found, "merge_shards")
         _record_verdict("incoming", day, path, found)
     _raise_if(findings, day)
@@ -559,8 +630,9 @@ def prediction_drift_step(config: ChurnopsConfig, day: date, scored: dict[str, A
 
     from churnops.monitor import prediction_drift, sample_rows
 
-    reference = sample_rows(reference_frame(config, scored["model_version"]), config.monitoring.sample_size,
-                            config.monitoring.seed)
+    reference = sample_rows(
+        reference_frame(config, scored["model_version"]), config.monitoring.sample_size, config.monitoring.seed
+    )
     reference_scores = positive_scores(load_model(config, scored["model_version"]), reference, config)
     current_scores = pd.read_parquet(scored["predictions"], columns=[SCORE_COLUMN])[SCORE_COLUMN].to_numpy()
     result = prediction_drift(reference_scores, current_scores, config.monitoring)
@@ -620,12 +692,26 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
                 found = keys[at] == hashes if len(keys) else np.zeros(len(hashes), dtype=bool)
                 matched = chunk[found]
                 unmatched += int(len(chunk) - found.sum())
-                parts.append(pd.DataFrame({
-                    "label": label_vector(matched, config).astype("int8"), SCORE_COLUMN: scores[at[found]],
-                    "label_date": pd.Categorical([label_day.isoformat()] * len(matched), categories=dates)}))
-    outcomes = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {"label": pd.Series(dtype="int8"), SCORE_COLUMN: pd.Series(dtype="float64"),
-         "label_date": pd.Categorical([], categories=dates)})
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "label": label_vector(matched, config).astype("int8"),
+                            SCORE_COLUMN: scores[at[found]],
+                            "label_date": pd.Categorical([label_day.isoformat()] * len(matched), categories=dates),
+                        }
+                    )
+                )
+    outcomes = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(
+            {
+                "label": pd.Series(dtype="int8"),
+                SCORE_COLUMN: pd.Series(dtype="float64"),
+                "label_date": pd.Categorical([], categories=dates),
+            }
+        )
+    )
     outcomes.attrs.update(rejected_label_files=rejected, labels_without_prediction=unmatched)
     return outcomes
 
@@ -648,13 +734,20 @@ def performance_step(config: ChurnopsConfig, day: date, scored: dict[str, Any]) 
     reference_labels = label_vector(reference_frame(config, scored["model_version"]), config)
     target = target_drift(reference_labels, outcomes["label"].to_numpy(dtype=int), config.monitoring)
     holdout = version_tags(config.registry, scored["model_version"]).get("churnops.test_roc_auc")
-    performance = realized_performance(outcomes["label"].to_numpy(dtype=int), outcomes[SCORE_COLUMN].to_numpy(),
-                                       float(holdout) if holdout else None, config.monitoring)
-    result = {"window": [days[0].isoformat(), days[-1].isoformat()],
-              "label_days": sorted(outcomes["label_date"].astype(object).unique().tolist()),
-              "target_drift": target, "performance": performance,
-              "rejected_label_files": outcomes.attrs["rejected_label_files"],
-              "labels_without_prediction": outcomes.attrs["labels_without_prediction"]}
+    performance = realized_performance(
+        outcomes["label"].to_numpy(dtype=int),
+        outcomes[SCORE_COLUMN].to_numpy(),
+        float(holdout) if holdout else None,
+        config.monitoring,
+    )
+    result = {
+        "window": [days[0].isoformat(), days[-1].isoformat()],
+        "label_days": sorted(outcomes["label_date"].astype(object).unique().tolist()),
+        "target_drift": target,
+        "performance": performance,
+        "rejected_label_files": outcomes.attrs["rejected_label_files"],
+        "labels_without_prediction": outcomes.attrs["labels_without_prediction"],
+    }
     write_json(partition("reports", day) / "performance.json", result)
     return result
 
@@ -668,17 +761,27 @@ def _monitoring_run(config: ChurnopsConfig, day: date) -> str:
 
     experiment_id = ensure_experiment(f"{config.experiment_name}-monitoring")
     client = MlflowClient()
-    found = client.search_runs([experiment_id], f"tags.`churnops.monitoring_date` = '{day.isoformat()}'",
-                               max_results=1)
-    run_id = found[0].info.run_id if found else client.create_run(
-        experiment_id, run_name=f"monitoring {day}", tags={"churnops.monitoring_date": day.isoformat()}).info.run_id
+    found = client.search_runs([experiment_id], f"tags.`churnops.monitoring_date` = '{day.isoformat()}'", max_results=1)
+    run_id = (
+        found[0].info.run_id
+        if found
+        else client.create_run(
+            experiment_id, run_name=f"monitoring {day}", tags={"churnops.monitoring_date": day.isoformat()}
+        ).info.run_id
+    )
     publish_mlflow_run(experiment_id, run_id)
     return run_id
 
 
-def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], features: dict[str, Any],
-                prediction: dict[str, Any], performance: dict[str, Any], context: dict[str, str] | None = None
-                ) -> dict[str, Any]:
+def report_step(
+    config: ChurnopsConfig,
+    day: date,
+    scored: dict[str, Any],
+    features: dict[str, Any],
+    prediction: dict[str, Any],
+    performance: dict[str, Any],
+    context: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Decide, write the day's report (JSON + evidently HTML unless switched off) and log it to the day's MLflow run."""
     import pandas as pd
     from mlflow import MlflowClient
@@ -701,41 +804,56 @@ def report_step(config: ChurnopsConfig, day: date, scored: dict[str, Any], featu
         "n_labels": performance["performance"]["n_labels"],
         "decision": decision["decision"],
         "reasons": decision["reasons"],
-        "notes": [*decision.get("notes", []),
-                  *(f"label file {Path(r['file']).name} of {Path(r['file']).parent.name} rejected (quarantined): "
-                    f"{r['findings'][0]['rule']}: {r['findings'][0]['message']}"
-                    for r in performance.get("rejected_label_files", []))],
+        "notes": [
+            *decision.get("notes", []),
+            *(
+                f"label file {Path(r['file']).name} of {Path(r['file']).parent.name} rejected (quarantined): "
+                f"{r['findings'][0]['rule']}: {r['findings'][0]['message']}"
+                for r in performance.get("rejected_label_files", [])
+            ),
+        ],
         "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
     }
     json_path = write_json(folder / "drift_report.json", report)
     html_path: Path | None = folder / "drift_report.html"
     if config.monitoring.html_report:
         current = pd.read_parquet(Path(scored["drift_parts"]) / "page_sample.parquet")  # the shards' sample
-        drift_report_html(reference_frame(config, scored["model_version"]), current,
-                          config.dataset.numeric_features, config.dataset.categorical_features,
-                          html_path, config.monitoring.sample_size, config.monitoring.seed)
+        drift_report_html(
+            reference_frame(config, scored["model_version"]),
+            current,
+            config.dataset.numeric_features,
+            config.dataset.categorical_features,
+            html_path,
+            config.monitoring.sample_size,
+            config.monitoring.seed,
+        )
     else:  # a rerun with the report switched off leaves no stale page behind
         html_path.unlink(missing_ok=True)
         html_path = None
     run_id = _monitoring_run(config, day)
     client = MlflowClient()
-    metrics = {key: float(report[key]) for key in ("rows", "drift_share", "dataset_drift", "prediction_drift",
-                                                     "target_drift", "n_labels")}
+    metrics = {
+        key: float(report[key])
+        for key in ("rows", "drift_share", "dataset_drift", "prediction_drift", "target_drift", "n_labels")
+    }
     metrics["retrain"] = float(decision["decision"] == "retrain")
     if report["realized_roc_auc"] is not None:
         metrics["realized_roc_auc"] = report["realized_roc_auc"]
     for key, value in metrics.items():
         client.log_metric(run_id, key, value, step=0)
-    for key, value in {"churnops.model_version": scored["model_version"], "churnops.decision": decision["decision"],
-                       "churnops.reasons": "; ".join(decision["reasons"])[:4000], **(context or {})}.items():
+    for key, value in {
+        "churnops.model_version": scored["model_version"],
+        "churnops.decision": decision["decision"],
+        "churnops.reasons": "; ".join(decision["reasons"])[:4000],
+        **(context or {}),
+    }.items():
         client.set_tag(run_id, key, value)
     client.log_artifact(run_id, str(json_path))
     if html_path is not None:
         client.log_artifact(run_id, str(html_path))
     client.set_terminated(run_id, "FINISHED")
     summary = {k: v for k, v in report.items() if k != "details"}
-    return {**summary, "report": str(json_path), "html": html_path and str(html_path),
-            "mlflow_run_id": run_id}
+    return {**summary, "report": str(json_path), "html": html_path and str(html_path), "mlflow_run_id": run_id}
 
 
 def run_monitoring(config: ChurnopsConfig, day: date) -> dict[str, Any]:

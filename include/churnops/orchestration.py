@@ -10,9 +10,20 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-__all__ = ["CONFIG_PATH_PATTERN", "MLFLOW_RUN_XCOM_KEY", "airflow_run_context", "config_path_param",
-           "confined_config_path", "fail_fast_on_bad_input", "is_backfill", "publish_mlflow_run", "run_config",
-           "run_day", "running_runs_on_days", "task_defaults"]
+__all__ = [
+    "CONFIG_PATH_PATTERN",
+    "MLFLOW_RUN_XCOM_KEY",
+    "airflow_run_context",
+    "config_path_param",
+    "confined_config_path",
+    "fail_fast_on_bad_input",
+    "is_backfill",
+    "publish_mlflow_run",
+    "run_config",
+    "run_day",
+    "running_runs_on_days",
+    "task_defaults",
+]
 
 MLFLOW_RUN_XCOM_KEY = "churnops_mlflow_run"
 """XCom key of ``<experiment id>/<run id>`` of the MLflow run a task logged to (read by the plugin's link)."""
@@ -39,17 +50,27 @@ def task_defaults(retries: int = 3) -> dict[str, Any]:
     import os
     from datetime import timedelta
 
-    return {"owner": "churnops", "retries": retries,
-            "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV) or 30)),
-            "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10)}
+    return {
+        "owner": "churnops",
+        "retries": retries,
+        "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV) or 30)),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    }
+
 
 def config_path_param() -> Any:
     """The ``config_path`` Param every churnops DAG takes (a YAML path, or empty for the default)."""
     from airflow.sdk import Param
 
-    return Param(None, type=["null", "string"], pattern=CONFIG_PATH_PATTERN, title="Config file",
-                 description="A churnops YAML config inside the project or $CHURNOPS_HOME (or a folder in "
-                             "$CHURNOPS_ALLOWED_PATHS). Empty: $CHURNOPS_CONFIG, else the bundled Telco config.")
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=CONFIG_PATH_PATTERN,
+        title="Config file",
+        description="A churnops YAML config inside the project or $CHURNOPS_HOME (or a folder in "
+        "$CHURNOPS_ALLOWED_PATHS). Empty: $CHURNOPS_CONFIG, else the bundled Telco config.",
+    )
 
 
 def allowed_config_roots() -> list[Any]:
@@ -63,8 +84,9 @@ def allowed_config_roots() -> list[Any]:
     roots = [project, churnops_home()]
     if os.environ.get("CHURNOPS_CONFIG"):
         roots.append(Path(os.environ["CHURNOPS_CONFIG"]).expanduser().resolve().parent)
-    roots += [Path(p).expanduser().resolve() for p in os.environ.get("CHURNOPS_ALLOWED_PATHS", "").split(os.pathsep)
-              if p]
+    roots += [
+        Path(p).expanduser().resolve() for p in os.environ.get("CHURNOPS_ALLOWED_PATHS", "").split(os.pathsep) if p
+    ]
     return roots
 
 
@@ -169,6 +191,7 @@ def running_runs_on_days(days: list[Any]) -> int:
     context = get_current_context()
     midnights = [datetime(day.year, day.month, day.day, tzinfo=UTC) for day in days]
     return context["ti"].get_dr_count(dag_id=context["dag"].dag_id, logical_dates=midnights, states=["running"])
+
 
 def is_backfill() -> bool:
     from airflow.sdk import get_current_context

@@ -38,6 +38,7 @@ __all__ = [
     "write_json",
 ]
 
+
 @dataclass(frozen=True)
 class TrainingRun:
     """Identity of one pipeline run, passed from step to step."""
@@ -62,8 +63,9 @@ def run_dir_for(config: ChurnopsConfig, ctx: RunContext) -> Path:
     return churnops_home() / "runs" / config.dataset.name / ctx.dag_id / ctx.slug
 
 
-def start_run(ctx: RunContext, config_path: str | None = None, families: list[str] | None = None,
-              cv_folds: int | None = None) -> dict[str, Any]:
+def start_run(
+    ctx: RunContext, config_path: str | None = None, families: list[str] | None = None, cv_folds: int | None = None
+) -> dict[str, Any]:
     """Freeze the run's config and open (or find again) its parent MLflow run."""
     from mlflow import MlflowClient
 
@@ -123,8 +125,12 @@ def reject(config: ChurnopsConfig, ctx: RunContext, findings: list, step: str) -
     for source in config.dataset.sources:
         if source.name in named or "*" in named:
             own = [f for f in findings if f.source in {source.name, "*"}]
-            quarantine(source, own, folder / source.name,
-                       {"step": step, **ctx.tags(), "message": str(DataValidationError(own))})
+            quarantine(
+                source,
+                own,
+                folder / source.name,
+                {"step": step, **ctx.tags(), "message": str(DataValidationError(own))},
+            )
     raise DataValidationError(findings, folder)
 
 
@@ -160,8 +166,11 @@ def check_sources(config: ChurnopsConfig, ctx: RunContext, out_dir: Path) -> dic
     path = write_json(out_dir / "validation_report.json", {"passed": not findings, "sources": report})
     if findings:
         reject(config, ctx, findings, "validate")
-    return {"validation_report": str(path), "sources_digest": sources_digest(config),
-            "rows": {name: r["rows"] for name, r in report.items()}}
+    return {
+        "validation_report": str(path),
+        "sources_digest": sources_digest(config),
+        "rows": {name: r["rows"] for name, r in report.items()},
+    }
 
 
 def validate_sources(previous: dict[str, Any]) -> dict[str, Any]:
@@ -180,8 +189,11 @@ def validate_sources(previous: dict[str, Any]) -> dict[str, Any]:
             if (run_dir / "validation_report.json").is_file():
                 mlflow.log_artifact(str(run_dir / "validation_report.json"))
         mlflow.log_metrics({f"rows_{name}": rows for name, rows in checked["rows"].items()})
-        return {**previous, "validation_report": checked["validation_report"],
-                "sources_digest": checked["sources_digest"]}
+        return {
+            **previous,
+            "validation_report": checked["validation_report"],
+            "sources_digest": checked["sources_digest"],
+        }
 
 
 def merge(previous: dict[str, Any]) -> dict[str, Any]:
@@ -197,17 +209,23 @@ def merge(previous: dict[str, Any]) -> dict[str, Any]:
         merged, report = merge_sources(frames, ds.id_column)
         limit = config.validation.max_unmatched_fraction
         findings = [
-            Finding(name, ds.id_column, "max_unmatched_fraction",
-                    f"{r['unmatched']} ids ({r['unmatched_fraction']:.2%}) have no match in the other sources, "
-                    f"above the limit {limit:.2%}; e.g. {r['unmatched_sample'][:3]}")
-            for name, r in report.items() if r["unmatched_fraction"] > limit
+            Finding(
+                name,
+                ds.id_column,
+                "max_unmatched_fraction",
+                f"{r['unmatched']} ids ({r['unmatched_fraction']:.2%}) have no match in the other sources, "
+                f"above the limit {limit:.2%}; e.g. {r['unmatched_sample'][:3]}",
+            )
+            for name, r in report.items()
+            if r["unmatched_fraction"] > limit
         ]
         if merged.empty:
             findings.append(Finding("*", ds.id_column, "merge_not_empty", "no id is present in every source"))
         path = write_json(run_dir / "merge_report.json", {"rows": len(merged), "sources": report})
         mlflow.log_artifact(str(path))
-        mlflow.log_metrics({"rows_merged": len(merged),
-                            **{f"unmatched_{name}": r["unmatched"] for name, r in report.items()}})
+        mlflow.log_metrics(
+            {"rows_merged": len(merged), **{f"unmatched_{name}": r["unmatched"] for name, r in report.items()}}
+        )
         if findings:
             mlflow.set_tag("churnops.quarantine", str(quarantine_dir(config, run.ctx)))
             reject(config, run.ctx, findings, "merge")
@@ -246,10 +264,17 @@ def preprocess(previous: dict[str, Any]) -> dict[str, Any]:
         }
         mlflow.log_metrics(stats)
         mlflow.set_tag("churnops.snapshot_digest", digest)
-        mlflow.log_input(mlflow.data.from_pandas(frame, source=str(snapshot_path), name=f"{ds.name}-snapshot",
-                                                 targets=ds.target), context="training")
-        return {**previous, "snapshot": str(snapshot_path), "snapshot_digest": digest,
-                "rows_train": stats["rows_train"], "rows_test": stats["rows_test"]}
+        mlflow.log_input(
+            mlflow.data.from_pandas(frame, source=str(snapshot_path), name=f"{ds.name}-snapshot", targets=ds.target),
+            context="training",
+        )
+        return {
+            **previous,
+            "snapshot": str(snapshot_path),
+            "snapshot_digest": digest,
+            "rows_train": stats["rows_train"],
+            "rows_test": stats["rows_test"],
+        }
 
 
 def build_features(previous: dict[str, Any]) -> dict[str, Any]:
@@ -274,23 +299,39 @@ def build_features(previous: dict[str, Any]) -> dict[str, Any]:
         numeric, categorical = derived_columns(config)
         features_path = run_dir / "features.parquet"
         pd.concat([snapshot[[ds.id_column, SPLIT_COLUMN]], derived[numeric + categorical]], axis=1).to_parquet(
-            features_path, index=False)
+            features_path, index=False
+        )
         encoded = [str(n) for n in preprocessor.get_feature_names_out()]
         summary = {
             "input_columns": ds.feature_columns,
             "derived": {
-                **{c: {"kind": "numeric", "mean": float(derived[c].mean()),
-                       "null_fraction": float(derived[c].isna().mean())} for c in numeric},
-                **{c: {"kind": "categorical",
-                       "counts": {str(k): int(n) for k, n in derived[c].value_counts().items() if n}}
-                   for c in categorical},
+                **{
+                    c: {
+                        "kind": "numeric",
+                        "mean": float(derived[c].mean()),
+                        "null_fraction": float(derived[c].isna().mean()),
+                    }
+                    for c in numeric
+                },
+                **{
+                    c: {
+                        "kind": "categorical",
+                        "counts": {str(k): int(n) for k, n in derived[c].value_counts().items() if n},
+                    }
+                    for c in categorical
+                },
             },
             "encoded_features": encoded,
         }
         path = write_json(run_dir / "feature_summary.json", summary)
         mlflow.log_artifact(str(path))
-        mlflow.log_metrics({"n_input_columns": len(ds.feature_columns), "n_derived": len(numeric + categorical),
-                            "n_encoded_features": len(encoded)})
+        mlflow.log_metrics(
+            {
+                "n_input_columns": len(ds.feature_columns),
+                "n_derived": len(numeric + categorical),
+                "n_encoded_features": len(encoded),
+            }
+        )
         return {**previous, "features": str(features_path), "feature_summary": str(path)}
 
 
@@ -315,12 +356,18 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
         proba = result.model.predict_proba(X_test)[:, 1]
         test_metrics = classification_metrics(y_test, proba)
 
-        mlflow.log_params({"family": family, "cv_folds": config.training.cv_folds, "cv_rows": result.cv_rows,
-                           **result.params})
+        mlflow.log_params(
+            {"family": family, "cv_folds": config.training.cv_folds, "cv_rows": result.cv_rows, **result.params}
+        )
         for fold, score in enumerate(result.cv_scores):
             mlflow.log_metric("cv_roc_auc", float(score), step=fold)
-        mlflow.log_metrics({"cv_roc_auc_mean": result.cv_roc_auc_mean, "cv_roc_auc_std": result.cv_roc_auc_std,
-                            **{f"test_{k}": v for k, v in test_metrics.items()}})
+        mlflow.log_metrics(
+            {
+                "cv_roc_auc_mean": result.cv_roc_auc_mean,
+                "cv_roc_auc_std": result.cv_roc_auc_std,
+                **{f"test_{k}": v for k, v in test_metrics.items()},
+            }
+        )
         importance = feature_importance(result.model)
         mlflow.log_text(importance.to_csv(header=["importance"]), "feature_importance.csv")
         for name, figure in diagnostic_figures(y_test, proba, importance, family).items():
@@ -376,9 +423,11 @@ def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
             client.log_text(target, f"{markdown}\n\n**Choice:** {reason}\n", "model_comparison.md")
             client.set_tag(target, "churnops.best_model", best["family"])
             client.set_tag(target, "churnops.choice_reason", reason)
-        for key, value in {"best_cv_roc_auc": best["cv_roc_auc_mean"],
-                           "best_test_roc_auc": best["test_metrics"]["roc_auc"],
-                           "best_test_ece": best["test_metrics"]["ece"]}.items():
+        for key, value in {
+            "best_cv_roc_auc": best["cv_roc_auc_mean"],
+            "best_test_roc_auc": best["test_metrics"]["roc_auc"],
+            "best_test_ece": best["test_metrics"]["ece"],
+        }.items():
             client.log_metric(run.parent_run_id, key, value)
         mlflow.log_metrics({"n_candidates": len(candidates), "best_cv_roc_auc": best["cv_roc_auc_mean"]})
         return {**lineage, "best": best, "reason": reason, "comparison": str(path)}
@@ -389,8 +438,14 @@ def git_commit() -> str:
     import churnops
 
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(churnops.__file__).parent,
-                             capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(churnops.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -446,8 +501,9 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def run_training(ctx: RunContext, config_path: str | None = None, families: list[str] | None = None,
-                 cv_folds: int | None = None) -> dict[str, Any]:
+def run_training(
+    ctx: RunContext, config_path: str | None = None, families: list[str] | None = None, cv_folds: int | None = None
+) -> dict[str, Any]:
     """All steps in one process, in DAG order: what ``churnops train`` runs."""
     started = start_run(ctx, config_path, families, cv_folds)
     prepared = build_features(preprocess(merge(validate_sources(started))))

@@ -36,8 +36,14 @@ class PromotionDecision:
         return asdict(self)
 
 
-def paired_bootstrap_gain(y_true: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.ndarray,
-                          n_samples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+def paired_bootstrap_gain(
+    y_true: np.ndarray,
+    champion_scores: np.ndarray,
+    challenger_scores: np.ndarray,
+    n_samples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
     """Percentile CI of challenger − champion ROC-AUC, resampling the same rows for both.
 
     Pairing matters: both models are scored on each resample, so the interval reflects
@@ -58,8 +64,10 @@ def paired_bootstrap_gain(y_true: np.ndarray, champion_scores: np.ndarray, chall
         both_classes = (counts[:, y_true].sum(axis=1) > 0) & (counts[:, ~y_true].sum(axis=1) > 0)
         counts = counts[both_classes]  # a one-class resample has no ROC-AUC
         if len(counts):
-            gains.append(_weighted_roc_auc(y_true, challenger_scores, counts)
-                         - _weighted_roc_auc(y_true, champion_scores, counts))
+            gains.append(
+                _weighted_roc_auc(y_true, challenger_scores, counts)
+                - _weighted_roc_auc(y_true, champion_scores, counts)
+            )
     gains = np.concatenate(gains) if gains else np.array([])
     if not len(gains):
         raise ValueError("no bootstrap resample had both classes")
@@ -84,8 +92,9 @@ def _weighted_roc_auc(y_true: np.ndarray, scores: np.ndarray, counts: np.ndarray
     return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
-def decide_promotion(champion_roc_auc: float, challenger_roc_auc: float, policy: PolicyConfig,
-                     ci: dict[str, float] | None = None) -> PromotionDecision:
+def decide_promotion(
+    champion_roc_auc: float, challenger_roc_auc: float, policy: PolicyConfig, ci: dict[str, float] | None = None
+) -> PromotionDecision:
     """Promote only when the challenger beats the champion by more than ``policy.min_gain``.
 
     With ``policy.require_significant_gain`` the CI's lower bound must also be above 0.
@@ -97,8 +106,10 @@ def decide_promotion(champion_roc_auc: float, challenger_roc_auc: float, policy:
         promote, reason = False, f"{scores} is not more than the required {policy.min_gain:.4f}"
     elif policy.require_significant_gain and (low is None or low <= 0):
         interval = f"[{low:+.4f}, {high:+.4f}]" if ci else "(not computed)"
-        promote, reason = False, f"{scores} passes the gain rule but the bootstrap CI of the gain {interval} " \
-                                 "does not exclude 0"
+        promote, reason = (
+            False,
+            f"{scores} passes the gain rule but the bootstrap CI of the gain {interval} does not exclude 0",
+        )
     else:
         promote, reason = True, f"{scores} is more than the required {policy.min_gain:.4f}"
     return PromotionDecision(promote, gain, reason, champion_roc_auc, challenger_roc_auc, low, high)
@@ -114,8 +125,10 @@ class Cooldown:
     def reason(self) -> str:
         if not self.active:
             return "no cooldown in effect"
-        return (f"in cooldown: last promotion on {self.last_promotion}, next allowed on {self.until} "
-                f"({self.days_left} day(s) left)")
+        return (
+            f"in cooldown: last promotion on {self.last_promotion}, next allowed on {self.until} "
+            f"({self.days_left} day(s) left)"
+        )
 
 
 def cooldown_status(as_of: date, last_promotion: date | None, cooldown_days: int) -> Cooldown:

@@ -18,11 +18,28 @@ import warnings
 __all__ = ["TASK_LIBRARIES", "import_task_libraries"]
 
 TASK_LIBRARIES = (
-    "pandas", "pyarrow.parquet", "scipy.stats", "sklearn.pipeline", "sklearn.ensemble", "sklearn.linear_model",
-    "sklearn.calibration", "lightgbm", "xgboost", "mlflow", "mlflow.sklearn", "mlflow.pyfunc",
-    "evidently", "evidently.presets",
-    "churnops.features", "churnops.train", "churnops.evaluate", "churnops.monitor", "churnops.registry",
-    "churnops.pipeline", "churnops.monitoring_pipeline", "churnops.retraining_pipeline",
+    "pandas",
+    "pyarrow.parquet",
+    "scipy.stats",
+    "sklearn.pipeline",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.calibration",
+    "lightgbm",
+    "xgboost",
+    "mlflow",
+    "mlflow.sklearn",
+    "mlflow.pyfunc",
+    "evidently",
+    "evidently.presets",
+    "churnops.features",
+    "churnops.train",
+    "churnops.evaluate",
+    "churnops.monitor",
+    "churnops.registry",
+    "churnops.pipeline",
+    "churnops.monitoring_pipeline",
+    "churnops.retraining_pipeline",
 )
 
 log = logging.getLogger(__name__)

@@ -122,8 +122,9 @@ def promotion_lock(registry: RegistryConfig) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def promote_version(registry: RegistryConfig, challenger: str, expected_champion: str | None,
-                    tags: dict[str, str]) -> dict[str, Any]:
+def promote_version(
+    registry: RegistryConfig, challenger: str, expected_champion: str | None, tags: dict[str, str]
+) -> dict[str, Any]:
     """Move ``@champion`` to ``challenger`` and ``@previous_champion`` to the old champion.
 
     Under :func:`promotion_lock`, re-checks that ``@champion`` is still the version that was
@@ -136,8 +137,9 @@ def promote_version(registry: RegistryConfig, challenger: str, expected_champion
         return _promote(registry, challenger, expected_champion, tags)
 
 
-def _promote(registry: RegistryConfig, challenger: str, expected_champion: str | None,
-             tags: dict[str, str]) -> dict[str, Any]:
+def _promote(
+    registry: RegistryConfig, challenger: str, expected_champion: str | None, tags: dict[str, str]
+) -> dict[str, Any]:
     client = _client()
     name = registry.model_name
     current = alias_version(registry, registry.champion_alias)
@@ -149,7 +151,8 @@ def _promote(registry: RegistryConfig, challenger: str, expected_champion: str |
     if current != expected_champion and not resumed:
         raise PromotionConflict(
             f"@{registry.champion_alias} of {name} is version {current}, not the evaluated {expected_champion}; "
-            "another promotion happened meanwhile, so this one is abandoned")
+            "another promotion happened meanwhile, so this one is abandoned"
+        )
     if expected_champion is not None and not resumed:
         client.set_registered_model_alias(name, registry.previous_champion_alias, expected_champion)
     if not resumed:
@@ -197,6 +200,10 @@ def last_decision(registry: RegistryConfig) -> dict[str, Any] | None:
     newest = max(decided, key=lambda v: (v.tags.get("churnops.decision_as_of", ""), int(v.version)))
     tags = newest.tags
     gain = tags.get("churnops.gain")
-    return {"version": str(newest.version), "decision": tags["churnops.decision"],
-            "reason": tags.get("churnops.decision_reason", ""), "as_of": tags.get("churnops.decision_as_of"),
-            "gain": float(gain) if gain else None}
+    return {
+        "version": str(newest.version),
+        "decision": tags["churnops.decision"],
+        "reason": tags.get("churnops.decision_reason", ""),
+        "as_of": tags.get("churnops.decision_as_of"),
+        "gain": float(gain) if gain else None,
+    }

@@ -51,8 +51,14 @@ def check_cooldown(config: ChurnopsConfig, as_of: date, state: PromotionState, f
     status = cooldown_status(as_of, last_day, state.cooldown_days(config.policy.cooldown_days))
     proceed = force or not status.active
     reason = status.reason() + ("; overridden by force" if force and status.active else "")
-    return {"proceed": proceed, "forced": bool(force and status.active), "reason": reason,
-            "as_of": as_of.isoformat(), "last_promotion": last, "cooldown_until": str(status.until or "")}
+    return {
+        "proceed": proceed,
+        "forced": bool(force and status.active),
+        "reason": reason,
+        "as_of": as_of.isoformat(),
+        "last_promotion": last,
+        "cooldown_until": str(status.until or ""),
+    }
 
 
 def record_skip(config: ChurnopsConfig, ctx: Any, gate: dict[str, Any]) -> str:
@@ -87,10 +93,14 @@ def _labelled_days(config: ChurnopsConfig, days: list[date]) -> Any:
         labels = read_files(config, accepted_files(config, "labels", day)[0])
         if batch.empty or labels.empty:
             continue
-        parts.append(batch[[ds.id_column, *ds.feature_columns]].merge(labels[[ds.id_column, ds.target]],
-                                                                       on=ds.id_column))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[ds.id_column,
-                                                                                   *ds.feature_columns, ds.target])
+        parts.append(
+            batch[[ds.id_column, *ds.feature_columns]].merge(labels[[ds.id_column, ds.target]], on=ds.id_column)
+        )
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=[ds.id_column, *ds.feature_columns, ds.target])
+    )
 
 
 def add_recent_days(previous: dict[str, Any], as_of: date) -> dict[str, Any]:
@@ -108,8 +118,10 @@ def add_recent_days(previous: dict[str, Any], as_of: date) -> dict[str, Any]:
         recent = _labelled_days(config, training_days(config, as_of))
         fresh = _labelled_days(config, evaluation_days(config, as_of))
         if fresh.empty:
-            raise ValueError(f"no labelled data in the evaluation window {evaluation_days(config, as_of)[0]} … "
-                             f"{evaluation_days(config, as_of)[-1]}: cannot compare models")
+            raise ValueError(
+                f"no labelled data in the evaluation window {evaluation_days(config, as_of)[0]} … "
+                f"{evaluation_days(config, as_of)[-1]}: cannot compare models"
+            )
         combined = pd.concat([original, recent[original.columns]], ignore_index=True)
         merged_path = run_dir / "training_window.parquet"
         combined.to_parquet(merged_path, index=False)
@@ -117,8 +129,13 @@ def add_recent_days(previous: dict[str, Any], as_of: date) -> dict[str, Any]:
         fresh.to_parquet(eval_path, index=False)
         mlflow.log_metrics({"rows_original": len(original), "rows_recent": len(recent), "rows_evaluation": len(fresh)})
         mlflow.set_tags({"churnops.as_of": as_of.isoformat()})
-        return {**previous, "merged": str(merged_path), "rows_merged": len(combined), "evaluation": str(eval_path),
-                "as_of": as_of.isoformat()}
+        return {
+            **previous,
+            "merged": str(merged_path),
+            "rows_merged": len(combined),
+            "evaluation": str(eval_path),
+            "as_of": as_of.isoformat(),
+        }
 
 
 def compare_on_fresh_window(registered: dict[str, Any], evaluation_path: str, config_path: str) -> dict[str, Any]:
@@ -141,19 +158,36 @@ def compare_on_fresh_window(registered: dict[str, Any], evaluation_path: str, co
     challenger_auc = float(roc_auc_score(y, scores[challenger]))
     ci = None
     if config.policy.bootstrap_samples:
-        ci = paired_bootstrap_gain(y, scores[champion], scores[challenger], config.policy.bootstrap_samples,
-                                   seed=config.training.seed)
+        ci = paired_bootstrap_gain(
+            y, scores[champion], scores[challenger], config.policy.bootstrap_samples, seed=config.training.seed
+        )
     if challenger == champion:
-        decision = {"promote": False, "gain": 0.0, "reason": "the challenger is already the champion",
-                    "champion_roc_auc": champion_auc, "challenger_roc_auc": challenger_auc}
+        decision = {
+            "promote": False,
+            "gain": 0.0,
+            "reason": "the challenger is already the champion",
+            "champion_roc_auc": champion_auc,
+            "challenger_roc_auc": challenger_auc,
+        }
     else:
         decision = decide_promotion(champion_auc, challenger_auc, config.policy, ci).to_dict()
-    return {**decision, "ci": ci, "champion_version": champion, "challenger_version": challenger,
-            "rows_evaluation": len(window)}
+    return {
+        **decision,
+        "ci": ci,
+        "champion_version": champion,
+        "challenger_version": challenger,
+        "rows_evaluation": len(window),
+    }
 
 
-def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: date, state: PromotionState,
-                    context: dict[str, str], forced: bool = False) -> dict[str, Any]:
+def record_decision(
+    config: ChurnopsConfig,
+    comparison: dict[str, Any],
+    as_of: date,
+    state: PromotionState,
+    context: dict[str, str],
+    forced: bool = False,
+) -> dict[str, Any]:
     """Promote (under the registry's promotion lock, re-checked there) or reject; tag versions, update the state.
 
     A promotion that loses a race (``@champion`` moved since the evaluation) is recorded as the
@@ -181,9 +215,14 @@ def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: d
             comparison = {**comparison, "promote": False, "reason": str(exc)}
         else:
             crash_point("promote:after_aliases")  # the fault tests' SIGKILL: aliases moved, state not yet
-            entry = {"date": as_of.isoformat(), "version": comparison["challenger_version"],
-                     "previous_version": comparison["champion_version"], "run_id": context.get("run_id", ""),
-                     "dag_id": context.get("dag_id", ""), "forced": forced}
+            entry = {
+                "date": as_of.isoformat(),
+                "version": comparison["challenger_version"],
+                "previous_version": comparison["champion_version"],
+                "run_id": context.get("run_id", ""),
+                "dag_id": context.get("dag_id", ""),
+                "forced": forced,
+            }
             state.record_promotion(entry)
     if not comparison["promote"]:
         from mlflow import MlflowClient
@@ -200,13 +239,22 @@ def record_decision(config: ChurnopsConfig, comparison: dict[str, Any], as_of: d
         for key, value in tags.items():
             client.set_tag(parent, key, value)
         client.set_tag(parent, "churnops.forced", str(forced).lower())
-    return {"decision": tags["churnops.decision"], "reason": comparison["reason"],
-            "champion": alias_version(registry, registry.champion_alias),
-            "challenger_tags": version_tags(registry, comparison["challenger_version"])}
+    return {
+        "decision": tags["churnops.decision"],
+        "reason": comparison["reason"],
+        "champion": alias_version(registry, registry.champion_alias),
+        "challenger_tags": version_tags(registry, comparison["challenger_version"]),
+    }
 
 
-def run_retraining(config_path: str | None, as_of: date, state: PromotionState, force: bool = False,
-                   families: list[str] | None = None, run_id: str | None = None) -> dict[str, Any]:
+def run_retraining(
+    config_path: str | None,
+    as_of: date,
+    state: PromotionState,
+    force: bool = False,
+    families: list[str] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
     """All retraining steps in one process: what ``churnops retrain`` runs."""
     from churnops import pipeline
     from churnops.tracking import RunContext
@@ -225,14 +273,20 @@ def run_retraining(config_path: str | None, as_of: date, state: PromotionState, 
     comparison = compare_on_fresh_window(registered, prepared["evaluation"], started["run"]["config_path"])
     context = {"run_id": ctx.run_id, "dag_id": ctx.dag_id, "parent_run_id": registered["parent_run_id"]}
     outcome = record_decision(config, comparison, as_of, state, context, forced=gate["forced"])
-    return {"as_of": as_of.isoformat(), "forced": gate["forced"], **outcome,
-            **{k: comparison[k] for k in ("gain", "champion_roc_auc", "challenger_roc_auc", "ci",
-                                          "champion_version", "challenger_version")}}
+    return {
+        "as_of": as_of.isoformat(),
+        "forced": gate["forced"],
+        **outcome,
+        **{
+            k: comparison[k]
+            for k in ("gain", "champion_roc_auc", "challenger_roc_auc", "ci", "champion_version", "challenger_version")
+        },
+    }
 
 
-
-def rollback_and_record(config: ChurnopsConfig, state: PromotionState, context: dict[str, Any],
-                        reason: str) -> dict[str, Any]:
+def rollback_and_record(
+    config: ChurnopsConfig, state: PromotionState, context: dict[str, Any], reason: str
+) -> dict[str, Any]:
     """Move ``@champion`` back to ``@previous_champion``, tag both and record it as the last promotion."""
     from churnops.errors import ChurnopsInputError
     from churnops.registry import rollback_champion
@@ -240,13 +294,25 @@ def rollback_and_record(config: ChurnopsConfig, state: PromotionState, context: 
 
     configure_mlflow(config)
     day = (context.get("logical_date") or "")[:10]
-    tags = {"churnops.decision": "rolled_back", "churnops.decision_reason": reason[:4000],
-            "churnops.decision_run": context.get("run_id", ""), "churnops.decision_as_of": day}
+    tags = {
+        "churnops.decision": "rolled_back",
+        "churnops.decision_reason": reason[:4000],
+        "churnops.decision_run": context.get("run_id", ""),
+        "churnops.decision_as_of": day,
+    }
     try:
         moved = rollback_champion(config.registry, tags)
     except ValueError as exc:
         raise ChurnopsInputError(str(exc)) from exc
-    state.record_promotion({"date": day, "version": moved["champion"], "previous_version": moved["previous_champion"],
-                            "run_id": context.get("run_id", ""), "dag_id": context.get("dag_id", ""),
-                            "rolled_back": True, "reason": reason})
+    state.record_promotion(
+        {
+            "date": day,
+            "version": moved["champion"],
+            "previous_version": moved["previous_champion"],
+            "run_id": context.get("run_id", ""),
+            "dag_id": context.get("dag_id", ""),
+            "rolled_back": True,
+            "reason": reason,
+        }
+    )
     return moved

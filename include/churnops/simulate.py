@@ -245,22 +245,28 @@ def write_days(
         batch_path = home / "incoming" / f"date={day:%Y-%m-%d}" / "batch.parquet"
         labels_path = home / "labels" / f"date={day:%Y-%m-%d}" / "labels.parquet"
         positives = 0
-        with atomic_parquet_writer(batch_path, prepared.batch_schema, use_dictionary=prepared.dictionary_columns,
-                                   store_schema=False) as batch_out, \
-                atomic_parquet_writer(labels_path, prepared.labels_schema, use_dictionary=[prepared.target],
-                                      store_schema=False) as labels_out:
+        with (
+            atomic_parquet_writer(
+                batch_path, prepared.batch_schema, use_dictionary=prepared.dictionary_columns, store_schema=False
+            ) as batch_out,
+            atomic_parquet_writer(
+                labels_path, prepared.labels_schema, use_dictionary=[prepared.target], store_schema=False
+            ) as labels_out,
+        ):
             for chunk in _day_chunks(prepared, day, rows_per_day, scenario, seed, intensity, chunk_rows):
                 batch_out.write_table(_batch_table(prepared, day, chunk), row_group_size=chunk_rows)
                 labels_out.write_table(_labels_table(prepared, day, chunk), row_group_size=chunk_rows)
                 positives += int(chunk.positive.sum())
-        summaries.append({
-            "date": day.isoformat(),
-            "rows": rows_per_day,
-            "scenario": scenario,
-            "intensity": intensity,
-            "paths": {"batch": str(batch_path), "labels": str(labels_path)},
-            "positive_rate": positives / rows_per_day,
-        })
+        summaries.append(
+            {
+                "date": day.isoformat(),
+                "rows": rows_per_day,
+                "scenario": scenario,
+                "intensity": intensity,
+                "paths": {"batch": str(batch_path), "labels": str(labels_path)},
+                "positive_rate": positives / rows_per_day,
+            }
+        )
     return summaries
 
 
@@ -307,8 +313,9 @@ class _Prepared:
 
     @property
     def labels_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(self.id_column, pa.string()),
-                          pa.field(self.target, pa.dictionary(pa.int32(), pa.string()))])
+        return pa.schema(
+            [pa.field(self.id_column, pa.string()), pa.field(self.target, pa.dictionary(pa.int32(), pa.string()))]
+        )
 
 
 @dataclass(frozen=True)
@@ -362,7 +369,8 @@ def _prepare(frame: pd.DataFrame, config: ChurnopsConfig) -> _Prepared:
         # Flipping a label needs exactly one "other" class to flip to.
         raise ChurnopsInputError(
             f"target {ds.target!r} must be binary with positive label {ds.positive_label!r}"
-            f"{'' if ds.negative_label is None else f' and negative label {negative!r}'}; found {sorted(observed)}")
+            f"{'' if ds.negative_label is None else f' and negative label {negative!r}'}; found {sorted(observed)}"
+        )
 
     numeric, integral, non_negative = {}, {}, {}
     for column in ds.numeric_features:
@@ -424,8 +432,9 @@ def _check_arguments(scenario: str, rows: int, seed: int, chunk_rows: int) -> No
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
 
 
-def _day_chunks(prepared: _Prepared, day: date, rows: int, scenario: str, seed: int, intensity: float,
-                chunk_rows: int) -> Iterator[_Chunk]:
+def _day_chunks(
+    prepared: _Prepared, day: date, rows: int, scenario: str, seed: int, intensity: float, chunk_rows: int
+) -> Iterator[_Chunk]:
     """The day's rows, ``chunk_rows`` at a time, each chunk seeded on its own."""
     _check_arguments(scenario, rows, seed, chunk_rows)
     # At intensity 0 a drift scenario is the stable one, seeds included: a drift run then
@@ -447,8 +456,16 @@ def _day_chunks(prepared: _Prepared, day: date, rows: int, scenario: str, seed: 
         yield _generate(prepared, rng, start, size, intensity, covariate, concept, flip_rate)
 
 
-def _generate(prepared: _Prepared, rng: np.random.Generator, start: int, size: int, intensity: float,
-              covariate: bool, concept: bool, flip_rate: float) -> _Chunk:
+def _generate(
+    prepared: _Prepared,
+    rng: np.random.Generator,
+    start: int,
+    size: int,
+    intensity: float,
+    covariate: bool,
+    concept: bool,
+    flip_rate: float,
+) -> _Chunk:
     # The order of draws is fixed; changing it changes every simulated day.
     if covariate and prepared.tilt is not None:
         weights = np.exp(intensity * prepared.tilt)
@@ -485,8 +502,15 @@ def _generate(prepared: _Prepared, rng: np.random.Generator, start: int, size: i
 
     flipped = _flips(rng, positive, flip_rate)
     positive ^= flipped
-    return _Chunk(start=start, source_rows=source, numeric=numeric, original=original, positive=positive,
-                  flipped=flipped, flip_rate=flip_rate)
+    return _Chunk(
+        start=start,
+        source_rows=source,
+        numeric=numeric,
+        original=original,
+        positive=positive,
+        flipped=flipped,
+        flip_rate=flip_rate,
+    )
 
 
 def _flips(rng: np.random.Generator, positive: np.ndarray, rate: float) -> np.ndarray:
@@ -513,7 +537,7 @@ def _ids(day: date, chunk: _Chunk) -> pa.StringArray:
     width = max(8, len(str(first + size - 1)))
     prefix = np.frombuffer(f"{day:%Y%m%d}-".encode(), dtype=np.uint8)
     text = np.empty((size, len(prefix) + width), dtype=np.uint8)
-    text[:, :len(prefix)] = prefix
+    text[:, : len(prefix)] = prefix
     numbers = np.arange(first, first + size, dtype=np.int64)
     for position in range(text.shape[1] - 1, len(prefix) - 1, -1):
         numbers, digit = np.divmod(numbers, 10)
@@ -538,8 +562,9 @@ def _batch_table(prepared: _Prepared, day: date, chunk: _Chunk) -> pa.Table:
 
 def _labels_table(prepared: _Prepared, day: date, chunk: _Chunk) -> pa.Table:
     labels = np.array([prepared.negative_label, prepared.positive_label], dtype=object)
-    return pa.Table.from_arrays([_ids(day, chunk), _dictionary(chunk.positive.astype(np.int32), labels)],
-                                schema=prepared.labels_schema)
+    return pa.Table.from_arrays(
+        [_ids(day, chunk), _dictionary(chunk.positive.astype(np.int32), labels)], schema=prepared.labels_schema
+    )
 
 
 def _batch_frame(prepared: _Prepared, ids: np.ndarray, chunk: _Chunk) -> pd.DataFrame:

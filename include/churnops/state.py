@@ -44,8 +44,11 @@ class AirflowVariableState:
     def record_promotion(self, entry: dict[str, Any]) -> None:
         from airflow.sdk import Variable
 
-        Variable.set(LAST_PROMOTION_VAR, json.dumps(entry, sort_keys=True),
-                     description="Last churnops promotion (date is the run's as-of date); drives the cooldown.")
+        Variable.set(
+            LAST_PROMOTION_VAR,
+            json.dumps(entry, sort_keys=True),
+            description="Last churnops promotion (date is the run's as-of date); drives the cooldown.",
+        )
 
     def cooldown_days(self, default: int) -> int:
         from airflow.sdk import Variable
@@ -75,5 +78,8 @@ class FileState:
         os.replace(temporary, self.path)
 
     def cooldown_days(self, default: int) -> int:
-        return self._cooldown_days if self._cooldown_days is not None else int(
-            self._read().get(COOLDOWN_DAYS_VAR, default))
+        return (
+            self._cooldown_days
+            if self._cooldown_days is not None
+            else int(self._read().get(COOLDOWN_DAYS_VAR, default))
+        )

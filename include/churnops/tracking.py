@@ -117,7 +117,8 @@ def tracking_outage(error: BaseException, timeout: float = 3.0) -> Exception | N
         why = f"{type(probe).__name__}: {cause}"
     return TrackingServerUnavailable(
         f"MLflow tracking server {uri} is unreachable ({why}); the step stopped at {type(error).__name__} "
-        "and is retried: once the server is back it resumes where it stopped.")
+        "and is retried: once the server is back it resumes where it stopped."
+    )
 
 
 def configure_mlflow(config: ChurnopsConfig) -> str:
@@ -153,8 +154,9 @@ def _find_run(experiment_id: str, tags: dict[str, str]) -> Any:
     from mlflow import MlflowClient
 
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    runs = MlflowClient().search_runs([experiment_id], filter_string=query, max_results=2,
-                                      order_by=["attributes.start_time ASC"])
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=query, max_results=2, order_by=["attributes.start_time ASC"]
+    )
     return runs[0] if runs else None
 
 
@@ -163,10 +165,14 @@ def get_or_create_parent_run(experiment_id: str, ctx: RunContext, name: str) -> 
     from mlflow import MlflowClient
 
     key = {**ctx.tags(), f"{TAG_PREFIX}step": PARENT_STEP}
-    found = _find_run(experiment_id, {k: key[k] for k in (f"{TAG_PREFIX}dag_id", f"{TAG_PREFIX}run_id",
-                                                           f"{TAG_PREFIX}step")})
-    run_id = found.info.run_id if found is not None else \
-        MlflowClient().create_run(experiment_id, run_name=name, tags=key).info.run_id
+    found = _find_run(
+        experiment_id, {k: key[k] for k in (f"{TAG_PREFIX}dag_id", f"{TAG_PREFIX}run_id", f"{TAG_PREFIX}step")}
+    )
+    run_id = (
+        found.info.run_id
+        if found is not None
+        else MlflowClient().create_run(experiment_id, run_name=name, tags=key).info.run_id
+    )
     publish_mlflow_run(experiment_id, run_id)
     return run_id
 

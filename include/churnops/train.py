@@ -14,8 +14,15 @@ from sklearn.pipeline import Pipeline
 from churnops.config import ChurnopsConfig
 from churnops.features import build_preprocessor
 
-__all__ = ["FitResult", "build_estimator", "build_model", "cv_rows", "estimator_params", "fit_family",
-           "model_signature"]
+__all__ = [
+    "FitResult",
+    "build_estimator",
+    "build_model",
+    "cv_rows",
+    "estimator_params",
+    "fit_family",
+    "model_signature",
+]
 
 # Chosen on Telco with 5-fold CV on the training split, within a scoring budget of 200,000 rows/s
 # on 2 cores for the whole logged pipeline; every key can be overridden per family in config
@@ -24,15 +31,27 @@ __all__ = ["FitResult", "build_estimator", "build_model", "cv_rows", "estimator_
 # a tree ensemble's predict costs about the same per tree, however small.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logistic_regression": {"C": 0.3, "max_iter": 2000},
-    "random_forest": {"n_estimators": 60, "max_depth": 6, "min_samples_leaf": 10, "max_features": "sqrt",
-                      "n_jobs": 2},
+    "random_forest": {"n_estimators": 60, "max_depth": 6, "min_samples_leaf": 10, "max_features": "sqrt", "n_jobs": 2},
     "xgboost": {
-        "n_estimators": 300, "learning_rate": 0.03, "max_depth": 2, "subsample": 0.8,
-        "colsample_bytree": 0.8, "min_child_weight": 2, "tree_method": "hist", "n_jobs": 2,
+        "n_estimators": 300,
+        "learning_rate": 0.03,
+        "max_depth": 2,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 2,
+        "tree_method": "hist",
+        "n_jobs": 2,
     },
     "lightgbm": {
-        "n_estimators": 150, "learning_rate": 0.07, "num_leaves": 4, "min_child_samples": 50,
-        "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "n_jobs": 2, "verbose": -1,
+        "n_estimators": 150,
+        "learning_rate": 0.07,
+        "num_leaves": 4,
+        "min_child_samples": 50,
+        "subsample": 0.8,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.8,
+        "n_jobs": 2,
+        "verbose": -1,
     },
 }
 
@@ -76,8 +95,12 @@ def build_estimator(family: str, params: dict[str, Any]) -> ClassifierMixin:
 
 # Linear models need one indicator column per category; trees split category codes as well
 # (same CV ROC-AUC on Telco) from a third of the columns, which makes scoring several times faster.
-ENCODING: dict[str, str] = {"logistic_regression": "onehot", "random_forest": "ordinal", "xgboost": "ordinal",
-                            "lightgbm": "ordinal"}
+ENCODING: dict[str, str] = {
+    "logistic_regression": "onehot",
+    "random_forest": "ordinal",
+    "xgboost": "ordinal",
+    "lightgbm": "ordinal",
+}
 
 
 def build_model(family: str, config: ChurnopsConfig, rows: int | None = None) -> Pipeline:
@@ -116,8 +139,9 @@ def fit_family(family: str, X: pd.DataFrame, y: np.ndarray, config: ChurnopsConf
     picked = cv_rows(y, config)
     X_cv, y_cv = (X, y) if picked is None else (X.iloc[picked], y[picked])
     cv_rows_used = len(X_cv)
-    scores = cross_validate(build_model(family, config, len(X)), X_cv, y_cv, cv=folds, scoring="roc_auc",
-                            n_jobs=1)["test_score"]
+    scores = cross_validate(build_model(family, config, len(X)), X_cv, y_cv, cv=folds, scoring="roc_auc", n_jobs=1)[
+        "test_score"
+    ]
     del X_cv, y_cv
     model = build_model(family, config, len(X)).fit(X, y)
     return FitResult(model=model, params=params, cv_scores=np.asarray(scores, dtype=float), cv_rows=cv_rows_used)

@@ -34,9 +34,18 @@ from churnops.data import (
 from churnops.errors import ChurnopsInputError
 
 __all__ = [
-    "DataValidationError", "Finding", "Tally", "cut_short_findings", "probe_source", "quarantine", "shape_findings",
+    "DataValidationError",
+    "Finding",
+    "Tally",
+    "cut_short_findings",
+    "probe_source",
+    "quarantine",
+    "shape_findings",
     "tally_findings",
-    "validate_chunks", "validate_frame", "validate_source", "validate_source_in_chunks",
+    "validate_chunks",
+    "validate_frame",
+    "validate_source",
+    "validate_source_in_chunks",
 ]
 
 
@@ -68,8 +77,9 @@ def validate_frame(frame: pd.DataFrame, source: Source, config: ChurnopsConfig) 
     return validate_chunks(lambda: [frame], source, config)
 
 
-def validate_chunks(chunks: Callable[[], Iterable[pd.DataFrame]], source: Source, config: ChurnopsConfig
-                    ) -> list[Finding]:
+def validate_chunks(
+    chunks: Callable[[], Iterable[pd.DataFrame]], source: Source, config: ChurnopsConfig
+) -> list[Finding]:
     """All rule violations of a raw source read in chunks: the findings of the whole frame.
 
     Every rule is a count, a share or a set that adds up across chunks; ids are tracked by a
@@ -114,8 +124,9 @@ def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding],
                 handle = pq.ParquetFile(path)
             except Exception as exc:  # pyarrow raises several types for a damaged file
                 raise SourceReadError(source.name, f"unreadable parquet file {path}: {exc}") from exc
-            index = {c for c in (handle.schema_arrow.pandas_metadata or {}).get("index_columns", [])
-                     if isinstance(c, str)}
+            index = {
+                c for c in (handle.schema_arrow.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)
+            }
             columns = [c for c in handle.schema_arrow.names if c not in index]
             rows = handle.metadata.num_rows
         else:
@@ -131,8 +142,9 @@ def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding],
     return cut_short_findings(source) + shape_findings(columns, rows, source, config), rows
 
 
-def tally_findings(tally: Tally, source: Source, config: ChurnopsConfig,
-                   chunks: Callable[[], Iterable[pd.DataFrame]]) -> list[Finding]:
+def tally_findings(
+    tally: Tally, source: Source, config: ChurnopsConfig, chunks: Callable[[], Iterable[pd.DataFrame]]
+) -> list[Finding]:
     """The findings of a source from its :class:`Tally` (of every row, possibly merged from shards).
 
     ``chunks`` reads the source again, only to name examples of repeated ids.
@@ -189,8 +201,9 @@ class Tally:
     (:meth:`merge`) they give exactly the tally, and so the findings, of the whole file.
     """
 
-    def __init__(self, features: list[str], numeric: list[str], ranges: dict, id_column: str = "id",
-                 target: str = "") -> None:
+    def __init__(
+        self, features: list[str], numeric: list[str], ranges: dict, id_column: str = "id", target: str = ""
+    ) -> None:
         self.features, self.numeric, self.ranges = features, set(numeric), ranges
         self.id_column, self.target = id_column, target
         self.columns: list[str] | None = None
@@ -235,10 +248,18 @@ class Tally:
         """``path`` (JSON) and ``path`` + ``.ids.npy`` (the id hashes): for a task to pass on by path."""
         with replaced_atomically(Path(f"{path}.ids.npy")) as temporary, open(temporary, "wb") as handle:
             np.save(handle, np.concatenate(self.id_hashes))  # to a handle: np.save would append ".npy" to a name
-        payload = {"columns": self.columns, "rows": self.rows, "null_ids": self.null_ids,
-                   "null_labels": self.null_labels, "nulls": self.nulls, "not_numbers": self.not_numbers,
-                   "not_number_examples": self.not_number_examples, "infinite": self.infinite,
-                   "outside": self.outside, "labels": None if self.labels is None else sorted(self.labels)}
+        payload = {
+            "columns": self.columns,
+            "rows": self.rows,
+            "null_ids": self.null_ids,
+            "null_labels": self.null_labels,
+            "nulls": self.nulls,
+            "not_numbers": self.not_numbers,
+            "not_number_examples": self.not_number_examples,
+            "infinite": self.infinite,
+            "outside": self.outside,
+            "labels": None if self.labels is None else sorted(self.labels),
+        }
         with replaced_atomically(path) as temporary:
             temporary.write_text(json.dumps(payload), encoding="utf-8")
         return path
@@ -303,15 +324,24 @@ class Tally:
     def numeric_findings(self, column: str, source: Source, config: ChurnopsConfig) -> list[Finding]:
         found = []
         if self.not_numbers.get(column):
-            found.append(Finding(source.name, column, "numeric_type", f"{self.not_numbers[column]} values are not "
-                                 f"numbers, e.g. {self.not_number_examples[column]}"))
+            found.append(
+                Finding(
+                    source.name,
+                    column,
+                    "numeric_type",
+                    f"{self.not_numbers[column]} values are not numbers, e.g. {self.not_number_examples[column]}",
+                )
+            )
         if self.infinite.get(column):
             found.append(Finding(source.name, column, "finite", f"{self.infinite[column]} values are infinite"))
         bounds = config.validation.ranges.get(column)
         count, first = self.outside.get(column, [0, math.nan])
         if bounds is not None and count:
-            found.append(Finding(source.name, column, "range",
-                                 f"{count} values outside [{bounds.min}, {bounds.max}], e.g. {first:g}"))
+            found.append(
+                Finding(
+                    source.name, column, "range", f"{count} values outside [{bounds.min}, {bounds.max}], e.g. {first:g}"
+                )
+            )
         return found
 
 
@@ -328,9 +358,14 @@ def _label_findings(values: set, null_labels: int, source: Source, config: Churn
         others = values - {ds.positive_label}
         unexpected = others if len(others) > 1 else set()
     if unexpected:
-        found.append(Finding(
-            source.name, ds.target, "label_values", f"unexpected labels {sorted(unexpected)[:5]}; expected {expected}"
-        ))
+        found.append(
+            Finding(
+                source.name,
+                ds.target,
+                "label_values",
+                f"unexpected labels {sorted(unexpected)[:5]}; expected {expected}",
+            )
+        )
     elif ds.positive_label not in values:
         message = f"no row has the positive label {ds.positive_label!r}"
         found.append(Finding(source.name, ds.target, "label_values", message))
@@ -381,4 +416,3 @@ def quarantine(source: Source, findings: list[Finding], destination: Path, conte
     }
     (destination / "reason.json").write_text(json.dumps(reason, indent=2) + "\n", encoding="utf-8")
     return destination
-

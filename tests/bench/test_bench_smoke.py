@@ -16,8 +16,14 @@ pytestmark = pytest.mark.e2e
 
 def test_run_all_smoke_writes_every_result_and_the_plot(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CHURNOPS_"))}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--smoke", "--out-dir", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run_all.py"), "--smoke", "--out-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = (tmp_path / "RESULTS.md").read_text()
     for section in ("## Training", "## Training on big tables", "## DAG parse time", "![scaling](scaling.png)"):

@@ -28,8 +28,13 @@ def test_no_import_errors(dagbag):
 def test_dag_file_parses_fast_without_heavy_imports(dag_file):
     # A fresh interpreter, so nothing imported by other tests hides a heavy import; Airflow's
     # models are loaded first, as in the DAG processor, and the time is Airflow's own measure.
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "dag_parse_probe.py"), str(DAGS / dag_file)],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "dag_parse_probe.py"), str(DAGS / dag_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["import_errors"] == {} and result["dags"] == [dag_file.removesuffix(".py")]
     assert result["heavy"] == [], f"{dag_file} imports {result['heavy']} at parse time"
@@ -63,7 +68,8 @@ def test_every_python_task_applies_the_failure_policy(dagbag):
                 continue
             checked += 1
             assert getattr(function, "churnops_failure_policy", False), (
-                f"{dag.dag_id}.{task.task_id}: stack @fail_fast_on_bad_input under its @task")
+                f"{dag.dag_id}.{task.task_id}: stack @fail_fast_on_bad_input under its @task"
+            )
     assert checked >= 25
 
 
@@ -165,8 +171,12 @@ def test_the_ui_rejects_bad_retraining_params_before_a_run_starts(dagbag):
     assert params.get_param("as_of").resolve(value="2026-03-01") == "2026-03-01"
     # no length limit: churn_monitoring passes its reasons, which name every drifted feature
     assert params.get_param("reason").resolve(value="x" * 5000) == "x" * 5000
-    bad = {"as_of": ["yesterday", "2026-13-01", "../../etc"], "force": ["yes", 1],
-           "families": [["svm"], ["xgboost", "xgboost"], "xgboost"], "reason": [7]}
+    bad = {
+        "as_of": ["yesterday", "2026-13-01", "../../etc"],
+        "force": ["yes", 1],
+        "families": [["svm"], ["xgboost", "xgboost"], "xgboost"],
+        "reason": [7],
+    }
     for name, values in bad.items():
         for value in values:
             with pytest.raises(ParamValidationError):

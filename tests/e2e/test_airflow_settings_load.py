@@ -20,17 +20,21 @@ BIN = Path(sys.executable).parent
 def airflow_env(tmp_path_factory):
     home = tmp_path_factory.mktemp("settings-airflow")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
-    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(home / "no-dags"),
-                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()})
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "no-dags"),
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        }
+    )
     run(env, "airflow", "db", "migrate")
     return env
 
 
 def run(env, program, *args):
-    done = subprocess.run([str(BIN / program), *args], env=env, capture_output=True, text=True, cwd=ROOT,
-                          timeout=180)
+    done = subprocess.run([str(BIN / program), *args], env=env, capture_output=True, text=True, cwd=ROOT, timeout=180)
     assert done.returncode == 0, f"{program} {' '.join(args)}: {done.stdout[-1500:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -51,11 +55,16 @@ def exported(env):
     try:
         return {
             "pools": db.execute("select pool, slots, description from slot_pool order by pool").fetchall(),
-            "variables": [(key, plain(val), description) for key, val, description in
-                          db.execute("select key, val, description from variable order by key")],
-            "connections": [(*row[:-1], plain(row[-1])) for row in
-                            db.execute("select conn_id, conn_type, host, schema, port, extra from connection "
-                                       "order by conn_id")],
+            "variables": [
+                (key, plain(val), description)
+                for key, val, description in db.execute("select key, val, description from variable order by key")
+            ],
+            "connections": [
+                (*row[:-1], plain(row[-1]))
+                for row in db.execute(
+                    "select conn_id, conn_type, host, schema, port, extra from connection order by conn_id"
+                )
+            ],
         }
     finally:
         db.close()
@@ -76,8 +85,10 @@ def test_load_is_idempotent_and_keeps_operator_changes(airflow_env):
 
     # An operator shortens the cooldown in the UI; a restart of the stack reloads the file.
     with sqlite3.connect(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")) as db:
-        db.execute("update variable set val = ? where key = 'churnops_cooldown_days'",
-                   (Fernet(airflow_env["AIRFLOW__CORE__FERNET_KEY"]).encrypt(b"3").decode(),))
+        db.execute(
+            "update variable set val = ? where key = 'churnops_cooldown_days'",
+            (Fernet(airflow_env["AIRFLOW__CORE__FERNET_KEY"]).encrypt(b"3").decode(),),
+        )
     run(airflow_env, "churnops", "airflow-settings", "load")
     assert [row[:2] for row in exported(airflow_env)["variables"]] == [("churnops_cooldown_days", "3")]
     run(airflow_env, "churnops", "airflow-settings", "load", "--overwrite")
@@ -87,6 +98,7 @@ def test_load_is_idempotent_and_keeps_operator_changes(airflow_env):
 def test_a_bad_file_exits_2_with_one_line(airflow_env, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("airflow:\n  pools:\n    - pool_name: p\n")
-    done = subprocess.run([str(BIN / "churnops"), "airflow-settings", "load", str(bad)], env=airflow_env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "churnops"), "airflow-settings", "load", str(bad)], env=airflow_env, capture_output=True, text=True
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "pool_slot" in done.stderr, done.stderr

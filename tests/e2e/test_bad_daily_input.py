@@ -33,12 +33,17 @@ DELAY = 7  # the test config's label_delay_days
 def home(tmp_path_factory):
     """A champion (v1) and one good, monitored day whose batch and labels serve as templates."""
     root = tmp_path_factory.mktemp("bad-daily-input")
-    config = write_config(root / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
-                          monitoring={"html_report": False, "label_delay_days": DELAY, "label_window_days": 1})
+    config = write_config(
+        root / "config.yaml",
+        training={"families": ["logistic_regression"], "cv_folds": 2},
+        monitoring={"html_report": False, "label_delay_days": DELAY, "label_window_days": 1},
+    )
     with churnops_environment(root, config):
         assert main(["train"]) == 0
-        assert main(["simulate", "--start", GOOD_DAY.isoformat(), "--days", "1", "--rows-per-day", "800",
-                     "--seed", "5"]) == 0
+        assert (
+            main(["simulate", "--start", GOOD_DAY.isoformat(), "--days", "1", "--rows-per-day", "800", "--seed", "5"])
+            == 0
+        )
         assert main(["monitor", "--date", GOOD_DAY.isoformat()]) == 0
         yield root
 
@@ -54,14 +59,15 @@ Writer = Callable[[Path, pd.DataFrame], None]
 
 def csv(change: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f, **options) -> Writer:
     def write(folder: Path, frame: pd.DataFrame) -> None:
-        change(frame.astype(str).replace({"None": "", "nan": ""})).to_csv(folder / "batch.csv", index=False,
-                                                                         **options)
+        change(frame.astype(str).replace({"None": "", "nan": ""})).to_csv(folder / "batch.csv", index=False, **options)
+
     return write
 
 
 def raw_bytes(name: str, payload: Callable[[pd.DataFrame], bytes]) -> Writer:
     def write(folder: Path, frame: pd.DataFrame) -> None:
         (folder / name).write_bytes(payload(frame))
+
     return write
 
 
@@ -96,6 +102,7 @@ def cell(row: int, column: str, value: str) -> Callable[[pd.DataFrame], pd.DataF
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[row, column] = value
         return frame
+
     return change
 
 
@@ -103,30 +110,33 @@ def first_rows(column: str, count: int, value: str) -> Callable[[pd.DataFrame], 
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[: count - 1, column] = value
         return frame
+
     return change
 
 
 def labels_csv(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Writer:
     def write(folder: Path, frame: pd.DataFrame) -> None:
         change(frame.astype(str)).to_csv(folder / "labels.csv", index=False)
+
     return write
 
 
 @dataclass
 class Case:
-    batch: Writer | None = csv()        # the monitored day's batch (None: no batch at all)
-    labels: Writer | None = None        # labels of the day DELAY days before, which is monitored first
+    batch: Writer | None = csv()  # the monitored day's batch (None: no batch at all)
+    labels: Writer | None = None  # labels of the day DELAY days before, which is monitored first
     argv: list[str] = field(default_factory=list)
-    config: dict | None = None          # sections replacing the test config's
+    config: dict | None = None  # sections replacing the test config's
     # what must happen: a rejection (exit 2, the rule, its column) or an accepted day checked by `accepted`
     rule: str | None = None
     column: str | None = None
-    error: str | None = None            # a text the one-line error must contain (defaults to the rule)
+    error: str | None = None  # a text the one-line error must contain (defaults to the rule)
     accepted: Callable[[dict, dict, Path, date], None] | None = None
 
 
 def rejected_labels(rule: str, column: str | None = None, text: str | None = None, file: str = "labels.csv"):
     """The day's label file is rejected for ``rule``: quarantined, left out of performance and retraining."""
+
     def check(report: dict, performance: dict, home: Path, label_day: date) -> None:
         assert report["n_labels"] == 0, "no row of a rejected label file may count"
         assert any(file in note and rule in note for note in report["notes"]), report["notes"]
@@ -147,6 +157,7 @@ def rejected_labels(rule: str, column: str | None = None, text: str | None = Non
         assert accepted_files(config, "labels", label_day)[0] == []
         assert len(accepted_files(config, "incoming", label_day)[0]) == 1
         assert _labelled_days(config, [label_day]).empty, "no row of a rejected label file reaches training"
+
     return check
 
 
@@ -161,61 +172,77 @@ def scored(report: dict, performance: dict, home: Path, label_day: date) -> None
 
 GENDER_NULLS_20 = {"validation": {"null_fraction": {"totalcharges": 0.01, "gender": 0.2}}}
 
+# fmt: off  (one case per line, aligned as a table)
 CASES: dict[str, Case] = {
     # daily batches
-    "missing_column":      Case(csv(lambda f: f.drop(columns=["contract"])), rule="required_column", column="contract"),
-    "extra_column":        Case(csv(lambda f: f.assign(note="free text")), accepted=scored),
-    "wrong_type":          Case(csv(cell(3, "tenure", "abc")), rule="numeric_type", column="tenure"),
-    "column_all_null":     Case(csv(lambda f: f.assign(monthlycharges="")), rule="max_null_fraction",
-                                column="monthlycharges"),
+    "missing_column": Case(csv(lambda f: f.drop(columns=["contract"])), rule="required_column", column="contract"),
+    "extra_column": Case(csv(lambda f: f.assign(note="free text")), accepted=scored),
+    "wrong_type": Case(csv(cell(3, "tenure", "abc")), rule="numeric_type", column="tenure"),
+    "column_all_null": Case(
+        csv(lambda f: f.assign(monthlycharges="")), rule="max_null_fraction", column="monthlycharges"
+    ),
     # 800 rows, gender allowed 20% nulls: 300 blanks (37.5%) are a storm, 100 (12.5%) are within the rate
-    "null_storm":          Case(csv(first_rows("gender", 300, "")), config=GENDER_NULLS_20, rule="max_null_fraction",
-                                column="gender"),
-    "nulls_within_rate":   Case(csv(first_rows("gender", 100, "")), config=GENDER_NULLS_20, accepted=scored),
-    "empty_file":          Case(raw_bytes("batch.csv", lambda f: b""), rule="not_empty"),
-    "zero_row_day":        Case(raw_bytes("batch.csv", lambda f: ",".join(f.columns).encode() + b"\n"),
-                                rule="not_empty"),
-    "missing_day":         Case(batch=None, error="no batch for"),
-    "duplicate_ids":       Case(csv(lambda f: pd.concat([f, f.head(3)])), rule="id_unique", column="customerid"),
-    "unseen_category":     Case(csv(first_rows("contract", 100, "Decade")), accepted=scored),
-    "negative_tenure":     Case(csv(cell(5, "tenure", "-3")), rule="range", column="tenure"),
-    "infinite_number":     Case(csv(cell(6, "totalcharges", "inf")), rule="finite", column="totalcharges"),
-    "corrupt_parquet":     Case(raw_bytes("batch.parquet", lambda f: b"PAR1" + os.urandom(500)), rule="readable"),
-    "truncated_parquet":   Case(raw_bytes("batch.parquet", lambda f: parquet_bytes(f)[: len(parquet_bytes(f)) // 2]),
-                                rule="readable"),
-    "truncated_csv":       Case(raw_bytes("batch.csv", csv_cut_short(40)), rule="truncated"),
-    "truncated_csv_nulls_allowed": Case(raw_bytes("batch.csv", csv_cut_short(40)),
-                                        config={"validation": {"max_null_fraction": 0.5}}, rule="truncated"),
-    "wrong_encoding":      Case(raw_bytes("batch.csv", lambda f: f.astype(str).to_csv(index=False).encode("utf-16")),
-                                rule="readable"),
-    "wrong_delimiter":     Case(csv(sep=";"), rule="required_column", column="customerid"),
-    "pickle_in_incoming":  Case(pickle_trap, error="no batch for"),  # never loaded: only CSV/Parquet are data
+    "null_storm": Case(
+        csv(first_rows("gender", 300, "")), config=GENDER_NULLS_20, rule="max_null_fraction", column="gender"
+    ),
+    "nulls_within_rate": Case(csv(first_rows("gender", 100, "")), config=GENDER_NULLS_20, accepted=scored),
+    "empty_file": Case(raw_bytes("batch.csv", lambda f: b""), rule="not_empty"),
+    "zero_row_day": Case(raw_bytes("batch.csv", lambda f: ",".join(f.columns).encode() + b"\n"), rule="not_empty"),
+    "missing_day": Case(batch=None, error="no batch for"),
+    "duplicate_ids": Case(csv(lambda f: pd.concat([f, f.head(3)])), rule="id_unique", column="customerid"),
+    "unseen_category": Case(csv(first_rows("contract", 100, "Decade")), accepted=scored),
+    "negative_tenure": Case(csv(cell(5, "tenure", "-3")), rule="range", column="tenure"),
+    "infinite_number": Case(csv(cell(6, "totalcharges", "inf")), rule="finite", column="totalcharges"),
+    "corrupt_parquet": Case(raw_bytes("batch.parquet", lambda f: b"PAR1" + os.urandom(500)), rule="readable"),
+    "truncated_parquet": Case(
+        raw_bytes("batch.parquet", lambda f: parquet_bytes(f)[: len(parquet_bytes(f)) // 2]), rule="readable"
+    ),
+    "truncated_csv": Case(raw_bytes("batch.csv", csv_cut_short(40)), rule="truncated"),
+    "truncated_csv_nulls_allowed": Case(
+        raw_bytes("batch.csv", csv_cut_short(40)), config={"validation": {"max_null_fraction": 0.5}}, rule="truncated"
+    ),
+    "wrong_encoding": Case(
+        raw_bytes("batch.csv", lambda f: f.astype(str).to_csv(index=False).encode("utf-16")), rule="readable"
+    ),
+    "wrong_delimiter": Case(csv(sep=";"), rule="required_column", column="customerid"),
+    "pickle_in_incoming": Case(pickle_trap, error="no batch for"),  # never loaded: only CSV/Parquet are data
     # labels (of the day DELAY days before the monitored one)
-    "label_outside_classes": Case(labels=labels_csv(cell(4, "churn", "Maybe")),
-                                  accepted=rejected_labels("label_values", "churn", text="Maybe")),
-    "labels_missing_column": Case(labels=labels_csv(lambda f: f.drop(columns=["churn"])),
-                                  accepted=rejected_labels("required_column", "churn")),
-    "labels_duplicate_ids":  Case(labels=labels_csv(lambda f: pd.concat([f, f.head(3)])),
-                                  accepted=rejected_labels("id_unique", "customerid")),
-    "labels_empty_file":     Case(labels=raw_bytes("labels.csv", lambda f: b""), accepted=rejected_labels("not_empty")),
-    "labels_corrupt_parquet": Case(labels=raw_bytes("labels.parquet", lambda f: b"PAR1" + os.urandom(300)),
-                                   accepted=rejected_labels("readable", file="labels.parquet")),
-    "labels_truncated_csv":  Case(labels=raw_bytes("labels.csv", csv_cut_short(5)),
-                                  accepted=rejected_labels("truncated")),
-    "labels_for_unscored_ids": Case(labels=labels_csv(lambda f: f.assign(customerid="never-" + f["customerid"])),
-                                    accepted=unscored_labels),
+    "label_outside_classes": Case(
+        labels=labels_csv(cell(4, "churn", "Maybe")), accepted=rejected_labels("label_values", "churn", text="Maybe")
+    ),
+    "labels_missing_column": Case(
+        labels=labels_csv(lambda f: f.drop(columns=["churn"])), accepted=rejected_labels("required_column", "churn")
+    ),
+    "labels_duplicate_ids": Case(
+        labels=labels_csv(lambda f: pd.concat([f, f.head(3)])), accepted=rejected_labels("id_unique", "customerid")
+    ),
+    "labels_empty_file": Case(labels=raw_bytes("labels.csv", lambda f: b""), accepted=rejected_labels("not_empty")),
+    "labels_corrupt_parquet": Case(
+        labels=raw_bytes("labels.parquet", lambda f: b"PAR1" + os.urandom(300)),
+        accepted=rejected_labels("readable", file="labels.parquet"),
+    ),
+    "labels_truncated_csv": Case(
+        labels=raw_bytes("labels.csv", csv_cut_short(5)), accepted=rejected_labels("truncated")
+    ),
+    "labels_for_unscored_ids": Case(
+        labels=labels_csv(lambda f: f.assign(customerid="never-" + f["customerid"])), accepted=unscored_labels
+    ),
     # the date and the config
-    "date_not_a_date":     Case(argv=["--date", "yesterday"], error="not a date"),
-    "date_outside_home":   Case(argv=["--date", "../../etc"], error="not a date"),
-    "config_unknown_key":  Case(config={"monitoring": {"surprise": 1}}, error="surprise"),
-    "config_bad_value":    Case(config={"monitoring": {"p_value": 2}}, error="p_value"),
+    "date_not_a_date": Case(argv=["--date", "yesterday"], error="not a date"),
+    "date_outside_home": Case(argv=["--date", "../../etc"], error="not a date"),
+    "config_unknown_key": Case(config={"monitoring": {"surprise": 1}}, error="surprise"),
+    "config_bad_value": Case(config={"monitoring": {"p_value": 2}}, error="p_value"),
 }
+# fmt: on
 
 
 def outputs_of_other_days(home: Path, days: set[str]) -> dict[str, bytes]:
-    return {str(p.relative_to(home)): p.read_bytes()
-            for kind in ("predictions", "reports") for p in (home / kind).rglob("*")
-            if p.is_file() and not any(f"date={d}" in str(p) for d in days)}
+    return {
+        str(p.relative_to(home)): p.read_bytes()
+        for kind in ("predictions", "reports")
+        for p in (home / kind).rglob("*")
+        if p.is_file() and not any(f"date={d}" in str(p) for d in days)
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -261,8 +288,12 @@ def test_bad_daily_input(name, home, capsys, tmp_path):
     if case.accepted is not None:
         assert code == 0, err
         reports = home / "reports" / f"date={day}"
-        case.accepted(json.loads((reports / "drift_report.json").read_text()),
-                      json.loads((reports / "performance.json").read_text()), home, label_day)
+        case.accepted(
+            json.loads((reports / "drift_report.json").read_text()),
+            json.loads((reports / "performance.json").read_text()),
+            home,
+            label_day,
+        )
         return
     assert code == 2, (out, err)
     assert err.count("\n") == 1, err

@@ -22,6 +22,7 @@ def edit_csv(name: str, change):
     def mutate(data: Path, config: Path) -> None:
         frame = pd.read_csv(data / f"{name}.csv", dtype=str, keep_default_na=False)
         change(frame).to_csv(data / f"{name}.csv", index=False)
+
     return mutate
 
 
@@ -29,11 +30,13 @@ def edit_bytes(name: str, change):
     def mutate(data: Path, config: Path) -> None:
         path = data / f"{name}.csv"
         path.write_bytes(change(path.read_bytes()))
+
     return mutate
 
 
 def as_parquet(name: str, change=lambda payload: payload):
     """The source stored as Parquet (the config pointed at it), its bytes then changed."""
+
     def mutate(data: Path, config: Path) -> None:
         frame = pd.read_csv(data / f"{name}.csv", dtype=str, keep_default_na=False)
         buffer = io.BytesIO()
@@ -45,15 +48,19 @@ def as_parquet(name: str, change=lambda payload: payload):
             for source in raw["dataset"]["sources"]:
                 if source["name"] == name:
                     source["path"] = str(data / f"{name}.parquet")
+
         edit_config(config, point_at_parquet)
+
     return mutate
 
 
 def with_null_rate(column: str, rate: float, then):
     """The config allows ``rate`` nulls in ``column``; then ``then`` edits the data."""
+
     def mutate(data: Path, config: Path) -> None:
         edit_config(config, lambda raw: raw["validation"]["null_fraction"].update({column: rate}))
         then(data, config)
+
     return mutate
 
 
@@ -61,6 +68,7 @@ def set_cell(row: int, column: str, value: str):
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[row, column] = value
         return frame
+
     return change
 
 
@@ -68,33 +76,84 @@ def first_rows(column: str, count: int, value: str):
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[: count - 1, column] = value
         return frame
+
     return change
 
 
+# fmt: off  (one case per line, aligned as a table)
 CASES = {
     # case:               (mutation,                                                   source,      column,        rule)
     # rule None: accepted (an extra column is ignored, nulls within the rate imputed), trained and registered
-    "extra_column":       (edit_csv("accounts", lambda f: f.assign(note="free text")),  "accounts",  None,          None),
-    "missing_column":     (edit_csv("accounts", lambda f: f.drop(columns=["tenure"])),  "accounts",  "tenure",      "required_column"),
-    "wrong_type":         (edit_csv("accounts", set_cell(3, "monthlycharges", "abc")),   "accounts",  "monthlycharges", "numeric_type"),
-    "column_all_null":    (edit_csv("accounts", lambda f: f.assign(monthlycharges="")),  "accounts",  "monthlycharges", "max_null_fraction"),
+    "extra_column": (edit_csv("accounts", lambda f: f.assign(note="free text")), "accounts", None, None),
+    "missing_column": (
+        edit_csv("accounts", lambda f: f.drop(columns=["tenure"])),
+        "accounts",
+        "tenure",
+        "required_column",
+    ),
+    "wrong_type": (
+        edit_csv("accounts", set_cell(3, "monthlycharges", "abc")),
+        "accounts",
+        "monthlycharges",
+        "numeric_type",
+    ),
+    "column_all_null": (
+        edit_csv("accounts", lambda f: f.assign(monthlycharges="")),
+        "accounts",
+        "monthlycharges",
+        "max_null_fraction",
+    ),
     # 4,930 rows: 300 blanks are 6.1%, above a configured 5%; 100 (2.0%) are within it
-    "null_storm":         (with_null_rate("gender", 0.05, edit_csv("customers", first_rows("gender", 300, ""))),
-                           "customers", "gender", "max_null_fraction"),
-    "nulls_within_rate":  (with_null_rate("gender", 0.05, edit_csv("customers", first_rows("gender", 100, ""))),
-                           "customers", None, None),
-    "duplicate_ids":      (edit_csv("customers", lambda f: pd.concat([f, f.head(2)])),   "customers", "customerid",  "id_unique"),
-    "unexpected_label":   (edit_csv("accounts", set_cell(5, "churn", "Maybe")),          "accounts",  "churn",       "label_values"),
-    "empty_source":       (edit_bytes("services", lambda b: b""),                        "services",  None,          "not_empty"),
-    "header_only_source": (edit_bytes("services", lambda b: b.splitlines(keepends=True)[0]), "services", None,       "not_empty"),
-    "negative_tenure":    (edit_csv("accounts", set_cell(7, "tenure", "-3")),            "accounts",  "tenure",      "range"),
-    "infinite_charges":   (edit_csv("accounts", set_cell(8, "totalcharges", "inf")),     "accounts",  "totalcharges", "finite"),
-    "truncated_csv":      (edit_bytes("accounts", lambda b: b[:-40]),                    "accounts",  None,          "truncated"),
-    "wrong_encoding":     (edit_bytes("accounts", lambda b: b.decode().encode("utf-16")), "accounts", None,          "readable"),
-    "wrong_delimiter":    (edit_bytes("accounts", lambda b: b.replace(b",", b";")),      "accounts",  "customerid",  "required_column"),
-    "corrupt_parquet":    (as_parquet("accounts", lambda b: b"PAR1" + bytes(range(256)) * 2), "accounts", None,      "readable"),
-    "truncated_parquet":  (as_parquet("accounts", lambda b: b[: len(b) // 2]),           "accounts",  None,          "readable"),
+    "null_storm": (
+        with_null_rate("gender", 0.05, edit_csv("customers", first_rows("gender", 300, ""))),
+        "customers",
+        "gender",
+        "max_null_fraction",
+    ),
+    "nulls_within_rate": (
+        with_null_rate("gender", 0.05, edit_csv("customers", first_rows("gender", 100, ""))),
+        "customers",
+        None,
+        None,
+    ),
+    "duplicate_ids": (
+        edit_csv("customers", lambda f: pd.concat([f, f.head(2)])),
+        "customers",
+        "customerid",
+        "id_unique",
+    ),
+    "unexpected_label": (edit_csv("accounts", set_cell(5, "churn", "Maybe")), "accounts", "churn", "label_values"),
+    "empty_source": (edit_bytes("services", lambda b: b""), "services", None, "not_empty"),
+    "header_only_source": (
+        edit_bytes("services", lambda b: b.splitlines(keepends=True)[0]),
+        "services",
+        None,
+        "not_empty",
+    ),
+    "negative_tenure": (edit_csv("accounts", set_cell(7, "tenure", "-3")), "accounts", "tenure", "range"),
+    "infinite_charges": (
+        edit_csv("accounts", set_cell(8, "totalcharges", "inf")),
+        "accounts",
+        "totalcharges",
+        "finite",
+    ),
+    "truncated_csv": (edit_bytes("accounts", lambda b: b[:-40]), "accounts", None, "truncated"),
+    "wrong_encoding": (edit_bytes("accounts", lambda b: b.decode().encode("utf-16")), "accounts", None, "readable"),
+    "wrong_delimiter": (
+        edit_bytes("accounts", lambda b: b.replace(b",", b";")),
+        "accounts",
+        "customerid",
+        "required_column",
+    ),
+    "corrupt_parquet": (
+        as_parquet("accounts", lambda b: b"PAR1" + bytes(range(256)) * 2),
+        "accounts",
+        None,
+        "readable",
+    ),
+    "truncated_parquet": (as_parquet("accounts", lambda b: b[: len(b) // 2]), "accounts", None, "readable"),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -107,8 +166,7 @@ def test_bad_training_input(case, telco_copy, churnops_home, capsys):
     before = {p.name: p.read_bytes() for p in data.iterdir()}
 
     if rule is None:  # accepted: a quick model on the edited sources
-        assert main(["train", "--config", str(telco_copy), "--families", "logistic_regression",
-                     "--cv-folds", "2"]) == 0
+        assert main(["train", "--config", str(telco_copy), "--families", "logistic_regression", "--cv-folds", "2"]) == 0
         assert {p.name: p.read_bytes() for p in data.iterdir()} == before, "raw files must not change"
         assert not (churnops_home / "quarantine").exists()
         (snapshot,) = {p for p in churnops_home.rglob("*.parquet") if "snapshot" in str(p)} or {None}

@@ -29,8 +29,10 @@ def task_states(dag_run) -> dict[str, str]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
-                for ti in dag_run.get_task_instances(session=session)}
+        return {
+            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
+            for ti in dag_run.get_task_instances(session=session)
+        }
 
 
 def recorded_mlflow_runs(dag_run) -> dict[str, str]:
@@ -39,8 +41,15 @@ def recorded_mlflow_runs(dag_run) -> dict[str, str]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = session.query(XComModel).filter(XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
-                                               XComModel.key == "churnops_mlflow_run").all()
+        rows = (
+            session.query(XComModel)
+            .filter(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.key == "churnops_mlflow_run",
+            )
+            .all()
+        )
         # The column is JSON: the value comes back as the pushed string.
         return {(r.task_id if r.map_index < 0 else f"{r.task_id}[{r.map_index}]"): r.value for r in rows}
 
@@ -86,18 +95,30 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
         assert recorded[task] == f"{experiment.experiment_id}/{by_step[task]}", task
     assert recorded["start"] == f"{experiment.experiment_id}/{parent.info.run_id}"
     assert sorted(recorded[f"train[{i}]"] for i in range(4)) == sorted(
-        f"{experiment.experiment_id}/{by_step[f'train/{f}']}" for f in FAMILIES)
+        f"{experiment.experiment_id}/{by_step[f'train/{f}']}" for f in FAMILIES
+    )
 
     train_runs = [r for r in children if r.data.tags["churnops.step"].startswith("train/")]
     for run in train_runs:
         metrics = run.data.metrics
-        for key in ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_pr_auc", "test_f1", "test_precision",
-                    "test_recall", "test_accuracy", "test_log_loss", "test_brier"):
+        for key in (
+            "cv_roc_auc_mean",
+            "cv_roc_auc_std",
+            "test_roc_auc",
+            "test_pr_auc",
+            "test_f1",
+            "test_precision",
+            "test_recall",
+            "test_accuracy",
+            "test_log_loss",
+            "test_brier",
+        ):
             assert key in metrics, (run.data.tags["churnops.step"], key)
         assert 0.75 < metrics["cv_roc_auc_mean"] < 1
         plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-        assert plots == {f"plots/{n}.png" for n in ("roc_curve", "pr_curve", "confusion_matrix", "calibration",
-                                                    "feature_importance")}
+        assert plots == {
+            f"plots/{n}.png" for n in ("roc_curve", "pr_curve", "confusion_matrix", "calibration", "feature_importance")
+        }
     best = max(train_runs, key=lambda r: r.data.metrics["cv_roc_auc_mean"])
     assert parent.data.tags["churnops.best_model"] == best.data.params["family"], "chosen by CV ROC-AUC"
     assert "model_comparison.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
@@ -109,9 +130,9 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
     assert len(version.tags["churnops.dataset_digest"]) == 64
 
     rows = raw_merged_rows()
-    rows.loc[rows.index[0], "contract"] = "Ten year"          # a category never seen in training
+    rows.loc[rows.index[0], "contract"] = "Ten year"  # a category never seen in training
     rows.loc[rows.index[1], "paymentmethod"] = "Bitcoin"
-    rows["totalcharges"] = rows["totalcharges"].astype(str)   # as read from the raw CSV: text
+    rows["totalcharges"] = rows["totalcharges"].astype(str)  # as read from the raw CSV: text
     rows.loc[rows.index[2], "totalcharges"] = " "
     model = mlflow.pyfunc.load_model("models:/churn-predictor@champion")
     proba = np.asarray(model.predict(rows))
@@ -131,10 +152,13 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
 def test_second_training_run_adds_a_challenger_and_keeps_the_champion(training_dag, churnops_home):
     from mlflow import MlflowClient
 
-    first = training_dag.test(logical_date=pendulum.datetime(2026, 11, 21, tz="UTC"),
-                              run_conf={"families": ["logistic_regression"], "cv_folds": 2})
-    second = training_dag.test(logical_date=pendulum.datetime(2026, 11, 22, tz="UTC"),
-                               run_conf={"families": ["lightgbm"], "cv_folds": 2})
+    first = training_dag.test(
+        logical_date=pendulum.datetime(2026, 11, 21, tz="UTC"),
+        run_conf={"families": ["logistic_regression"], "cv_folds": 2},
+    )
+    second = training_dag.test(
+        logical_date=pendulum.datetime(2026, 11, 22, tz="UTC"), run_conf={"families": ["lightgbm"], "cv_folds": 2}
+    )
     assert str(first.state) == str(second.state) == "success"
 
     import mlflow
@@ -148,8 +172,9 @@ def test_second_training_run_adds_a_challenger_and_keeps_the_champion(training_d
     assert challenger.tags["churnops.family"] == "lightgbm"
 
 
-def test_bad_source_fails_validate_quarantines_and_registers_nothing(training_dag, churnops_home, telco_copy,
-                                                                     monkeypatch):
+def test_bad_source_fails_validate_quarantines_and_registers_nothing(
+    training_dag, churnops_home, telco_copy, monkeypatch
+):
     from mlflow import MlflowClient
 
     monkeypatch.setenv("CHURNOPS_ALLOWED_PATHS", str(telco_copy.parent))  # the copy lives outside CHURNOPS_HOME
@@ -160,8 +185,9 @@ def test_bad_source_fails_validate_quarantines_and_registers_nothing(training_da
     frame.to_csv(accounts, index=False)
     before = accounts.read_bytes()
 
-    dag_run = training_dag.test(logical_date=pendulum.datetime(2026, 11, 23, tz="UTC"),
-                                run_conf={"config_path": str(telco_copy)})
+    dag_run = training_dag.test(
+        logical_date=pendulum.datetime(2026, 11, 23, tz="UTC"), run_conf={"config_path": str(telco_copy)}
+    )
     states = task_states(dag_run)
     assert str(dag_run.state) == "failed"
     assert states["start"] == "success" and states["validate"] == "failed"
@@ -183,8 +209,9 @@ def test_bad_source_fails_validate_quarantines_and_registers_nothing(training_da
 
 def test_a_config_path_outside_the_allowed_folders_fails_the_run_at_once(training_dag, churnops_home, telco_copy):
     """The same copy without CHURNOPS_ALLOWED_PATHS: the first task refuses it, nothing else runs."""
-    dag_run = training_dag.test(logical_date=pendulum.datetime(2026, 11, 24, tz="UTC"),
-                                run_conf={"config_path": str(telco_copy)})
+    dag_run = training_dag.test(
+        logical_date=pendulum.datetime(2026, 11, 24, tz="UTC"), run_conf={"config_path": str(telco_copy)}
+    )
     states = task_states(dag_run)
     assert str(dag_run.state) == "failed" and states["start"] == "failed"
     assert states["validate"] == "upstream_failed"

@@ -44,8 +44,9 @@ def test_rerunning_the_same_run_reuses_its_runs_and_version(capsys, churnops_hom
     client = MlflowClient()
     assert len(client.search_model_versions("name = 'churn-predictor'")) == 1
     experiment = client.get_experiment_by_name("churnops-telco")
-    children = client.search_runs([experiment.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{first['parent_run_id']}'")
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first['parent_run_id']}'"
+    )
     steps = [r.data.tags["churnops.step"] for r in children]
     assert sorted(steps) == sorted(set(steps)), "no step run was duplicated"
     assert len(steps) == 7
@@ -62,8 +63,10 @@ def test_validate_passes_on_telco_and_prints_json(capsys, churnops_home):
 
 def test_config_errors_are_one_line_and_nonzero(capsys, churnops_home, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("dataset:\n  name: x\n  id_column: id\n  target: y\n  positive_label: 1\n"
-                   "  sources: [{name: a, path: a.csv}]\n  numeric_features: [f]\ntraining:\n  foldz: 3\n")
+    bad.write_text(
+        "dataset:\n  name: x\n  id_column: id\n  target: y\n  positive_label: 1\n"
+        "  sources: [{name: a, path: a.csv}]\n  numeric_features: [f]\ntraining:\n  foldz: 3\n"
+    )
     for command in ("train", "validate"):
         code, _, err = run_cli(capsys, command, "--config", str(bad))
         assert code == 2

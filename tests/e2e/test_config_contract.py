@@ -29,21 +29,26 @@ def breast_cancer_config(tmp_path):
     half = len(features) // 2
     frame[["patient_id", *features[:half]]].to_csv(tmp_path / "measurements.csv", index=False)
     frame[["patient_id", *features[half:], "diagnosis"]].sample(frac=1, random_state=0).to_parquet(
-        tmp_path / "outcomes.parquet", index=False)
+        tmp_path / "outcomes.parquet", index=False
+    )
     config = {
         "dataset": {
             "name": "breast_cancer",
             "id_column": "patient_id",
             "target": "diagnosis",
             "positive_label": "malignant",
-            "sources": [{"name": "measurements", "path": "measurements.csv"},
-                        {"name": "outcomes", "path": "outcomes.parquet"}],
+            "sources": [
+                {"name": "measurements", "path": "measurements.csv"},
+                {"name": "outcomes", "path": "outcomes.parquet"},
+            ],
             "numeric_features": features,
         },
-        "features": {"derived": [
-            {"kind": "ratio", "name": "area_growth", "numerator": "worst_area", "denominator": "mean_area"},
-            {"kind": "bins", "name": "radius_band", "column": "mean_radius", "edges": [10, 15, 20]},
-        ]},
+        "features": {
+            "derived": [
+                {"kind": "ratio", "name": "area_growth", "numerator": "worst_area", "denominator": "mean_area"},
+                {"kind": "bins", "name": "radius_band", "column": "mean_radius", "edges": [10, 15, 20]},
+            ]
+        },
         "training": {"cv_folds": 3, "test_fraction": 0.25},
         "registry": {"model_name": "breast-cancer-classifier"},
     }
@@ -74,16 +79,18 @@ def test_another_table_trains_with_the_cli(breast_cancer_config, churnops_home, 
     assert mlflow.get_experiment_by_name("churnops-breast_cancer") is not None
 
 
-def test_another_table_trains_with_the_dag_from_churnops_config(breast_cancer_config, churnops_home, airflow_db,
-                                                                monkeypatch):
+def test_another_table_trains_with_the_dag_from_churnops_config(
+    breast_cancer_config, churnops_home, airflow_db, monkeypatch
+):
     from airflow.dag_processing.dagbag import DagBag
     from mlflow import MlflowClient
 
     path, _ = breast_cancer_config
     monkeypatch.setenv("CHURNOPS_CONFIG", str(path))  # no config_path Param: the tasks must honour it
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["churn_training"]
-    dag_run = dag.test(logical_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
-                       run_conf={"families": ["logistic_regression"]})
+    dag_run = dag.test(
+        logical_date=pendulum.datetime(2026, 10, 1, tz="UTC"), run_conf={"families": ["logistic_regression"]}
+    )
     assert str(dag_run.state) == "success"
     version = MlflowClient().get_model_version_by_alias("breast-cancer-classifier", "champion")
     assert version.tags["churnops.dataset"] == "breast_cancer"

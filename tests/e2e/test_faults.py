@@ -30,11 +30,16 @@ CHURNOPS = Path(sys.executable).parent / "churnops"
 def home(tmp_path_factory):
     """A champion and one 200,000-row day, scored 10,000 rows a chunk in 4 shards (a run of several seconds)."""
     root = tmp_path_factory.mktemp("faults")
-    config = write_config(root / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
-                          monitoring={"html_report": False, "chunk_rows": 10_000, "shard_rows": 50_000})
+    config = write_config(
+        root / "config.yaml",
+        training={"families": ["logistic_regression"], "cv_folds": 2},
+        monitoring={"html_report": False, "chunk_rows": 10_000, "shard_rows": 50_000},
+    )
     # Every command in its own process with this environment only: the embedded store under root.
-    for argv in (["train"], ["simulate", "--start", DAY.isoformat(), "--days", "1", "--rows-per-day", "200000",
-                             "--seed", "9"]):
+    for argv in (
+        ["train"],
+        ["simulate", "--start", DAY.isoformat(), "--days", "1", "--rows-per-day", "200000", "--seed", "9"],
+    ):
         done = subprocess.run([str(CHURNOPS), *argv], env=environment(root), capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
     assert config.is_file()
@@ -47,8 +52,13 @@ def environment(home: Path) -> dict[str, str]:
 
 
 def monitor(home: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(CHURNOPS), "monitor", "--date", DAY.isoformat(), "--json"], env=environment(home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(CHURNOPS), "monitor", "--date", DAY.isoformat(), "--json"],
+        env=environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_killed_monitoring_run_publishes_nothing_and_its_rerun_equals_an_uninterrupted_one(home):
@@ -82,5 +92,6 @@ def test_a_killed_monitoring_run_publishes_nothing_and_its_rerun_equals_an_unint
     pd.testing.assert_frame_equal(pd.read_parquet(predictions), published)
     second = json.loads(out)
     assert {k: v for k, v in second.items() if k not in {"mlflow_run_id"}} == {
-        k: v for k, v in first.items() if k not in {"mlflow_run_id"}}
+        k: v for k, v in first.items() if k not in {"mlflow_run_id"}
+    }
     assert second["mlflow_run_id"] == first["mlflow_run_id"], "one MLflow run per day, reused"

@@ -31,20 +31,34 @@ def loop(airflow_db, tmp_path_factory):
     from churnops.simulate import write_days
 
     home = tmp_path_factory.mktemp("loop-home")
-    config = write_config(home / "config.yaml",
-                          training={"families": ["logistic_regression"], "cv_folds": 2},
-                          policy={"bootstrap_samples": 200, "cooldown_days": 7},
-                          registry={"model_name": "loop-model"},
-                          # 20 monitored days: evidently's page (~5 s a day) is checked by the CLI and
-                          # integration tests; here its switch is, and the decisions do not need it.
-                          monitoring={"html_report": False,
-                                      # 1,500-row days in 3 shards: every monitored day runs mapped tasks.
-                                      "chunk_rows": 500, "shard_rows": 500})
+    config = write_config(
+        home / "config.yaml",
+        training={"families": ["logistic_regression"], "cv_folds": 2},
+        policy={"bootstrap_samples": 200, "cooldown_days": 7},
+        registry={"model_name": "loop-model"},
+        # 20 monitored days: evidently's page (~5 s a day) is checked by the CLI and
+        # integration tests; here its switch is, and the decisions do not need it.
+        monitoring={
+            "html_report": False,
+            # 1,500-row days in 3 shards: every monitored day runs mapped tasks.
+            "chunk_rows": 500,
+            "shard_rows": 500,
+        },
+    )
     with churnops_environment(home, config):
         cfg = load_config(config)
         write_days(cfg, home, D0, STABLE, rows_per_day=1500, scenario="stable", seed=7)
-        write_days(cfg, home, D0 + timedelta(days=STABLE), SIMULATED - STABLE, rows_per_day=1500, scenario="mixed",
-                   seed=7, drift_start=D0 + timedelta(days=STABLE), ramp_days=RAMP)
+        write_days(
+            cfg,
+            home,
+            D0 + timedelta(days=STABLE),
+            SIMULATED - STABLE,
+            rows_per_day=1500,
+            scenario="mixed",
+            seed=7,
+            drift_start=D0 + timedelta(days=STABLE),
+            ramp_days=RAMP,
+        )
         dags = DagBag(dag_folder=str(ROOT / "dags")).dags
         run = dags["churn_training"].test(logical_date=pendulum.datetime(2026, 8, 31, tz="UTC"))
         assert str(run.state) == "success"
@@ -62,8 +76,11 @@ def shard_indexes(dag_run) -> list[int]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return sorted(ti.map_index for ti in dag_run.get_task_instances(session=session)
-                      if ti.task_id == "score_shard" and str(ti.state) == "success")
+        return sorted(
+            ti.map_index
+            for ti in dag_run.get_task_instances(session=session)
+            if ti.task_id == "score_shard" and str(ti.state) == "success"
+        )
 
 
 def retraining_runs() -> dict[str, dict]:
@@ -71,8 +88,10 @@ def retraining_runs() -> dict[str, dict]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return {r.run_id: {"state": str(r.state), "conf": r.conf}
-                for r in session.query(DagRun).filter(DagRun.dag_id == "churn_retraining")}
+        return {
+            r.run_id: {"state": str(r.state), "conf": r.conf}
+            for r in session.query(DagRun).filter(DagRun.dag_id == "churn_retraining")
+        }
 
 
 def test_monitoring_flags_drifted_days_only_and_queues_one_retraining_each(loop):
@@ -118,8 +137,9 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
 
     retraining = loop["dags"]["churn_retraining"]
     as_of = D0 + timedelta(days=SIMULATED - 1)
-    first = retraining.test(logical_date=pendulum.datetime(2026, 12, 1, tz="UTC"),
-                            run_conf={"as_of": as_of.isoformat()})
+    first = retraining.test(
+        logical_date=pendulum.datetime(2026, 12, 1, tz="UTC"), run_conf={"as_of": as_of.isoformat()}
+    )
     tasks = states(first)
     assert str(first.state) == "success", tasks
     client = MlflowClient()
@@ -136,8 +156,10 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
         assert challenger.tags["churnops.decision"] == "rejected"
     assert gain > 0.01, f"the drifted window should give the challenger a real gain, got {gain}"
 
-    blocked = retraining.test(logical_date=pendulum.datetime(2026, 12, 2, tz="UTC"),
-                              run_conf={"as_of": (as_of + timedelta(days=1)).isoformat()})
+    blocked = retraining.test(
+        logical_date=pendulum.datetime(2026, 12, 2, tz="UTC"),
+        run_conf={"as_of": (as_of + timedelta(days=1)).isoformat()},
+    )
     tasks = states(blocked)
     assert tasks["check_cooldown"] == "success" and tasks["start"] == "skipped"
     assert tasks["promote"] == "skipped"
@@ -145,14 +167,18 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
     skipped = client.search_runs([experiment.experiment_id], "tags.`churnops.decision` = 'skipped'")
     assert len(skipped) == 1 and "in cooldown" in skipped[0].data.tags["churnops.decision_reason"]
 
-    forced = retraining.test(logical_date=pendulum.datetime(2026, 12, 3, tz="UTC"),
-                             run_conf={"as_of": (as_of + timedelta(days=1)).isoformat(), "force": True})
+    forced = retraining.test(
+        logical_date=pendulum.datetime(2026, 12, 3, tz="UTC"),
+        run_conf={"as_of": (as_of + timedelta(days=1)).isoformat(), "force": True},
+    )
     tasks = states(forced)
     assert str(forced.state) == "success" and tasks["start"] == "success"
     assert tasks["compare"] == "success"
     parent = client.search_runs([experiment.experiment_id], "tags.`churnops.forced` = 'true'")
-    assert len(parent) == 1, [(r.info.run_name, r.info.start_time, {k: v for k, v in r.data.tags.items()
-                                                                      if k.startswith("churnops.")}) for r in parent]
+    assert len(parent) == 1, [
+        (r.info.run_name, r.info.start_time, {k: v for k, v in r.data.tags.items() if k.startswith("churnops.")})
+        for r in parent
+    ]
 
 
 def test_rollback_from_the_ui_dag_swaps_the_aliases_and_records_it(loop):
@@ -162,8 +188,9 @@ def test_rollback_from_the_ui_dag_swaps_the_aliases_and_records_it(loop):
     client = MlflowClient()
     champion = str(client.get_model_version_by_alias("loop-model", "champion").version)
     previous = str(client.get_model_version_by_alias("loop-model", "previous_champion").version)
-    run = loop["dags"]["churn_rollback"].test(logical_date=pendulum.datetime(2026, 12, 5, tz="UTC"),
-                                              run_conf={"reason": "bad calls reported by the CRM team"})
+    run = loop["dags"]["churn_rollback"].test(
+        logical_date=pendulum.datetime(2026, 12, 5, tz="UTC"), run_conf={"reason": "bad calls reported by the CRM team"}
+    )
     assert str(run.state) == "success"
     assert str(client.get_model_version_by_alias("loop-model", "champion").version) == previous
     assert str(client.get_model_version_by_alias("loop-model", "previous_champion").version) == champion

@@ -13,20 +13,34 @@ from tests.helpers import churnops_environment, write_config
 pytestmark = pytest.mark.e2e
 
 D0 = date(2026, 10, 1)
-MONITOR_KEYS = {"date", "model_version", "rows", "drifted_features", "drift_share", "dataset_drift",
-                "prediction_drift", "realized_roc_auc", "decision", "reasons"}
+MONITOR_KEYS = {
+    "date",
+    "model_version",
+    "rows",
+    "drifted_features",
+    "drift_share",
+    "dataset_drift",
+    "prediction_drift",
+    "realized_roc_auc",
+    "decision",
+    "reasons",
+}
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A champion (v1) and 12 stable simulated days in a module-wide CHURNOPS_HOME."""
     root = tmp_path_factory.mktemp("monitor-home")
-    config = write_config(root / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
-                          policy={"bootstrap_samples": 100})
+    config = write_config(
+        root / "config.yaml",
+        training={"families": ["logistic_regression"], "cv_folds": 2},
+        policy={"bootstrap_samples": 100},
+    )
     with churnops_environment(root, config):
         assert main(["train"]) == 0
-        assert main(["simulate", "--start", D0.isoformat(), "--days", "12", "--rows-per-day", "800",
-                     "--seed", "3"]) == 0
+        assert (
+            main(["simulate", "--start", D0.isoformat(), "--days", "12", "--rows-per-day", "800", "--seed", "3"]) == 0
+        )
         yield root
 
 
@@ -104,9 +118,11 @@ def test_a_sharded_day_gives_the_unsharded_result(home):
 
     def outputs():
         work = home / "work" / "monitoring" / f"date={day}" / "merged"
-        return ({name: (reports / name).read_text() for name in names},
-                pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet"),
-                pd.read_parquet(work / "page_sample.parquet"))
+        return (
+            {name: (reports / name).read_text() for name in names},
+            pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet"),
+            pd.read_parquet(work / "page_sample.parquet"),
+        )
 
     whole = monitoring_pipeline.run_monitoring(config(10_000), day)
     expected = outputs()
@@ -116,8 +132,7 @@ def test_a_sharded_day_gives_the_unsharded_result(home):
     # 400 rows = 4 chunks of 100 a shard; chunks restart at each file: 6 of a.parquet, 3 of b.csv.
     a, b = str(incoming / "a.parquet"), str(incoming / "b.csv")
     assert [s["pieces"] for s in plan] == [[[a, 0, 400]], [[a, 400, 530], [b, 0, 200]], [[b, 200, 270]]]
-    assert [(s["first_row"], s["first_chunk"], s["rows"]) for s in plan] == [(0, 0, 400), (400, 4, 330),
-                                                                             (730, 8, 70)]
+    assert [(s["first_row"], s["first_chunk"], s["rows"]) for s in plan] == [(0, 0, 400), (400, 4, 330), (730, 8, 70)]
     sharded = monitoring_pipeline.run_monitoring(config(400), day)
     assert sharded["shards"] == 3
     texts, predictions, page = outputs()
@@ -140,7 +155,7 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
 
     day = date(2027, 3, 1)
     batch = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=6)}").astype({"tenure": "float64"})
-    batch.loc[450, "tenure"] = -5.0                            # shard 2 of a.parquet
+    batch.loc[450, "tenure"] = -5.0  # shard 2 of a.parquet
     batch.loc[780, "customerid"] = batch.loc[540, "customerid"]  # b.csv's last shard repeats an id of its first
     incoming = home / "incoming" / f"date={day}"
     incoming.mkdir(parents=True)
@@ -149,7 +164,8 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
     raw = {p.name: p.read_bytes() for p in incoming.iterdir()}
     dumped = load_config().model_dump(mode="json")
     config = type(load_config()).model_validate(
-        {**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 100, "shard_rows": 200}})
+        {**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 100, "shard_rows": 200}}
+    )
 
     with pytest.raises(DataValidationError) as failure:
         monitoring_pipeline.run_monitoring(config, day)
@@ -162,8 +178,7 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
 
     # A CSV line with too many fields is found by the shard reading it: quarantined, nothing published.
     (incoming / "a.parquet").unlink()
-    batch.iloc[:530].assign(customerid=lambda f: f["customerid"] + "-x").to_parquet(incoming / "a.parquet",
-                                                                                   index=False)
+    batch.iloc[:530].assign(customerid=lambda f: f["customerid"] + "-x").to_parquet(incoming / "a.parquet", index=False)
     lines = (incoming / "b.csv").read_text().splitlines()
     lines[150] += ",surplus,fields"
     (incoming / "b.csv").write_text("\n".join(lines) + "\n")
@@ -181,8 +196,11 @@ def test_shards_that_do_not_fit_together_are_refused(home):
     from churnops.monitoring_pipeline import merge_shards
 
     with pytest.raises(ValueError, match="do not fit together"):
-        merge_shards(load_config(), D0, [{"index": 0, "model_version": "1", "folder": "x"},
-                                         {"index": 1, "model_version": "2", "folder": "y"}])
+        merge_shards(
+            load_config(),
+            D0,
+            [{"index": 0, "model_version": "1", "folder": "x"}, {"index": 1, "model_version": "2", "folder": "y"}],
+        )
     with pytest.raises(ValueError, match="do not fit together"):
         merge_shards(load_config(), D0, [{"index": 1, "model_version": "1", "folder": "x"}])
 
@@ -204,10 +222,15 @@ def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     from churnops.monitoring_pipeline import matured_days, matured_outcomes
 
     day = D0 + timedelta(days=11)
-    merged = pd.concat([
-        pd.read_parquet(home / "labels" / f"date={d}").merge(
-            pd.read_parquet(home / "predictions" / f"date={d}"), on="customerid")
-        for d in matured_days(load_config(), day) if (home / "labels" / f"date={d}").exists()])
+    merged = pd.concat(
+        [
+            pd.read_parquet(home / "labels" / f"date={d}").merge(
+                pd.read_parquet(home / "predictions" / f"date={d}"), on="customerid"
+            )
+            for d in matured_days(load_config(), day)
+            if (home / "labels" / f"date={d}").exists()
+        ]
+    )
     outcomes = matured_outcomes(load_config(), matured_days(load_config(), day))
     assert len(outcomes) == len(merged) == late["n_labels"]
     assert outcomes["score"].tolist() == merged["score"].tolist()
@@ -256,8 +279,9 @@ def test_retrain_respects_the_cooldown_unless_forced(home, capsys):
     state = home / "state" / "promotion.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     as_of = D0 + timedelta(days=11)
-    state.write_text(json.dumps({"churnops_last_promotion": {"date": (as_of - timedelta(days=2)).isoformat(),
-                                                              "version": "1"}}))
+    state.write_text(
+        json.dumps({"churnops_last_promotion": {"date": (as_of - timedelta(days=2)).isoformat(), "version": "1"}})
+    )
     code, blocked, err = run(capsys, "retrain", "--date", as_of.isoformat(), "--json")
     assert code == 0, err
     assert blocked["decision"] == "skipped" and "in cooldown" in blocked["reason"]
@@ -268,5 +292,10 @@ def test_retrain_respects_the_cooldown_unless_forced(home, capsys):
     assert forced["decision"] == ("promoted" if forced["gain"] > 0.01 else "rejected")
     code, status, err = run(capsys, "status", "--json")
     assert code == 0, err
-    assert status["last_decision"] == {"version": "2", "decision": forced["decision"], "reason": forced["reason"],
-                                       "as_of": as_of.isoformat(), "gain": round(forced["gain"], 6)}
+    assert status["last_decision"] == {
+        "version": "2",
+        "decision": forced["decision"],
+        "reason": forced["reason"],
+        "as_of": as_of.isoformat(),
+        "gain": round(forced["gain"], 6),
+    }

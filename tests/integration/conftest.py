@@ -43,7 +43,8 @@ LEAKY_PREFIXES = ("AIRFLOW_", "AIRFLOW__", "MLFLOW_TRACKING_URI", "MLFLOW_REGIST
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "integration: starts a real Airflow api-server, scheduler and dag-processor (minutes; 127.0.0.1)")
+        "markers", "integration: starts a real Airflow api-server, scheduler and dag-processor (minutes; 127.0.0.1)"
+    )
 
 
 def free_port() -> int:
@@ -69,8 +70,11 @@ def _readable(line: str, width: int) -> str:
         return line if len(line) <= width else line[:width] + " …"
     text = f"{record.get('timestamp', '')} {record.get('level', '')} {record.get('event', '')}".strip()[:width]
     for error in record.get("error_detail") or []:
-        ours = [f"{Path(f['filename']).name}:{f['lineno']} {f['name']}" for f in error.get("frames") or []
-                if f.get("filename", "").startswith(PROJECT_CODE)]
+        ours = [
+            f"{Path(f['filename']).name}:{f['lineno']} {f['name']}"
+            for f in error.get("frames") or []
+            if f.get("filename", "").startswith(PROJECT_CODE)
+        ]
         value = " ".join(str(error.get("exc_value")).split())[:width]
         text += f"\n    {error.get('exc_type')}: {value}" + (f"\n    via {' → '.join(ours)}" if ours else "")
     return text
@@ -82,8 +86,9 @@ class _PostgresDatabase:
     def __init__(self, purpose: str = "airflow", port: int = 5432) -> None:
         import psycopg2
 
-        self._connect = lambda: psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
-                                                 connect_timeout=3)
+        self._connect = lambda: psycopg2.connect(
+            host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=3
+        )
         self.name = f"churnops_it_{purpose}_{uuid.uuid4().hex[:10]}"
         self._execute(f'CREATE DATABASE "{self.name}"')
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{self.name}"
@@ -102,7 +107,7 @@ class _PostgresDatabase:
 
 
 def redis_or_reason() -> str:
-    """"" when a Redis server answers on 127.0.0.1:6379 and its client is installed, else why not."""
+    """ "" when a Redis server answers on 127.0.0.1:6379 and its client is installed, else why not."""
     if importlib.util.find_spec("redis") is None or importlib.util.find_spec("airflow.providers.celery") is None:
         return "the redis client or the Celery provider is not installed"
     try:
@@ -145,15 +150,26 @@ class PrivatePostgres:
         self.start()
 
     def _pg(self, program: str, *args: str) -> None:
-        done = subprocess.run([*self.as_user, str(self.bin / program), *args], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            [*self.as_user, str(self.bin / program), *args], capture_output=True, text=True, timeout=120
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{program} {' '.join(args)}: {done.stdout[-1000:]}{done.stderr[-1000:]}")
 
     def _ctl(self, action: str) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-m", "fast",
-                 "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c max_connections=300", action)
+        self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-m",
+            "fast",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            action,
+        )
 
     def start(self) -> None:
         self._ctl("start")
@@ -190,8 +206,14 @@ def _postgres_or_none(purpose: str = "airflow", port: int = 5432) -> tuple[_Post
 class AirflowStack:
     """The running processes, their environment, and REST helpers with useful failure messages."""
 
-    def __init__(self, root: Path, executor: str = "LocalExecutor", monitoring: dict | None = None,
-                 extra_env: dict[str, str] | None = None, postgres_port: int = 5432) -> None:
+    def __init__(
+        self,
+        root: Path,
+        executor: str = "LocalExecutor",
+        monitoring: dict | None = None,
+        extra_env: dict[str, str] | None = None,
+        postgres_port: int = 5432,
+    ) -> None:
         import httpx
 
         self.root = root
@@ -200,11 +222,13 @@ class AirflowStack:
         self.process_logs = root / "process-logs"
         for folder in (self.home, self.churnops_home, self.process_logs):
             folder.mkdir(parents=True)
-        self.config = write_config(root / "config.yaml",
-                                   training={"families": ["logistic_regression"], "cv_folds": 2},
-                                   policy={"bootstrap_samples": 200},  # the default model name: churn-predictor
-                                   # 1,500-row days in 3 shards: every monitored day runs mapped score_shard tasks.
-                                   monitoring={"chunk_rows": 500, "shard_rows": 500, **(monitoring or {})})
+        self.config = write_config(
+            root / "config.yaml",
+            training={"families": ["logistic_regression"], "cv_folds": 2},
+            policy={"bootstrap_samples": 200},  # the default model name: churn-predictor
+            # 1,500-row days in 3 shards: every monitored day runs mapped score_shard tasks.
+            monitoring={"chunk_rows": 500, "shard_rows": 500, **(monitoring or {})},
+        )
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.postgres, self.why_not_postgres = _postgres_or_none("airflow", postgres_port)
@@ -212,49 +236,59 @@ class AirflowStack:
         db_url = self.postgres.url if self.postgres else f"sqlite:///{self.home / 'airflow.db'}"
         # A real MLflow tracking server (PostgreSQL store when available, artifacts served by it).
         self.mlflow_postgres = _postgres_or_none("mlflow", postgres_port)[0] if self.postgres else None
-        self.mlflow_store = (self.mlflow_postgres.url if self.mlflow_postgres
-                             else f"sqlite:///{self.churnops_home / 'mlflow-server.db'}")
+        self.mlflow_store = (
+            self.mlflow_postgres.url if self.mlflow_postgres else f"sqlite:///{self.churnops_home / 'mlflow-server.db'}"
+        )
         self.mlflow_port = free_port()
         self.mlflow_uri = f"http://127.0.0.1:{self.mlflow_port}"
         self.executor = executor
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
-        self.env.update({
-            "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
-            "PYTHONUNBUFFERED": "1",
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__EXECUTOR": executor,
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__BASE_URL": self.base_url,
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(96),  # HMAC-SHA512 wants 64+ bytes
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            "CHURNOPS_HOME": str(self.churnops_home),
-            "CHURNOPS_CONFIG": str(self.config),
-            "MLFLOW_TRACKING_URI": self.mlflow_uri,
-            "CHURNOPS_MLFLOW_UI_URL": self.mlflow_uri,
-        })
+        self.env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1",
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__EXECUTOR": executor,
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(96),  # HMAC-SHA512 wants 64+ bytes
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "CHURNOPS_HOME": str(self.churnops_home),
+                "CHURNOPS_CONFIG": str(self.config),
+                "MLFLOW_TRACKING_URI": self.mlflow_uri,
+                "CHURNOPS_MLFLOW_UI_URL": self.mlflow_uri,
+            }
+        )
         self.env.update(extra_env or {})
         if not self.postgres:  # SQLite's one writer: make concurrent writers queue (see churnops.airflow_sqlite)
             self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "churnops.airflow_sqlite.CONNECT_ARGS"
         if executor == "CeleryExecutor":
             # A queue of its own on the shared Redis: no other test run's worker takes these tasks.
             self.queue = f"churnops_it_{uuid.uuid4().hex[:8]}"
-            result_db = (self.postgres.url.replace("postgresql+psycopg2", "db+postgresql+psycopg2") if self.postgres
-                         else f"db+sqlite:///{self.home / 'celery-results.db'}")
-            self.env.update({"AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
-                             "AIRFLOW__CELERY__RESULT_BACKEND": result_db,
-                             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
-                             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4"})
+            result_db = (
+                self.postgres.url.replace("postgresql+psycopg2", "db+postgresql+psycopg2")
+                if self.postgres
+                else f"db+sqlite:///{self.home / 'celery-results.db'}"
+            )
+            self.env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": result_db,
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+                }
+            )
         self.processes: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, tuple[tuple[str, ...], Path, dict | None]] = {}
         self.restarts: list[str] = []
@@ -267,22 +301,36 @@ class AirflowStack:
         """A command (``airflow …`` or ``churnops …``) with the stack's environment; fails the test on error."""
         program = {"airflow": AIRFLOW, "churnops": CHURNOPS, "mlflow": MLFLOW}[args[0]]
         try:
-            done = subprocess.run([str(program), *args[1:]], env=self.env, cwd=self.root, capture_output=True,
-                                  text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [str(program), *args[1:]],
+                env=self.env,
+                cwd=self.root,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"`{' '.join(args)}` did not finish in {timeout:.0f} s\n{exc.stderr or ''}"[-4000:])
         if done.returncode != 0:
-            pytest.fail(f"`{' '.join(args)}` exited with {done.returncode}\n{done.stdout[-2000:]}\n"
-                        f"{done.stderr[-4000:]}")
+            pytest.fail(
+                f"`{' '.join(args)}` exited with {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+            )
         return done
 
     def start(self, name: str, *args: str, program: Path = AIRFLOW, env: dict | None = None) -> None:
         log = (self.process_logs / f"{name}.log").open("ab")  # a restarted process appends
         self._log_files.append(log)
         # A new session: the process and its workers form one group, killed together at teardown.
-        self.processes[name] = subprocess.Popen([str(program), *args], env=env or self.env, cwd=self.root, stdout=log,
-                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            [str(program), *args],
+            env=env or self.env,
+            cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.commands[name] = (args, program, env)
 
     def restart_exited(self) -> list[str]:
@@ -297,14 +345,38 @@ class AirflowStack:
     def start_mlflow(self) -> None:
         """The MLflow tracking server (started again on the same port and store after an outage)."""
         env = {**self.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        self.start("mlflow", "server", "--backend-store-uri", self.mlflow_store, "--serve-artifacts",
-                   "--artifacts-destination", str(self.root / "mlflow-artifacts"), "--host", "127.0.0.1",
-                   "--port", str(self.mlflow_port), "--workers", "1", program=MLFLOW, env=env)
+        self.start(
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.mlflow_store,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(self.root / "mlflow-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.mlflow_port),
+            "--workers",
+            "1",
+            program=MLFLOW,
+            env=env,
+        )
 
     def start_celery_worker(self, name: str, concurrency: int) -> None:
         """A Celery worker on the stack's queue, with its own hostname and log file ``<name>.log``."""
-        self.start(name, "celery", "worker", "--queues", self.queue, "--concurrency", str(concurrency),
-                   "--celery-hostname", f"{name}-{self.queue}@%h", "--skip-serve-logs")
+        self.start(
+            name,
+            "celery",
+            "worker",
+            "--queues",
+            self.queue,
+            "--concurrency",
+            str(concurrency),
+            "--celery-hostname",
+            f"{name}-{self.queue}@%h",
+            "--skip-serve-logs",
+        )
 
     def stop_process(self, name: str) -> None:
         """SIGTERM one process group (SIGKILL if it lingers) and forget it, so check_alive does not miss it."""
@@ -321,8 +393,9 @@ class AirflowStack:
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                pytest.fail(f"airflow {name} exited with {process.returncode}:\n"
-                            f"{_tail(self.process_logs / f'{name}.log', 60)}")
+                pytest.fail(
+                    f"airflow {name} exited with {process.returncode}:\n{_tail(self.process_logs / f'{name}.log', 60)}"
+                )
 
     def stop(self) -> None:
         """SIGTERM each process group, then SIGKILL what is left, task processes included."""
@@ -379,18 +452,26 @@ class AirflowStack:
         return self.api("POST", f"/dags/{dag_id}/dagRuns", ok=(200, 201), json=body)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        found = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
-                         params={"limit": 100})
+        found = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", params={"limit": 100})
         return found["task_instances"]
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """``task_id`` (``task_id[i]`` for mapped instances) → state."""
-        return {ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
-                for ti in self.task_instances(dag_id, run_id)}
+        return {
+            ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
+            for ti in self.task_instances(dag_id, run_id)
+        }
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, expect: str = "success",
-                     queued_after: str | None = None, allow_retries: bool = False,
-                     supervised: bool = False) -> dict[str, Any]:
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float,
+        expect: str = "success",
+        queued_after: str | None = None,
+        allow_retries: bool = False,
+        supervised: bool = False,
+    ) -> dict[str, Any]:
         """Poll until the run ends; fail with the scheduler's and failing tasks' logs unless it ends ``expect``.
 
         A task failing once is already a failure here (its retries would only add minutes),
@@ -418,35 +499,53 @@ class AirflowStack:
                 continue
             if run is not None and run["state"] in TERMINAL:
                 if run["state"] != expect:
-                    pytest.fail(f"{dag_id} run {run_id} ended {run['state']}, expected {expect}\n"
-                                + self.diagnostics(dag_id, run_id))
+                    pytest.fail(
+                        f"{dag_id} run {run_id} ended {run['state']}, expected {expect}\n"
+                        + self.diagnostics(dag_id, run_id)
+                    )
                 return run
             if run is not None and run["state"] == "running" and expect == "success" and not allow_retries:
-                failing = sorted(ti["task_id"] for ti in self.task_instances(dag_id, run_id)
-                                 if ti["state"] in ("up_for_retry", "failed"))
+                failing = sorted(
+                    ti["task_id"]
+                    for ti in self.task_instances(dag_id, run_id)
+                    if ti["state"] in ("up_for_retry", "failed")
+                )
                 if failing:
-                    pytest.fail(f"{dag_id} run {run_id}: {', '.join(failing)} failed\n"
-                                + self.diagnostics(dag_id, run_id))
+                    pytest.fail(
+                        f"{dag_id} run {run_id}: {', '.join(failing)} failed\n" + self.diagnostics(dag_id, run_id)
+                    )
             time.sleep(1)
         what = "was never created" if run is None else f"is still {run['state']}"
         pytest.fail(f"{dag_id} run {run_id} {what} after {timeout:.0f} s\n" + self.diagnostics(dag_id, run_id))
 
     def diagnostics(self, dag_id: str, run_id: str) -> str:
-        parts = [f"metadata DB: {self.database}" + (f" (not PostgreSQL: {self.why_not_postgres})"
-                                                    if self.why_not_postgres else "") + f"; files under {self.root}"]
+        parts = [
+            f"metadata DB: {self.database}"
+            + (f" (not PostgreSQL: {self.why_not_postgres})" if self.why_not_postgres else "")
+            + f"; files under {self.root}"
+        ]
         try:
             instances = self.task_instances(dag_id, run_id) if self.dag_run(dag_id, run_id) else []
         except AssertionError as exc:
             instances = []
             parts.append(f"(task instances unavailable: {exc})")
         if instances:
-            parts.append("task states: " + json.dumps(
-                {f"{t['task_id']}[{t['map_index']}]" if t["map_index"] >= 0 else t["task_id"]: t["state"]
-                 for t in instances}, sort_keys=True))
+            parts.append(
+                "task states: "
+                + json.dumps(
+                    {
+                        f"{t['task_id']}[{t['map_index']}]" if t["map_index"] >= 0 else t["task_id"]: t["state"]
+                        for t in instances
+                    },
+                    sort_keys=True,
+                )
+            )
         for ti in instances:
             if ti["state"] in ("failed", "up_for_retry", "running"):
-                parts.append(f"--- log of {ti['task_id']} (map index {ti['map_index']}, {ti['state']}, "
-                             f"try {ti['try_number']}):\n{self.task_log(dag_id, run_id, ti)}")
+                parts.append(
+                    f"--- log of {ti['task_id']} (map index {ti['map_index']}, {ti['state']}, "
+                    f"try {ti['try_number']}):\n{self.task_log(dag_id, run_id, ti)}"
+                )
         for name in ("scheduler", "dag-processor", "api-server", "celery-worker"):
             lines = 40 if name == "scheduler" else 10
             parts.append(f"--- tail of the {name} log:\n{_tail(self.process_logs / f'{name}.log', lines)}")
@@ -469,13 +568,17 @@ class AirflowStack:
             self.check_alive()
             with contextlib.suppress(Exception):
                 health = self.http.get("/api/v2/monitor/health").json()
-                if all((health.get(part) or {}).get("status") == "healthy"
-                       for part in ("metadatabase", "scheduler", "dag_processor")):
+                if all(
+                    (health.get(part) or {}).get("status") == "healthy"
+                    for part in ("metadatabase", "scheduler", "dag_processor")
+                ):
                     break
             time.sleep(1)
         else:
-            pytest.fail(f"Airflow not healthy after {timeout:.0f} s: {health}\n"
-                        + "\n".join(f"--- {n}:\n{_tail(self.process_logs / f'{n}.log', 30)}" for n in self.processes))
+            pytest.fail(
+                f"Airflow not healthy after {timeout:.0f} s: {health}\n"
+                + "\n".join(f"--- {n}:\n{_tail(self.process_logs / f'{n}.log', 30)}" for n in self.processes)
+            )
         self.login()
         found: set[str] = set()
         while time.monotonic() < deadline:
@@ -486,8 +589,10 @@ class AirflowStack:
             if found >= set(DAG_IDS):
                 return
             time.sleep(1)
-        pytest.fail(f"DAGs not parsed after {timeout:.0f} s: found {sorted(found)}\n"
-                    f"{_tail(self.process_logs / 'dag-processor.log', 40)}")
+        pytest.fail(
+            f"DAGs not parsed after {timeout:.0f} s: found {sorted(found)}\n"
+            f"{_tail(self.process_logs / 'dag-processor.log', 40)}"
+        )
 
     def wait_for_http(self, name: str, url: str, timeout: float) -> None:
         """Until ``url`` answers 200; fail with the tail of process ``name``'s log if it never does."""
@@ -518,9 +623,16 @@ class AirflowStack:
 
 
 @contextlib.contextmanager
-def running_stack(root: Path, executor: str = "LocalExecutor", *, celery_workers: int = 1,
-                  worker_concurrency: int = 4, monitoring: dict | None = None, extra_env: dict[str, str] | None = None,
-                  postgres_port: int = 5432) -> Iterator[AirflowStack]:
+def running_stack(
+    root: Path,
+    executor: str = "LocalExecutor",
+    *,
+    celery_workers: int = 1,
+    worker_concurrency: int = 4,
+    monitoring: dict | None = None,
+    extra_env: dict[str, str] | None = None,
+    postgres_port: int = 5432,
+) -> Iterator[AirflowStack]:
     """api-server, scheduler, dag-processor (+ Celery workers), an MLflow server; always stopped."""
     missing = [str(p) for p in (AIRFLOW, CHURNOPS, MLFLOW) if not os.access(p, os.X_OK)]
     if missing:

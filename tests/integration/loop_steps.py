@@ -37,12 +37,41 @@ def train_and_simulate(stack, timings: dict[str, float]) -> None:
     """churn_training through the REST API (→ @champion v1) while 40 days are simulated."""
     stack.unpause(*DAG_IDS)
     stack.trigger("churn_training", "it_training")
-    stack.run("churnops", "simulate", "--start", D0.isoformat(), "--days", str(STABLE), "--rows-per-day", "1500",
-              "--scenario", "stable", "--seed", "7", "--json")
+    stack.run(
+        "churnops",
+        "simulate",
+        "--start",
+        D0.isoformat(),
+        "--days",
+        str(STABLE),
+        "--rows-per-day",
+        "1500",
+        "--scenario",
+        "stable",
+        "--seed",
+        "7",
+        "--json",
+    )
     drift_start = (D0 + timedelta(days=STABLE)).isoformat()
-    stack.run("churnops", "simulate", "--start", drift_start, "--days", str(SIMULATED - STABLE),
-              "--rows-per-day", "1500", "--scenario", "mixed", "--seed", "7", "--drift-start", drift_start,
-              "--ramp-days", str(RAMP), "--json")
+    stack.run(
+        "churnops",
+        "simulate",
+        "--start",
+        drift_start,
+        "--days",
+        str(SIMULATED - STABLE),
+        "--rows-per-day",
+        "1500",
+        "--scenario",
+        "mixed",
+        "--seed",
+        "7",
+        "--drift-start",
+        drift_start,
+        "--ramp-days",
+        str(RAMP),
+        "--json",
+    )
     run = stack.wait_for_run("churn_training", "it_training", timeout=240)
     timings["churn_training (queued → success)"] = seconds_between(run["queued_at"], run["end_date"])
     champion = mlflow_client(stack).get_model_version_by_alias(MODEL, "champion")
@@ -61,7 +90,8 @@ def drifted_day_triggers_a_retraining_that_decides_per_policy(stack, timings: di
     assert report["decision"] == "retrain", report
     # The stack's config cuts a 1,500-row day into 3 shards: three mapped score_shard task instances.
     assert {k: v for k, v in tasks.items() if k.startswith("score_shard")} == {
-        f"score_shard[{k}]": "success" for k in range(3)}, tasks
+        f"score_shard[{k}]": "success" for k in range(3)
+    }, tasks
     assert report["shards"] == 3
 
     # The run the operator created, executed by the scheduler (dag.test would leave it queued).
@@ -75,8 +105,11 @@ def drifted_day_triggers_a_retraining_that_decides_per_policy(stack, timings: di
     assert instances["promote"]["pool"] == "churnops_promotion"
 
     client = mlflow_client(stack)
-    registered = [v for v in client.search_model_versions(f"name = '{MODEL}'")
-                  if v.tags.get("churnops.dag_run_id") == retraining_run]
+    registered = [
+        v
+        for v in client.search_model_versions(f"name = '{MODEL}'")
+        if v.tags.get("churnops.dag_run_id") == retraining_run
+    ]
     assert len(registered) == 1, f"{retraining_run} should register one version: {[v.version for v in registered]}"
     challenger = registered[0]
     assert challenger.tags["churnops.decision_run"] == retraining_run

@@ -17,13 +17,35 @@ pytestmark = pytest.mark.integration
 def test_demo_runs_the_loop_and_stops_everything(tmp_path):
     home = tmp_path / "demo"
     # One family, 2 folds and 9 days keep it short; `make demo` trains all four families on 15 days.
-    config = write_config(tmp_path / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2},
-                          policy={"bootstrap_samples": 200})
+    config = write_config(
+        tmp_path / "config.yaml",
+        training={"families": ["logistic_regression"], "cv_folds": 2},
+        policy={"bootstrap_samples": 200},
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "CHURNOPS_"))}
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--exit", "--home", str(home),
-                           "--airflow-port", "0", "--mlflow-port", "0", "--rows-per-day", "1000", "--days", "9",
-                           "--config", str(config)],
-                          env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "demo.py"),
+            "--exit",
+            "--home",
+            str(home),
+            "--airflow-port",
+            "0",
+            "--mlflow-port",
+            "0",
+            "--rows-per-day",
+            "1000",
+            "--days",
+            "9",
+            "--config",
+            str(config),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((home / "summary.json").read_text())
     assert summary["retraining_state"] == "success", summary

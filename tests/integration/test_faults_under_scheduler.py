@@ -36,8 +36,12 @@ from tests.integration.loop_steps import D0, DAG_IDS, DAY, MODEL, RAMP, SIMULATE
 
 pytestmark = pytest.mark.integration
 
-CRASH_POINTS = ("register:after_version", "score_shard:after_drift_parts", "merge_shards:after_predictions",
-                "promote:after_aliases")
+CRASH_POINTS = (
+    "register:after_version",
+    "score_shard:after_drift_parts",
+    "merge_shards:after_predictions",
+    "promote:after_aliases",
+)
 RETRIES = 3  # churnops.orchestration.task_defaults
 POOL = "churnops_promotion"
 OUTAGE_DAY = D0 + timedelta(days=5)  # stable: its report does not trigger a retraining
@@ -51,8 +55,12 @@ def stack(tmp_path_factory):
         postgres = PrivatePostgres()
     except Exception as exc:  # no server binaries, no postgres user: the shared server must not be restarted
         pytest.skip(f"needs a PostgreSQL server of its own to restart ({type(exc).__name__}: {exc})")
-    env = {"CHURNOPS_CRASH_AT": ",".join(CRASH_POINTS), "CHURNOPS_RETRY_DELAY_SECONDS": "1",
-           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+    env = {
+        "CHURNOPS_CRASH_AT": ",".join(CRASH_POINTS),
+        "CHURNOPS_RETRY_DELAY_SECONDS": "1",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    }
     try:
         with running_stack(root / "stack", extra_env=env, postgres_port=postgres.port) as running:
             if running.postgres is None:
@@ -68,20 +76,29 @@ def crashed(stack, point: str) -> bool:
 
 
 def instances(stack, dag_id: str, run_id: str) -> dict[str, dict]:
-    return {ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti
-            for ti in stack.task_instances(dag_id, run_id)}
+    return {
+        ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti
+        for ti in stack.task_instances(dag_id, run_id)
+    }
 
 
 def set_pool_slots(stack, slots: int) -> None:
-    stack.api("PATCH", f"/pools/{POOL}", params={"update_mask": "slots"},
-              json={"pool": POOL, "slots": slots, "include_deferred": False})
+    stack.api(
+        "PATCH",
+        f"/pools/{POOL}",
+        params={"update_mask": "slots"},
+        json={"pool": POOL, "slots": slots, "include_deferred": False},
+    )
 
 
 def clear_failed(stack, dag_id: str, run_id: str) -> str:
     """Clear a failed run's failed tasks (the UI's "Clear → only failed"); its previous queued_at."""
     before = stack.dag_run(dag_id, run_id)["queued_at"]
-    stack.api("POST", f"/dags/{dag_id}/clearTaskInstances",
-              json={"dry_run": False, "dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True})
+    stack.api(
+        "POST",
+        f"/dags/{dag_id}/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True},
+    )
     return before
 
 
@@ -99,8 +116,10 @@ def wait_for_state(stack, dag_id: str, run_id: str, task_id: str, states: set[st
             if found in states:
                 return
         time.sleep(1)
-    pytest.fail(f"{dag_id} {run_id}: {task_id} is {found}, not {states}, after {timeout:.0f} s\n"
-                + stack.diagnostics(dag_id, run_id))
+    pytest.fail(
+        f"{dag_id} {run_id}: {task_id} is {found}, not {states}, after {timeout:.0f} s\n"
+        + stack.diagnostics(dag_id, run_id)
+    )
 
 
 def mlflow_outage(stack) -> None:
@@ -124,8 +143,15 @@ def alias(stack, name: str) -> str | None:
 def churnops_cli(stack, *args: str) -> dict:
     """The CLI in the stack's environment, without crash points: a user at a terminal."""
     env = {k: v for k, v in stack.env.items() if k != "CHURNOPS_CRASH_AT"}
-    done = subprocess.run([str(CHURNOPS), *args, "--json"], env=env, cwd=stack.root, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [str(CHURNOPS), *args, "--json"],
+        env=env,
+        cwd=stack.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, f"churnops {' '.join(args)}: {done.returncode}\n{done.stdout}\n{done.stderr[-3000:]}"
     return json.loads(done.stdout)
 
@@ -135,11 +161,39 @@ def trained(stack):
     """1. churn_training with ``register`` SIGKILLed after creating the version; 40 simulated days."""
     stack.unpause(*DAG_IDS)
     stack.trigger("churn_training", "it_training")
-    stack.run("churnops", "simulate", "--start", D0.isoformat(), "--days", str(STABLE), "--rows-per-day", "1500",
-              "--scenario", "stable", "--seed", "7")
+    stack.run(
+        "churnops",
+        "simulate",
+        "--start",
+        D0.isoformat(),
+        "--days",
+        str(STABLE),
+        "--rows-per-day",
+        "1500",
+        "--scenario",
+        "stable",
+        "--seed",
+        "7",
+    )
     drift_start = (D0 + timedelta(days=STABLE)).isoformat()
-    stack.run("churnops", "simulate", "--start", drift_start, "--days", str(SIMULATED - STABLE), "--rows-per-day",
-              "1500", "--scenario", "mixed", "--seed", "7", "--drift-start", drift_start, "--ramp-days", str(RAMP))
+    stack.run(
+        "churnops",
+        "simulate",
+        "--start",
+        drift_start,
+        "--days",
+        str(SIMULATED - STABLE),
+        "--rows-per-day",
+        "1500",
+        "--scenario",
+        "mixed",
+        "--seed",
+        "7",
+        "--drift-start",
+        drift_start,
+        "--ramp-days",
+        str(RAMP),
+    )
     stack.wait_for_run("churn_training", "it_training", timeout=300, allow_retries=True)
     return stack
 
@@ -279,7 +333,10 @@ def test_a_promote_killed_after_moving_the_aliases_resumes_and_records_one_promo
     last = variable(stack, "churnops_last_promotion")
     assert last is not None, "the resumed promotion did not record itself"
     assert (str(last["version"]), str(last["previous_version"]), last["run_id"]) == (
-        challenger[0].version, "1", run_id), "the Variable disagrees with the registry"
+        challenger[0].version,
+        "1",
+        run_id,
+    ), "the Variable disagrees with the registry"
     decided = {v.version for v in versions_by(stack, "churnops.decision_run", run_id)}
     assert decided == {challenger[0].version, "1"}, "one promotion: the new champion and the one it replaced"
 
@@ -319,8 +376,19 @@ def test_a_postgres_restart_during_a_backfill_still_gives_one_result_per_day(tra
     stack = trained
     postgres: PrivatePostgres = stack.private_postgres
     first, last = BACKFILL_DAYS[0].isoformat(), BACKFILL_DAYS[-1].isoformat()
-    stack.run("airflow", "backfill", "create", "--dag-id", "churn_monitoring", "--from-date", first,
-              "--to-date", last, "--max-active-runs", "2")
+    stack.run(
+        "airflow",
+        "backfill",
+        "create",
+        "--dag-id",
+        "churn_monitoring",
+        "--from-date",
+        first,
+        "--to-date",
+        last,
+        "--max-active-runs",
+        "2",
+    )
     run_ids = [f"backfill__{day}T00:00:00+00:00" for day in BACKFILL_DAYS]
     wait_for_state(stack, "churn_monitoring", run_ids[0], "score_shard[0]", {"running", "success"}, timeout=180)
     restarts_before = len(stack.restarts)
@@ -339,8 +407,12 @@ def test_a_postgres_restart_during_a_backfill_still_gives_one_result_per_day(tra
         assert files == ["predictions.parquet"], (day, files)
         report = json.loads((stack.churnops_home / "reports" / f"date={day}" / "drift_report.json").read_text())
         assert report["date"] == day.isoformat()
-    retried = {run_id: {k: t["try_number"] for k, t in instances(stack, "churn_monitoring", run_id).items()
-                        if t["try_number"] > 1} for run_id in run_ids}
+    retried = {
+        run_id: {
+            k: t["try_number"] for k, t in instances(stack, "churn_monitoring", run_id).items() if t["try_number"] > 1
+        }
+        for run_id in run_ids
+    }
     hit = len(stack.restarts) > restarts_before or any(retried.values())
     assert hit, "the outage reached no process and no task: nothing was tested"
     print(f"\nprocesses restarted after the PostgreSQL restart: {stack.restarts}")

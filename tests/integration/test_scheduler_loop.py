@@ -67,8 +67,10 @@ def test_every_task_links_to_its_mlflow_run_and_the_ui_to_mlflow(loop):
     by_step = {r.data.tags["churnops.step"]: r.info.run_id for r in runs}
     for task, step in (("start", "pipeline"), ("validate", "validate"), ("register", "register")):
         links = stack.api("GET", f"/dags/churn_training/dagRuns/it_training/taskInstances/{task}/links")
-        assert links["extra_links"]["MLflow run"] == \
-            f"{stack.mlflow_uri}/#/experiments/{experiment.experiment_id}/runs/{by_step[step]}", (task, links)
+        assert (
+            links["extra_links"]["MLflow run"]
+            == f"{stack.mlflow_uri}/#/experiments/{experiment.experiment_id}/runs/{by_step[step]}"
+        ), (task, links)
     plugins = {p["name"]: p for p in stack.api("GET", "/plugins")["plugins"]}
     assert "churnops" in plugins, sorted(plugins)
     assert [v["href"] for v in plugins["churnops"]["external_views"]] == [stack.mlflow_uri]
@@ -80,8 +82,7 @@ def raw_rows(n: int) -> dict:
 
     frame = pd.read_csv(TELCO_DATA / "customers.csv", dtype=str, keep_default_na=False)
     for name in ("services", "accounts"):
-        frame = frame.merge(pd.read_csv(TELCO_DATA / f"{name}.csv", dtype=str, keep_default_na=False),
-                            on="customerid")
+        frame = frame.merge(pd.read_csv(TELCO_DATA / f"{name}.csv", dtype=str, keep_default_na=False), on="customerid")
     frame = frame.drop(columns=["customerid", "churn"]).head(n)
     frame.loc[frame.index[0], "contract"] = "Ten year"  # never seen in training
     return {"dataframe_split": {"columns": list(frame.columns), "data": frame.values.tolist()}}
@@ -94,8 +95,20 @@ def test_mlflow_models_serve_returns_probabilities_for_raw_rows(loop):
     port = free_port()
     started = time.monotonic()
     # Started like the stack's own processes: stopped, with its workers, when the module ends.
-    stack.start("serve", "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
-                "--host", "127.0.0.1", "--port", str(port), program=MLFLOW)
+    stack.start(
+        "serve",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{MODEL}@champion",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        program=MLFLOW,
+    )
     stack.wait_for_http("serve", f"http://127.0.0.1:{port}/ping", timeout=120)
     TIMINGS["mlflow models serve ready"] = round(time.monotonic() - started, 1)
     response = httpx.post(f"http://127.0.0.1:{port}/invocations", json=raw_rows(5), timeout=30)
@@ -114,8 +127,19 @@ def test_backfill_monitors_each_day_once_and_never_triggers_retraining(loop):
     stack = loop
     first, last = BACKFILL_DAYS[0].isoformat(), BACKFILL_DAYS[-1].isoformat()
     started = time.monotonic()
-    stack.run("airflow", "backfill", "create", "--dag-id", "churn_monitoring", "--from-date", first,
-              "--to-date", last, "--max-active-runs", "3")
+    stack.run(
+        "airflow",
+        "backfill",
+        "create",
+        "--dag-id",
+        "churn_monitoring",
+        "--from-date",
+        first,
+        "--to-date",
+        last,
+        "--max-active-runs",
+        "3",
+    )
     runs = {day: stack.wait_for_run("churn_monitoring", backfill_run_id(day), timeout=300) for day in BACKFILL_DAYS}
     TIMINGS["monitoring backfill, 3 days"] = round(time.monotonic() - started, 1)
     for day, run in runs.items():
@@ -131,22 +155,38 @@ def test_backfill_monitors_each_day_once_and_never_triggers_retraining(loop):
         experiment = client.get_experiment_by_name("churnops-telco-monitoring")
         by_day = {}
         for day in BACKFILL_DAYS:
-            found = client.search_runs([experiment.experiment_id],
-                                       f"tags.`churnops.monitoring_date` = '{day.isoformat()}'")
+            found = client.search_runs(
+                [experiment.experiment_id], f"tags.`churnops.monitoring_date` = '{day.isoformat()}'"
+            )
             folder = stack.churnops_home / "reports" / f"date={day}"
-            by_day[day] = (len(found), sorted(p.name for p in folder.iterdir()),
-                           sorted(p.name for p in (stack.churnops_home / "predictions" / f"date={day}").iterdir()))
+            by_day[day] = (
+                len(found),
+                sorted(p.name for p in folder.iterdir()),
+                sorted(p.name for p in (stack.churnops_home / "predictions" / f"date={day}").iterdir()),
+            )
         return by_day
 
     before = results()
     assert all(count == 1 for count, _, _ in before.values()), before
     stack.wait_until_backfills_complete("churn_monitoring")  # one running backfill per DAG at a time
     started = time.monotonic()
-    stack.run("airflow", "backfill", "create", "--dag-id", "churn_monitoring", "--from-date", first,
-              "--to-date", last, "--max-active-runs", "3", "--reprocess-behavior", "completed")
+    stack.run(
+        "airflow",
+        "backfill",
+        "create",
+        "--dag-id",
+        "churn_monitoring",
+        "--from-date",
+        first,
+        "--to-date",
+        last,
+        "--max-active-runs",
+        "3",
+        "--reprocess-behavior",
+        "completed",
+    )
     for day, run in runs.items():
-        rerun = stack.wait_for_run("churn_monitoring", backfill_run_id(day), timeout=300,
-                                   queued_after=run["queued_at"])
+        rerun = stack.wait_for_run("churn_monitoring", backfill_run_id(day), timeout=300, queued_after=run["queued_at"])
         assert rerun["end_date"] > run["end_date"], "the completed day was not reprocessed"
     TIMINGS["monitoring backfill rerun (--reprocess-behavior completed)"] = round(time.monotonic() - started, 1)
     assert results() == before, "a reprocessed backfill duplicated a result"
@@ -172,8 +212,9 @@ def test_retraining_inside_the_cooldown_stops_after_check_cooldown(loop):
 
     client = mlflow_client(stack)
     experiment = client.get_experiment_by_name("churnops-telco")
-    skipped = client.search_runs([experiment.experiment_id],
-                                 f"tags.`churnops.run_id` = '{run_id}' and tags.`churnops.decision` = 'skipped'")
+    skipped = client.search_runs(
+        [experiment.experiment_id], f"tags.`churnops.run_id` = '{run_id}' and tags.`churnops.decision` = 'skipped'"
+    )
     assert len(skipped) == 1 and "in cooldown" in skipped[0].data.tags["churnops.decision_reason"]
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(last_promotion["version"])
     assert variable(stack, "churnops_last_promotion") == last_promotion
@@ -195,13 +236,17 @@ def test_both_uis_in_a_real_browser(loop, tmp_path):
     password = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
     client = mlflow_client(stack)
     experiment = client.get_experiment_by_name("churnops-telco")
-    parent = next(r for r in client.search_runs([experiment.experiment_id], "tags.`churnops.run_id` = 'it_training'")
-                  if r.data.tags.get("churnops.step") == "pipeline")
+    parent = next(
+        r
+        for r in client.search_runs([experiment.experiment_id], "tags.`churnops.run_id` = 'it_training'")
+        if r.data.tags.get("churnops.step") == "pipeline"
+    )
     shots = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(30_000)

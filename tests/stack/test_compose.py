@@ -18,10 +18,21 @@ import yaml
 from tests.helpers import ROOT
 
 COMPOSE = ROOT / "docker-compose.yaml"
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
-                    "airflow-triggerer", "airflow-init"}
-SECRETS = ("POSTGRES_PASSWORD", "MLFLOW_DB_PASSWORD", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
-           "AIRFLOW__API__SECRET_KEY")
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+    "airflow-init",
+}
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +44,9 @@ def test_compose_file_matches_the_compose_spec_schema():
     checker = Path(sys.executable).parent / "check-jsonschema"
     if not checker.is_file():
         pytest.skip("check-jsonschema is not installed (requirements.txt has it)")
-    done = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -42,9 +54,13 @@ def test_the_official_airflow_services_plus_postgres_redis_and_mlflow(compose):
     services = compose["services"]
     assert set(services) == AIRFLOW_SERVICES | {"postgres", "redis", "mlflow"}
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
-    assert commands == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
-                        "airflow-dag-processor": "dag-processor", "airflow-worker": "celery worker",
-                        "airflow-triggerer": "triggerer"}
+    assert commands == {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-worker": "celery worker",
+        "airflow-triggerer": "triggerer",
+    }
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
@@ -88,8 +104,9 @@ def test_project_folders_are_mounted_and_settings_loaded_at_init(compose):
     mounts = {v.split(":")[0]: v.split(":")[1] for v in worker["volumes"]}
     assert mounts["./dags"] == "/opt/airflow/dags" and mounts["./plugins"] == "/opt/airflow/plugins"
     assert mounts["./include"] == "/opt/churnops/include"
-    assert "churnops airflow-settings load /opt/churnops/airflow_settings.yaml" in \
-        "\n".join(compose["services"]["airflow-init"]["command"])
+    assert "churnops airflow-settings load /opt/churnops/airflow_settings.yaml" in "\n".join(
+        compose["services"]["airflow-init"]["command"]
+    )
     init_sql = compose["services"]["postgres"]["volumes"]
     assert any("docker-entrypoint-initdb.d" in v for v in init_sql)
     script = ROOT / "docker" / "postgres" / "init-databases.sh"

@@ -16,8 +16,13 @@ def test_shipped_file_has_what_the_dags_need(tmp_path):
     assert variables["churnops_cooldown_days"]["value"] == "7"
     assert "churnops_last_promotion" not in variables, "promotion state is the DAG's to write, never a default"
     connection = json.loads(files["connections"].read_text())["mlflow_default"]
-    assert connection == {"conn_type": "http", "host": "127.0.0.1", "schema": "http", "port": 5000,
-                          "extra": json.dumps({"description": "MLflow tracking server / UI as the browser reaches it"})}
+    assert connection == {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "schema": "http",
+        "port": 5000,
+        "extra": json.dumps({"description": "MLflow tracking server / UI as the browser reaches it"}),
+    }
 
 
 def test_the_pool_and_variable_names_are_the_ones_the_code_uses():
@@ -33,20 +38,27 @@ def test_the_pool_and_variable_names_are_the_ones_the_code_uses():
 
 def test_non_string_values_are_stored_as_json(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("airflow:\n  variables:\n    - variable_name: a\n      variable_value: {k: [1, 2]}\n"
-                    "    - variable_name: b\n      variable_value: 3\n")
+    path.write_text(
+        "airflow:\n  variables:\n    - variable_name: a\n      variable_value: {k: [1, 2]}\n"
+        "    - variable_name: b\n      variable_value: 3\n"
+    )
     variables = json.loads(import_files(load_settings(path), tmp_path / "out")["variables"].read_text())
     assert variables["a"]["value"] == '{"k": [1, 2]}' and variables["b"]["value"] == "3"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("airflow:\n  pools:\n    - pool_name: p\n      pool_slots: 1\n", "pool_slots"),
-    ("airflow:\n  pools:\n    - pool_name: p\n      pool_slot: -1\n", "pool_slot"),
-    ("airflow:\n  variables:\n    - {variable_name: a, variable_value: 1}\n"
-     "    - {variable_name: a, variable_value: 2}\n",
-     "variable listed twice: a"),
-    ("airflow: [1, 2\n", "not a valid airflow_settings file"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("airflow:\n  pools:\n    - pool_name: p\n      pool_slots: 1\n", "pool_slots"),
+        ("airflow:\n  pools:\n    - pool_name: p\n      pool_slot: -1\n", "pool_slot"),
+        (
+            "airflow:\n  variables:\n    - {variable_name: a, variable_value: 1}\n"
+            "    - {variable_name: a, variable_value: 2}\n",
+            "variable listed twice: a",
+        ),
+        ("airflow: [1, 2\n", "not a valid airflow_settings file"),
+    ],
+)
 def test_bad_files_are_refused_with_the_reason(tmp_path, text, message):
     path = tmp_path / "s.yaml"
     path.write_text(text)

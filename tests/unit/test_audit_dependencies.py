@@ -24,12 +24,31 @@ def _audit_module():
 audit = _audit_module()
 
 
-def _advisory(db: Path, package_dir: str, advisory_id: str, package: str, events: list[dict], *,
-              versions: list[str] = (), aliases: list[str] = (), withdrawn: str | None = None, as_json=False):
-    record = {"id": advisory_id, "modified": "2026-07-01T00:00:00Z", "aliases": list(aliases),
-              "summary": f"{advisory_id} summary",
-              "affected": [{"package": {"name": package, "ecosystem": "PyPI"},
-                            "ranges": [{"type": "ECOSYSTEM", "events": events}], "versions": list(versions)}]}
+def _advisory(
+    db: Path,
+    package_dir: str,
+    advisory_id: str,
+    package: str,
+    events: list[dict],
+    *,
+    versions: list[str] = (),
+    aliases: list[str] = (),
+    withdrawn: str | None = None,
+    as_json=False,
+):
+    record = {
+        "id": advisory_id,
+        "modified": "2026-07-01T00:00:00Z",
+        "aliases": list(aliases),
+        "summary": f"{advisory_id} summary",
+        "affected": [
+            {
+                "package": {"name": package, "ecosystem": "PyPI"},
+                "ranges": [{"type": "ECOSYSTEM", "events": events}],
+                "versions": list(versions),
+            }
+        ],
+    }
     if withdrawn:
         record["withdrawn"] = withdrawn
     folder = db / "vulns" / package_dir
@@ -43,11 +62,23 @@ def advisory_db(tmp_path: Path) -> Path:
     db = tmp_path / "advisory-database"
     _advisory(db, "Jinja2", "PYSEC-1", "jinja2", [{"introduced": "0"}, {"fixed": "3.1.3"}], aliases=["CVE-1"])
     _advisory(db, "jinja2", "PYSEC-2", "jinja2", [{"introduced": "3.0"}, {"last_affected": "3.1.2-NA"}])
-    _advisory(db, "requests", "PYSEC-3", "requests", [{"introduced": "2.0"}, {"fixed": "2.2"}],
-              versions=["2.31.0"], as_json=True)  # listed explicitly although outside the range
+    _advisory(
+        db,
+        "requests",
+        "PYSEC-3",
+        "requests",
+        [{"introduced": "2.0"}, {"fixed": "2.2"}],
+        versions=["2.31.0"],
+        as_json=True,
+    )  # listed explicitly although outside the range
     _advisory(db, "requests", "PYSEC-4", "requests", [{"introduced": "0"}], withdrawn="2026-01-01T00:00:00Z")
-    _advisory(db, "mlflow", "PYSEC-5", "mlflow", [{"introduced": "1.0"}, {"fixed": "2.0"},
-                                                   {"introduced": "3.0"}, {"fixed": "3.7.0"}])
+    _advisory(
+        db,
+        "mlflow",
+        "PYSEC-5",
+        "mlflow",
+        [{"introduced": "1.0"}, {"fixed": "2.0"}, {"introduced": "3.0"}, {"fixed": "3.7.0"}],
+    )
     _advisory(db, "mlflow", "PYSEC-6", "mlflow", [{"introduced": "0"}, {"last_affected": "unknown"}])
     # events out of order, as the OSV schema allows: evaluated sorted
     _advisory(db, "numpy", "PYSEC-7", "numpy", [{"fixed": "1.5"}, {"introduced": "1.2"}])
@@ -57,17 +88,23 @@ def advisory_db(tmp_path: Path) -> Path:
     return db
 
 
-@pytest.mark.parametrize(("pins", "expected"), [
-    ({"jinja2": "3.1.2"}, {"PYSEC-1", "PYSEC-2"}),  # below a fix; at a "-NA" last_affected bound
-    ({"jinja2": "3.1.3"}, set()),  # the fixed release and past last_affected
-    ({"requests": "2.31.0"}, {"PYSEC-3"}),  # explicit version list; the withdrawn record is ignored
-    ({"mlflow": "1.5"}, {"PYSEC-5", "PYSEC-6"}),  # first of two affected spans
-    ({"mlflow": "2.5"}, {"PYSEC-6"}),  # between the spans; an unreadable bound is reported, not passed
-    ({"mlflow": "3.7.0", "pyarrow": "1.0"}, {"PYSEC-6"}),  # no folder for pyarrow: nothing known
-    ({"numpy": "1.3"}, {"PYSEC-7"}), ({"numpy": "1.1"}, set()), ({"numpy": "1.5"}, set()),
-    ({"scipy": "1.9"}, {"PYSEC-8"}), ({"scipy": "1.10"}, set()),
-    ({"pandas": "2.0.0"}, {"PYSEC-9"}),  # the same release as "2.0"
-])
+@pytest.mark.parametrize(
+    ("pins", "expected"),
+    [
+        ({"jinja2": "3.1.2"}, {"PYSEC-1", "PYSEC-2"}),  # below a fix; at a "-NA" last_affected bound
+        ({"jinja2": "3.1.3"}, set()),  # the fixed release and past last_affected
+        ({"requests": "2.31.0"}, {"PYSEC-3"}),  # explicit version list; the withdrawn record is ignored
+        ({"mlflow": "1.5"}, {"PYSEC-5", "PYSEC-6"}),  # first of two affected spans
+        ({"mlflow": "2.5"}, {"PYSEC-6"}),  # between the spans; an unreadable bound is reported, not passed
+        ({"mlflow": "3.7.0", "pyarrow": "1.0"}, {"PYSEC-6"}),  # no folder for pyarrow: nothing known
+        ({"numpy": "1.3"}, {"PYSEC-7"}),
+        ({"numpy": "1.1"}, set()),
+        ({"numpy": "1.5"}, set()),
+        ({"scipy": "1.9"}, {"PYSEC-8"}),
+        ({"scipy": "1.10"}, set()),
+        ({"pandas": "2.0.0"}, {"PYSEC-9"}),  # the same release as "2.0"
+    ],
+)
 def test_offline_findings_follow_osv_ranges(advisory_db, pins, expected):
     findings, _, newest = audit.offline_findings(advisory_db, pins)
     assert {finding.advisory for finding in findings} == expected

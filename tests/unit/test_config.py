@@ -191,14 +191,20 @@ def test_unknown_key_inside_a_derived_feature_or_range(tmp_path):
         ({"validation": {"min_rows": 0}}, "min_rows"),
         ({"validation": {"ranges": {"income": {"min": 0}}}}, "income"),
         ({"validation": {"null_fraction": {"income": 0.1}}}, "income"),
-        ({"features": {"derived": [{"kind": "ratio", "name": "r", "numerator": "age", "denominator": "income"}]}},
-         "income"),
-        ({"features": {"derived": [{"kind": "count_equal", "name": "n", "columns": ["plan", "extra"], "value": "x"}]}},
-         "extra"),
-        ({"features": {"derived": [{"kind": "bins", "name": "b", "column": "age", "edges": [10, 5]}]}},
-         "increasing"),
-        ({"features": {"derived": [{"kind": "bins", "name": "plan", "column": "age", "edges": [0, 5]}]}},
-         "shadows"),
+        (
+            {"features": {"derived": [{"kind": "ratio", "name": "r", "numerator": "age", "denominator": "income"}]}},
+            "income",
+        ),
+        (
+            {
+                "features": {
+                    "derived": [{"kind": "count_equal", "name": "n", "columns": ["plan", "extra"], "value": "x"}]
+                }
+            },
+            "extra",
+        ),
+        ({"features": {"derived": [{"kind": "bins", "name": "b", "column": "age", "edges": [10, 5]}]}}, "increasing"),
+        ({"features": {"derived": [{"kind": "bins", "name": "plan", "column": "age", "edges": [0, 5]}]}}, "shadows"),
         ({"features": {"derived": [{"kind": "log", "name": "l", "column": "age"}]}}, "log"),
         ({"policy": {"min_gain": -0.1}}, "min_gain"),
         ({"monitoring": {"p_value": 1}}, "p_value"),

@@ -28,18 +28,20 @@ from tests.helpers import TELCO_DATA
 
 
 def toy_config(positive_label: object = "yes", **dataset) -> ChurnopsConfig:
-    return ChurnopsConfig.model_validate({
-        "dataset": {
-            "name": "toy",
-            "id_column": "id",
-            "target": "y",
-            "positive_label": positive_label,
-            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-            "numeric_features": ["age", "income"],
-            "categorical_features": ["plan", "flag"],
-            **dataset,
+    return ChurnopsConfig.model_validate(
+        {
+            "dataset": {
+                "name": "toy",
+                "id_column": "id",
+                "target": "y",
+                "positive_label": positive_label,
+                "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
+                "numeric_features": ["age", "income"],
+                "categorical_features": ["plan", "flag"],
+                **dataset,
+            }
         }
-    })
+    )
 
 
 # --- the shipped Telco files -------------------------------------------------------------------------------------
@@ -120,8 +122,14 @@ def test_read_source_empty_file_is_an_empty_frame(tmp_path):
 
 def a_day(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"id": [f"c{i}" for i in range(rows)], "n": rng.normal(size=rows),
-                         "cat": rng.choice(["a", "b", None], size=rows), "flag": rng.integers(0, 2, size=rows)})
+    return pd.DataFrame(
+        {
+            "id": [f"c{i}" for i in range(rows)],
+            "n": rng.normal(size=rows),
+            "cat": rng.choice(["a", "b", None], size=rows),
+            "flag": rng.integers(0, 2, size=rows),
+        }
+    )
 
 
 def written(tmp_path, kind: str, frame: pd.DataFrame):
@@ -239,8 +247,10 @@ def test_as_text(value, expected):
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        (["a", "", " ", "  NA ", "N/A", "NaN", "nan", "null", "NULL", "None", None, " b "],
-         ["a", None, None, None, None, None, None, None, None, None, None, " b "]),
+        (
+            ["a", "", " ", "  NA ", "N/A", "NaN", "nan", "null", "NULL", "None", None, " b "],
+            ["a", None, None, None, None, None, None, None, None, None, None, " b "],
+        ),
         (["0", "Nothing", "n/a"], ["0", "Nothing", "n/a"]),
     ],
 )
@@ -255,11 +265,13 @@ def test_blank_to_na_passes_non_text_columns():
 
 
 def test_coerce_types_numeric_columns():
-    raw = pd.DataFrame({
-        "id": ["1", "2", "3", "4", "5", "6"],
-        "age": ["30", " 41 ", " ", "NA", "abc", "1e2"],
-        "income": ["", "null", "2.5", "-1", "0", "None"],
-    })
+    raw = pd.DataFrame(
+        {
+            "id": ["1", "2", "3", "4", "5", "6"],
+            "age": ["30", " 41 ", " ", "NA", "abc", "1e2"],
+            "income": ["", "null", "2.5", "-1", "0", "None"],
+        }
+    )
     typed = coerce_types(raw, toy_config().dataset)
     assert typed["age"].dtype == typed["income"].dtype == np.float64
     np.testing.assert_array_equal(typed["age"], [30.0, 41.0, np.nan, np.nan, np.nan, 100.0])
@@ -303,8 +315,12 @@ def test_merge_sources_inner_join_sorted_with_report():
         "c": pd.DataFrame({"z": [True, False, True], "id": ["1", "2", "3"]}),
     }
     merged, report = merge_sources(frames, "id")
-    assert merged.to_dict("list") == {"id": ["1", "2", "3"], "x": ["a", "b", "c"], "y": [10, 20, 30],
-                                      "z": [True, False, True]}
+    assert merged.to_dict("list") == {
+        "id": ["1", "2", "3"],
+        "x": ["a", "b", "c"],
+        "y": [10, 20, 30],
+        "z": [True, False, True],
+    }
     assert merged.index.tolist() == [0, 1, 2]
     assert report == {
         "a": {"rows": 4, "unmatched": 1, "unmatched_fraction": 0.25, "unmatched_sample": ["9"]},
@@ -441,30 +457,39 @@ def test_sources_digest_depends_on_source_names(tmp_path):
     path.write_text("id,age\n1,2\n")
 
     def config(name: str) -> ChurnopsConfig:
-        return ChurnopsConfig(dataset=DatasetConfig(
-            name="d", id_column="id", target="y", positive_label="1",
-            sources=[Source(name=name, path=path)], numeric_features=["age"],
-        ))
+        return ChurnopsConfig(
+            dataset=DatasetConfig(
+                name="d",
+                id_column="id",
+                target="y",
+                positive_label="1",
+                sources=[Source(name=name, path=path)],
+                numeric_features=["age"],
+            )
+        )
 
     assert sources_digest(config("a")) != sources_digest(config("b"))
     assert sources_digest(load_config()) == sources_digest(load_config())
 
 
-@pytest.mark.parametrize(("payload", "cut"), [
-    (b"a,b,c\n1,2,3\n4,5,6\n", False),      # complete
-    (b"a,b,c\n1,2,3\n4,5,6", False),        # complete, no final line end
-    (b"a,b,c\n1,2,3\n4,5", True),           # cut inside the last line
-    (b"a,b,c\n1,2,3\n4,", True),
-    (b"a,b,c\n1,2,3\n4,5\n", False),        # short but complete: the row rules judge its blanks
-    (b"a,b,c", False),                      # a header alone
-    (b"", False),
-    (b'a,b,c\n1,"two\nlines",3\n', False),  # a quoted field spanning lines
-    (b'a,b,c\n1,2,3\n2,"two\nlines",3', False),  # the same, last, without a final line end
-    (b"a,b,c\r\n1,2,3\r\n4,5", True),       # Windows line ends
-    (b"a,b,c\r1,2,3\r4,5", True),             # old Mac line ends
-    (b"a,b,c\r1,2,3\r4,5,6", False),
-    (b"a,b,c\n1,2,3\n \x1a", False),          # padding after the last line end
-])
+@pytest.mark.parametrize(
+    ("payload", "cut"),
+    [
+        (b"a,b,c\n1,2,3\n4,5,6\n", False),  # complete
+        (b"a,b,c\n1,2,3\n4,5,6", False),  # complete, no final line end
+        (b"a,b,c\n1,2,3\n4,5", True),  # cut inside the last line
+        (b"a,b,c\n1,2,3\n4,", True),
+        (b"a,b,c\n1,2,3\n4,5\n", False),  # short but complete: the row rules judge its blanks
+        (b"a,b,c", False),  # a header alone
+        (b"", False),
+        (b'a,b,c\n1,"two\nlines",3\n', False),  # a quoted field spanning lines
+        (b'a,b,c\n1,2,3\n2,"two\nlines",3', False),  # the same, last, without a final line end
+        (b"a,b,c\r\n1,2,3\r\n4,5", True),  # Windows line ends
+        (b"a,b,c\r1,2,3\r4,5", True),  # old Mac line ends
+        (b"a,b,c\r1,2,3\r4,5,6", False),
+        (b"a,b,c\n1,2,3\n \x1a", False),  # padding after the last line end
+    ],
+)
 def test_csv_cut_short_finds_a_last_line_cut_off(tmp_path, payload, cut):
     from churnops.data import csv_cut_short
 

@@ -66,7 +66,10 @@ def test_classification_metrics_hand_checked():
     expected = {
         "roc_auc": 0.75,  # 3 of 4 (positive, negative) pairs ranked right
         "pr_auc": 0.5 * 1 + 0.5 * 2 / 3,  # precision 1 at recall 0.5, 2/3 at recall 1
-        "f1": 0.5, "precision": 0.5, "recall": 0.5, "accuracy": 0.5,  # one each of TP, FP, FN, TN
+        "f1": 0.5,
+        "precision": 0.5,
+        "recall": 0.5,
+        "accuracy": 0.5,  # one each of TP, FP, FN, TN
         "log_loss": -(2 * math.log(0.9) + 2 * math.log(0.4)) / 4,
         "brier": (0.01 + 0.36 + 0.36 + 0.01) / 4,
         "ece": (0.1 + 0.6 + 0.6 + 0.1) / 4,
@@ -96,20 +99,33 @@ def test_classification_metrics_perfect_and_clipped():
 
 def candidate(family: str, mean: float, std: float, test_roc_auc: float) -> dict:
     return {
-        "family": family, "cv_roc_auc_mean": mean, "cv_roc_auc_std": std, "cv_folds": 5,
-        "test_metrics": {"roc_auc": test_roc_auc, "ece": 0.02}, "run_id": f"run-{family}",
+        "family": family,
+        "cv_roc_auc_mean": mean,
+        "cv_roc_auc_std": std,
+        "cv_folds": 5,
+        "test_metrics": {"roc_auc": test_roc_auc, "ece": 0.02},
+        "run_id": f"run-{family}",
     }
 
 
 @pytest.mark.parametrize(
     ("candidates", "best"),
     [
-        pytest.param([candidate("logistic_regression", 0.84, 0.01, 0.90), candidate("xgboost", 0.85, 0.01, 0.80)],
-                     "xgboost", id="cv-beats-holdout"),
-        pytest.param([candidate("lightgbm", 0.85, 0.03, 0.99), candidate("random_forest", 0.85, 0.01, 0.70)],
-                     "random_forest", id="tie-lower-std"),
-        pytest.param([candidate("xgboost", 0.85, 0.01, 0.8), candidate("lightgbm", 0.85, 0.01, 0.8)],
-                     "lightgbm", id="full-tie-by-name"),
+        pytest.param(
+            [candidate("logistic_regression", 0.84, 0.01, 0.90), candidate("xgboost", 0.85, 0.01, 0.80)],
+            "xgboost",
+            id="cv-beats-holdout",
+        ),
+        pytest.param(
+            [candidate("lightgbm", 0.85, 0.03, 0.99), candidate("random_forest", 0.85, 0.01, 0.70)],
+            "random_forest",
+            id="tie-lower-std",
+        ),
+        pytest.param(
+            [candidate("xgboost", 0.85, 0.01, 0.8), candidate("lightgbm", 0.85, 0.01, 0.8)],
+            "lightgbm",
+            id="full-tie-by-name",
+        ),
         pytest.param([candidate("random_forest", 0.7, 0.2, 0.5)], "random_forest", id="single"),
     ],
 )
@@ -123,9 +139,13 @@ def test_choose_best(candidates, best):
 
 
 def test_choose_best_reason_names_the_runner_up():
-    _, reason = choose_best([candidate("logistic_regression", 0.80, 0.02, 0.9),
-                             candidate("xgboost", 0.8512, 0.0123, 0.8),
-                             candidate("lightgbm", 0.83, 0.01, 0.8)])
+    _, reason = choose_best(
+        [
+            candidate("logistic_regression", 0.80, 0.02, 0.9),
+            candidate("xgboost", 0.8512, 0.0123, 0.8),
+            candidate("lightgbm", 0.83, 0.01, 0.8),
+        ]
+    )
     assert "(0.8512 ± 0.0123)" in reason
     assert "ahead of lightgbm (0.8300)" in reason
 
@@ -144,8 +164,14 @@ def test_comparison_table_best_first():
     ]
     table = comparison_table(candidates)
     assert table["family"].tolist() == ["random_forest", "xgboost", "lightgbm", "logistic_regression"]
-    assert table.columns.tolist() == ["family", "cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_ece",
-                                      "run_id"]
+    assert table.columns.tolist() == [
+        "family",
+        "cv_roc_auc_mean",
+        "cv_roc_auc_std",
+        "test_roc_auc",
+        "test_ece",
+        "run_id",
+    ]
     assert table.iloc[0]["run_id"] == "run-random_forest"
     assert table.iloc[0]["family"] == choose_best(candidates)[0]["family"]
 
@@ -159,16 +185,21 @@ def test_comparison_table_top_row_is_the_chosen_model_on_a_full_tie():
 
 
 def toy_config() -> ChurnopsConfig:
-    return ChurnopsConfig.model_validate({
-        "dataset": {
-            "name": "toy", "id_column": "id", "target": "y", "positive_label": "1",
-            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-            "numeric_features": ["signal", "noise"],
-            "categorical_features": ["grp"],
-        },
-        "features": {"derived": [{"kind": "bins", "name": "signal_band", "column": "signal", "edges": [-1, 0, 1]}]},
-        "training": {"params": {"random_forest": {"n_estimators": 20, "n_jobs": 1}}},
-    })
+    return ChurnopsConfig.model_validate(
+        {
+            "dataset": {
+                "name": "toy",
+                "id_column": "id",
+                "target": "y",
+                "positive_label": "1",
+                "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
+                "numeric_features": ["signal", "noise"],
+                "categorical_features": ["grp"],
+            },
+            "features": {"derived": [{"kind": "bins", "name": "signal_band", "column": "signal", "edges": [-1, 0, 1]}]},
+            "training": {"params": {"random_forest": {"n_estimators": 20, "n_jobs": 1}}},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +207,13 @@ def toy_data() -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(3)
     n = 150
     signal = rng.normal(size=n)
-    X = pd.DataFrame({"signal": signal + rng.normal(scale=0.3, size=n), "noise": rng.normal(size=n),
-                      "grp": rng.choice(["a", "b"], size=n)})
+    X = pd.DataFrame(
+        {
+            "signal": signal + rng.normal(scale=0.3, size=n),
+            "noise": rng.normal(size=n),
+            "grp": rng.choice(["a", "b"], size=n),
+        }
+    )
     return X, (signal > 0).astype(int)
 
 
@@ -204,5 +240,6 @@ def test_feature_importance_tree(toy_data):
     assert importance.sum() == pytest.approx(1.0)
     assert (importance >= 0).all() and importance.is_monotonic_decreasing
     assert importance["num__noise"] < importance["num__signal"]
-    assert importance.to_dict() == pytest.approx(dict(zip(
-        model.named_steps["features"].get_feature_names_out(), forest.feature_importances_, strict=True)))
+    assert importance.to_dict() == pytest.approx(
+        dict(zip(model.named_steps["features"].get_feature_names_out(), forest.feature_importances_, strict=True))
+    )

@@ -65,8 +65,14 @@ def test_coercer_categorical(values, expected):
 @pytest.mark.parametrize(
     "values",
     [
-        [1, 0, 1], [1.0, 0.0, np.nan], ["Yes", " No ", "", None, "No"], [None, "a", "  "], [1, "1", True, " x "],
-        pd.array([1, None, 0], dtype="Int64"), pd.Categorical(["b", None, " a", "a"]), pd.Categorical([1, 2, None]),
+        [1, 0, 1],
+        [1.0, 0.0, np.nan],
+        ["Yes", " No ", "", None, "No"],
+        [None, "a", "  "],
+        [1, "1", True, " x "],
+        pd.array([1, None, 0], dtype="Int64"),
+        pd.Categorical(["b", None, " a", "a"]),
+        pd.Categorical([1, 2, None]),
         pd.array(["a", None, " b"], dtype="string"),
     ],
 )
@@ -266,32 +272,41 @@ def test_encoder_errors():
 
 
 def small_config() -> ChurnopsConfig:
-    return ChurnopsConfig.model_validate({
-        "dataset": {
-            "name": "toy", "id_column": "id", "target": "y", "positive_label": "yes",
-            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-            "numeric_features": ["tenure", "charges"],
-            "categorical_features": ["phone", "tv", "contract"],
-        },
-        "features": {"derived": [
-            {"kind": "ratio", "name": "per_month", "numerator": "charges", "denominator": "tenure"},
-            {"kind": "count_equal", "name": "n_yes", "columns": ["phone", "tv"], "value": "Yes"},
-            {"kind": "bins", "name": "tenure_band", "column": "tenure", "edges": [0, 12, 24]},
-        ]},
-    })
+    return ChurnopsConfig.model_validate(
+        {
+            "dataset": {
+                "name": "toy",
+                "id_column": "id",
+                "target": "y",
+                "positive_label": "yes",
+                "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
+                "numeric_features": ["tenure", "charges"],
+                "categorical_features": ["phone", "tv", "contract"],
+            },
+            "features": {
+                "derived": [
+                    {"kind": "ratio", "name": "per_month", "numerator": "charges", "denominator": "tenure"},
+                    {"kind": "count_equal", "name": "n_yes", "columns": ["phone", "tv"], "value": "Yes"},
+                    {"kind": "bins", "name": "tenure_band", "column": "tenure", "edges": [0, 12, 24]},
+                ]
+            },
+        }
+    )
 
 
 def raw_rows() -> pd.DataFrame:
     """As read from a CSV: every cell a string, blanks included."""
-    return pd.DataFrame({
-        "id": ["1", "2", "3", "4", "5", "6"],
-        "tenure": ["0", "5", "13", "30", " ", "20"],
-        "charges": ["20.5", "100", "250.25", " ", "80", "10"],
-        "phone": ["Yes", "No", "Yes", "Yes", "", "No"],
-        "tv": ["No", "No", "Yes", "Yes", "Yes", "No"],
-        "contract": ["Monthly", "Yearly", "Monthly", "Yearly", "Monthly", "Monthly"],
-        "y": ["yes", "no", "no", "yes", "no", "no"],
-    })
+    return pd.DataFrame(
+        {
+            "id": ["1", "2", "3", "4", "5", "6"],
+            "tenure": ["0", "5", "13", "30", " ", "20"],
+            "charges": ["20.5", "100", "250.25", " ", "80", "10"],
+            "phone": ["Yes", "No", "Yes", "Yes", "", "No"],
+            "tv": ["No", "No", "Yes", "Yes", "Yes", "No"],
+            "contract": ["Monthly", "Yearly", "Monthly", "Yearly", "Monthly", "Monthly"],
+            "y": ["yes", "no", "no", "yes", "no", "no"],
+        }
+    )
 
 
 def test_derived_columns():
@@ -308,7 +323,11 @@ def test_preprocessor_output_is_dense_numeric_without_nan():
     assert names[:4] == ["num__tenure", "num__charges", "num__per_month", "num__n_yes"]
     assert "cat__contract_Monthly" in names and "cat__phone___missing__" in names
     assert {n for n in names if n.startswith("cat__tenure_band_")} == {
-        "cat__tenure_band_[0,12)", "cat__tenure_band_[12,24)", "cat__tenure_band_>=24", "cat__tenure_band___missing__"}
+        "cat__tenure_band_[0,12)",
+        "cat__tenure_band_[12,24)",
+        "cat__tenure_band_>=24",
+        "cat__tenure_band___missing__",
+    }
     numeric = out[:, :4]
     np.testing.assert_allclose(numeric.mean(axis=0), 0, atol=1e-9)  # standard-scaled
 
@@ -332,8 +351,16 @@ def test_preprocessor_unseen_category_is_all_zero_one_hot():
 def test_ordinal_preprocessor_has_one_column_per_feature():
     pre = build_preprocessor(small_config(), "ordinal").fit(raw_rows())
     names = pre.get_feature_names_out().tolist()
-    assert names == ["num__tenure", "num__charges", "num__per_month", "num__n_yes", "cat__phone", "cat__tv",
-                     "cat__contract", "cat__tenure_band"]
+    assert names == [
+        "num__tenure",
+        "num__charges",
+        "num__per_month",
+        "num__n_yes",
+        "cat__phone",
+        "cat__tv",
+        "cat__contract",
+        "cat__tenure_band",
+    ]
     out = pre.transform(raw_rows())
     assert out[:, 6].tolist() == [0, 1, 0, 1, 0, 0]  # contract: Monthly, Yearly
 

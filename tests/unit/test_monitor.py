@@ -110,17 +110,20 @@ def test_numeric_drift_without_values_on_a_side_is_no_evidence(reference, curren
         # columns of the expected table: categories in any fixed order (the test does not depend on it)
         pytest.param(["a"] * 6 + ["b"] * 4, ["a"] * 3 + ["b"] * 7, [[6, 4], [3, 7]], id="two-categories"),
         pytest.param(
-            ["a", "a", None, np.nan, "b", "  "], ["a", None, "b", "b", "b"],
+            ["a", "a", None, np.nan, "b", "  "],
+            ["a", None, "b", "b", "b"],
             [[2, 1, 3], [1, 3, 1]],  # a, b, missing (None, NaN and blank alike)
             id="missing-is-a-category",
         ),
         pytest.param(
-            ["a"] * 5 + ["b"] * 5, ["a"] * 4 + ["b"] * 2 + ["new"] * 4,
+            ["a"] * 5 + ["b"] * 5,
+            ["a"] * 4 + ["b"] * 2 + ["new"] * 4,
             [[5, 5, 0], [4, 2, 4]],
             id="category-only-in-current",
         ),
         pytest.param(
-            ["a", "a", "gone", "gone", "b"], ["a", "b", "b"],
+            ["a", "a", "gone", "gone", "b"],
+            ["a", "b", "b"],
             [[2, 1, 2], [1, 2, 0]],
             id="category-only-in-reference",
         ),
@@ -234,10 +237,13 @@ def test_categorical_and_rule_uses_cramers_v():
     rows = feature_drift(
         pd.DataFrame({"small": ["a"] * 101_000 + ["b"] * 99_000, "large": ["a"] * 160_000 + ["b"] * 40_000}),
         pd.DataFrame({"small": ["a"] * 99_000 + ["b"] * 101_000, "large": ["a"] * 40_000 + ["b"] * 160_000}),
-        [], ["small", "large"], monitoring(sample_size=big),
+        [],
+        ["small", "large"],
+        monitoring(sample_size=big),
     )
     assert [(r["feature"], r["kind"], r["drifted"]) for r in rows] == [
-        ("small", "categorical", False), ("large", "categorical", True),
+        ("small", "categorical", False),
+        ("large", "categorical", True),
     ]
 
 
@@ -283,15 +289,21 @@ def chunks_of(frame: pd.DataFrame, sizes: list[int]) -> list[pd.DataFrame]:
 
 def test_current_side_counts_every_row_and_samples_each_chunk_in_proportion():
     rng = np.random.default_rng(3)
-    current = pd.DataFrame({"x": np.where(rng.random(10_000) < 0.1, np.nan, rng.normal(size=10_000)),
-                            "c": rng.choice(["a", "b", None], 10_000)})
+    current = pd.DataFrame(
+        {
+            "x": np.where(rng.random(10_000) < 0.1, np.nan, rng.normal(size=10_000)),
+            "c": rng.choice(["a", "b", None], 10_000),
+        }
+    )
     config = monitoring(sample_size=1_000, seed=5)
     sizes = [2_500, 2_500, 3_000, 1_999, 1]
     side = current_side(chunks_of(current, sizes), len(current), ["x"], ["c"], config)
     assert side.rows == 10_000 and side.nulls["x"] == int(current["x"].isna().sum())
-    pd.testing.assert_series_equal(side.counts["c"].sort_index(),
-                                   current["c"].fillna(MISSING).value_counts().sort_index().rename(None),
-                                   check_names=False)
+    pd.testing.assert_series_equal(
+        side.counts["c"].sort_index(),
+        current["c"].fillna(MISSING).value_counts().sort_index().rename(None),
+        check_names=False,
+    )
     assert [len(part) for part in side.sample] == [250, 250, 300, 199, 1]  # quotas add up to sample_size
     whole = current_side([current], len(current), ["x"], ["c"], config)
     # one chunk: exactly sample_rows(current, n, seed + 1), the pre-chunking sample
@@ -311,16 +323,21 @@ def test_shards_merge_into_the_side_of_the_whole_day():
     pd.testing.assert_series_equal(merged.counts["c"].sort_index(), whole.counts["c"].sort_index())
     pd.testing.assert_frame_equal(merged.sampled(["x"]), whole.sampled(["x"]))
     reference = pd.DataFrame({"x": rng.normal(size=3_000), "c": rng.choice(["a", "b"], 3_000)})
-    assert feature_drift(reference, merged, ["x"], ["c"], config) == feature_drift(reference, whole, ["x"], ["c"],
-                                                                                   config)
+    assert feature_drift(reference, merged, ["x"], ["c"], config) == feature_drift(
+        reference, whole, ["x"], ["c"], config
+    )
     with pytest.raises(ValueError, match="do not fit a day of 5000 rows"):
         current_side(chunks, 5_000, ["x"], ["c"], config)
 
 
 def test_a_saved_side_loads_back_and_merges_the_same(tmp_path):
     rng = np.random.default_rng(5)
-    current = pd.DataFrame({"x": np.where(rng.random(4_000) < 0.2, np.nan, rng.normal(size=4_000)),
-                            "c": rng.choice(["a", "b", None], 4_000)})
+    current = pd.DataFrame(
+        {
+            "x": np.where(rng.random(4_000) < 0.2, np.nan, rng.normal(size=4_000)),
+            "c": rng.choice(["a", "b", None], 4_000),
+        }
+    )
     config = monitoring(sample_size=500, seed=2)
     chunks = chunks_of(current, [1_000] * 4)
     first = current_side(chunks[:2], 4_000, ["x"], ["c"], config)
@@ -329,11 +346,13 @@ def test_a_saved_side_loads_back_and_merges_the_same(tmp_path):
     merged = first.merge(second)
     assert (loaded.rows, loaded.nulls) == (merged.rows, merged.nulls) == (4_000, {"x": int(current["x"].isna().sum())})
     pd.testing.assert_series_equal(loaded.counts["c"].sort_index(), merged.counts["c"].sort_index())
-    pd.testing.assert_frame_equal(loaded.sampled(["x"]).reset_index(drop=True),
-                                  merged.sampled(["x"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        loaded.sampled(["x"]).reset_index(drop=True), merged.sampled(["x"]).reset_index(drop=True)
+    )
     reference = pd.DataFrame({"x": rng.normal(size=2_000), "c": rng.choice(["a", "b"], 2_000)})
-    assert feature_drift(reference, loaded, ["x"], ["c"], config) == feature_drift(reference, merged, ["x"], ["c"],
-                                                                                   config)
+    assert feature_drift(reference, loaded, ["x"], ["c"], config) == feature_drift(
+        reference, merged, ["x"], ["c"], config
+    )
     empty = CurrentSide.load(CurrentSide().save(tmp_path / "empty"))
     assert (empty.rows, empty.counts, empty.nulls, empty.sample) == (0, {}, {}, [])
 
@@ -519,14 +538,21 @@ UNJUDGED = {"alarm": False, "reasons": ["performance not judged: 12 matured labe
         pytest.param(NO_DRIFT, STABLE_SCORES, FINE, "none", [], [], id="quiet-day"),
         pytest.param(DATASET_DRIFT, STABLE_SCORES, FINE, "retrain", ["dataset drift"], [], id="dataset-drift"),
         pytest.param(NO_DRIFT, STABLE_SCORES, ALARM, "retrain", ["below min_roc_auc"], [], id="performance"),
-        pytest.param(DATASET_DRIFT, STABLE_SCORES, ALARM, "retrain", ["dataset drift", "below min_roc_auc"], [],
-                     id="both"),
+        pytest.param(
+            DATASET_DRIFT, STABLE_SCORES, ALARM, "retrain", ["dataset drift", "below min_roc_auc"], [], id="both"
+        ),
         pytest.param(NO_DRIFT, MOVED_SCORES, FINE, "none", [], ["prediction drift"], id="prediction-drift-only"),
-        pytest.param(SOME_DRIFT, STABLE_SCORES, FINE, "none", [], ["below the dataset-drift share"],
-                     id="few-features"),
+        pytest.param(SOME_DRIFT, STABLE_SCORES, FINE, "none", [], ["below the dataset-drift share"], id="few-features"),
         pytest.param(NO_DRIFT, STABLE_SCORES, UNJUDGED, "none", [], ["performance not judged"], id="few-labels"),
-        pytest.param(DATASET_DRIFT, MOVED_SCORES, UNJUDGED, "retrain", ["dataset drift"],
-                     ["prediction drift", "performance not judged"], id="drift-with-notes"),
+        pytest.param(
+            DATASET_DRIFT,
+            MOVED_SCORES,
+            UNJUDGED,
+            "retrain",
+            ["dataset drift"],
+            ["prediction drift", "performance not judged"],
+            id="drift-with-notes",
+        ),
     ],
 )
 def test_decide(summary, prediction, performance, decision, reasons, notes):
@@ -547,12 +573,14 @@ def test_decide_names_the_drifted_features():
 
 def _telco_like(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "tenure": rng.integers(0, 72, n).astype(float) + shift * 10,
-        "monthlycharges": rng.normal(65 + shift * 20, 30, n),
-        "contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
-        "paymentmethod": rng.choice(["Electronic check", "Mailed check", None], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, n).astype(float) + shift * 10,
+            "monthlycharges": rng.normal(65 + shift * 20, 30, n),
+            "contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
+            "paymentmethod": rng.choice(["Electronic check", "Mailed check", None], n),
+        }
+    )
     frame.loc[frame.index[:5], "monthlycharges"] = np.nan
     return frame
 

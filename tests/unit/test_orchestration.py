@@ -78,8 +78,9 @@ def _with_sources_in(folder, config):
 @pytest.mark.parametrize("source_path", ["../../../../../../etc/passwd", "/etc/passwd"])
 def test_a_config_naming_a_source_outside_the_allowed_folders_is_bad_input(home, source_path):
     # relative paths resolve against the config's folder
-    config = edit_config(write_config(home / "mine.yaml"),
-                         lambda raw: raw["dataset"]["sources"][0].update(path=source_path))
+    config = edit_config(
+        write_config(home / "mine.yaml"), lambda raw: raw["dataset"]["sources"][0].update(path=source_path)
+    )
     with pytest.raises(ChurnopsInputError, match=r"source 'customers' \(/etc/passwd\) is outside the allowed folders"):
         confined_config_path(str(config))
 
@@ -138,8 +139,11 @@ def test_an_error_while_the_tracking_server_is_down_becomes_one_clear_retryable_
     def failing(error: Exception):
         raise error
 
-    with pytest.raises(TrackingServerUnavailable, match=rf"MLflow tracking server http://127.0.0.1:{port} is "
-                                                        r"unreachable \(ConnectionError: .*refused.*\).*retried"):
+    with pytest.raises(
+        TrackingServerUnavailable,
+        match=rf"MLflow tracking server http://127.0.0.1:{port} is "
+        r"unreachable \(ConnectionError: .*refused.*\).*retried",
+    ):
         fail_fast_on_bad_input(failing)(RuntimeError("API request to /api/2.0/mlflow/runs/get failed"))
     assert not issubclass(TrackingServerUnavailable, AirflowFailException), "an outage keeps the task's retries"
     with pytest.raises(AirflowFailException):
@@ -162,6 +166,7 @@ def test_a_crash_point_sigkills_the_first_process_only(home):
     assert (home / "crashes" / "unit:point").read_text().strip().isdigit()
     again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.strip() == "passed", "the retry runs past the point"
-    unset = subprocess.run([sys.executable, "-c", probe.replace("unit:point", "never:listed")], env=env,
-                           capture_output=True, text=True)
+    unset = subprocess.run(
+        [sys.executable, "-c", probe.replace("unit:point", "never:listed")], env=env, capture_output=True, text=True
+    )
     assert unset.returncode == 0

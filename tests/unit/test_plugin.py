@@ -18,8 +18,10 @@ def plugin():
 
 
 def test_run_link_from_the_recorded_run(plugin):
-    assert plugin.mlflow_run_url("http://mlflow.example:5000", "3/abc123") == \
-        "http://mlflow.example:5000/#/experiments/3/runs/abc123"
+    assert (
+        plugin.mlflow_run_url("http://mlflow.example:5000", "3/abc123")
+        == "http://mlflow.example:5000/#/experiments/3/runs/abc123"
+    )
     assert plugin.mlflow_run_url("http://x", None) == ""
     assert plugin.mlflow_run_url("http://x", "garbage") == ""
 

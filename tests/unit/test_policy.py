@@ -17,11 +17,11 @@ POLICY = PolicyConfig()
 @pytest.mark.parametrize(
     ("champion", "challenger", "promote"),
     [
-        (0.85, 0.86, False),      # gain exactly 0.01 (0.010000000000000009 in floats): not *more than* 0.01
+        (0.85, 0.86, False),  # gain exactly 0.01 (0.010000000000000009 in floats): not *more than* 0.01
         (0.80, 0.81, False),
-        (0.85, 0.8601, True),     # 0.0101
-        (0.85, 0.855, False),     # better by 0.005 only
-        (0.85, 0.84, False),      # worse
+        (0.85, 0.8601, True),  # 0.0101
+        (0.85, 0.855, False),  # better by 0.005 only
+        (0.85, 0.84, False),  # worse
         (0.70, 0.90, True),
     ],
 )
@@ -89,11 +89,11 @@ def test_paired_bootstrap_of_identical_models_is_zero():
 @pytest.mark.parametrize(
     ("as_of", "active", "days_left"),
     [
-        (date(2026, 11, 10), True, 7),    # the promotion day itself
-        (date(2026, 11, 16), True, 1),    # P + 6
-        (date(2026, 11, 17), False, 0),   # P + 7: free again
+        (date(2026, 11, 10), True, 7),  # the promotion day itself
+        (date(2026, 11, 16), True, 1),  # P + 6
+        (date(2026, 11, 17), False, 0),  # P + 7: free again
         (date(2026, 12, 1), False, 0),
-        (date(2026, 11, 1), True, 16),    # a replay of an earlier day is blocked too: dates, not wall clock
+        (date(2026, 11, 1), True, 16),  # a replay of an earlier day is blocked too: dates, not wall clock
     ],
 )
 def test_cooldown_boundaries_by_date(as_of, active, days_left):

@@ -24,25 +24,39 @@ print(json.dumps(sorted(m for m in ("pandas", "sklearn", "mlflow", "evidently") 
 
 def _loaded_after_local_settings(argv: list[str], **env: str) -> list[str]:
     probe = PROBE.format(plugins=str(ROOT / "plugins"))
-    out = subprocess.run([sys.executable, "-c", probe, json.dumps(argv)], capture_output=True, text=True, check=True,
-                         env={**os.environ, **env}, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _local_settings_module():
-    spec = importlib.util.spec_from_file_location("churnops_local_settings_under_test",
-                                                  ROOT / "plugins" / "airflow_local_settings.py")
+    spec = importlib.util.spec_from_file_location(
+        "churnops_local_settings_under_test", ROOT / "plugins" / "airflow_local_settings.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # pytest's argv: not a process that forks tasks, so nothing is imported
     return module
 
 
-@pytest.mark.parametrize(("argv", "forks"), [
-    (["airflow", "scheduler"], True), (["airflow", "scheduler", "--skip-serve-logs"], True),
-    (["airflow", "celery", "worker", "--queues", "q"], True), (["airflow", "api-server"], False),
-    (["airflow", "dag-processor"], False), (["airflow", "dags", "list"], False),
-    (["airflow", "celery", "flower"], False), (["airflow"], False),
-])
+@pytest.mark.parametrize(
+    ("argv", "forks"),
+    [
+        (["airflow", "scheduler"], True),
+        (["airflow", "scheduler", "--skip-serve-logs"], True),
+        (["airflow", "celery", "worker", "--queues", "q"], True),
+        (["airflow", "api-server"], False),
+        (["airflow", "dag-processor"], False),
+        (["airflow", "dags", "list"], False),
+        (["airflow", "celery", "flower"], False),
+        (["airflow"], False),
+    ],
+)
 def test_only_the_scheduler_and_the_celery_worker_pre_import(argv, forks):
     assert _local_settings_module()._forks_task_processes(argv) is forks
 

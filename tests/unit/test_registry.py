@@ -23,8 +23,9 @@ def logged_models(churnops_home):
     logged = []
     for _ in range(2):
         with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
-                                            serialization_format="cloudpickle")
+            info = mlflow.sklearn.log_model(
+                LogisticRegression().fit(X, y), name="model", serialization_format="cloudpickle"
+            )
             logged.append((run.info.run_id, info.model_uri))
     return logged
 
@@ -80,7 +81,6 @@ def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_cham
     assert (alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")) == (first, second)
 
 
-
 def test_a_promotion_retried_after_a_crash_finishes_instead_of_conflicting(logged_models):
     """Killed after moving @champion (before @challenger was dropped or the state written): the retry
     of the same decision resumes; a different challenger evaluated against the old champion still loses."""
@@ -104,6 +104,7 @@ def test_a_promotion_retried_after_a_crash_finishes_instead_of_conflicting(logge
         promote_version(REGISTRY, first, expected_champion=first, tags={})
     assert alias_version(REGISTRY, "champion") == second
 
+
 def test_a_fresh_process_finds_the_registry_without_configuring_mlflow(logged_models, churnops_home):
     """A task process starts with MLflow unconfigured: registry calls must still use churnops' store."""
     import os
@@ -113,12 +114,15 @@ def test_a_fresh_process_finds_the_registry_without_configuring_mlflow(logged_mo
     run_id, uri = logged_models[0]
     version, _ = register_version(uri, run_id, REGISTRY, {"churnops.family": "lr"})
     assign_training_alias(REGISTRY, version)
-    probe = ("from churnops.config import RegistryConfig; from churnops.registry import alias_version; "
-             "print(alias_version(RegistryConfig(model_name='unit-test-model'), 'champion'))")
+    probe = (
+        "from churnops.config import RegistryConfig; from churnops.registry import alias_version; "
+        "print(alias_version(RegistryConfig(model_name='unit-test-model'), 'champion'))"
+    )
     # mlflow.set_tracking_uri() exported MLFLOW_TRACKING_URI in this process; a task process has none.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         cwd=churnops_home.parent, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=churnops_home.parent, env=env
+    )
     assert out.stdout.strip().splitlines()[-1] == version
     assert not (churnops_home.parent / "mlflow.db").exists(), "MLflow fell back to ./mlflow.db"
 
@@ -170,8 +174,9 @@ def test_two_racing_promotions_promote_exactly_one(churnops_home):
     X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
     for _ in range(3):
         with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
-                                            serialization_format="cloudpickle")
+            info = mlflow.sklearn.log_model(
+                LogisticRegression().fit(X, y), name="model", serialization_format="cloudpickle"
+            )
         assign_training_alias(REGISTRY, register_version(info.model_uri, run.info.run_id, REGISTRY, {})[0])
 
     # Without the lock both contenders pass the check (neither sees a conflict): the window is real.
@@ -197,10 +202,22 @@ def test_two_racing_promotions_promote_exactly_one(churnops_home):
     from churnops.state import FileState
 
     state = FileState(churnops_home / "state" / "promotion.json")
-    comparison = {"promote": True, "reason": "gain 0.0200 > 0.01", "gain": 0.02, "champion_roc_auc": 0.80,
-                  "challenger_roc_auc": 0.82, "champion_version": "1", "challenger_version": loser}
-    outcome = record_decision(load_config().model_copy(update={"registry": REGISTRY}), comparison,
-                              date(2026, 6, 1), state, {"run_id": "loser-run"})
+    comparison = {
+        "promote": True,
+        "reason": "gain 0.0200 > 0.01",
+        "gain": 0.02,
+        "champion_roc_auc": 0.80,
+        "challenger_roc_auc": 0.82,
+        "champion_version": "1",
+        "challenger_version": loser,
+    }
+    outcome = record_decision(
+        load_config().model_copy(update={"registry": REGISTRY}),
+        comparison,
+        date(2026, 6, 1),
+        state,
+        {"run_id": "loser-run"},
+    )
     assert outcome["decision"] == "conflict" and outcome["champion"] == winners[0]
     assert outcome["challenger_tags"]["churnops.decision"] == "conflict"
     assert "another promotion happened meanwhile" in outcome["challenger_tags"]["churnops.decision_reason"]

@@ -8,20 +8,32 @@ import pytest
 
 from churnops.config import ChurnopsConfig
 
-CONFIG = ChurnopsConfig.model_validate({
-    "dataset": {
-        "name": "toy", "id_column": "id", "target": "y", "positive_label": "1",
-        "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-        "numeric_features": ["x1"], "categorical_features": ["grp"],
-    },
-    "training": {"params": {"lightgbm": {"n_estimators": 10, "min_child_samples": 5, "n_jobs": 1}}},
-})
+CONFIG = ChurnopsConfig.model_validate(
+    {
+        "dataset": {
+            "name": "toy",
+            "id_column": "id",
+            "target": "y",
+            "positive_label": "1",
+            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
+            "numeric_features": ["x1"],
+            "categorical_features": ["grp"],
+        },
+        "training": {"params": {"lightgbm": {"n_estimators": 10, "min_child_samples": 5, "n_jobs": 1}}},
+    }
+)
 
 
 def rows(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"id": [f"c{i}" for i in range(n)], "x1": rng.normal(size=n).round(3).astype(str),
-                         "grp": rng.choice(["a", "b", "c"], size=n), "extra": 1})
+    return pd.DataFrame(
+        {
+            "id": [f"c{i}" for i in range(n)],
+            "x1": rng.normal(size=n).round(3).astype(str),
+            "grp": rng.choice(["a", "b", "c"], size=n),
+            "extra": 1,
+        }
+    )
 
 
 @pytest.fixture
@@ -36,17 +48,24 @@ def logged(churnops_home):
     from churnops.train import build_model, model_signature
 
     train = rows(300, 0)
-    pipeline = build_model("lightgbm", CONFIG).fit(train[CONFIG.dataset.feature_columns],
-                                                    (train["x1"].astype(float) > 0).astype(int))
+    pipeline = build_model("lightgbm", CONFIG).fit(
+        train[CONFIG.dataset.feature_columns], (train["x1"].astype(float) > 0).astype(int)
+    )
     current = model_signature(CONFIG, np.zeros((1, 2)))
-    legacy = ModelSignature(inputs=Schema([ColSpec(AnyType(), c) for c in CONFIG.dataset.feature_columns]),
-                            outputs=current.outputs)
+    legacy = ModelSignature(
+        inputs=Schema([ColSpec(AnyType(), c) for c in CONFIG.dataset.feature_columns]), outputs=current.outputs
+    )
     experiment_id = configure_mlflow(CONFIG)
     models = {}
     for kind, signature in (("current", current), ("legacy", legacy)):
         with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.sklearn.log_model(pipeline, name="model", signature=signature,
-                                            pyfunc_predict_fn="predict_proba", serialization_format="cloudpickle")
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=signature,
+                pyfunc_predict_fn="predict_proba",
+                serialization_format="cloudpickle",
+            )
         models[kind] = mlflow.pyfunc.load_model(info.model_uri)
     return pipeline, models
 

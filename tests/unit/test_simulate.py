@@ -248,8 +248,10 @@ def test_write_days_writes_each_day_as_if_generated_alone(pop, config, tmp_path)
         when = START + timedelta(days=offset)
         assert set(summary) == {"date", "rows", "scenario", "intensity", "paths", "positive_rate"}
         assert summary["rows"] == 500 and summary["scenario"] == "covariate_drift"
-        assert summary["paths"] == {"batch": str(home / "incoming" / f"date={when}" / "batch.parquet"),
-                                    "labels": str(home / "labels" / f"date={when}" / "labels.parquet")}
+        assert summary["paths"] == {
+            "batch": str(home / "incoming" / f"date={when}" / "batch.parquet"),
+            "labels": str(home / "labels" / f"date={when}" / "labels.parquet"),
+        }
         batch, labels = pd.read_parquet(summary["paths"]["batch"]), pd.read_parquet(summary["paths"]["labels"])
         want_batch, want_labels = day(pop, config, when=when, rows=500, scenario="covariate_drift", seed=7)
         pd.testing.assert_frame_equal(batch, want_batch)
@@ -258,8 +260,16 @@ def test_write_days_writes_each_day_as_if_generated_alone(pop, config, tmp_path)
     assert sorted({p.name for p in home.rglob("*") if p.is_file()}) == ["batch.parquet", "labels.parquet"]  # no temp
 
     # The middle day written on its own (same drift_start) is the same file, byte for byte.
-    alone = write_days(config, tmp_path / "alone", START + timedelta(days=1), 1, rows_per_day=500,
-                       scenario="covariate_drift", seed=7, drift_start=START)
+    alone = write_days(
+        config,
+        tmp_path / "alone",
+        START + timedelta(days=1),
+        1,
+        rows_per_day=500,
+        scenario="covariate_drift",
+        seed=7,
+        drift_start=START,
+    )
     for kind in ("batch", "labels"):
         assert sha256(alone[0]["paths"][kind]) == sha256(written[1]["paths"][kind])
 
@@ -311,12 +321,20 @@ def breast_cancer(tmp_path):
     half = len(numeric) // 2
     frame[["patient_id", *numeric[:half], "clinic"]].to_csv(tmp_path / "measurements.csv", index=False)
     frame[["patient_id", *numeric[half:], "diagnosis"]].to_parquet(tmp_path / "outcomes.parquet", index=False)
-    raw = {"dataset": {
-        "name": "breast_cancer", "id_column": "patient_id", "target": "diagnosis", "positive_label": "malignant",
-        "sources": [{"name": "measurements", "path": "measurements.csv"},
-                    {"name": "outcomes", "path": "outcomes.parquet"}],
-        "numeric_features": numeric, "categorical_features": ["clinic"],
-    }}
+    raw = {
+        "dataset": {
+            "name": "breast_cancer",
+            "id_column": "patient_id",
+            "target": "diagnosis",
+            "positive_label": "malignant",
+            "sources": [
+                {"name": "measurements", "path": "measurements.csv"},
+                {"name": "outcomes", "path": "outcomes.parquet"},
+            ],
+            "numeric_features": numeric,
+            "categorical_features": ["clinic"],
+        }
+    }
     path = tmp_path / "breast_cancer.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return load_config(path)

@@ -28,28 +28,35 @@ FAST_PARAMS = {
 
 
 def make_config(**training) -> ChurnopsConfig:
-    return ChurnopsConfig.model_validate({
-        "dataset": {
-            "name": "toy", "id_column": "id", "target": "y", "positive_label": "1",
-            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-            "numeric_features": ["x1", "x2"],
-            "categorical_features": ["grp"],
-        },
-        "features": {"derived": [{"kind": "ratio", "name": "x_ratio", "numerator": "x1", "denominator": "x2"}]},
-        "training": {"cv_folds": 3, "seed": 7, "params": FAST_PARAMS, **training},
-    })
+    return ChurnopsConfig.model_validate(
+        {
+            "dataset": {
+                "name": "toy",
+                "id_column": "id",
+                "target": "y",
+                "positive_label": "1",
+                "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
+                "numeric_features": ["x1", "x2"],
+                "categorical_features": ["grp"],
+            },
+            "features": {"derived": [{"kind": "ratio", "name": "x_ratio", "numerator": "x1", "denominator": "x2"}]},
+            "training": {"cv_folds": 3, "seed": 7, "params": FAST_PARAMS, **training},
+        }
+    )
 
 
 def separable(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """y = 1 exactly when x1 > 0; x2 and grp are noise. Raw rows, as the model receives them."""
     rng = np.random.default_rng(seed)
     x1 = rng.normal(size=n)
-    X = pd.DataFrame({
-        "id": [f"c{i}" for i in range(n)],
-        "x1": x1,
-        "x2": rng.uniform(1, 2, size=n).round(3).astype(str),  # numbers as text, as from a CSV
-        "grp": rng.choice(["a", "b", "c"], size=n),
-    })
+    X = pd.DataFrame(
+        {
+            "id": [f"c{i}" for i in range(n)],
+            "x1": x1,
+            "x2": rng.uniform(1, 2, size=n).round(3).astype(str),  # numbers as text, as from a CSV
+            "grp": rng.choice(["a", "b", "c"], size=n),
+        }
+    )
     return X, (x1 > 0).astype(int)
 
 
@@ -58,16 +65,21 @@ def separable(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 
 @pytest.mark.parametrize("family", MODEL_FAMILIES)
 def test_estimator_params_defaults_and_seed(family):
-    config = ChurnopsConfig.model_validate({**make_config().model_dump(mode="json"),
-                                            "training": {"seed": 123}})
+    config = ChurnopsConfig.model_validate({**make_config().model_dump(mode="json"), "training": {"seed": 123}})
     assert estimator_params(family, config) == {**DEFAULT_PARAMS[family], "random_state": 123}
 
 
 def test_estimator_params_merges_overrides():
     config = make_config(params={"random_forest": {"n_estimators": 20, "max_depth": 3}})
     params = estimator_params("random_forest", config)
-    assert params == {"n_estimators": 20, "max_depth": 3, "min_samples_leaf": 10, "max_features": "sqrt",
-                      "n_jobs": 2, "random_state": 7}  # the override replaces FAST_PARAMS, keys merge with defaults
+    assert params == {
+        "n_estimators": 20,
+        "max_depth": 3,
+        "min_samples_leaf": 10,
+        "max_features": "sqrt",
+        "n_jobs": 2,
+        "random_state": 7,
+    }  # the override replaces FAST_PARAMS, keys merge with defaults
     assert DEFAULT_PARAMS["random_forest"]["n_estimators"] == 60  # defaults are not mutated
     assert estimator_params("logistic_regression", config) == {"C": 0.3, "max_iter": 2000, "random_state": 7}
 
@@ -172,11 +184,13 @@ def test_forests_on_big_tables_draw_at_most_forest_max_samples_rows_per_tree():
     assert "max_samples" not in estimator_params("random_forest", config, 500)
     assert estimator_params("random_forest", config, 5_000)["max_samples"] == 500
     assert "max_samples" not in estimator_params("xgboost", config, 5_000)
-    own = make_config(forest_max_samples=500, params={"random_forest": {**FAST_PARAMS["random_forest"],
-                                                                        "max_samples": 0.3}})
+    own = make_config(
+        forest_max_samples=500, params={"random_forest": {**FAST_PARAMS["random_forest"], "max_samples": 0.3}}
+    )
     assert estimator_params("random_forest", own, 5_000)["max_samples"] == 0.3
-    whole_rows = make_config(forest_max_samples=500, params={"random_forest": {**FAST_PARAMS["random_forest"],
-                                                                               "bootstrap": False}})
+    whole_rows = make_config(
+        forest_max_samples=500, params={"random_forest": {**FAST_PARAMS["random_forest"], "bootstrap": False}}
+    )
     assert "max_samples" not in estimator_params("random_forest", whole_rows, 5_000)
     X, y = separable(n=2_000)
     result = fit_family("random_forest", X, y, config)
@@ -195,8 +209,10 @@ def test_model_signature_has_probability_outputs_and_no_input_schema():
     assert signature.outputs.inputs[0].type == np.dtype("float64")
 
 
-@pytest.mark.parametrize(("family", "encoding"), [("logistic_regression", "onehot"), ("random_forest", "ordinal"),
-                                                  ("xgboost", "ordinal"), ("lightgbm", "ordinal")])
+@pytest.mark.parametrize(
+    ("family", "encoding"),
+    [("logistic_regression", "onehot"), ("random_forest", "ordinal"), ("xgboost", "ordinal"), ("lightgbm", "ordinal")],
+)
 def test_linear_models_get_one_hot_and_trees_ordinal_codes(data, family, encoding):
     X, y = data
     model = build_model(family, make_config()).fit(X, y)

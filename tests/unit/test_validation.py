@@ -28,20 +28,26 @@ from churnops.validation import (
 
 
 def make_config(negative_label: str | None = "no", **validation) -> ChurnopsConfig:
-    return ChurnopsConfig.model_validate({
-        "dataset": {
-            "name": "toy",
-            "id_column": "id",
-            "target": "y",
-            "positive_label": "yes",
-            "negative_label": negative_label,
-            "sources": [{"name": "main", "path": "/nonexistent/main.csv", "columns": ["age", "plan", "y"]}],
-            "numeric_features": ["age"],
-            "categorical_features": ["plan"],
-        },
-        "validation": {"min_rows": 3, "max_null_fraction": 0.25, "ranges": {"age": {"min": 0, "max": 120}},
-                       **validation},
-    })
+    return ChurnopsConfig.model_validate(
+        {
+            "dataset": {
+                "name": "toy",
+                "id_column": "id",
+                "target": "y",
+                "positive_label": "yes",
+                "negative_label": negative_label,
+                "sources": [{"name": "main", "path": "/nonexistent/main.csv", "columns": ["age", "plan", "y"]}],
+                "numeric_features": ["age"],
+                "categorical_features": ["plan"],
+            },
+            "validation": {
+                "min_rows": 3,
+                "max_null_fraction": 0.25,
+                "ranges": {"age": {"min": 0, "max": 120}},
+                **validation,
+            },
+        }
+    )
 
 
 CONFIG = make_config()
@@ -50,12 +56,14 @@ SOURCE = CONFIG.dataset.sources[0]
 
 def valid_frame() -> pd.DataFrame:
     """Four rows, every cell a string as read_source gives them for a CSV."""
-    return pd.DataFrame({
-        "id": ["a", "b", "c", "d"],
-        "age": ["30", "45", "60", "70"],
-        "plan": ["basic", "pro", "basic", "pro"],
-        "y": ["yes", "no", "no", "yes"],
-    })
+    return pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "age": ["30", "45", "60", "70"],
+            "plan": ["basic", "pro", "basic", "pro"],
+            "y": ["yes", "no", "no", "yes"],
+        }
+    )
 
 
 def rules(findings: list[Finding]) -> list[tuple[str, str | None]]:
@@ -95,8 +103,9 @@ def test_valid_frame_has_no_findings():
         pytest.param(setting("age", 2, "120.5"), ("range", "age"), id="above-max"),
         pytest.param(setting("age", 2, "-1"), ("range", "age"), id="below-min"),
         pytest.param(setting_many("age", ["30", " ", "NA", "70"]), ("max_null_fraction", "age"), id="numeric-nulls"),
-        pytest.param(setting_many("plan", ["basic", "", "null", "pro"]), ("max_null_fraction", "plan"),
-                     id="categorical-nulls"),
+        pytest.param(
+            setting_many("plan", ["basic", "", "null", "pro"]), ("max_null_fraction", "plan"), id="categorical-nulls"
+        ),
         pytest.param(setting("id", 3, " "), ("id_not_null", "id"), id="blank-id"),
         pytest.param(setting("id", 3, "N/A"), ("id_not_null", "id"), id="null-token-id"),
         pytest.param(setting("id", 3, "a"), ("id_unique", "id"), id="duplicate-id"),
@@ -140,7 +149,10 @@ def test_several_problems_are_all_reported():
     frame.loc[2, "id"] = "a"
     frame.loc[3, "y"] = "maybe"
     assert sorted(rules(validate_frame(frame, SOURCE, CONFIG))) == [
-        ("id_unique", "id"), ("label_values", "y"), ("numeric_type", "age"), ("range", "age"),
+        ("id_unique", "id"),
+        ("label_values", "y"),
+        ("numeric_type", "age"),
+        ("range", "age"),
     ]
 
 
@@ -155,13 +167,18 @@ def test_per_column_null_limit_overrides_the_default():
 
 
 def test_columns_of_other_sources_are_not_required():
-    config = ChurnopsConfig.model_validate({
-        **CONFIG.model_dump(mode="json"),
-        "dataset": {**CONFIG.dataset.model_dump(mode="json"), "sources": [
-            {"name": "left", "path": "/x/left.csv", "columns": ["age"]},
-            {"name": "right", "path": "/x/right.csv", "columns": ["plan", "y"]},
-        ]},
-    })
+    config = ChurnopsConfig.model_validate(
+        {
+            **CONFIG.model_dump(mode="json"),
+            "dataset": {
+                **CONFIG.dataset.model_dump(mode="json"),
+                "sources": [
+                    {"name": "left", "path": "/x/left.csv", "columns": ["age"]},
+                    {"name": "right", "path": "/x/right.csv", "columns": ["plan", "y"]},
+                ],
+            },
+        }
+    )
     left = pd.DataFrame({"id": ["a", "b", "c"], "age": ["1", "2", "3"]})
     assert validate_frame(left, config.dataset.sources[0], config) == []
     findings = validate_frame(left.drop(columns="age"), config.dataset.sources[0], config)
@@ -169,8 +186,9 @@ def test_columns_of_other_sources_are_not_required():
 
 
 def test_parquet_typed_frame_is_checked_too():
-    frame = pd.DataFrame({"id": [1, 2, 3], "age": [30.0, float("nan"), 500.0], "plan": ["a", "b", None],
-                          "y": ["yes", "no", "yes"]})
+    frame = pd.DataFrame(
+        {"id": [1, 2, 3], "age": [30.0, float("nan"), 500.0], "plan": ["a", "b", None], "y": ["yes", "no", "yes"]}
+    )
     config = make_config(max_null_fraction=0.4)
     assert rules(validate_frame(frame, SOURCE, config)) == [("range", "age")]
     frame["age"] = [30.0, float("inf"), 50.0]
@@ -196,10 +214,12 @@ def test_without_negative_label_any_single_other_value_is_accepted(labels, expec
 
 
 def test_numeric_labels_match_a_numeric_positive_label():
-    config = ChurnopsConfig.model_validate({
-        **CONFIG.model_dump(mode="json"),
-        "dataset": {**CONFIG.dataset.model_dump(mode="json"), "positive_label": 1, "negative_label": 0},
-    })
+    config = ChurnopsConfig.model_validate(
+        {
+            **CONFIG.model_dump(mode="json"),
+            "dataset": {**CONFIG.dataset.model_dump(mode="json"), "positive_label": 1, "negative_label": 0},
+        }
+    )
     assert validate_frame(valid_frame().assign(y=["1", "0", "0", "1"]), SOURCE, config) == []
     assert validate_frame(valid_frame().assign(y=[1.0, 0.0, 0.0, 1.0]), SOURCE, config) == []
     assert rules(validate_frame(valid_frame().assign(y=["1", "0", "2", "1"]), SOURCE, config)) == [
@@ -258,8 +278,10 @@ def test_quarantine_copies_bytes_and_writes_reason(tmp_path):
     path.parent.mkdir()
     path.write_bytes(content)
     source = Source(name="main", path=path)
-    findings = [Finding("main", "age", "numeric_type", "1 values are not numbers"),
-                Finding("main", None, "min_rows", "2 rows")]
+    findings = [
+        Finding("main", "age", "numeric_type", "1 values are not numbers"),
+        Finding("main", None, "min_rows", "2 rows"),
+    ]
     destination = tmp_path / "quarantine" / "run-1" / "main"
     assert quarantine(source, findings, destination, {"run_id": "run-1", "dag_id": "d"}) == destination
     assert (destination / "main.csv").read_bytes() == content
@@ -274,8 +296,12 @@ def test_quarantine_copies_bytes_and_writes_reason(tmp_path):
         "run_id": "run-1",
         "dag_id": "d",
     }
-    assert reason["findings"][0] == {"source": "main", "column": "age", "rule": "numeric_type",
-                                     "message": "1 values are not numbers"}
+    assert reason["findings"][0] == {
+        "source": "main",
+        "column": "age",
+        "rule": "numeric_type",
+        "message": "1 values are not numbers",
+    }
 
 
 def test_quarantine_of_a_missing_file_still_writes_reason(tmp_path):
@@ -294,12 +320,21 @@ def test_quarantine_of_a_missing_file_still_writes_reason(tmp_path):
 @pytest.mark.parametrize(
     ("findings", "folder", "expected"),
     [
-        ([Finding("accounts", "tenure", "range", "1 values outside [0, 120], e.g. 500")], None,
-         "validation failed: source 'accounts', column 'tenure': range: 1 values outside [0, 120], e.g. 500"),
-        ([Finding("accounts", None, "min_rows", "2 rows"), Finding("accounts", "x", "finite", "1 inf")], None,
-         "validation failed: source 'accounts': min_rows: 2 rows (+1 more)"),
-        ([Finding("customers", "id", "id_unique", "dup")], "/q/run",
-         "validation failed: source 'customers', column 'id': id_unique: dup; input quarantined in /q/run"),
+        (
+            [Finding("accounts", "tenure", "range", "1 values outside [0, 120], e.g. 500")],
+            None,
+            "validation failed: source 'accounts', column 'tenure': range: 1 values outside [0, 120], e.g. 500",
+        ),
+        (
+            [Finding("accounts", None, "min_rows", "2 rows"), Finding("accounts", "x", "finite", "1 inf")],
+            None,
+            "validation failed: source 'accounts': min_rows: 2 rows (+1 more)",
+        ),
+        (
+            [Finding("customers", "id", "id_unique", "dup")],
+            "/q/run",
+            "validation failed: source 'customers', column 'id': id_unique: dup; input quarantined in /q/run",
+        ),
     ],
 )
 def test_data_validation_error_message(findings, folder, expected):
@@ -315,20 +350,22 @@ def test_data_validation_error_message(findings, folder, expected):
 def messy_frame() -> pd.DataFrame:
     """Every rule broken somewhere, the problems spread over what become different chunks."""
     rows = 40
-    frame = pd.DataFrame({
-        "id": [f"c{i}" for i in range(rows)],
-        "age": [str(20 + i) for i in range(rows)],
-        "plan": ["basic", "pro"] * (rows // 2),
-        "y": ["yes", "no"] * (rows // 2),
-    })
-    frame.loc[3, "id"] = "c30"                          # repeats across chunks (c30 also at row 30)
-    frame.loc[[5, 6], "id"] = "c5"                      # ... and within one
-    frame.loc[[7, 38], "id"] = ["", None]               # no id
-    frame.loc[[2, 25], "age"] = ["abc", "zzz"]          # not numbers
-    frame.loc[12, "age"] = "inf"                        # infinite (not counted as out of range)
+    frame = pd.DataFrame(
+        {
+            "id": [f"c{i}" for i in range(rows)],
+            "age": [str(20 + i) for i in range(rows)],
+            "plan": ["basic", "pro"] * (rows // 2),
+            "y": ["yes", "no"] * (rows // 2),
+        }
+    )
+    frame.loc[3, "id"] = "c30"  # repeats across chunks (c30 also at row 30)
+    frame.loc[[5, 6], "id"] = "c5"  # ... and within one
+    frame.loc[[7, 38], "id"] = ["", None]  # no id
+    frame.loc[[2, 25], "age"] = ["abc", "zzz"]  # not numbers
+    frame.loc[12, "age"] = "inf"  # infinite (not counted as out of range)
     frame.loc[[14, 29, 33], "age"] = ["130", "999", "-5"]  # out of range; the first in file order is 130
-    frame.loc[list(range(16, 28)), "plan"] = " "        # 12 of 40 null: above 25 %
-    frame.loc[[9, 36], "y"] = ["maybe", ""]             # unexpected label; no label
+    frame.loc[list(range(16, 28)), "plan"] = " "  # 12 of 40 null: above 25 %
+    frame.loc[[9, 36], "y"] = ["maybe", ""]  # unexpected label; no label
     return frame
 
 
@@ -336,11 +373,19 @@ def messy_frame() -> pd.DataFrame:
 def test_chunked_findings_equal_the_whole_frame(chunk_rows):
     frame = messy_frame()
     whole = validate_frame(frame, SOURCE, CONFIG)
-    assert {f.rule for f in whole} == {"id_not_null", "id_unique", "numeric_type", "finite", "range",
-                                       "max_null_fraction", "label_not_null", "label_values"}
+    assert {f.rule for f in whole} == {
+        "id_not_null",
+        "id_unique",
+        "numeric_type",
+        "finite",
+        "range",
+        "max_null_fraction",
+        "label_not_null",
+        "label_values",
+    }
 
     def chunks():
-        return (frame.iloc[start:start + chunk_rows] for start in range(0, len(frame), chunk_rows))
+        return (frame.iloc[start : start + chunk_rows] for start in range(0, len(frame), chunk_rows))
 
     assert validate_chunks(chunks, SOURCE, CONFIG) == whole
     messages = {f.rule: f.message for f in whole}
@@ -394,9 +439,12 @@ def test_probe_source_checks_shape_without_the_rows(tmp_path):
     few = tmp_path / "few.parquet"
     messy_frame().head(2).to_parquet(few)
     assert rules(probe_source(Source(name="main", path=few), CONFIG)[0]) == [("min_rows", None)]
-    for name, content, rule in [("empty.csv", b"", "not_empty"), ("header.csv", b"id,age\n", "not_empty"),
-                                ("broken.parquet", b"PAR1 not parquet", "readable"),
-                                ("absent.csv", None, "readable")]:
+    for name, content, rule in [
+        ("empty.csv", b"", "not_empty"),
+        ("header.csv", b"id,age\n", "not_empty"),
+        ("broken.parquet", b"PAR1 not parquet", "readable"),
+        ("absent.csv", None, "readable"),
+    ]:
         path = tmp_path / name
         if content is not None:
             path.write_bytes(content)
