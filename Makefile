@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test audit lint mlflow-ui bench constraints clean
+.PHONY: install demo test audit format typecheck lint mlflow-ui bench constraints clean
 
 $(BIN)/churnops: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,19 @@ test: install audit  ## the dependency audit and the whole test suite (what CI r
 audit: install  ## pip-audit of every pinned package (constraints.txt); offline against CHURNOPS_ADVISORY_DB if set; skips, saying why, when neither answers
 	$(BIN)/python scripts/audit_dependencies.py
 
-lint: install
-	$(BIN)/ruff check include dags plugins tests bench scripts
+CODE := include dags plugins tests bench scripts
+
+format: install  ## rewrite the code in the project's style (ruff format, then ruff's safe fixes)
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
+
+typecheck: install  ## mypy over the library (include/churnops; settings in pyproject.toml)
+	$(BIN)/mypy
+
+lint: install  ## what CI checks before the tests: ruff, the format, the types
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/mypy
 
 mlflow-ui: install  ## MLflow UI on the demo's store (while the demo is not running)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.demo/churnops/mlflow.db --host 127.0.0.1 --port 5000

@@ -5,7 +5,7 @@
 
 Method:
 
-1. The integration tests' stack (``tests/integration/conftest.py``): api-server, scheduler,
+1. The integration tests' stack (``tests/airflow_stack.py``): api-server, scheduler,
    dag-processor, LocalExecutor with ``parallelism`` 4, an MLflow server, the metadata DB and
    MLflow store on PostgreSQL (SQLite if no server answers; the report says which).
 2. ``churnops train`` (logistic regression → ``@champion``) and ``churnops simulate`` of the
@@ -209,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     import psutil
 
-    from tests.integration.conftest import running_stack
+    from tests.airflow_stack import running_stack
 
     days = [FIRST + timedelta(days=k) for k in range(args.days)]
     stable = args.days // 2

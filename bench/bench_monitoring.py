@@ -7,11 +7,11 @@ In a temporary CHURNOPS_HOME (fresh SQLite MLflow store):
 
 1. ``churnops train --families <f> --cv-folds 2 --json`` once per family (subprocess), the
    champion's family first, so it holds ``@champion`` and every family has a registered version.
-2. Per measured size R: ``churnops.simulate.write_days`` writes ``--label-days`` stable days of
+2. Per measured size R: ``churnops.devtools.simulate.write_days`` writes ``--label-days`` stable days of
    R rows whose labels have matured by the measured day (they are scored with ``score_batch``
    so the performance step has predictions to join), then the measured day (R rows,
    ``--scenario`` at full intensity).
-3. ``churnops.monitoring_pipeline.run_monitoring`` for the measured day in a fresh subprocess:
+3. ``churnops.monitoring.steps.run_monitoring`` for the measured day in a fresh subprocess:
    wall time from spawning the interpreter to the call's return, seconds per step, and the
    process's peak RSS at that point (``ru_maxrss``; the parent also reaps the child with
    ``os.wait4``, i.e. RUSAGE_CHILDREN of that child alone, reported in the JSON). Then, in the
@@ -63,8 +63,8 @@ SETUP = """
 import json, sys
 from datetime import date, timedelta
 from churnops.config import churnops_home, load_config
-from churnops.monitoring_pipeline import score_batch
-from churnops.simulate import write_days
+from churnops.monitoring.shards import score_batch
+from churnops.devtools.simulate import write_days
 
 args = json.loads(sys.argv[1])
 config = load_config()
@@ -83,8 +83,11 @@ MONITOR = """
 import json, sys, time
 started = time.perf_counter()
 from datetime import date
-import churnops.monitoring_pipeline as mp
+import churnops.monitoring.shards as shards
+import churnops.monitoring.steps as mp
 from churnops.config import load_config
+from churnops.data import partition
+from churnops.monitoring import batch_files
 
 args = json.loads(sys.argv[1])
 times, returned = {}, {}
@@ -99,8 +102,10 @@ def timed(name, function):
             times[name] = time.perf_counter() - t0
     return wrapper
 
-for name in [*args["steps"], "merge_shards"]:
+# Each step is timed where run_monitoring (steps) or score_batch (shards) looks it up.
+for name in args["steps"]:
     setattr(mp, name, timed(name, getattr(mp, name)))
+shards.merge_shards = timed("merge_shards", shards.merge_shards)
 config = load_config()
 day = date.fromisoformat(args["day"])
 imported = time.perf_counter()
@@ -116,13 +121,13 @@ run_peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency, ks_2samp
-from churnops.data import read_source
+from churnops.data.sources import read_source
 from churnops.config import Source
-from churnops.monitor import current_side, sample_rows
+from churnops.monitoring.sampling import current_side, sample_rows
 
 ds, monitoring = config.dataset, config.monitoring
 reference = mp.reference_frame(config, result["model_version"])
-current = pd.concat([read_source(Source(name=p.stem, path=p)) for p in mp._files(mp.partition("incoming", day))],
+current = pd.concat([read_source(Source(name=p.stem, path=p)) for p in batch_files(partition("incoming", day))],
                     ignore_index=True)
 columns = ds.numeric_features + ds.categorical_features
 t0 = time.perf_counter()
@@ -164,7 +169,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from churnops.config import load_config
-from churnops.tracking import configure_mlflow
+from churnops.tracking.runs import configure_mlflow
 
 args = json.loads(sys.argv[1])
 config = load_config()
@@ -204,7 +209,7 @@ pipeline[-1].predict_proba(matrix)
 t9 = time.perf_counter()
 del matrix
 # What monitoring's score step calls: the same pipeline without the per-cell schema pass.
-from churnops.monitoring_pipeline import positive_scores
+from churnops.monitoring.scoring import positive_scores
 t10 = time.perf_counter()
 direct = positive_scores(model, frame, config)
 t11 = time.perf_counter()
@@ -404,7 +409,7 @@ def report(args: argparse.Namespace, results: dict) -> str:
         "(0 for models logged with no input schema, as churnops now logs them; versions logged with every "
         "column typed `any` cost a Python call per cell), then the logged pipeline's coerce / derive / encode "
         "(one-hot for logistic regression, ordinal codes for the tree ensembles) steps and the estimator. "
-        "`direct` is `monitoring_pipeline.positive_scores` (the score step: the pyfunc in 250,000-row chunks, "
+        "`direct` is `churnops.monitoring.positive_scores` (the score step: the pyfunc in 250,000-row chunks, "
         "skipping the per-cell pass of an all-`any` schema); its scores are checked against the pyfunc's "
         "(bitwise equal except for random_forest, whose predict_proba sums tree votes in thread order and so "
         "differs in the last bit between any two calls).",

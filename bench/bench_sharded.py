@@ -5,7 +5,7 @@
 
 Method:
 
-1. The integration tests' stack (``tests/integration/conftest.py``): api-server, scheduler,
+1. The integration tests' stack (``tests/airflow_stack.py``): api-server, scheduler,
    dag-processor, an MLflow server, the CeleryExecutor on the local Redis (a queue of its own),
    PostgreSQL for the metadata DB when it answers; no Celery worker yet.
 2. ``churnops train`` (logistic regression, 2 folds → ``@champion``) and
@@ -231,7 +231,7 @@ def main() -> None:
 
     import psutil
 
-    from tests.integration.conftest import redis_or_reason, running_stack
+    from tests.airflow_stack import redis_or_reason, running_stack
 
     reason = redis_or_reason()
     if reason:

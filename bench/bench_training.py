@@ -6,7 +6,7 @@
   time): wall time, peak RSS of the process, CV / holdout ROC-AUC, ECE.
   Target: all four families with 5-fold CV in <= 60 s on a 2-core machine.
 * ``--table-rows N ...``: ``churnops train`` on a generated table of N rows (Telco-like rows
-  drawn by ``churnops.simulate``, written as the three Parquet sources of the Telco config),
+  drawn by ``churnops.devtools.simulate``, written as the three Parquet sources of the Telco config),
   all four families, 5-fold CV, once per size: wall time, peak RSS, CV / holdout ROC-AUC.
   Target: 1,000,000 rows in <= 10 min and <= 8 GiB (``training.cv_max_rows`` and
   ``training.forest_max_samples`` keep CV and forests flat in the table's size).
@@ -45,7 +45,7 @@ def write_table(rows: int, folder: Path) -> Path:
     import yaml
 
     from churnops.config import load_config
-    from churnops.simulate import population, simulate_day
+    from churnops.devtools.simulate import population, simulate_day
 
     config = load_config()
     ds = config.dataset

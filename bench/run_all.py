@@ -37,8 +37,17 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 
 
+def in_repo(argument: str) -> str:
+    """``argument`` relative to the repository when it is a path inside it, else unchanged."""
+    path = Path(argument)
+    return str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) else argument
+
+
 def run(script: str, *arguments: str, may_skip: bool = False) -> bool:
     """Run a benchmark script; False when it skipped itself (status 3: a service it needs is absent)."""
+    # Paths inside the repository are passed relative to it (the scripts run from its root), so the
+    # command each result file records names no folder of this machine.
+    arguments = tuple(in_repo(argument) for argument in arguments)
     command = [sys.executable, str(HERE / script), *arguments]
     print("==>", " ".join(command[1:]), flush=True)
     done = subprocess.run(command, cwd=ROOT)

@@ -36,18 +36,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, PokeReturnValue, dag, task
 
 from churnops.orchestration import (
-    config_path_param,
+    airflow_run_context,
+    common_params,
+    dag_settings,
     fail_fast_on_bad_input,
     is_backfill,
     run_config,
     run_day,
-    task_defaults,
+    running_runs_on_days,
 )
 
 DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
@@ -58,13 +59,8 @@ DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     description="Score the day's batch with @champion, measure drift and realized performance, maybe retrain.",
     doc_md=__doc__,
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["churnops", "monitoring", "mlflow"],
-    default_args=task_defaults(),
     params={
-        "config_path": config_path_param(),
+        **common_params(),
         "retrain_from_backfill": Param(
             False,
             type="boolean",
@@ -72,28 +68,24 @@ DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
             description="Let a backfilled day trigger churn_retraining (off by default).",
         ),
     },
+    **dag_settings("monitoring", "mlflow"),
 )
 def churn_monitoring():
-    def config(params: dict):
-        return run_config(params["config_path"])
-
     @task
     @fail_fast_on_bad_input
     def check_batch(params: dict | None = None) -> dict:
         """Find the day's files; check each is readable with the required columns; count rows."""
-        from churnops.monitoring_pipeline import check_batch as check
-        from churnops.monitoring_pipeline import parse_day
+        from churnops.monitoring import check_batch
 
-        return check(config(params), parse_day(run_day()))
+        return check_batch(run_config(params["config_path"]), run_day())
 
     @task
     @fail_fast_on_bad_input
     def plan_shards(batch: dict, params: dict | None = None) -> list[dict]:
         """Cut the day into shards of at most `monitoring.shard_rows` rows; fix the @champion version."""
-        from churnops.monitoring_pipeline import parse_day
-        from churnops.monitoring_pipeline import plan_shards as plan
+        from churnops.monitoring import plan_shards
 
-        return plan(config(params), parse_day(batch["date"]), batch)
+        return plan_shards(run_config(params["config_path"]), batch["date"], batch)
 
     @task(map_index_template="{{ shard_label }}")
     @fail_fast_on_bad_input
@@ -101,40 +93,37 @@ def churn_monitoring():
         """Score one shard; tally its rows for validation, its counts and samples for drift."""
         from airflow.sdk import get_current_context
 
-        from churnops.monitoring_pipeline import parse_day
-        from churnops.monitoring_pipeline import score_shard as score
+        from churnops.monitoring import score_shard
 
         # The label the UI shows for this mapped instance: "rows 0-2500000 (1/4)".
-        get_current_context()["shard_label"] = (
-            f"rows {shard['first_row']}-{shard['first_row'] + shard['rows']} ({shard['index'] + 1}/{shard['count']})"
-        )
-        return score(config(params), parse_day(shard["date"]), shard)
+        first, last = shard["first_row"], shard["first_row"] + shard["rows"]
+        get_current_context()["shard_label"] = f"rows {first}-{last} ({shard['index'] + 1}/{shard['count']})"
+        return score_shard(run_config(params["config_path"]), shard["date"], shard)
 
     @task
     @fail_fast_on_bad_input
     def merge_shards(parts: list[dict], params: dict | None = None) -> dict:
         """Judge the merged validation tallies (quarantine on failure), then publish predictions, merge drift parts."""
-        from churnops.monitoring_pipeline import merge_shards as merge
-        from churnops.monitoring_pipeline import parse_day
+        from churnops.monitoring import merge_shards
 
         parts = list(parts)
-        return merge(config(params), parse_day(parts[0]["date"]), parts)
+        return merge_shards(run_config(params["config_path"]), parts[0]["date"], parts)
 
     @task
     @fail_fast_on_bad_input
     def feature_drift(scored: dict, params: dict | None = None) -> dict:
         """Per-feature drift against the champion's training data."""
-        from churnops.monitoring_pipeline import feature_drift_step, parse_day
+        from churnops.monitoring import feature_drift_step
 
-        return feature_drift_step(config(params), parse_day(scored["date"]), scored)
+        return feature_drift_step(run_config(params["config_path"]), scored["date"], scored)
 
     @task
     @fail_fast_on_bad_input
     def prediction_drift(scored: dict, params: dict | None = None) -> dict:
         """Drift of the champion's scores."""
-        from churnops.monitoring_pipeline import parse_day, prediction_drift_step
+        from churnops.monitoring import prediction_drift_step
 
-        return prediction_drift_step(config(params), parse_day(scored["date"]), scored)
+        return prediction_drift_step(run_config(params["config_path"]), scored["date"], scored)
 
     @task.sensor(poke_interval=10, timeout=6 * 3600, mode="reschedule")
     @fail_fast_on_bad_input
@@ -142,10 +131,9 @@ def churn_monitoring():
         """Hold the day while runs of the days its matured labels refer to are still running."""
         import logging
 
-        from churnops.monitoring_pipeline import matured_days, parse_day
-        from churnops.orchestration import running_runs_on_days
+        from churnops.days import matured_days
 
-        running = running_runs_on_days(matured_days(config(params), parse_day(scored["date"])))
+        running = running_runs_on_days(matured_days(run_config(params["config_path"]), scored["date"]))
         if running:
             logging.getLogger(__name__).info("waiting for %d running run(s) of matured label days", running)
         return PokeReturnValue(is_done=running == 0, xcom_value=scored)
@@ -154,19 +142,19 @@ def churn_monitoring():
     @fail_fast_on_bad_input
     def performance(scored: dict, params: dict | None = None) -> dict:
         """Target drift and realized ROC-AUC on matured labels."""
-        from churnops.monitoring_pipeline import parse_day, performance_step
+        from churnops.monitoring import performance_step
 
-        return performance_step(config(params), parse_day(scored["date"]), scored)
+        return performance_step(run_config(params["config_path"]), scored["date"], scored)
 
     @task
     @fail_fast_on_bad_input
     def report(scored: dict, features: dict, prediction: dict, perf: dict, params: dict | None = None) -> dict:
         """Decide; write the JSON + HTML report and log it to the day's MLflow run."""
-        from churnops.monitoring_pipeline import parse_day, report_step
-        from churnops.orchestration import airflow_run_context
+        from churnops.monitoring import report_step
 
         context = {f"churnops.{k}": str(v) for k, v in airflow_run_context().items()}
-        return report_step(config(params), parse_day(scored["date"]), scored, features, prediction, perf, context)
+        config = run_config(params["config_path"])
+        return report_step(config, scored["date"], scored, features, prediction, perf, context)
 
     @task.branch
     def decide(summary: dict, params: dict | None = None) -> str:

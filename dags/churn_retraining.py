@@ -25,32 +25,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from churnops.orchestration import (
+    PROMOTION_POOL,
     airflow_run_context,
-    config_path_param,
-    confined_config_path,
+    common_params,
+    dag_settings,
     fail_fast_on_bad_input,
-    task_defaults,
+    families_param,
+    run_as_of,
+    run_config_path,
 )
-from churnops.training_tasks import evaluate, features, merge, model_families, preprocess, register, train, validate
-
-FAMILIES = ["logistic_regression", "random_forest", "xgboost", "lightgbm"]
-PROMOTION_POOL = "churnops_promotion"
-
-
-def _as_of(params: dict):
-    from churnops.monitoring_pipeline import parse_day
-
-    conf = get_current_context()["dag_run"].conf or {}
-    return parse_day(params.get("as_of") or conf.get("as_of") or airflow_run_context()["logical_date"])
-
-
-def _config_path(params: dict) -> str | None:
-    conf = get_current_context()["dag_run"].conf or {}
-    return confined_config_path(params.get("config_path") or conf.get("config_path"))
+from churnops.orchestration.tasks import (
+    evaluate,
+    features,
+    merge,
+    model_families,
+    preprocess,
+    register,
+    start,
+    train,
+    validate,
+)
 
 
 @dag(
@@ -58,11 +55,6 @@ def _config_path(params: dict) -> str | None:
     description="Train a challenger and promote it only on a real ROC-AUC gain, outside the cooldown.",
     doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["churnops", "retraining", "mlflow"],
-    default_args=task_defaults(),
     params={
         "as_of": Param(
             None,
@@ -78,16 +70,10 @@ def _config_path(params: dict) -> str | None:
             description="Run and possibly promote even inside the cooldown; recorded on the run.",
         ),
         "reason": Param(None, type=["null", "string"], title="Reason", description="Why this retraining runs."),
-        "config_path": config_path_param(),
-        "families": Param(
-            None,
-            type=["null", "array"],
-            items={"type": "string", "enum": FAMILIES},
-            uniqueItems=True,
-            title="Model families",
-            description="Empty: the config's list.",
-        ),
+        **common_params(),
+        "families": families_param(),
     },
+    **dag_settings("retraining", "mlflow"),
 )
 def churn_retraining():
     @task.short_circuit
@@ -97,13 +83,12 @@ def churn_retraining():
         import logging
 
         from churnops.config import load_config
-        from churnops.retraining_pipeline import check_cooldown as gate
-        from churnops.retraining_pipeline import record_skip
-        from churnops.state import AirflowVariableState
+        from churnops.orchestration.variables import AirflowVariableState
+        from churnops.retraining import check_cooldown, record_skip
         from churnops.tracking import RunContext
 
-        config = load_config(_config_path(params))
-        verdict = gate(config, _as_of(params), AirflowVariableState(), params["force"])
+        config = load_config(run_config_path(params))
+        verdict = check_cooldown(config, run_as_of(params), AirflowVariableState(), params["force"])
         logging.getLogger(__name__).warning("cooldown check: %s", verdict["reason"])
         if not verdict["proceed"]:
             record_skip(config, RunContext(**airflow_run_context()), verdict)
@@ -111,27 +96,17 @@ def churn_retraining():
 
     @task
     @fail_fast_on_bad_input
-    def start(params: dict | None = None) -> dict:
-        """Freeze the config and open the parent MLflow run."""
-        from churnops.pipeline import start_run
-        from churnops.tracking import RunContext
-
-        ctx = RunContext(**{**airflow_run_context(), "logical_date": _as_of(params).isoformat()})
-        return start_run(ctx, _config_path(params), params["families"])
-
-    @task
-    @fail_fast_on_bad_input
     def add_recent_days(merged: dict, params: dict | None = None) -> dict:
         """Original data + matured labelled days; set aside the fresh evaluation window."""
-        from churnops.retraining_pipeline import add_recent_days as add
+        from churnops.retraining import add_recent_days
 
-        return add(merged, _as_of(params))
+        return add_recent_days(merged, run_as_of(params))
 
     @task
     @fail_fast_on_bad_input
     def compare(registered: dict, window: dict) -> dict:
         """Score champion and challenger on the same fresh window; apply the policy."""
-        from churnops.retraining_pipeline import compare_on_fresh_window
+        from churnops.retraining import compare_on_fresh_window
 
         config_path = window["run"]["config_path"]
         return {
@@ -146,19 +121,14 @@ def churn_retraining():
 
     def _record(comparison: dict, params: dict) -> dict:
         from churnops.config import load_config
-        from churnops.retraining_pipeline import record_decision
-        from churnops.state import AirflowVariableState
+        from churnops.orchestration.variables import AirflowVariableState
+        from churnops.retraining import record_decision
 
         ctx = airflow_run_context()
         context = {"run_id": ctx["run_id"], "dag_id": ctx["dag_id"], "parent_run_id": comparison["parent_run_id"]}
-        return record_decision(
-            load_config(comparison["config_path"]),
-            comparison,
-            _as_of(params),
-            AirflowVariableState(),
-            context,
-            forced=bool(params["force"]),
-        )
+        config = load_config(comparison["config_path"])
+        state = AirflowVariableState()
+        return record_decision(config, comparison, run_as_of(params), state, context, forced=bool(params["force"]))
 
     @task(pool=PROMOTION_POOL)
     @fail_fast_on_bad_input

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from churnops.orchestration import (
+    PROMOTION_POOL,
     airflow_run_context,
-    config_path_param,
+    common_params,
+    dag_settings,
     fail_fast_on_bad_input,
     run_config,
-    task_defaults,
 )
 
 
@@ -29,11 +29,6 @@ from churnops.orchestration import (
     description="Move @champion back to @previous_champion (undo the last promotion).",
     doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["churnops", "registry"],
-    default_args=task_defaults(),
     params={
         "reason": Param(
             "manual rollback",
@@ -43,20 +38,20 @@ from churnops.orchestration import (
             title="Reason",
             description="Why the champion is rolled back; recorded on both versions.",
         ),
-        "config_path": config_path_param(),
+        **common_params(),
     },
+    **dag_settings("registry"),
 )
 def churn_rollback():
-    @task(pool="churnops_promotion")
+    @task(pool=PROMOTION_POOL)
     @fail_fast_on_bad_input
     def rollback(params: dict | None = None) -> dict:
         """Swap @champion and @previous_champion; record it in the Variable."""
-        from churnops.retraining_pipeline import rollback_and_record
-        from churnops.state import AirflowVariableState
+        from churnops.orchestration.variables import AirflowVariableState
+        from churnops.retraining import rollback_and_record
 
-        return rollback_and_record(
-            run_config(params["config_path"]), AirflowVariableState(), airflow_run_context(), params["reason"]
-        )
+        config = run_config(params["config_path"])
+        return rollback_and_record(config, AirflowVariableState(), airflow_run_context(), params["reason"])
 
     rollback()
 

@@ -3,7 +3,7 @@ plugins folder, which it puts on ``sys.path``, at the start of every Airflow pro
 
 In the processes that fork task processes (the scheduler, whose LocalExecutor workers are forked
 from it, and a Celery worker) it pre-imports the libraries churnops' tasks use, so each task
-starts with them loaded instead of spending seconds importing them (see ``churnops.prewarm``).
+starts with them loaded instead of spending seconds importing them (see ``churnops.orchestration.prewarm``).
 Every other process (api-server, DAG processor, CLI) is left alone. Set
 ``CHURNOPS_PREIMPORT=false`` to turn it off.
 """
@@ -20,6 +20,6 @@ def _forks_task_processes(argv: list[str]) -> bool:
 
 
 if os.environ.get("CHURNOPS_PREIMPORT", "true").lower() != "false" and _forks_task_processes(sys.argv):
-    from churnops.prewarm import import_task_libraries
+    from churnops.orchestration.prewarm import import_task_libraries
 
     import_task_libraries()

@@ -6,7 +6,7 @@ name, e.g. ``http://mlflow:5000`` in docker-compose): ``$CHURNOPS_MLFLOW_UI_URL`
 ``mlflow_default`` connection (``airflow_settings.yaml``), else ``http://127.0.0.1:5000``.
 
 Tasks record ``<experiment id>/<run id>`` under the XCom key ``churnops_mlflow_run``
-(``churnops.orchestration.publish_mlflow_run``); a task that logged nothing shows no link.
+(``churnops.orchestration.runtime.publish_mlflow_run``); a task that logged nothing shows no link.
 Runs in the api-server: light imports only.
 """
 
@@ -21,7 +21,7 @@ from airflow.sdk import BaseOperatorLink
 
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 CONNECTION_ID = "mlflow_default"
-XCOM_KEY = "churnops_mlflow_run"  # = churnops.orchestration.MLFLOW_RUN_XCOM_KEY (not imported: api-server)
+XCOM_KEY = "churnops_mlflow_run"  # = churnops.orchestration.runtime.MLFLOW_RUN_XCOM_KEY (not imported: api-server)
 
 
 def mlflow_ui_url() -> str:

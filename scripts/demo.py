@@ -10,7 +10,7 @@ Airflow's public interfaces: churn_training (REST trigger) → simulated days en
 monitors today, a drifted day, and triggers churn_retraining) and the days before it backfilled
 (`airflow backfill create`, which never triggers retraining) → a summary, the two URLs and
 the login. Everything lives under --home (default .demo/); every process it starts is stopped
-on exit. Airflow's SQLite connections come from churnops.airflow_sqlite, so the backfill's and
+on exit. Airflow's SQLite connections come from churnops.orchestration.sqlite, so the backfill's and
 the scheduler's writes queue instead of failing.
 """
 
@@ -69,7 +69,7 @@ class Demo:
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "churnops.airflow_sqlite.CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "churnops.orchestration.sqlite.CONNECT_ARGS",
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(airflow_port),
                 "AIRFLOW__API__BASE_URL": self.airflow_url,

@@ -80,7 +80,7 @@ def _airflow_settings(args: argparse.Namespace) -> dict[str, Any]:
     import shutil
     from pathlib import Path
 
-    from churnops.airflow_settings import apply_settings
+    from churnops.orchestration import apply_settings
 
     # The airflow next to this interpreter (a venv), else the one on PATH.
     beside = Path(sys.executable).parent / "airflow"
@@ -108,8 +108,8 @@ def _compose_env(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from churnops.pipeline import run_training
     from churnops.tracking import RunContext
+    from churnops.training import run_training
 
     ctx = RunContext(dag_id="cli", run_id=args.run_id or f"train__{uuid.uuid4().hex[:12]}")
     return run_training(ctx, args.config, families=args.families, cv_folds=args.cv_folds)
@@ -117,8 +117,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.config import churnops_home, load_config
-    from churnops.pipeline import check_sources
     from churnops.tracking import RunContext
+    from churnops.training import check_sources
 
     config = load_config(args.config)
     ctx = RunContext(dag_id="cli", run_id=f"validate__{uuid.uuid4().hex[:12]}")
@@ -129,8 +129,8 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _simulate(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.config import churnops_home, load_config
-    from churnops.monitoring_pipeline import parse_day
-    from churnops.simulate import write_days
+    from churnops.days import parse_day
+    from churnops.devtools import write_days
 
     days = write_days(
         load_config(args.config),
@@ -148,16 +148,16 @@ def _simulate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _monitor(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.config import load_config
-    from churnops.monitoring_pipeline import parse_day, run_monitoring
+    from churnops.days import parse_day
+    from churnops.monitoring import run_monitoring
 
     return run_monitoring(load_config(args.config), parse_day(args.date))
 
 
 def _retrain(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.config import load_config
-    from churnops.monitoring_pipeline import parse_day
-    from churnops.retraining_pipeline import run_retraining
-    from churnops.state import FileState
+    from churnops.days import parse_day
+    from churnops.retraining import FileState, run_retraining
 
     config = load_config(args.config)
     return run_retraining(
@@ -173,11 +173,9 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
     from datetime import date
 
     from churnops.config import load_config
-    from churnops.monitoring_pipeline import parse_day
-    from churnops.policy import cooldown_status
-    from churnops.registry import alias_version, last_decision
-    from churnops.state import FileState
-    from churnops.tracking import configure_mlflow
+    from churnops.days import parse_day
+    from churnops.retraining import FileState, cooldown_status
+    from churnops.tracking import alias_version, configure_mlflow, last_decision
 
     config = load_config(args.config)
     configure_mlflow(config)
@@ -202,8 +200,7 @@ def _rollback(args: argparse.Namespace) -> dict[str, Any]:
     from datetime import date
 
     from churnops.config import load_config
-    from churnops.retraining_pipeline import rollback_and_record
-    from churnops.state import FileState
+    from churnops.retraining import FileState, rollback_and_record
 
     config = load_config(args.config)
     as_of = args.date or date.today().isoformat()  # a human's rollback happens "now"; --date pins it

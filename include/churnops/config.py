@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from churnops.errors import ChurnopsInputError
 
 __all__ = [
+    "PACKAGE_DIR",
     "ChurnopsConfig",
     "ConfigError",
     "DEFAULT_CONFIG_PATH",
@@ -26,7 +27,9 @@ __all__ = [
     "resolve_config_path",
 ]
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "telco.yaml"
+PACKAGE_DIR = Path(__file__).resolve().parent
+"""The ``churnops`` package folder: shipped in every logged model's ``code_paths``."""
+DEFAULT_CONFIG_PATH = PACKAGE_DIR.parent / "config" / "telco.yaml"
 MODEL_FAMILIES = ("logistic_regression", "random_forest", "xgboost", "lightgbm")
 ModelFamily = Literal["logistic_regression", "random_forest", "xgboost", "lightgbm"]
 

@@ -150,8 +150,8 @@ def rejected_labels(rule: str, column: str | None = None, text: str | None = Non
         assert (folder / file).read_bytes() == (home / "labels" / f"date={label_day}" / file).read_bytes()
         # Retraining uses the same verdict: the day's batch trains, its rejected labels do not.
         from churnops.config import load_config
-        from churnops.monitoring_pipeline import accepted_files
-        from churnops.retraining_pipeline import _labelled_days
+        from churnops.monitoring.intake import accepted_files
+        from churnops.retraining.steps import _labelled_days
 
         config = load_config()
         assert accepted_files(config, "labels", label_day)[0] == []

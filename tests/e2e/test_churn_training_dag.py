@@ -141,7 +141,7 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert proba[:, 1].std() > 0.01, "probabilities should depend on the rows"
 
-    # No input schema for MLflow to enforce (see churnops.train.model_signature): the columns are in the
+    # No input schema for MLflow to enforce (see churnops.modeling.models.model_signature): the columns are in the
     # model's metadata, and the pipeline itself names a missing one.
     assert model.metadata.get_input_schema() is None
     assert model.metadata.metadata["churnops_input_columns"] == load_config().dataset.feature_columns

@@ -28,7 +28,7 @@ def loop(airflow_db, tmp_path_factory):
     from airflow.dag_processing.dagbag import DagBag
 
     from churnops.config import load_config
-    from churnops.simulate import write_days
+    from churnops.devtools.simulate import write_days
 
     home = tmp_path_factory.mktemp("loop-home")
     config = write_config(

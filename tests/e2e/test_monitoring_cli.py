@@ -77,7 +77,8 @@ def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
     import pyarrow.parquet as pq
 
     from churnops.config import load_config
-    from churnops.monitoring_pipeline import run_monitoring, score_batch
+    from churnops.monitoring.shards import score_batch
+    from churnops.monitoring.steps import run_monitoring
 
     day = D0 + timedelta(days=2)
     config = load_config()
@@ -97,7 +98,7 @@ def test_a_sharded_day_gives_the_unsharded_result(home):
     the same predictions, drift statistics (counts exactly; KS on the same seeded sample) and page sample."""
     import pandas as pd
 
-    from churnops import monitoring_pipeline
+    from churnops import monitoring
     from churnops.config import load_config
 
     source, day = D0 + timedelta(days=5), date(2027, 2, 1)
@@ -124,16 +125,16 @@ def test_a_sharded_day_gives_the_unsharded_result(home):
             pd.read_parquet(work / "page_sample.parquet"),
         )
 
-    whole = monitoring_pipeline.run_monitoring(config(10_000), day)
+    whole = monitoring.run_monitoring(config(10_000), day)
     expected = outputs()
     assert whole["shards"] == 1 and whole["rows"] == 800
 
-    plan = monitoring_pipeline.plan_shards(config(400), day, monitoring_pipeline.check_batch(config(400), day))
+    plan = monitoring.plan_shards(config(400), day, monitoring.check_batch(config(400), day))
     # 400 rows = 4 chunks of 100 a shard; chunks restart at each file: 6 of a.parquet, 3 of b.csv.
     a, b = str(incoming / "a.parquet"), str(incoming / "b.csv")
     assert [s["pieces"] for s in plan] == [[[a, 0, 400]], [[a, 400, 530], [b, 0, 200]], [[b, 200, 270]]]
     assert [(s["first_row"], s["first_chunk"], s["rows"]) for s in plan] == [(0, 0, 400), (400, 4, 330), (730, 8, 70)]
-    sharded = monitoring_pipeline.run_monitoring(config(400), day)
+    sharded = monitoring.run_monitoring(config(400), day)
     assert sharded["shards"] == 3
     texts, predictions, page = outputs()
     assert texts == expected[0]
@@ -149,9 +150,9 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
     both files untouched with their reasons, and writes no predictions."""
     import pandas as pd
 
-    from churnops import monitoring_pipeline
+    from churnops import monitoring
     from churnops.config import load_config
-    from churnops.validation import DataValidationError
+    from churnops.data.validation import DataValidationError
 
     day = date(2027, 3, 1)
     batch = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=6)}").astype({"tenure": "float64"})
@@ -168,7 +169,7 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
     )
 
     with pytest.raises(DataValidationError) as failure:
-        monitoring_pipeline.run_monitoring(config, day)
+        monitoring.run_monitoring(config, day)
     assert {(f.source, f.rule) for f in failure.value.findings} == {("a", "range"), ("b", "id_unique")}
     assert {p.name: p.read_bytes() for p in incoming.iterdir()} == raw
     for name, rule in (("a.parquet", "range"), ("b.csv", "id_unique")):
@@ -183,7 +184,7 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
     lines[150] += ",surplus,fields"
     (incoming / "b.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataValidationError) as failure:
-        monitoring_pipeline.run_monitoring(config, day)
+        monitoring.run_monitoring(config, day)
     (finding,) = failure.value.findings
     assert (finding.source, finding.rule) == ("b", "readable") and "b.csv" in finding.message
     reason = json.loads((home / "quarantine" / "monitoring" / f"date={day}" / "b.csv" / "reason.json").read_text())
@@ -193,7 +194,7 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
 
 def test_shards_that_do_not_fit_together_are_refused(home):
     from churnops.config import load_config
-    from churnops.monitoring_pipeline import merge_shards
+    from churnops.monitoring.shards import merge_shards
 
     with pytest.raises(ValueError, match="do not fit together"):
         merge_shards(
@@ -219,7 +220,8 @@ def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     from sklearn.metrics import roc_auc_score
 
     from churnops.config import load_config
-    from churnops.monitoring_pipeline import matured_days, matured_outcomes
+    from churnops.days import matured_days
+    from churnops.monitoring.outcomes import matured_outcomes
 
     day = D0 + timedelta(days=11)
     merged = pd.concat(

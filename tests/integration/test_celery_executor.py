@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import redis_or_reason, running_stack
+from tests.airflow_stack import redis_or_reason, running_stack
 from tests.integration.loop_steps import (
     drifted_day_triggers_a_retraining_that_decides_per_policy,
     report_timings,

@@ -31,7 +31,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.conftest import CHURNOPS, PrivatePostgres, running_stack
+from tests.airflow_stack import CHURNOPS, PrivatePostgres, running_stack
 from tests.integration.loop_steps import D0, DAG_IDS, DAY, MODEL, RAMP, SIMULATED, STABLE, mlflow_client, variable
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ CRASH_POINTS = (
     "merge_shards:after_predictions",
     "promote:after_aliases",
 )
-RETRIES = 3  # churnops.orchestration.task_defaults
+RETRIES = 3  # churnops.orchestration.runtime.task_defaults
 POOL = "churnops_promotion"
 OUTAGE_DAY = D0 + timedelta(days=5)  # stable: its report does not trigger a retraining
 BACKFILL_DAYS = [D0 + timedelta(days=d) for d in (1, 2, 3)]

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.airflow_stack import MLFLOW, free_port
 from tests.helpers import TELCO_DATA
-from tests.integration.conftest import MLFLOW, free_port
 from tests.integration.loop_steps import (
     D0,
     DAG_IDS,

@@ -381,7 +381,8 @@ def test_preprocessor_gives_the_same_matrix_for_raw_and_typed_input(encoding):
 
 
 def test_preprocessor_on_telco_rows(telco_copy):
-    from churnops.data import coerce_types, merge_sources, read_source
+    from churnops.data.sources import merge_sources, read_source
+    from churnops.data.values import coerce_types
 
     config = load_config(telco_copy)
     frames = {s.name: coerce_types(read_source(s), config.dataset) for s in config.dataset.sources}

@@ -1,0 +1,90 @@
+"""Raw data in and files out: reading and typing sources, validating them, and storing results.
+
+- :mod:`~churnops.data.sources`: read CSV/Parquet sources (whole or in chunks), type them as
+  the config declares, merge them on the id and assign the hash split.
+- :mod:`~churnops.data.values`: what a cell means: null tokens, text, the declared types.
+- :mod:`~churnops.data.validation`: the rules a source or a day's batch must pass, as findings.
+- :mod:`~churnops.data.storage`: day partitions, atomic writers and the quarantine.
+"""
+
+from churnops.data.sources import (
+    SPLIT_COLUMN,
+    SourceReadError,
+    assign_split,
+    csv_cut_short,
+    file_sha256,
+    iter_source,
+    label_vector,
+    merge_sources,
+    read_source,
+    sources_digest,
+)
+from churnops.data.storage import (
+    atomic_parquet_writer,
+    partition,
+    quarantine,
+    replaced_atomically,
+    write_json,
+    write_parquet,
+)
+from churnops.data.validation import (
+    DataValidationError,
+    Finding,
+    Tally,
+    cut_short_findings,
+    probe_source,
+    shape_findings,
+    tally_findings,
+    validate_chunks,
+    validate_frame,
+    validate_source,
+    validate_source_in_chunks,
+)
+from churnops.data.values import (
+    NULL_TOKENS,
+    as_text,
+    as_text_series,
+    blank_to_na,
+    coerce_types,
+    is_text,
+    missing_mask,
+    text_codes,
+)
+
+__all__ = [
+    "NULL_TOKENS",
+    "SPLIT_COLUMN",
+    "DataValidationError",
+    "Finding",
+    "SourceReadError",
+    "Tally",
+    "as_text",
+    "as_text_series",
+    "assign_split",
+    "atomic_parquet_writer",
+    "blank_to_na",
+    "coerce_types",
+    "csv_cut_short",
+    "cut_short_findings",
+    "file_sha256",
+    "is_text",
+    "iter_source",
+    "label_vector",
+    "merge_sources",
+    "missing_mask",
+    "partition",
+    "probe_source",
+    "quarantine",
+    "read_source",
+    "replaced_atomically",
+    "shape_findings",
+    "sources_digest",
+    "tally_findings",
+    "text_codes",
+    "validate_chunks",
+    "validate_frame",
+    "validate_source",
+    "validate_source_in_chunks",
+    "write_json",
+    "write_parquet",
+]

@@ -1,0 +1,84 @@
+"""Daily monitoring: score the day with @champion, measure drift and realized performance, decide.
+
+- :mod:`~churnops.monitoring.intake`: the day's batch and label files, checked and quarantined.
+- :mod:`~churnops.monitoring.scoring`: the @champion version, loading it and its scores
+  (shared with retraining).
+- :mod:`~churnops.monitoring.shards`: scoring a day in shards, each read once.
+- :mod:`~churnops.monitoring.sampling`: how the two sides of a drift test are drawn and gathered.
+- :mod:`~churnops.monitoring.drift`: the feature, prediction and target drift tests.
+- :mod:`~churnops.monitoring.outcomes`: matured labels and the realized performance.
+- :mod:`~churnops.monitoring.report`: the decision, the report and its MLflow run.
+- :mod:`~churnops.monitoring.steps`: the steps the DAG and ``churnops monitor`` run.
+"""
+
+from churnops.monitoring.drift import (
+    categorical_drift,
+    drift_summary,
+    feature_drift,
+    numeric_drift,
+    prediction_drift,
+    target_drift,
+)
+from churnops.monitoring.intake import MissingBatchError, accepted_files, batch_files, check_batch, read_files
+from churnops.monitoring.outcomes import matured_outcomes, realized_performance
+from churnops.monitoring.report import build_report, decide, drift_report_html, log_report, write_report
+from churnops.monitoring.sampling import CurrentSide, current_side, sample_rows
+from churnops.monitoring.scoring import (
+    SCORE_COLUMN,
+    VERSION_COLUMN,
+    NoChampionError,
+    champion_version,
+    load_model,
+    positive_scores,
+    reference_frame,
+    shared_reads,
+)
+from churnops.monitoring.shards import merge_shards, plan_shards, score_batch, score_shard
+from churnops.monitoring.steps import (
+    feature_drift_step,
+    performance_step,
+    prediction_drift_step,
+    report_step,
+    run_monitoring,
+)
+
+__all__ = [
+    "SCORE_COLUMN",
+    "VERSION_COLUMN",
+    "CurrentSide",
+    "MissingBatchError",
+    "NoChampionError",
+    "accepted_files",
+    "batch_files",
+    "build_report",
+    "categorical_drift",
+    "champion_version",
+    "check_batch",
+    "current_side",
+    "decide",
+    "drift_report_html",
+    "drift_summary",
+    "feature_drift",
+    "feature_drift_step",
+    "load_model",
+    "log_report",
+    "matured_outcomes",
+    "merge_shards",
+    "numeric_drift",
+    "performance_step",
+    "plan_shards",
+    "positive_scores",
+    "prediction_drift",
+    "prediction_drift_step",
+    "read_files",
+    "realized_performance",
+    "reference_frame",
+    "report_step",
+    "run_monitoring",
+    "sample_rows",
+    "score_batch",
+    "score_shard",
+    "shared_reads",
+    "target_drift",
+    "write_report",
+]

@@ -1,0 +1,195 @@
+"""The day's input: finding the batch and label files, checking them, quarantining what fails.
+
+Reads only ``incoming/date=D/`` and ``labels/date=D/`` (never modified); a rejected file is
+copied, bytes untouched, beside its reasons under ``quarantine/``, and each file's verdict is
+kept under ``work/verdicts/`` for its exact size and modification time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from churnops.config import ChurnopsConfig, Source
+from churnops.data import (
+    DataValidationError,
+    coerce_types,
+    iter_source,
+    partition,
+    probe_source,
+    quarantine,
+    read_source,
+    validate_source_in_chunks,
+    write_json,
+)
+from churnops.days import parse_day
+from churnops.errors import ChurnopsInputError
+
+if TYPE_CHECKING:
+    pass
+
+
+__all__ = [
+    "MissingBatchError",
+    "accepted_files",
+    "batch_files",
+    "check_batch",
+    "file_source",
+    "quarantine_file",
+    "raise_if_rejected",
+    "raw_chunks",
+    "read_files",
+    "record_verdict",
+]
+
+
+class MissingBatchError(ChurnopsInputError):
+    """No batch file for the day."""
+
+
+def batch_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".parquet", ".pq", ".csv"} and p.is_file())
+
+
+def read_files(config: ChurnopsConfig, files: list[Path]) -> Any:
+    """Files read whole, typed like training data, as one frame."""
+    import pandas as pd
+
+    frames = [_typed_file(config, path) for path in files]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _typed_file(config: ChurnopsConfig, path: Path) -> Any:
+    """One file read whole and typed."""
+
+    return coerce_types(read_source(Source(name=path.stem, path=path)), config.dataset)
+
+
+def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
+    """Find the day's batch and check what needs no row: each file readable, not empty, with the
+    required columns and at least ``validation.min_rows`` rows; count the rows. Quarantine what
+    fails and raise.
+
+    The row rules (types, ranges, nulls, unique ids) run where the rows are read anyway: each
+    shard tallies its rows while scoring them, and ``merge_shards`` judges the merged tallies
+    before anything is published.
+
+    Raises:
+        MissingBatchError: no CSV or Parquet file for the day.
+        DataValidationError: a file breaks a rule (it is copied to quarantine first).
+    """
+    day = parse_day(day)
+
+    folder = partition("incoming", day)
+    files = batch_files(folder)
+    if not files:
+        raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
+    findings, file_rows = [], []
+    for path in files:
+        found, rows = probe_source(file_source(config, path), config)
+        findings += quarantine_file(config, day, path, found, "check_batch")
+        if found:  # a passing file's verdict waits for its row rules (merge_shards)
+            record_verdict("incoming", day, path, found)
+        file_rows.append(rows)
+    raise_if_rejected(findings, day)
+    return {"date": day.isoformat(), "files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
+
+
+def file_source(config: ChurnopsConfig, path: Path, kind: str = "incoming") -> Source:
+    # What a file of a day's batch (or labels) must hold besides the id.
+    required = config.dataset.feature_columns if kind == "incoming" else [config.dataset.target]
+    return Source(name=path.stem, path=path, columns=required)
+
+
+def quarantine_file(
+    config: ChurnopsConfig, day: date, path: Path, findings: list, step: str, kind: str = "incoming"
+) -> list:
+    # A rejected file is copied (bytes untouched) beside a reason.json; returns the findings.
+
+    if findings:
+        folder = partition(f"quarantine/{'monitoring' if kind == 'incoming' else 'labels'}", day)
+        quarantine(
+            file_source(config, path, kind),
+            findings,
+            folder / path.name,
+            {"step": step, "date": day.isoformat(), "message": str(DataValidationError(findings))},
+        )
+    return findings
+
+
+def _verdict_path(kind: str, day: date, path: Path) -> Path:
+    return partition(f"work/verdicts/{kind}", day) / f"{path.name}.json"
+
+
+def record_verdict(kind: str, day: date, path: Path, findings: list) -> dict[str, Any]:
+    """Remember whether this exact file (size, mtime) passed validation, so later readers need not re-read it."""
+
+    stat = path.stat()
+    verdict = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "findings": [asdict(f) for f in findings]}
+    write_json(_verdict_path(kind, day, path), verdict)
+    return verdict
+
+
+def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The files of a day's ``incoming`` or ``labels`` partition that pass validation, and those that do not.
+
+    A rejected file is quarantined (``quarantine/<kind>/date=D/<file>/``, bytes untouched, with
+    its reasons) and reported as ``{"file", "findings"}``; later steps and retraining use only
+    the accepted ones. Each file's verdict is kept under ``work/verdicts/`` for its exact size
+    and modification time, so a file is read for validation once (``merge_shards`` records the
+    verdicts of the batches it judged); a changed file is judged again. Label files need the id
+    and target columns and may be of any length (``validation.min_rows`` does not apply).
+    """
+
+    if kind not in {"incoming", "labels"}:
+        raise ValueError(f"kind must be incoming or labels, not {kind!r}")
+    rules = (
+        config
+        if kind == "incoming"
+        else config.model_copy(update={"validation": config.validation.model_copy(update={"min_rows": 1})})
+    )
+    accepted, rejected = [], []
+    for path in batch_files(partition(kind, day)):
+        source = file_source(config, path, kind)
+        stored, stat = _verdict_path(kind, day, path), path.stat()
+        verdict = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
+        if verdict is None or (verdict["size"], verdict["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
+            found = validate_source_in_chunks(source, rules, config.monitoring.chunk_rows)
+            quarantine_file(config, day, path, found, f"accepted_files({kind})", kind)
+            verdict = record_verdict(kind, day, path, found)
+        if verdict["findings"]:
+            rejected.append({"file": str(path), "findings": verdict["findings"]})
+        else:
+            accepted.append(path)
+    return accepted, rejected
+
+
+def raise_if_rejected(findings: list, day: date) -> None:
+
+    if findings:
+        raise DataValidationError(findings, partition("quarantine/monitoring", day))
+
+
+def raw_chunks(
+    config: ChurnopsConfig,
+    day: date,
+    pieces: list[tuple[str, int, int | None]] | None = None,
+    columns: list[str] | None = None,
+) -> Iterator[tuple[Path, Any]]:
+    """``(file, chunk as stored)`` for the day's files or a shard's pieces, ``monitoring.chunk_rows`` rows a chunk.
+
+    Each file is read chunk by chunk, never whole, so memory does not grow with the day.
+    """
+
+    if pieces is None:
+        pieces = [(str(path), 0, None) for path in batch_files(partition("incoming", day))]
+    for name, start, stop in pieces:
+        path = Path(name)
+        for chunk in iter_source(Source(name=path.stem, path=path), config.monitoring.chunk_rows, columns, start, stop):
+            yield path, chunk

@@ -1,0 +1,280 @@
+"""Scoring a day in shards: plan, score each shard in one pass over its chunks, merge.
+
+A day of more than ``monitoring.shard_rows`` rows is cut into shards of whole chunks, each
+scored by one task; each shard also tallies its rows for validation and gathers its part of
+the drift statistics, so the day is read once. The merged result does not depend on the
+number of shards. Shard parts live under ``work/monitoring/date=D/shard-*/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from churnops.config import ChurnopsConfig
+from churnops.data import (
+    Finding,
+    SourceReadError,
+    Tally,
+    atomic_parquet_writer,
+    coerce_types,
+    iter_source,
+    partition,
+    tally_findings,
+    write_parquet,
+)
+from churnops.days import parse_day
+from churnops.faults import crash_point
+from churnops.monitoring.intake import (
+    check_batch,
+    file_source,
+    quarantine_file,
+    raise_if_rejected,
+    raw_chunks,
+    record_verdict,
+)
+from churnops.monitoring.sampling import CurrentSide, chunk_quota, current_side
+from churnops.monitoring.scoring import SCORE_COLUMN, VERSION_COLUMN, champion_version, load_model, positive_scores
+
+__all__ = ["merge_shards", "plan_shards", "score_batch", "score_shard"]
+
+
+def _shard_folder(day: date, index: int) -> Path:
+    return partition("work/monitoring", day) / f"shard-{index:05d}"
+
+
+def plan_shards(config: ChurnopsConfig, day: date | str, batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cut the checked day (``check_batch``'s result) into shards of at most ``monitoring.shard_rows`` rows.
+
+    A shard is a run of whole chunks (``monitoring.chunk_rows``), so its chunks are exactly those
+    of an unsharded read, and carries its offsets in the day (first row, first chunk), which
+    set its share of the drift samples and their seeds: the merged result does not depend on
+    the number of shards. Every shard scores with the one model version resolved here, so an
+    alias move while shards run cannot mix models. A day of at most ``shard_rows`` rows is one
+    shard. Removes the day's shard parts of an earlier attempt.
+    """
+    day = parse_day(day)
+
+    version = champion_version(config)
+    size = config.monitoring.chunk_rows
+    per_shard = max(1, config.monitoring.shard_rows // size)
+    chunks = [
+        (path, first, min(first + size, rows))
+        for path, rows in zip(batch["files"], batch["file_rows"], strict=True)
+        for first in range(0, rows, size)
+    ]
+    shutil.rmtree(partition("work/monitoring", day), ignore_errors=True)
+    shards, first_row = [], 0
+    groups = [chunks[k : k + per_shard] for k in range(0, len(chunks), per_shard)] or [[]]
+    for index, group in enumerate(groups):
+        pieces: list[list] = []
+        for path, start, stop in group:  # consecutive chunks of one file form one piece
+            if pieces and pieces[-1][0] == path and pieces[-1][2] == start:
+                pieces[-1][2] = stop
+            else:
+                pieces.append([path, start, stop])
+        rows = sum(stop - start for _, start, stop in group)
+        shards.append(
+            {
+                "date": day.isoformat(),
+                "index": index,
+                "count": len(groups),
+                "model_version": version,
+                "day_rows": batch["rows"],
+                "first_row": first_row,
+                "first_chunk": index * per_shard,
+                "rows": rows,
+                "pieces": pieces,
+            }
+        )
+        first_row += rows
+    return shards
+
+
+def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) -> dict[str, Any]:
+    """Score one shard and gather its parts of the day's drift statistics, in one pass over its chunks.
+
+    Writes, under the shard's folder: ``predictions.parquet`` (id, score, model version, in
+    row order), the feature-drift side (category and null counts of every row, the KS sample;
+    :class:`~churnops.monitoring.drift.CurrentSide`) and the report page's sample. A retry rewrites them.
+    """
+    day = parse_day(day)
+
+    import pandas as pd
+    import pyarrow as pa
+
+    ds, monitoring = config.dataset, config.monitoring
+    version, day_rows = shard["model_version"], shard["day_rows"]
+    model = load_model(config, version)
+    folder = _shard_folder(day, shard["index"])
+    schema = pa.schema([(ds.id_column, pa.string()), (SCORE_COLUMN, pa.float64()), (VERSION_COLUMN, pa.string())])
+    page: list[Any] = []
+
+    tallies: dict[Path, Tally] = {}
+    # Where the shard's time goes (one pass does several jobs): reported, for benchmarks and the curious.
+    seconds = {"chunks": 0.0, "validate": 0.0}
+    with atomic_parquet_writer(folder / "predictions.parquet", schema) as writer:
+
+        def scored_chunks() -> Iterator[Any]:
+            position, resumed = shard["first_row"], time.perf_counter()
+            chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]])
+            for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
+                started = time.perf_counter()
+                tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the validation rules' counts
+                seconds["validate"] += time.perf_counter() - started
+                chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds)
+                scored = pd.DataFrame(
+                    {
+                        ds.id_column: chunk[ds.id_column].astype(object),
+                        SCORE_COLUMN: positive_scores(model, chunk, config),
+                        VERSION_COLUMN: version,
+                    }
+                )
+                writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
+                page.append(_page_sample_part(chunk[ds.feature_columns], index, position, day_rows, monitoring))
+                position += len(chunk)
+                seconds["chunks"] += time.perf_counter() - resumed
+                yield chunk
+                resumed = time.perf_counter()
+            seconds["chunks"] += time.perf_counter() - resumed
+
+        try:
+            started = time.perf_counter()
+            side = current_side(
+                scored_chunks(),
+                day_rows,
+                ds.numeric_features,
+                ds.categorical_features,
+                monitoring,
+                first_row=shard["first_row"],
+                first_chunk=shard["first_chunk"],
+            )
+            # current_side's own time: the drift counts and KS samples, without reading and scoring
+            seconds["drift_parts"] = time.perf_counter() - started - seconds.pop("chunks")
+        except SourceReadError as exc:  # e.g. a damaged page past the footer check_batch read
+            path = next((Path(p) for p, _, _ in shard["pieces"] if Path(p).stem == exc.source), None)
+            if path is None:
+                raise
+            raise_if_rejected(
+                quarantine_file(config, day, path, [Finding(exc.source, None, "readable", str(exc))], "score_shard"),
+                day,
+            )
+            raise
+    side.save(folder / "current_side")
+    crash_point("score_shard:after_drift_parts")  # the fault tests' SIGKILL: a half-written shard folder
+    for number, tally in enumerate(tallies.values()):
+        tally.save(folder / "validation" / f"{number:03d}.json")
+    (folder / "validation" / "files.json").write_text(json.dumps([str(p) for p in tallies]), encoding="utf-8")
+    write_parquet(
+        pd.concat(page, ignore_index=True) if page else pd.DataFrame(columns=ds.feature_columns),
+        folder / "page_sample.parquet",
+    )
+    return {
+        "date": day.isoformat(),
+        "index": shard["index"],
+        "rows": side.rows,
+        "folder": str(folder),
+        "model_version": version,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+
+
+def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The day's predictions partition and drift parts from its shards' (``score_shard`` results).
+
+    Predictions are copied in shard order into one file, replaced only when complete; the
+    drift sides and page samples are merged and kept for the drift and report steps.
+    """
+    day = parse_day(day)
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parts = sorted(parts, key=lambda part: part["index"])
+    versions = {part["model_version"] for part in parts}
+    if len(versions) != 1 or [part["index"] for part in parts] != list(range(len(parts))):
+        raise ValueError(
+            f"shards of {day} do not fit together: indexes {[p['index'] for p in parts]}, "
+            f"model versions {sorted(versions)}"
+        )
+    folders = [Path(part["folder"]) for part in parts]
+    _judge_tallies(config, day, folders)
+    out = partition("predictions", day) / "predictions.parquet"
+    schema = pq.read_schema(folders[0] / "predictions.parquet")
+    with atomic_parquet_writer(out, schema) as writer:
+        for folder in folders:
+            for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
+                batch_size=config.monitoring.chunk_rows
+            ):
+                writer.write_batch(batch)
+    crash_point("merge_shards:after_predictions")  # published, but no drift parts nor MLflow run yet
+    side = CurrentSide()
+    for folder in folders:
+        side = side.merge(CurrentSide.load(folder / "current_side"))
+    merged = partition("work/monitoring", day) / "merged"
+    side.save(merged / "current_side")
+    write_parquet(
+        pd.concat([pd.read_parquet(f / "page_sample.parquet") for f in folders], ignore_index=True),
+        merged / "page_sample.parquet",
+    )
+    seconds = {
+        key: round(sum(part.get("seconds", {}).get(key, 0.0) for part in parts), 3)
+        for key in ("validate", "drift_parts")
+    }
+    return {
+        "date": day.isoformat(),
+        "predictions": str(out),
+        "model_version": versions.pop(),
+        "rows": side.rows,
+        "shards": len(parts),
+        "drift_parts": str(merged),
+        "shard_seconds": seconds,
+    }
+
+
+def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> None:
+    """Merge each file's tallies over the shards, in order, and apply the row rules; quarantine, raise on findings."""
+
+    merged: dict[str, Tally] = {}
+    for folder in folders:
+        names = json.loads((folder / "validation" / "files.json").read_text(encoding="utf-8"))
+        for number, name in enumerate(names):
+            tally = Tally.load(folder / "validation" / f"{number:03d}.json", config)
+            merged[name] = merged[name].merge(tally) if name in merged else tally
+    findings = []
+    for name, tally in merged.items():
+        path = Path(name)
+        source = file_source(config, path)
+        found = tally_findings(
+            tally, source, config, lambda source=source: iter_source(source, config.monitoring.chunk_rows)
+        )
+        findings += quarantine_file(config, day, path, found, "merge_shards")
+        record_verdict("incoming", day, path, found)
+    raise_if_rejected(findings, day)
+
+
+def score_batch(config: ChurnopsConfig, day: date | str, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score the day's batch with the current ``@champion``: its shards one after another, then merged.
+
+    What the DAG's ``plan_shards → score_shard[i] → merge_shards`` tasks do, in one process.
+    ``batch`` is ``check_batch``'s result (it is run when not given).
+    """
+    day = parse_day(day)
+    if batch is None:
+        batch = check_batch(config, day)
+    parts = [score_shard(config, day, shard) for shard in plan_shards(config, day, batch)]
+    return merge_shards(config, day, parts)
+
+
+def _page_sample_part(chunk: Any, index: int, position: int, day_rows: int, monitoring: Any) -> Any:
+    # The chunk's share of the report page's sample, seeded by the chunk's index in the day.
+    import numpy as np
+
+    quota = chunk_quota(monitoring.sample_size, day_rows, position, position + len(chunk))
+    if quota >= len(chunk):
+        return chunk
+    return chunk.sample(n=quota, random_state=np.random.RandomState([monitoring.seed, index]))

@@ -1,0 +1,134 @@
+"""The steps of daily monitoring, shared by the ``churn_monitoring`` DAG and ``churnops monitor``.
+
+Every step is keyed by the monitored day (the run's logical date, given as a date or as the
+``YYYY-MM-DD`` text a DAG has) and reads and writes only that day's partitions under
+``$CHURNOPS_HOME``::
+
+    incoming/date=D/*.parquet|csv     the day's batch (read only)
+    labels/date=D/*.parquet|csv       outcomes of day D's customers (read only)
+    predictions/date=D/predictions.parquet
+    reports/date=D/*.json, drift_report.html
+    work/monitoring/date=D/shard-*/   each shard's scores and drift parts (merged into the above)
+    quarantine/monitoring/date=D/...  rejected batch files with reason.json
+
+so a rerun or a backfill of a day gives the same result and never duplicates anything. The
+batch steps (``check_batch``, ``plan_shards``, ``score_shard``, ``merge_shards``) live in
+:mod:`~churnops.monitoring.intake` and :mod:`~churnops.monitoring.shards`; the steps here
+measure drift and performance and write the day's report.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from churnops.config import ChurnopsConfig
+from churnops.data import label_vector, partition, write_json
+from churnops.days import matured_days, parse_day
+from churnops.monitoring.drift import drift_summary, feature_drift, prediction_drift, target_drift
+from churnops.monitoring.intake import check_batch
+from churnops.monitoring.outcomes import matured_outcomes, realized_performance
+from churnops.monitoring.report import build_report, decide, log_report, write_report
+from churnops.monitoring.sampling import CurrentSide, sample_rows
+from churnops.monitoring.scoring import SCORE_COLUMN, load_model, positive_scores, reference_frame, shared_reads
+from churnops.monitoring.shards import score_batch
+from churnops.tracking import version_tags
+
+__all__ = ["feature_drift_step", "performance_step", "prediction_drift_step", "report_step", "run_monitoring"]
+
+
+def feature_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str, Any]) -> dict[str, Any]:
+    """Per-feature drift of the day against the scoring model's own training data.
+
+    The day's side (category and null counts of every row, the seeded KS sample) was gathered
+    by the shards while they scored and merged by ``merge_shards``; the day is not read again.
+    """
+    day = parse_day(day)
+    ds = config.dataset
+    reference = reference_frame(config, scored["model_version"])
+    current = CurrentSide.load(Path(scored["drift_parts"]) / "current_side")
+    rows = feature_drift(reference, current, ds.numeric_features, ds.categorical_features, config.monitoring)
+    summary = drift_summary(rows, config.monitoring)
+    path = write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
+    return {**summary, "feature_drift": str(path)}
+
+
+def prediction_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str, Any]) -> dict[str, Any]:
+    """KS between the model's scores on its training data (capped sample) and on the day."""
+    import pandas as pd
+
+    day = parse_day(day)
+    reference = sample_rows(
+        reference_frame(config, scored["model_version"]), config.monitoring.sample_size, config.monitoring.seed
+    )
+    reference_scores = positive_scores(load_model(config, scored["model_version"]), reference, config)
+    current_scores = pd.read_parquet(scored["predictions"], columns=[SCORE_COLUMN])[SCORE_COLUMN].to_numpy()
+    result = prediction_drift(reference_scores, current_scores, config.monitoring)
+    write_json(partition("reports", day) / "prediction_drift.json", result)
+    return result
+
+
+def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, Any]) -> dict[str, Any]:
+    """Target drift and realized ROC-AUC on the labels matured within the trailing window."""
+    day = parse_day(day)
+    days = matured_days(config, day)
+    outcomes = matured_outcomes(config, days)
+    reference_labels = label_vector(reference_frame(config, scored["model_version"]), config)
+    target = target_drift(reference_labels, outcomes["label"].to_numpy(dtype=int), config.monitoring)
+    holdout = version_tags(config.registry, scored["model_version"]).get("churnops.test_roc_auc")
+    performance = realized_performance(
+        outcomes["label"].to_numpy(dtype=int),
+        outcomes[SCORE_COLUMN].to_numpy(),
+        float(holdout) if holdout else None,
+        config.monitoring,
+    )
+    result = {
+        "window": [days[0].isoformat(), days[-1].isoformat()],
+        "label_days": sorted(outcomes["label_date"].astype(object).unique().tolist()),
+        "target_drift": target,
+        "performance": performance,
+        "rejected_label_files": outcomes.attrs["rejected_label_files"],
+        "labels_without_prediction": outcomes.attrs["labels_without_prediction"],
+    }
+    write_json(partition("reports", day) / "performance.json", result)
+    return result
+
+
+def report_step(
+    config: ChurnopsConfig,
+    day: date | str,
+    scored: dict[str, Any],
+    features: dict[str, Any],
+    prediction: dict[str, Any],
+    performance: dict[str, Any],
+    context: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Decide, write the day's report (JSON + evidently HTML unless switched off) and log it to the day's MLflow run.
+
+    Returns:
+        The report without its details, with the paths written (``report``, ``html``) and the
+        ``mlflow_run_id``.
+    """
+    day = parse_day(day)
+    decision = decide(features, prediction, performance["performance"])
+    report = build_report(day, scored, features, prediction, performance, decision)
+    json_path, html_path = write_report(config, day, report, scored)
+    run_id = log_report(config, day, report, json_path, html_path, context)
+    summary = {k: v for k, v in report.items() if k != "details"}
+    return {**summary, "report": str(json_path), "html": html_path and str(html_path), "mlflow_run_id": run_id}
+
+
+def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
+    """All monitoring steps for one day, in DAG order: what ``churnops monitor`` runs.
+
+    The shards run one after another; the steps share the reference split and the model
+    within the call; run as separate Airflow tasks they read them themselves.
+    """
+    day = parse_day(day)
+    with shared_reads():
+        scored = score_batch(config, day, check_batch(config, day))
+        features = feature_drift_step(config, day, scored)
+        prediction = prediction_drift_step(config, day, scored)
+        performance = performance_step(config, day, scored)
+        return report_step(config, day, scored, features, prediction, performance, {"churnops.dag_id": "cli"})

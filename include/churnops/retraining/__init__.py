@@ -1,0 +1,55 @@
+"""Retraining: the cooldown, a challenger trained on recent matured days, the head-to-head on a
+fresh labelled window, and the promotion decision.
+
+- :mod:`~churnops.retraining.policy`: the gain rule, the paired bootstrap and the cooldown.
+- :mod:`~churnops.retraining.state`: where the last promotion is kept (protocol; the file store).
+- :mod:`~churnops.retraining.steps`: the steps, shared by ``churn_retraining``, ``churn_rollback``
+  and the CLI.
+"""
+
+from churnops.retraining.policy import (
+    Cooldown,
+    PromotionDecision,
+    cooldown_status,
+    decide_promotion,
+    paired_bootstrap_gain,
+)
+from churnops.retraining.state import COOLDOWN_DAYS_VAR, LAST_PROMOTION_VAR, FileState, PromotionState
+from churnops.retraining.steps import (
+    add_recent_days,
+    apply_decision,
+    check_cooldown,
+    compare_on_fresh_window,
+    decision_tags,
+    evaluation_days,
+    log_decision,
+    record_decision,
+    record_skip,
+    rollback_and_record,
+    run_retraining,
+    training_days,
+)
+
+__all__ = [
+    "COOLDOWN_DAYS_VAR",
+    "LAST_PROMOTION_VAR",
+    "Cooldown",
+    "FileState",
+    "PromotionDecision",
+    "PromotionState",
+    "add_recent_days",
+    "apply_decision",
+    "check_cooldown",
+    "compare_on_fresh_window",
+    "cooldown_status",
+    "decide_promotion",
+    "decision_tags",
+    "evaluation_days",
+    "log_decision",
+    "paired_bootstrap_gain",
+    "record_decision",
+    "record_skip",
+    "rollback_and_record",
+    "run_retraining",
+    "training_days",
+]

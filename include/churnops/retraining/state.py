@@ -1,0 +1,59 @@
+"""Promotion state: when the last promotion happened and how long the cooldown lasts.
+
+Under Airflow the state lives in Airflow Variables (``churnops_last_promotion`` as JSON,
+``churnops_cooldown_days``), so operators see and edit it in the UI
+(:class:`churnops.orchestration.AirflowVariableState`). Outside Airflow
+(the CLI) it lives in ``$CHURNOPS_HOME/state/promotion.json`` and the cooldown length
+comes from ``policy.cooldown_days``. Never use ``AIRFLOW_VAR_*`` environment variables
+for these: they shadow the metadata DB and a task could not update them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from churnops.config import churnops_home
+
+__all__ = ["COOLDOWN_DAYS_VAR", "LAST_PROMOTION_VAR", "FileState", "PromotionState"]
+
+LAST_PROMOTION_VAR = "churnops_last_promotion"
+COOLDOWN_DAYS_VAR = "churnops_cooldown_days"
+
+
+class PromotionState(Protocol):
+    def last_promotion(self) -> dict[str, Any] | None: ...
+
+    def record_promotion(self, entry: dict[str, Any]) -> None: ...
+
+    def cooldown_days(self, default: int) -> int: ...
+
+
+class FileState:
+    """State in a JSON file under ``$CHURNOPS_HOME/state`` (the CLI's store)."""
+
+    def __init__(self, path: Path | None = None, cooldown_days: int | None = None) -> None:
+        self.path = path or churnops_home() / "state" / "promotion.json"
+        self._cooldown_days = cooldown_days
+
+    def _read(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def last_promotion(self) -> dict[str, Any] | None:
+        return self._read().get(LAST_PROMOTION_VAR)
+
+    def record_promotion(self, entry: dict[str, Any]) -> None:
+        data = {**self._read(), LAST_PROMOTION_VAR: entry}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, self.path)
+
+    def cooldown_days(self, default: int) -> int:
+        return (
+            self._cooldown_days
+            if self._cooldown_days is not None
+            else int(self._read().get(COOLDOWN_DAYS_VAR, default))
+        )

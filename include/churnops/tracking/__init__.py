@@ -1,0 +1,61 @@
+"""MLflow: where runs are tracked, one parent run per pipeline run with nested step runs, and the registry.
+
+- :mod:`~churnops.tracking.runs`: the tracking store, parent and step runs found again on
+  retries, and the listeners told of every run (how a task links to its run).
+- :mod:`~churnops.tracking.registry`: model versions, aliases moved by compare-and-set under
+  the promotion lock, and the decisions recorded on versions.
+"""
+
+from churnops.tracking.registry import (
+    PromotionConflict,
+    alias_version,
+    assign_training_alias,
+    last_decision,
+    model_aliases,
+    promote_version,
+    promotion_lock,
+    register_version,
+    rollback_champion,
+    version_tags,
+)
+from churnops.tracking.runs import (
+    TAG_PREFIX,
+    RunContext,
+    RunListener,
+    announce_run,
+    configure_mlflow,
+    ensure_experiment,
+    finish_parent_run,
+    get_or_create_parent_run,
+    listening_for_runs,
+    step_run,
+    tracking_outage,
+    tracking_uri,
+    use_tracking_store,
+)
+
+__all__ = [
+    "TAG_PREFIX",
+    "PromotionConflict",
+    "RunContext",
+    "RunListener",
+    "alias_version",
+    "announce_run",
+    "assign_training_alias",
+    "configure_mlflow",
+    "ensure_experiment",
+    "finish_parent_run",
+    "get_or_create_parent_run",
+    "last_decision",
+    "listening_for_runs",
+    "model_aliases",
+    "promote_version",
+    "promotion_lock",
+    "register_version",
+    "rollback_champion",
+    "step_run",
+    "tracking_outage",
+    "tracking_uri",
+    "use_tracking_store",
+    "version_tags",
+]

@@ -1,0 +1,209 @@
+"""Model registry: idempotent registration and alias assignment.
+
+Stages are deprecated in MLflow 3; churnops uses aliases only. Training never
+replaces a champion: a new version becomes ``@champion`` only when there is none,
+otherwise ``@challenger`` (promotion is the retraining DAG's decision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from churnops.config import RegistryConfig
+
+__all__ = [
+    "PromotionConflict",
+    "alias_version",
+    "assign_training_alias",
+    "last_decision",
+    "model_aliases",
+    "promote_version",
+    "promotion_lock",
+    "register_version",
+    "rollback_champion",
+    "version_tags",
+]
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    from churnops.tracking.runs import use_tracking_store
+
+    use_tracking_store()
+    return MlflowClient()
+
+
+def register_version(
+    model_uri: str, source_run_id: str, registry: RegistryConfig, tags: dict[str, str]
+) -> tuple[str, bool]:
+    """Register ``model_uri`` as a version of ``registry.model_name`` once per source run.
+
+    A retried register task finds the version it created before (by the source run id)
+    instead of adding a second one.
+
+    Returns:
+        The version number (as str) and whether this call created it.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    name = registry.model_name
+    try:
+        client.create_registered_model(name, description="Binary classifier trained by churnops.")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{source_run_id}'")
+    if existing:
+        version, created = str(existing[0].version), False
+    else:
+        version, created = str(mlflow.register_model(model_uri, name, tags=tags).version), True
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return version, created
+
+
+def alias_version(registry: RegistryConfig, alias: str) -> str | None:
+    """The version an alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(registry.model_name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return None
+        raise
+
+
+def assign_training_alias(registry: RegistryConfig, version: str) -> str:
+    """``@champion`` if the model has none (or it is this version), else ``@challenger``."""
+    champion = alias_version(registry, registry.champion_alias)
+    alias = registry.champion_alias if champion in (None, version) else registry.challenger_alias
+    _client().set_registered_model_alias(registry.model_name, alias, version)
+    return alias
+
+
+def model_aliases(registry: RegistryConfig, version: str) -> list[str]:
+    """All aliases currently on ``version``."""
+    return sorted(_client().get_model_version(registry.model_name, version).aliases)
+
+
+class PromotionConflict(RuntimeError):
+    """``@champion`` moved between evaluation and promotion: another promotion won the race."""
+
+
+@contextmanager
+def promotion_lock(registry: RegistryConfig) -> Iterator[None]:
+    """Hold the model's promotion lock: one alias move at a time, whoever moves it.
+
+    MLflow's alias moves are last-writer-wins and it has no compare-and-set, so every
+    promotion and rollback (the retraining DAG, ``churnops retrain``, ``churnops rollback``,
+    the rollback DAG) checks and moves ``@champion`` under an exclusive ``flock`` on
+    ``$CHURNOPS_HOME/locks/promotion-<model>.lock``. That serialises processes on one machine
+    and containers sharing the ``$CHURNOPS_HOME`` volume; the Airflow pool
+    ``churnops_promotion`` (one slot) also queues the DAGs' promote tasks. Workers on several
+    hosts need a lock their storage honours (``flock`` over NFS may not be).
+    """
+    import fcntl
+
+    from churnops.config import churnops_home
+
+    path = churnops_home() / "locks" / f"promotion-{registry.model_name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def promote_version(
+    registry: RegistryConfig, challenger: str, expected_champion: str | None, tags: dict[str, str]
+) -> dict[str, Any]:
+    """Move ``@champion`` to ``challenger`` and ``@previous_champion`` to the old champion.
+
+    Under :func:`promotion_lock`, re-checks that ``@champion`` is still the version that was
+    evaluated right before moving it, so of two racing promotions exactly one wins.
+
+    Raises:
+        PromotionConflict: ``@champion`` is no longer ``expected_champion``.
+    """
+    with promotion_lock(registry):
+        return _promote(registry, challenger, expected_champion, tags)
+
+
+def _promote(
+    registry: RegistryConfig, challenger: str, expected_champion: str | None, tags: dict[str, str]
+) -> dict[str, Any]:
+    client = _client()
+    name = registry.model_name
+    current = alias_version(registry, registry.champion_alias)
+    previous = alias_version(registry, registry.previous_champion_alias)
+    # A retry of a promotion that was killed after moving @champion (before tagging, dropping
+    # @challenger or recording the state) finds its own move done: it finishes the job instead of
+    # calling its own earlier attempt a rival, so the state ends up recording the promotion.
+    resumed = current == challenger and previous == expected_champion and current is not None
+    if current != expected_champion and not resumed:
+        raise PromotionConflict(
+            f"@{registry.champion_alias} of {name} is version {current}, not the evaluated {expected_champion}; "
+            "another promotion happened meanwhile, so this one is abandoned"
+        )
+    if expected_champion is not None and not resumed:
+        client.set_registered_model_alias(name, registry.previous_champion_alias, expected_champion)
+    if not resumed:
+        client.set_registered_model_alias(name, registry.champion_alias, challenger)
+    if alias_version(registry, registry.challenger_alias) == challenger:
+        client.delete_registered_model_alias(name, registry.challenger_alias)
+    for version in filter(None, {challenger, expected_champion}):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+    return {"champion": challenger, "previous_champion": expected_champion, "resumed": resumed}
+
+
+def rollback_champion(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
+    """Swap ``@champion`` and ``@previous_champion`` (undo the last promotion), under :func:`promotion_lock`."""
+    with promotion_lock(registry):
+        return _rollback(registry, tags)
+
+
+def _rollback(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
+    client = _client()
+    name = registry.model_name
+    current = alias_version(registry, registry.champion_alias)
+    previous = alias_version(registry, registry.previous_champion_alias)
+    if previous is None:
+        raise ValueError(f"{name} has no @{registry.previous_champion_alias} to roll back to")
+    client.set_registered_model_alias(name, registry.champion_alias, previous)
+    if current is not None:
+        client.set_registered_model_alias(name, registry.previous_champion_alias, current)
+    for version in filter(None, {previous, current}):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+    return {"champion": previous, "previous_champion": current}
+
+
+def version_tags(registry: RegistryConfig, version: str) -> dict[str, str]:
+    return dict(_client().get_model_version(registry.model_name, version).tags)
+
+
+def last_decision(registry: RegistryConfig) -> dict[str, Any] | None:
+    """The newest promote-or-reject decision recorded on a version (its ``churnops.decision*`` tags)."""
+    versions = _client().search_model_versions(f"name = '{registry.model_name}'")
+    decided = [v for v in versions if "churnops.decision" in v.tags]
+    if not decided:
+        return None
+    newest = max(decided, key=lambda v: (v.tags.get("churnops.decision_as_of", ""), int(v.version)))
+    tags = newest.tags
+    gain = tags.get("churnops.gain")
+    return {
+        "version": str(newest.version),
+        "decision": tags["churnops.decision"],
+        "reason": tags.get("churnops.decision_reason", ""),
+        "as_of": tags.get("churnops.decision_as_of"),
+        "gain": float(gain) if gain else None,
+    }

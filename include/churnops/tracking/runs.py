@@ -1,0 +1,253 @@
+"""MLflow tracking: store selection, one parent run per pipeline run, reusable step runs.
+
+A pipeline run is identified by (dag id, run id). Looking runs up by those tags rather
+than creating them blindly is what makes a retried task reuse its step run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from churnops.config import ChurnopsConfig, churnops_home
+
+__all__ = [
+    "RunContext",
+    "RunListener",
+    "announce_run",
+    "listening_for_runs",
+    "TAG_PREFIX",
+    "configure_mlflow",
+    "ensure_experiment",
+    "finish_parent_run",
+    "get_or_create_parent_run",
+    "step_run",
+    "tracking_outage",
+    "tracking_uri",
+    "use_tracking_store",
+]
+
+
+class RunListener(Protocol):
+    """Told of every MLflow run the library opens or resumes (``experiment_id``, ``run_id``)."""
+
+    def __call__(self, experiment_id: str, run_id: str) -> None: ...
+
+
+_listeners: ContextVar[tuple[RunListener, ...]] = ContextVar("churnops_run_listeners", default=())
+
+
+@contextmanager
+def listening_for_runs(listener: RunListener) -> Iterator[None]:
+    """Tell ``listener`` of every run opened or resumed inside the block.
+
+    The orchestration layer uses it to link each Airflow task to its MLflow run, so this
+    package needs to know nothing of Airflow; outside such a block (the CLI, tests) nobody listens.
+    """
+    token = _listeners.set((*_listeners.get(), listener))
+    try:
+        yield
+    finally:
+        _listeners.reset(token)
+
+
+def announce_run(experiment_id: str, run_id: str) -> None:
+    """Tell the listeners of :func:`listening_for_runs` that the library logs to this run."""
+    for listener in _listeners.get():
+        listener(experiment_id, run_id)
+
+
+TAG_PREFIX = "churnops."
+PARENT_STEP = "pipeline"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who is running: the DAG (or ``cli``), its run id and its logical date (ISO, or None)."""
+
+    dag_id: str
+    run_id: str
+    logical_date: str | None = None
+
+    @property
+    def slug(self) -> str:
+        """The run id made safe as one path component."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id).strip("._") or "run"
+
+    def tags(self) -> dict[str, str]:
+        tags = {f"{TAG_PREFIX}dag_id": self.dag_id, f"{TAG_PREFIX}run_id": self.run_id}
+        if self.logical_date:
+            tags[f"{TAG_PREFIX}logical_date"] = self.logical_date
+        return tags
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI (for subprocesses); remember
+# the default we exported so it is not mistaken for the user's choice later on.
+_exported_default: str | None = None
+
+
+def _user_tracking_uri() -> str | None:
+    value = os.environ.get("MLFLOW_TRACKING_URI")
+    return value if value and value != _exported_default else None
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` when set, else SQLite under ``$CHURNOPS_HOME``."""
+    return _user_tracking_uri() or f"sqlite:///{churnops_home() / 'mlflow.db'}"
+
+
+def use_tracking_store() -> str:
+    """Point MLflow's tracking and registry at churnops' store; return the URI.
+
+    Every churnops call into MLflow goes through this (or :func:`configure_mlflow`): in a
+    fresh task process MLflow would otherwise fall back to ``./mlflow.db`` in the worker's
+    working directory.
+    """
+    import mlflow
+
+    global _exported_default
+    uri = tracking_uri()
+    if _user_tracking_uri() is None:
+        churnops_home().mkdir(parents=True, exist_ok=True)
+        _exported_default = uri
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+    if mlflow.get_registry_uri() != uri:
+        mlflow.set_registry_uri(uri)
+    return uri
+
+
+def tracking_outage(error: BaseException, timeout: float = 3.0) -> Exception | None:
+    """A clear error if ``error`` happened while the MLflow tracking server is down, else None.
+
+    MLflow reports an outage as a long ``MlflowException`` about "max retries exceeded" on some
+    REST endpoint (after its own HTTP retries). When the tracking URI is a server and its
+    ``/health`` does not answer now, say so in one line, naming the server: the failing step
+    is retried by Airflow, and every churnops step resumes or redoes its work idempotently.
+    """
+    import requests  # MLflow's own HTTP client
+
+    from churnops.errors import TrackingServerUnavailable
+
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")) or isinstance(error, TrackingServerUnavailable):
+        return None
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        if answer.status_code < 500:
+            return None
+        why = f"/health answered {answer.status_code}"
+    except requests.RequestException as probe:
+        cause = str(probe).rsplit(":", 1)[-1].strip(" )'\"")  # e.g. "Connection refused"
+        why = f"{type(probe).__name__}: {cause}"
+    return TrackingServerUnavailable(
+        f"MLflow tracking server {uri} is unreachable ({why}); the step stopped at {type(error).__name__} "
+        "and is retried: once the server is back it resumes where it stopped."
+    )
+
+
+def configure_mlflow(config: ChurnopsConfig) -> str:
+    """Point MLflow at the tracking store and registry; return the config's experiment id."""
+    return ensure_experiment(config.experiment_name)
+
+
+def ensure_experiment(name: str) -> str:
+    """The id of experiment ``name`` in churnops' store, created on first use.
+
+    With the embedded default its artifacts go under ``$CHURNOPS_HOME/mlartifacts``; a
+    tracking server decides its own artifact location.
+    """
+    import mlflow
+
+    use_tracking_store()
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = (churnops_home() / "mlartifacts").as_uri() if _user_tracking_uri() is None else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Another task created it between our lookup and create.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _find_run(experiment_id: str, tags: dict[str, str]) -> Any:
+    from mlflow import MlflowClient
+
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=query, max_results=2, order_by=["attributes.start_time ASC"]
+    )
+    return runs[0] if runs else None
+
+
+def get_or_create_parent_run(experiment_id: str, ctx: RunContext, name: str) -> str:
+    """The parent run of this pipeline run, created once and found again on retries."""
+    from mlflow import MlflowClient
+
+    key = {**ctx.tags(), f"{TAG_PREFIX}step": PARENT_STEP}
+    found = _find_run(
+        experiment_id, {k: key[k] for k in (f"{TAG_PREFIX}dag_id", f"{TAG_PREFIX}run_id", f"{TAG_PREFIX}step")}
+    )
+    run_id = (
+        found.info.run_id
+        if found is not None
+        else MlflowClient().create_run(experiment_id, run_name=name, tags=key).info.run_id
+    )
+    announce_run(experiment_id, run_id)
+    return run_id
+
+
+@contextmanager
+def step_run(experiment_id: str, parent_run_id: str, ctx: RunContext, step: str, **extra_tags: str) -> Iterator[Any]:
+    """Start (or, on a retry, resume) the nested run of one step and make it active.
+
+    The step run is keyed by the parent and ``step`` (e.g. ``train/xgboost``). On error,
+    the step run and the parent are marked FAILED, with the error as a tag on both.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    if parent.info.status != "RUNNING":
+        client.update_run(parent_run_id, status="RUNNING")
+    key = {"mlflow.parentRunId": parent_run_id, f"{TAG_PREFIX}step": step}
+    existing = _find_run(experiment_id, key)
+    tags = {**ctx.tags(), **key, **extra_tags}
+    if existing is not None:
+        active = mlflow.start_run(run_id=existing.info.run_id, tags={f"{TAG_PREFIX}resumed": "true"})
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=step.replace("/", ":"), tags=tags)
+    with active as run:
+        announce_run(experiment_id, run.info.run_id)
+        try:
+            yield run
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}"[:4000]
+            mlflow.set_tag(f"{TAG_PREFIX}error", message)
+            client.set_tag(parent_run_id, f"{TAG_PREFIX}error", f"{step}: {message}"[:4000])
+            client.set_terminated(parent_run_id, status="FAILED")
+            raise
+
+
+def finish_parent_run(parent_run_id: str) -> None:
+    """Mark the parent FINISHED; an error tag left by a step that later succeeded on retry goes."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if f"{TAG_PREFIX}error" in client.get_run(parent_run_id).data.tags:
+        client.delete_tag(parent_run_id, f"{TAG_PREFIX}error")
+    client.set_terminated(parent_run_id, status="FINISHED")
