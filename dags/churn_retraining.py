@@ -36,17 +36,7 @@ from churnops.orchestration import (
     families_param,
     run_as_of,
     run_config_path,
-)
-from churnops.orchestration.tasks import (
-    evaluate,
-    features,
-    merge,
-    model_families,
-    preprocess,
-    register,
-    start,
-    train,
-    validate,
+    tasks,
 )
 
 
@@ -142,12 +132,12 @@ def churn_retraining():
         """Keep @champion; tag the challenger with the reason."""
         return _record(comparison, params)
 
-    started = start()
+    started = tasks.start()
     check_cooldown() >> started
-    window = add_recent_days(merge(validate(started)))
-    prepared = features(preprocess(window))
-    trained = train.partial(prepared=prepared).expand(family=model_families(prepared))
-    comparison = compare(register(evaluate(trained)), window)
+    window = add_recent_days(tasks.merge(tasks.validate(started)))
+    prepared = tasks.features(tasks.preprocess(window))
+    trained = tasks.train.partial(prepared=prepared).expand(family=tasks.model_families(prepared))
+    comparison = compare(tasks.register(tasks.evaluate(trained)), window)
     decide(comparison) >> [promote(comparison), reject(comparison)]
 
 

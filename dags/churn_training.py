@@ -24,18 +24,7 @@ from pathlib import Path
 
 from airflow.sdk import Param, dag
 
-from churnops.orchestration import common_params, dag_settings, families_param
-from churnops.orchestration.tasks import (
-    evaluate,
-    features,
-    merge,
-    model_families,
-    preprocess,
-    register,
-    start,
-    train,
-    validate,
-)
+from churnops.orchestration import common_params, dag_settings, families_param, tasks
 
 
 @dag(
@@ -58,9 +47,9 @@ from churnops.orchestration.tasks import (
     **dag_settings("training", "mlflow"),
 )
 def churn_training():
-    prepared = features(preprocess(merge(validate(start()))))
-    trained = train.partial(prepared=prepared).expand(family=model_families(prepared))
-    register(evaluate(trained))
+    prepared = tasks.features(tasks.preprocess(tasks.merge(tasks.validate(tasks.start()))))
+    trained = tasks.train.partial(prepared=prepared).expand(family=tasks.model_families(prepared))
+    tasks.register(tasks.evaluate(trained))
 
 
 churn_training()

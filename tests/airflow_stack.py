@@ -1,10 +1,11 @@
 """Real Airflow processes for the integration tests and benchmarks: api-server, scheduler and dag-processor.
 
 :func:`running_stack` (the integration tests' ``airflow_stack`` fixture) gives a fresh
-``AIRFLOW_HOME`` with a LocalExecutor, a fresh metadata DB (a throwaway PostgreSQL database when
-a server answers on 127.0.0.1:5432 and a driver is installed, else SQLite), a fresh ``CHURNOPS_HOME`` and a churnops config, all
-passed to the processes through their environment. The processes run in their own sessions
-and are always stopped, with every task process they started, when the module ends.
+``AIRFLOW_HOME`` with a LocalExecutor, a fresh metadata DB (a throwaway PostgreSQL database when a
+server answers on 127.0.0.1:5432 and a driver is installed, else SQLite), a fresh ``CHURNOPS_HOME``
+and a churnops config, all passed to the processes through their environment. The processes run
+in their own sessions and are always stopped, with every task process they started, when the
+module ends.
 """
 
 from __future__ import annotations

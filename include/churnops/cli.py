@@ -213,6 +213,14 @@ def _rollback(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``churnops`` command and print its result (JSON with ``--json``).
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0, or 2 for bad input (the error on stderr in one line).
+    """
     args = _parser().parse_args(argv)
     from churnops.errors import ChurnopsInputError
 
@@ -249,13 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _quiet_libraries() -> None:
-    """Keep stderr for churnops' own messages: library chatter only with ``--verbose``."""
+    """Keep stderr for churnops' own messages: the libraries' logs only with ``--verbose``.
+
+    Warnings are not silenced: one that reaches the command line is something to fix.
+    """
     import logging
-    import warnings
 
     for name in ("mlflow", "alembic", "lightgbm"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
 
 
 if __name__ == "__main__":

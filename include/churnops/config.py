@@ -30,8 +30,8 @@ __all__ = [
 PACKAGE_DIR = Path(__file__).resolve().parent
 """The ``churnops`` package folder: shipped in every logged model's ``code_paths``."""
 DEFAULT_CONFIG_PATH = PACKAGE_DIR.parent / "config" / "telco.yaml"
-MODEL_FAMILIES = ("logistic_regression", "random_forest", "xgboost", "lightgbm")
 ModelFamily = Literal["logistic_regression", "random_forest", "xgboost", "lightgbm"]
+MODEL_FAMILIES: tuple[ModelFamily, ...] = ("logistic_regression", "random_forest", "xgboost", "lightgbm")
 
 
 class ConfigError(ChurnopsInputError):
@@ -239,6 +239,12 @@ class TrackingConfig(_Strict):
 
 
 class ChurnopsConfig(_Strict):
+    """The whole configuration: the dataset, its checks and features, and every stage's settings.
+
+    Frozen and strict: unknown keys are rejected, and a copy with other values is made with
+    :meth:`with_training` (or pydantic's ``model_copy``).
+    """
+
     dataset: DatasetConfig
     validation: ValidationConfig = ValidationConfig()
     features: FeaturesConfig = FeaturesConfig()
@@ -272,7 +278,17 @@ class ChurnopsConfig(_Strict):
         return self.tracking.experiment_name or f"churnops-{self.dataset.name}"
 
     def with_training(self, **changes: Any) -> ChurnopsConfig:
-        """A copy with some training keys replaced (e.g. from DAG Params), re-validated."""
+        """A copy with some training keys replaced (e.g. from DAG Params), re-validated.
+
+        Args:
+            **changes: ``training`` keys and their new values; a None value leaves the key as it is.
+
+        Returns:
+            The new config.
+
+        Raises:
+            ConfigError: the changed training section breaks the schema.
+        """
         data = self.model_dump(mode="json")
         data["training"].update({k: v for k, v in changes.items() if v is not None})
         try:
@@ -282,13 +298,26 @@ class ChurnopsConfig(_Strict):
 
 
 def resolve_config_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """``path``, else ``$CHURNOPS_CONFIG``, else the bundled Telco config."""
+    """``path``, else ``$CHURNOPS_CONFIG``, else the bundled Telco config.
+
+    Args:
+        path: a config file, or None (or empty) for the default.
+
+    Returns:
+        The chosen path, absolute (``~`` expanded, symlinks resolved).
+    """
     chosen = path or os.environ.get("CHURNOPS_CONFIG") or DEFAULT_CONFIG_PATH
     return Path(chosen).expanduser().resolve()
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
     """Load and validate a config file; source paths become absolute.
+
+    Args:
+        path: the YAML file; None picks one as :func:`resolve_config_path` does.
+
+    Returns:
+        The validated config, with each source path resolved against the file's folder.
 
     Raises:
         ConfigError: the file is missing, is not YAML, or breaks the schema.

@@ -20,6 +20,12 @@ def parse_day(value: str | date) -> date:
     Partitions are built from the parsed date, never from the raw string, so a value like
     ``../../etc`` cannot point outside ``$CHURNOPS_HOME``.
 
+    Args:
+        value: ``YYYY-MM-DD`` text (only its first ten characters are read), a datetime or a date.
+
+    Returns:
+        The day.
+
     Raises:
         ChurnopsInputError: ``value`` is not a date.
     """
@@ -34,13 +40,29 @@ def parse_day(value: str | date) -> date:
 
 
 def trailing_days(last: date | str, count: int) -> list[date]:
-    """The ``count`` days ending with ``last``, oldest first."""
+    """The ``count`` days ending with ``last``, oldest first.
+
+    Args:
+        last: the last day of the window (a date or ``YYYY-MM-DD``).
+        count: how many days.
+
+    Returns:
+        The days, oldest first (empty when ``count`` is 0).
+    """
     last = parse_day(last)
     return [last - timedelta(days=k) for k in range(count - 1, -1, -1)]
 
 
 def matured_days(config: ChurnopsConfig, day: date | str) -> list[date]:
-    """Label days that have matured by ``day``: the trailing window ending ``label_delay_days`` earlier."""
+    """Label days that have matured by ``day``: the trailing window ending ``label_delay_days`` earlier.
+
+    Args:
+        config: ``monitoring.label_delay_days`` and ``monitoring.label_window_days``.
+        day: the monitored day (a date or ``YYYY-MM-DD``).
+
+    Returns:
+        ``label_window_days`` days, oldest first, the last one ``label_delay_days`` before ``day``.
+    """
     day = parse_day(day)
     monitoring = config.monitoring
     return trailing_days(day - timedelta(days=monitoring.label_delay_days), monitoring.label_window_days)

@@ -20,7 +20,11 @@ CRASH_AT_ENV = "CHURNOPS_CRASH_AT"
 
 
 def crash_point(name: str) -> None:
-    """SIGKILL this process the first time it reaches ``name`` if ``$CHURNOPS_CRASH_AT`` lists it."""
+    """SIGKILL this process the first time it reaches ``name`` if ``$CHURNOPS_CRASH_AT`` lists it.
+
+    Args:
+        name: the crash point, e.g. ``register:after_version``.
+    """
     points = os.environ.get(CRASH_AT_ENV)
     if not points or name not in points.split(","):
         return

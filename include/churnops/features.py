@@ -7,6 +7,7 @@ and serving and monitoring never re-implement a feature.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,12 @@ def text_categorical(series: pd.Series) -> pd.Categorical:
     string dtype), for categoricals and for plain numeric or boolean columns, where equal values
     always read the same; other columns (mixed objects, where ``1`` and ``True`` are equal but
     read differently, or extension dtypes) are mapped cell by cell first.
+
+    Args:
+        series: a categorical column as read (any dtype).
+
+    Returns:
+        One label per cell, :data:`MISSING` for missing and blank cells.
     """
     dtype = series.dtype
     text_column = False
@@ -63,11 +70,13 @@ def text_categorical(series: pd.Series) -> pd.Categorical:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         uniques = np.asarray(uniques, dtype=object)
     else:
-        codes, uniques = _factorize_text(series)
-        text_column = uniques is not None
-        if not text_column:
+        codes, text_uniques = _factorize_text(series)
+        text_column = text_uniques is not None
+        if text_uniques is None:
             codes, uniques = pd.factorize(series.map(_text), use_na_sentinel=True)
             uniques = np.asarray(uniques, dtype=object)
+        else:
+            uniques = text_uniques
     labels = [_text(value) for value in uniques.tolist()]
     null = codes < 0
     if null.any():
@@ -107,7 +116,7 @@ def _texts(series: pd.Series) -> pd.Series:
     return pd.Series(out, index=series.index, name=series.name, dtype=object)
 
 
-def _require_columns(X: pd.DataFrame, columns: Any) -> None:
+def _require_columns(X: pd.DataFrame, columns: Iterable[str]) -> None:
     # The error a caller sees for a row without a feature column, serving included (no input schema).
     missing = [c for c in columns if c not in X.columns]
     if missing:
@@ -120,7 +129,7 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
     Tolerates what callers actually send: numbers as strings (``"29.85"``), blanks,
     ints for flag columns, and extra columns (dropped).
 
-    Parameters:
+    Args:
         numeric: numeric input columns.
         categorical: categorical input columns.
         as_category: return categorical columns as pandas categoricals (labels as categories)
@@ -170,7 +179,7 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
 class DerivedFeatures(TransformerMixin, BaseEstimator):
     """Add config-declared features to a coerced frame.
 
-    Parameters:
+    Args:
         specs: derived-feature specs as plain dicts (``kind`` ratio, count_equal or bins),
             as in the ``features.derived`` config section.
     """
@@ -248,7 +257,7 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
     up in a Python dict, a second per 200,000 rows across Telco's columns, more than the
     models themselves take to predict.
 
-    Parameters:
+    Args:
         encoding: ``onehot`` (a 0/1 column per category; an unseen category is an all-zero
             row, for linear models) or ``ordinal`` (one column of category indexes in sorted
             order; an unseen category is NaN, which tree ensembles route as missing).
@@ -329,6 +338,9 @@ def build_preprocessor(config: ChurnopsConfig, encoding: str = "onehot") -> Pipe
         encoding: how categories become numbers (see :class:`CategoryEncoder`): ``onehot``
             for linear models, ``ordinal`` for tree ensembles (as good on Telco, and a fraction
             of the columns to build and to walk at prediction time).
+
+    Returns:
+        The unfitted pipeline (``coerce``, ``derive``, ``encode``).
     """
     ds = config.dataset
     derived_numeric, derived_categorical = derived_columns(config)

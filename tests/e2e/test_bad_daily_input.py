@@ -84,7 +84,7 @@ class _Trap:
         self.marker = marker
 
     def __reduce__(self):
-        return (open, (str(self.marker), "w"))
+        return (Path.touch, (Path(self.marker),))
 
 
 def pickle_trap(folder: Path, frame: pd.DataFrame) -> None:

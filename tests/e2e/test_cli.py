@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_validate_passes_on_telco_and_prints_json(capsys, churnops_home):
     assert code == 0, err
     assert result["passed"] is True
     assert result["rows"] == {"customers": 4930, "services": 4930, "accounts": 4930}
-    report = json.loads(open(result["validation_report"]).read())
+    report = json.loads(Path(result["validation_report"]).read_text(encoding="utf-8"))
     assert report["passed"] and all(s["passed"] for s in report["sources"].values())
 
 

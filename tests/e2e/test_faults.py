@@ -73,7 +73,7 @@ def test_a_killed_monitoring_run_publishes_nothing_and_its_rerun_equals_an_unint
         time.sleep(0.05)
     assert victim.poll() is None, f"the run ended before it could be killed: {victim.communicate()}"
     victim.send_signal(signal.SIGKILL)
-    victim.wait(30)
+    victim.communicate(timeout=30)  # reaps it and closes its pipes
     assert not predictions.exists(), "a killed run must not publish predictions"
     assert not (home / "reports" / f"date={DAY}" / "drift_report.json").exists()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ import pandas as pd
 from churnops.config import ChurnopsConfig, Source
 from churnops.data.values import as_text_series
 from churnops.errors import ChurnopsInputError
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 __all__ = [
     "SPLIT_COLUMN",
@@ -34,7 +38,12 @@ SPLIT_COLUMN = "churnops_split"
 
 
 class SourceReadError(ChurnopsInputError):
-    """A raw source could not be read as a table."""
+    """A raw source could not be read as a table.
+
+    Args:
+        source: the source's name (kept as ``self.source``).
+        message: what went wrong.
+    """
 
     def __init__(self, source: str, message: str) -> None:
         super().__init__(f"source {source!r}: {message}")
@@ -46,6 +55,12 @@ def read_source(source: Source) -> pd.DataFrame:
 
     CSV cells are kept as text so that type checks can tell an unparsable value from a
     blank one; :func:`coerce_types` does the conversion.
+
+    Returns:
+        The table; an empty frame for an empty CSV file.
+
+    Raises:
+        SourceReadError: the file is missing or cannot be read as CSV or Parquet.
     """
     path = Path(source.path)
     if not path.is_file():
@@ -68,6 +83,13 @@ def csv_cut_short(path: Path, tail_bytes: int = 1 << 16) -> str | None:
     the first and last ``tail_bytes`` are read. No claim is made where it cannot be told from a
     complete file: a final line end, a last line with a quote (it may close a field spanning
     lines), a header or last line longer than ``tail_bytes``, or lines that csv cannot split.
+
+    Args:
+        path: a CSV file.
+        tail_bytes: how many bytes to read at each end.
+
+    Returns:
+        A one-line explanation, or None when the file does not look cut short.
     """
     import csv
 
@@ -108,6 +130,20 @@ def iter_source(
     starts at a multiple of ``chunk_rows`` therefore gets exactly the chunks a whole-file read
     gives for those rows. Parquet skips the row groups before ``start``; CSV skips its lines
     unparsed. An empty file yields nothing.
+
+    Args:
+        source: the file to read.
+        chunk_rows: rows per chunk (at least 1).
+        columns: the columns to read (default: all).
+        start: first row of the slice.
+        stop: row after the slice's last (default: the end of the file).
+
+    Yields:
+        Frames of ``chunk_rows`` rows (the last one shorter), indexed by row number in the file.
+
+    Raises:
+        ValueError: ``chunk_rows`` is below 1 or ``[start, stop)`` is not a row range.
+        SourceReadError: the file is missing or cannot be read (a requested column it lacks included).
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
@@ -161,7 +197,8 @@ def _iter_parquet(
     if start >= stop:
         return
     # The row groups holding [start, stop), and how many rows of the first to skip.
-    groups, offset = [], 0
+    groups: list[int] = []
+    offset = 0
     for group in range(probe.metadata.num_row_groups):
         size = probe.metadata.row_group(group).num_rows
         if offset + size > start and offset < stop:
@@ -222,7 +259,7 @@ def _expand_dictionaries(frame: pd.DataFrame, columns: list[str]) -> pd.DataFram
         values = frame[name]
         if name in columns:  # a Categorical; code -1 (missing) picks the appended None
             codes, categories = values.array.codes, values.array.categories.to_numpy(dtype=object)
-            values = pd.Series(np.append(categories, None)[codes], index=frame.index, name=name, dtype=object)
+            values = pd.Series(np.append(categories, [None])[codes], index=frame.index, name=name, dtype=object)
         expanded[name] = values
     # One new frame rather than column-by-column assignment, which re-slices blocks each time.
     out = pd.DataFrame(expanded, index=frame.index, copy=False)
@@ -231,7 +268,7 @@ def _expand_dictionaries(frame: pd.DataFrame, columns: list[str]) -> pd.DataFram
     return out
 
 
-def _small_dictionary_columns(handle: object) -> list[str]:
+def _small_dictionary_columns(handle: pq.ParquetFile) -> list[str]:
     """Plain text data columns whose every row group is dictionary-encoded with a small dictionary."""
     import pyarrow as pa
 
@@ -262,9 +299,17 @@ def _small_dictionary_columns(handle: object) -> list[str]:
 def merge_sources(frames: dict[str, pd.DataFrame], id_column: str) -> tuple[pd.DataFrame, dict]:
     """Inner-join typed sources on the id; report ids each source loses in the join.
 
+    Args:
+        frames: typed sources by name, joined in this order.
+        id_column: the id column every source has.
+
     Returns:
         The merged frame (sorted by id, so row order never depends on file order) and a
         report ``{source: {"rows", "unmatched", "unmatched_fraction", "unmatched_sample"}}``.
+
+    Raises:
+        ValueError: a source repeats a column (other than the id) of an earlier one.
+        pandas.errors.MergeError: an id repeats within a source (the join is one-to-one).
     """
     names = list(frames)
     merged = frames[names[0]]
@@ -292,6 +337,14 @@ def assign_split(ids: pd.Series, test_fraction: float, salt: str) -> pd.Series:
 
     The same id lands in the same split on every run and machine, whatever the row order
     or the other rows, so a holdout customer never leaks into a later training set.
+
+    Args:
+        ids: the id column.
+        test_fraction: the expected share of ``"test"``.
+        salt: prefix of every hashed id (the dataset's name).
+
+    Returns:
+        ``"test"`` or ``"train"`` for each id, on ``ids``' index.
     """
 
     def bucket(value: object) -> float:
@@ -303,12 +356,21 @@ def assign_split(ids: pd.Series, test_fraction: float, salt: str) -> pd.Series:
 
 
 def label_vector(frame: pd.DataFrame, config: ChurnopsConfig) -> np.ndarray:
-    """1 where the target equals the positive label (compared as str), else 0."""
+    """1 where the target equals the positive label (compared as str), else 0.
+
+    Args:
+        frame: rows with the target column.
+        config: the target column and the positive label.
+
+    Returns:
+        An int64 array, one value per row (a missing target is 0).
+    """
     target = as_text_series(frame[config.dataset.target])
     return (target == config.dataset.positive_label).to_numpy(dtype=np.int64)
 
 
 def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (read a mebibyte at a time)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -1,7 +1,9 @@
 """Where churnops keeps files: day partitions, atomic writers, JSON records and the quarantine.
 
-Readers never see a half-written file: every writer here writes a temporary file beside the
-target and moves it into place only when complete.
+The Parquet writers (:func:`replaced_atomically`, :func:`atomic_parquet_writer`,
+:func:`write_parquet`) write a temporary file beside the target and move it into place only
+when complete, so readers never see half a table; :func:`write_json` and the quarantine's
+``reason.json`` are written in place.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from churnops.config import Source, churnops_home
 from churnops.data.sources import file_sha256
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from churnops.data.validation import Finding
 
 
@@ -35,11 +41,28 @@ __all__ = [
 
 
 def partition(kind: str, day: date) -> Path:
+    """A day's folder of one kind of data under ``$CHURNOPS_HOME``.
+
+    Args:
+        kind: the kind, as a relative folder (``incoming``, ``labels``, ``work/monitoring``, …).
+        day: the day.
+
+    Returns:
+        ``$CHURNOPS_HOME/<kind>/date=YYYY-MM-DD`` (not created).
+    """
     return churnops_home() / kind / f"date={day.isoformat()}"
 
 
 def write_json(path: Path, payload: Any) -> Path:
-    """Write ``payload`` as indented JSON (parents created); return the path."""
+    """Write ``payload`` as indented JSON (parents created); return the path.
+
+    Args:
+        path: the file to write.
+        payload: JSON-like data; other values (dates, paths) are written as their ``str``.
+
+    Returns:
+        ``path``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     return path
@@ -64,13 +87,21 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_parquet_writer(path: Path, schema: Any, **options: Any) -> Iterator[Any]:
+def atomic_parquet_writer(path: Path, schema: pa.Schema, **options: Any) -> Iterator[pq.ParquetWriter]:
     """A ``pyarrow.parquet.ParquetWriter`` on a temporary file that replaces ``path`` only on success.
 
     Readers never see a half-written file, and a failure leaves the previous file (if any) in
     place. ``options`` go to the writer; ``store_schema=False`` (simulated days) keeps the Arrow
     schema out of the footer, so readers see plain string columns although they are written
     dictionary-encoded.
+
+    Args:
+        path: the Parquet file to replace.
+        schema: the Arrow schema of the tables written.
+        **options: keyword arguments of ``pyarrow.parquet.ParquetWriter``.
+
+    Yields:
+        The open writer; it is closed when the block ends.
     """
     import pyarrow.parquet as pq
 
@@ -82,14 +113,29 @@ def atomic_parquet_writer(path: Path, schema: Any, **options: Any) -> Iterator[A
             writer.close()
 
 
-def write_parquet(frame: Any, path: Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` (without its index) as Parquet, replacing ``path`` only when complete.
 
+    Args:
+        frame: the rows to write.
+        path: the Parquet file (parent folders are created).
+    """
     with replaced_atomically(path) as temporary:
         frame.to_parquet(temporary, index=False)
 
 
 def quarantine(source: Source, findings: list[Finding], destination: Path, context: dict) -> Path:
-    """Copy the offending file (bytes untouched) and a ``reason.json`` into ``destination``."""
+    """Copy the offending file (bytes untouched) and a ``reason.json`` into ``destination``.
+
+    Args:
+        source: the rejected source (a missing file is recorded without a copy).
+        findings: why it was rejected.
+        destination: the quarantine folder (created).
+        context: more keys for ``reason.json`` (the step, the run, the message).
+
+    Returns:
+        ``destination``.
+    """
     destination.mkdir(parents=True, exist_ok=True)
     path = Path(source.path)
     copied = None

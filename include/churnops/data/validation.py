@@ -1,8 +1,8 @@
-"""Checks on raw sources, and quarantine of what fails them.
+"""Checks on raw sources: the rules a source or a day's batch must pass.
 
 Each check yields :class:`Finding` objects that name the source, the column and the
-rule; any finding rejects the source. A rejected file is copied, untouched, into
-``$CHURNOPS_HOME/quarantine/`` beside a ``reason.json``.
+rule; any finding rejects the source. Callers quarantine a rejected file
+(:func:`churnops.data.storage.quarantine`: copied, untouched, beside a ``reason.json``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Finding:
+    """One broken rule: where (source, column) and which rule, with a message for people.
+
+    Attributes:
+        source: the source's name (``*`` for a rule about all sources together).
+        column: the column concerned, or None for a rule about the whole file.
+        rule: the rule's name, e.g. ``max_null_fraction``.
+        message: what was found.
+    """
+
     source: str
     column: str | None
     rule: str
@@ -50,7 +59,12 @@ class Finding:
 
 
 class DataValidationError(ChurnopsInputError):
-    """Raised when a source breaks a rule; carries every finding and the quarantine folder."""
+    """Raised when a source breaks a rule; carries every finding and the quarantine folder.
+
+    Args:
+        findings: every broken rule (at least one); the message names the first.
+        quarantine_dir: where the rejected input was copied, if it was.
+    """
 
     def __init__(self, findings: list[Finding], quarantine_dir: Path | None = None) -> None:
         self.findings = findings
@@ -61,7 +75,16 @@ class DataValidationError(ChurnopsInputError):
 
 
 def validate_frame(frame: pd.DataFrame, source: Source, config: ChurnopsConfig) -> list[Finding]:
-    """All rule violations of one raw (untyped) source frame; empty when it passes."""
+    """All rule violations of one raw (untyped) source frame; empty when it passes.
+
+    Args:
+        frame: the source as read (:func:`~churnops.data.sources.read_source`).
+        source: the source the frame was read from.
+        config: the dataset and its validation rules.
+
+    Returns:
+        The findings.
+    """
     return validate_chunks(lambda: [frame], source, config)
 
 
@@ -74,6 +97,14 @@ def validate_chunks(
     64-bit hash of each value (8 bytes a row), so a repeated id is found across chunks without
     holding the ids themselves. ``chunks`` is called once, and a second time only to name
     examples of repeated ids.
+
+    Args:
+        chunks: reads the source (again, on each call) as raw chunks.
+        source: the source the chunks are read from.
+        config: the dataset and its validation rules.
+
+    Returns:
+        The findings; empty when the source passes.
     """
     tally = Tally.for_config(config)
     for chunk in chunks():
@@ -82,7 +113,17 @@ def validate_chunks(
 
 
 def shape_findings(columns: list[str] | None, rows: int, source: Source, config: ChurnopsConfig) -> list[Finding]:
-    """The rules that need only a file's columns and row count: not empty, ``min_rows``, required columns."""
+    """The rules that need only a file's columns and row count: not empty, ``min_rows``, required columns.
+
+    Args:
+        columns: the file's columns (None or empty: no columns, an empty file).
+        rows: the file's row count.
+        source: the source, with the columns it must provide.
+        config: the id column and ``validation.min_rows``.
+
+    Returns:
+        The findings; only ``not_empty`` for a file without columns or rows.
+    """
     ds, rules = config.dataset, config.validation
     if not columns or rows == 0:
         return [Finding(source.name, None, "not_empty", "the file has no rows")]
@@ -100,6 +141,14 @@ def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding],
     Parquet: the footer only. CSV: the header, then the lines counted in chunks of one column
     (which also finds a file that cannot be decoded or parsed). The row rules (types, ranges,
     nulls, unique ids, labels) need the rows: :class:`Tally` gathers them as the rows are read.
+
+    Args:
+        source: the file to probe.
+        config: the dataset and its validation rules.
+
+    Returns:
+        The findings (a file that cannot be read is a ``readable`` finding) and the row count
+        (0 when unreadable).
     """
     import pyarrow.parquet as pq
 
@@ -135,7 +184,14 @@ def tally_findings(
 ) -> list[Finding]:
     """The findings of a source from its :class:`Tally` (of every row, possibly merged from shards).
 
-    ``chunks`` reads the source again, only to name examples of repeated ids.
+    Args:
+        tally: the counts of every row of the source.
+        source: the source the tally was gathered from.
+        config: the dataset and its validation rules.
+        chunks: reads the source again, only to name examples of repeated ids.
+
+    Returns:
+        The findings; empty when the source passes.
     """
     ds, rules = config.dataset, config.validation
     found = shape_findings(tally.columns, tally.rows, source, config)
@@ -143,7 +199,8 @@ def tally_findings(
     def fail(column: str | None, rule: str, message: str) -> None:
         found.append(Finding(source.name, column, rule, message))
 
-    if any(f.rule == "not_empty" for f in found) or ds.id_column not in tally.columns:
+    # shape_findings reports an untallied source (columns None) as not_empty.
+    if tally.columns is None or any(f.rule == "not_empty" for f in found) or ds.id_column not in tally.columns:
         return found
 
     if tally.null_ids:
@@ -187,6 +244,13 @@ class Tally:
 
     Shards of one file each gather a tally of their rows; merged in file order
     (:meth:`merge`) they give exactly the tally, and so the findings, of the whole file.
+
+    Args:
+        features: the feature columns (nulls counted).
+        numeric: the numeric features among them (parsed, checked for infinities and ranges).
+        ranges: allowed ranges by column (``validation.ranges``).
+        id_column: the id column (ids hashed, missing ones counted).
+        target: the target column (labels gathered, missing ones counted).
     """
 
     def __init__(
@@ -206,13 +270,18 @@ class Tally:
 
     @classmethod
     def for_config(cls, config: ChurnopsConfig) -> Tally:
+        """An empty tally for the config's dataset and rules."""
         ds = config.dataset
         return cls(ds.feature_columns, ds.numeric_features, config.validation.ranges, ds.id_column, ds.target)
 
     _COUNTS = ("nulls", "not_numbers", "infinite")
 
     def merge(self, later: Tally) -> Tally:
-        """This tally followed by ``later`` (the next rows of the same file)."""
+        """This tally followed by ``later`` (the next rows of the same file).
+
+        Returns:
+            This tally, updated in place.
+        """
         self.columns = self.columns if self.columns is not None else later.columns
         self.rows += later.rows
         self.null_ids += later.null_ids
@@ -233,7 +302,11 @@ class Tally:
         return self
 
     def save(self, path: Path) -> Path:
-        """``path`` (JSON) and ``path`` + ``.ids.npy`` (the id hashes): for a task to pass on by path."""
+        """Write ``path`` (JSON) and ``path`` + ``.ids.npy`` (the id hashes): for a task to pass on by path.
+
+        Returns:
+            ``path``.
+        """
         with replaced_atomically(Path(f"{path}.ids.npy")) as temporary, open(temporary, "wb") as handle:
             np.save(handle, np.concatenate(self.id_hashes))  # to a handle: np.save would append ".npy" to a name
         payload = {
@@ -254,6 +327,15 @@ class Tally:
 
     @classmethod
     def load(cls, path: Path, config: ChurnopsConfig) -> Tally:
+        """The tally :meth:`save` wrote to ``path``, for the config's dataset and rules.
+
+        Args:
+            path: the JSON file (its id hashes beside it).
+            config: the dataset and its validation rules.
+
+        Returns:
+            The tally as saved.
+        """
         tally = cls.for_config(config)
         payload = json.loads(path.read_text(encoding="utf-8"))
         labels = payload.pop("labels")
@@ -264,6 +346,7 @@ class Tally:
         return tally
 
     def add(self, chunk: pd.DataFrame) -> None:
+        """Count the next chunk of raw rows (the first one also sets the file's columns)."""
         id_column, target = self.id_column, self.target
         if self.columns is None:
             self.columns = list(chunk.columns)
@@ -310,6 +393,16 @@ class Tally:
             tally[0] += len(outside)
 
     def numeric_findings(self, column: str, source: Source, config: ChurnopsConfig) -> list[Finding]:
+        """The findings of one numeric column: values that are not numbers, infinite, or out of range.
+
+        Args:
+            column: a numeric feature column.
+            source: the source the tally was gathered from.
+            config: the column's range (``validation.ranges``).
+
+        Returns:
+            The findings; empty when the column passes.
+        """
         found = []
         if self.not_numbers.get(column):
             found.append(
@@ -370,7 +463,15 @@ def cut_short_findings(source: Source) -> list[Finding]:
 
 
 def validate_source(source: Source, config: ChurnopsConfig) -> tuple[pd.DataFrame, list[Finding]]:
-    """Read and check one source; an unreadable file is a finding, not a crash."""
+    """Read and check one source; an unreadable file is a finding, not a crash.
+
+    Args:
+        source: the file to check.
+        config: the dataset and its validation rules.
+
+    Returns:
+        The frame as read (empty when unreadable) and its findings.
+    """
     try:
         frame = read_source(source)
     except SourceReadError as exc:
@@ -379,7 +480,16 @@ def validate_source(source: Source, config: ChurnopsConfig) -> tuple[pd.DataFram
 
 
 def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows: int) -> list[Finding]:
-    """:func:`validate_source`'s findings, reading the file ``chunk_rows`` rows at a time (no frame returned)."""
+    """:func:`validate_source`'s findings, reading the file ``chunk_rows`` rows at a time (no frame returned).
+
+    Args:
+        source: the file to check.
+        config: the dataset and its validation rules.
+        chunk_rows: rows read at a time.
+
+    Returns:
+        The findings; empty when the source passes.
+    """
     try:
         return cut_short_findings(source) + validate_chunks(lambda: iter_source(source, chunk_rows), source, config)
     except SourceReadError as exc:

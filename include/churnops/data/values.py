@@ -112,6 +112,16 @@ def coerce_types(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
     Blank cells and common null tokens become missing values; values that do not parse as
     numbers also become missing (validation reports them before this is used for training).
     Other columns are copied as they are.
+
+    Args:
+        frame: raw rows (text from CSV, or typed Parquet columns).
+        dataset: which columns are numeric features, categorical features, the id and the target.
+
+    Returns:
+        A new frame with the same columns and index.
+
+    Raises:
+        ValueError: ``frame`` repeats a column name.
     """
     numeric = set(dataset.numeric_features)
     text = {dataset.id_column, dataset.target, *dataset.categorical_features}

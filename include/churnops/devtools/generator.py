@@ -153,6 +153,7 @@ class Chunk:
 
     @staticmethod
     def concat(chunks: list[Chunk]) -> Chunk:
+        """Consecutive chunks of one day as one (the first chunk's start and flip rate)."""
         return Chunk(
             start=chunks[0].start,
             source_rows=np.concatenate([c.source_rows for c in chunks]),
@@ -165,6 +166,18 @@ class Chunk:
 
 
 def prepare(frame: pd.DataFrame, config: ChurnopsConfig) -> Prepared:
+    """The population as arrays for drawing days: numeric columns, category codes, labels and the scenarios' masks.
+
+    Args:
+        frame: the population (id, feature and target columns); rows without a target are left out.
+        config: the dataset's columns and labels.
+
+    Returns:
+        The prepared population.
+
+    Raises:
+        ChurnopsInputError: a column is missing, no row has a target, or the target is not binary.
+    """
     ds = config.dataset
     missing = [c for c in (ds.id_column, *ds.feature_columns, ds.target) if c not in frame.columns]
     if missing:
@@ -235,6 +248,17 @@ def prepare(frame: pd.DataFrame, config: ChurnopsConfig) -> Prepared:
 
 
 def check_arguments(scenario: str, rows: int, seed: int, chunk_rows: int) -> None:
+    """Refuse a day's arguments before anything is drawn or written.
+
+    Args:
+        scenario: one of :data:`SCENARIOS`.
+        rows: the day's rows (at least 1).
+        seed: the base seed (non-negative).
+        chunk_rows: rows per chunk (at least 1).
+
+    Raises:
+        ValueError: an argument is out of range.
+    """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose one of {list(SCENARIOS)}")
     if rows < 1:
@@ -248,7 +272,23 @@ def check_arguments(scenario: str, rows: int, seed: int, chunk_rows: int) -> Non
 def day_chunks(
     prepared: Prepared, day: date, rows: int, scenario: str, seed: int, intensity: float, chunk_rows: int
 ) -> Iterator[Chunk]:
-    """The day's rows, ``chunk_rows`` at a time, each chunk seeded on its own."""
+    """The day's rows, ``chunk_rows`` at a time, each chunk seeded on its own.
+
+    Args:
+        prepared: the population (:func:`prepare`).
+        day: the day (seeds its rows).
+        rows: the day's rows.
+        scenario: one of :data:`SCENARIOS` (seeds its rows once drifting).
+        seed: the base seed.
+        intensity: the drift's intensity on the day, in [0, 1].
+        chunk_rows: rows per chunk.
+
+    Yields:
+        The chunks, in order.
+
+    Raises:
+        ValueError: an argument is out of range (:func:`check_arguments`).
+    """
     check_arguments(scenario, rows, seed, chunk_rows)
     # At intensity 0 a drift scenario is the stable one, seeds included: a drift run then
     # shares its pre-drift history with the stable run byte for byte.
@@ -308,7 +348,8 @@ def generate(
 
     original = prepared.positive[source]
     positive = original.copy()
-    if concept and prepared.low_risk is not None:
+    # prepare() finds both risk groups or neither (both come from the contract and tenure columns).
+    if concept and prepared.low_risk is not None and prepared.high_risk is not None:
         u = rng.random(size)
         positive[prepared.low_risk[source] & (u < LOW_RISK_CHURN * intensity)] = True
         positive[prepared.high_risk[source] & (u < HIGH_RISK_STAY * intensity)] = False
@@ -345,7 +386,15 @@ def flips(rng: np.random.Generator, positive: np.ndarray, rate: float) -> np.nda
 
 
 def row_ids(day: date, chunk: Chunk) -> pa.StringArray:
-    """``YYYYMMDD-NNNNNNNN`` ids built as bytes (no Python string per row)."""
+    """``YYYYMMDD-NNNNNNNN`` ids built as bytes (no Python string per row).
+
+    Args:
+        day: the day (the ids' prefix).
+        chunk: the rows (numbered from ``chunk.start``).
+
+    Returns:
+        One id per row; more than eight digits only when the day has that many rows.
+    """
     first, size = chunk.start, len(chunk)
     width = max(8, len(str(first + size - 1)))
     prefix = np.frombuffer(f"{day:%Y%m%d}-".encode(), dtype=np.uint8)
@@ -367,6 +416,16 @@ def dictionary_array(codes: np.ndarray, categories: np.ndarray) -> pa.Dictionary
 
 
 def batch_table(prepared: Prepared, day: date, chunk: Chunk) -> pa.Table:
+    """The chunk's batch rows (id and features) as an Arrow table of ``prepared.batch_schema``.
+
+    Args:
+        prepared: the population.
+        day: the day (the ids' prefix).
+        chunk: the rows.
+
+    Returns:
+        The table; categorical columns are dictionary-encoded.
+    """
     arrays = [row_ids(day, chunk)]
     arrays += [pa.array(chunk.numeric[c], type=pa.float64(), from_pandas=True) for c in prepared.numeric]
     arrays += [
@@ -376,6 +435,16 @@ def batch_table(prepared: Prepared, day: date, chunk: Chunk) -> pa.Table:
 
 
 def labels_table(prepared: Prepared, day: date, chunk: Chunk) -> pa.Table:
+    """The chunk's labels (id and target, with the dataset's label values) as an Arrow table.
+
+    Args:
+        prepared: the population.
+        day: the day (the ids' prefix).
+        chunk: the rows.
+
+    Returns:
+        The table, of ``prepared.labels_schema``.
+    """
     labels = np.array([prepared.negative_label, prepared.positive_label], dtype=object)
     return pa.Table.from_arrays(
         [row_ids(day, chunk), dictionary_array(chunk.positive.astype(np.int32), labels)], schema=prepared.labels_schema
@@ -383,16 +452,36 @@ def labels_table(prepared: Prepared, day: date, chunk: Chunk) -> pa.Table:
 
 
 def batch_frame(prepared: Prepared, ids: np.ndarray, chunk: Chunk) -> pd.DataFrame:
+    """The chunk's batch rows (id and features) as a frame.
+
+    Args:
+        prepared: the population.
+        ids: the rows' ids (:func:`row_ids`, as an object array).
+        chunk: the rows.
+
+    Returns:
+        The frame; categories are str, None where missing.
+    """
     columns: dict[str, np.ndarray] = {prepared.id_column: ids}
     columns.update(chunk.numeric)
     for column, (codes, categories) in prepared.categorical.items():
         # Code -1 (missing) picks the appended None.
-        columns[column] = np.append(categories, None)[codes[chunk.source_rows]]
+        columns[column] = np.append(categories, [None])[codes[chunk.source_rows]]
     # copy=False also keeps one block per column: consolidating would copy them all.
     return pd.DataFrame(columns, copy=False)
 
 
 def labels_frame(prepared: Prepared, ids: np.ndarray, chunk: Chunk) -> pd.DataFrame:
+    """The chunk's labels (id and target, with the dataset's label values) as a frame.
+
+    Args:
+        prepared: the population.
+        ids: the rows' ids (a copy is used).
+        chunk: the rows.
+
+    Returns:
+        The frame.
+    """
     labels = np.array([prepared.negative_label, prepared.positive_label], dtype=object)
     # ids.copy(): the frames share the id strings but not the array, so editing one frame
     # in place never edits the other.

@@ -20,7 +20,16 @@ __all__ = [
 
 
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> float:
-    """Weighted mean |observed rate − mean predicted probability| over equal-width bins."""
+    """Weighted mean |observed rate − mean predicted probability| over equal-width bins.
+
+    Args:
+        y_true: 0/1 labels.
+        proba: positive-class probabilities.
+        n_bins: bins over [0, 1] (a probability of 1 falls in the last).
+
+    Returns:
+        The expected calibration error, each bin weighted by its share of the rows.
+    """
     y_true, proba = np.asarray(y_true, dtype=float), np.asarray(proba, dtype=float)
     bins = np.minimum((proba * n_bins).astype(int), n_bins - 1)
     total = 0.0
@@ -31,7 +40,17 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Ranking, threshold and probability-quality metrics of positive-class probabilities."""
+    """Ranking, threshold and probability-quality metrics of positive-class probabilities.
+
+    Args:
+        y_true: 0/1 labels.
+        proba: positive-class probabilities.
+        threshold: the probability from which a row is predicted positive (F1, precision, recall, accuracy).
+
+    Returns:
+        ``roc_auc``, ``pr_auc``, ``f1``, ``precision``, ``recall``, ``accuracy``, ``log_loss``,
+        ``brier`` and ``ece``.
+    """
     y_true = np.asarray(y_true)
     predicted = (np.asarray(proba) >= threshold).astype(int)
     return {
@@ -48,7 +67,14 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: flo
 
 
 def feature_importance(model: Pipeline) -> pd.Series:
-    """Importance per encoded feature: |coefficient| for linear models, else the model's own."""
+    """Importance per encoded feature: |coefficient| for linear models, else the model's own.
+
+    Returns:
+        The importances by encoded feature name, largest first.
+
+    Raises:
+        TypeError: the estimator has neither ``feature_importances_`` nor ``coef_``.
+    """
     estimator = model.named_steps["model"]
     names = model.named_steps["features"].get_feature_names_out()
     if hasattr(estimator, "feature_importances_"):
@@ -61,7 +87,17 @@ def feature_importance(model: Pipeline) -> pd.Series:
 
 
 def diagnostic_figures(y_true: np.ndarray, proba: np.ndarray, importance: pd.Series, title: str) -> dict[str, Any]:
-    """Matplotlib figures keyed by artifact file name: ROC, PR, confusion, calibration, importance."""
+    """Matplotlib figures keyed by artifact file name: ROC, PR, confusion, calibration, importance.
+
+    Args:
+        y_true: 0/1 holdout labels.
+        proba: positive-class probabilities on the holdout.
+        importance: :func:`feature_importance` (the top 20 are drawn).
+        title: prefix of every figure's title (the family).
+
+    Returns:
+        The figures by file name (``roc_curve.png``, …); the caller closes them.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,7 +128,15 @@ def diagnostic_figures(y_true: np.ndarray, proba: np.ndarray, importance: pd.Ser
 
 
 def comparison_table(candidates: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per candidate, best CV ROC-AUC first."""
+    """One row per candidate, best CV ROC-AUC first.
+
+    Args:
+        candidates: the ``candidate`` dicts of the trained families.
+
+    Returns:
+        Columns ``family``, ``cv_roc_auc_mean``, ``cv_roc_auc_std``, ``test_<metric>`` and
+        ``run_id``, in :func:`choose_best`'s order.
+    """
     rows = [
         {
             "family": c["family"],
@@ -113,6 +157,15 @@ def choose_best(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The candidate with the highest mean CV ROC-AUC (ties: lower std), and why.
 
     The holdout is never used to choose: it stays an unbiased estimate of the chosen model.
+
+    Args:
+        candidates: the ``candidate`` dicts of the trained families.
+
+    Returns:
+        The chosen candidate and a sentence saying why.
+
+    Raises:
+        ValueError: there is no candidate.
     """
     if not candidates:
         raise ValueError("no candidate models to choose from")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -11,8 +11,11 @@ from sklearn.base import ClassifierMixin
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
-from churnops.config import ChurnopsConfig
+from churnops.config import ChurnopsConfig, ModelFamily
 from churnops.features import build_preprocessor
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
 
 __all__ = [
     "FitResult",
@@ -59,12 +62,22 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 def estimator_params(family: str, config: ChurnopsConfig, rows: int | None = None) -> dict[str, Any]:
     """Defaults for ``family`` with the config's overrides and the run's seed applied.
 
-    ``rows``: training rows; a random forest on more than ``training.forest_max_samples``
-    draws that many rows per tree.
+    Args:
+        family: one of :data:`~churnops.config.MODEL_FAMILIES`.
+        config: ``training.params``, ``training.seed`` and ``training.forest_max_samples``.
+        rows: training rows; a random forest on more than ``training.forest_max_samples``
+            draws that many rows per tree.
+
+    Returns:
+        The estimator's keyword arguments.
+
+    Raises:
+        ValueError: ``family`` is unknown.
     """
     if family not in DEFAULT_PARAMS:
         raise ValueError(f"unknown model family {family!r}; known: {sorted(DEFAULT_PARAMS)}")
-    params = {**DEFAULT_PARAMS[family], **config.training.params.get(family, {})}
+    # DEFAULT_PARAMS is keyed by exactly the ModelFamily names: past the check, family is one of them.
+    params = {**DEFAULT_PARAMS[family], **config.training.params.get(cast(ModelFamily, family), {})}
     params.setdefault("random_state", config.training.seed)
     cap = config.training.forest_max_samples
     if family == "random_forest" and rows is not None and rows > cap and params.get("bootstrap", True):
@@ -73,6 +86,18 @@ def estimator_params(family: str, config: ChurnopsConfig, rows: int | None = Non
 
 
 def build_estimator(family: str, params: dict[str, Any]) -> ClassifierMixin:
+    """The unfitted estimator of ``family``.
+
+    Args:
+        family: one of :data:`~churnops.config.MODEL_FAMILIES`.
+        params: its keyword arguments (:func:`estimator_params`).
+
+    Returns:
+        A scikit-learn classifier (XGBoost's and LightGBM's scikit-learn wrappers included).
+
+    Raises:
+        ValueError: ``family`` is unknown.
+    """
     # Imports stay local: each family pulls in its own heavy library only when used.
     if family == "logistic_regression":
         from sklearn.linear_model import LogisticRegression
@@ -104,18 +129,35 @@ ENCODING: dict[str, str] = {
 
 
 def build_model(family: str, config: ChurnopsConfig, rows: int | None = None) -> Pipeline:
-    """The unfitted pipeline logged to MLflow: raw merged rows in, class probabilities out."""
+    """The unfitted pipeline logged to MLflow: raw merged rows in, class probabilities out.
+
+    Args:
+        family: one of :data:`~churnops.config.MODEL_FAMILIES`.
+        config: the dataset's features and the training settings.
+        rows: training rows (see :func:`estimator_params`).
+
+    Returns:
+        The pipeline: ``features`` (:func:`~churnops.features.build_preprocessor`) then ``model``.
+    """
     estimator = build_estimator(family, estimator_params(family, config, rows))
     return Pipeline([("features", build_preprocessor(config, ENCODING[family])), ("model", estimator)])
 
 
 @dataclass(frozen=True)
 class FitResult:
+    """A fitted family and its cross-validation.
+
+    Attributes:
+        model: the pipeline fitted on every training row.
+        params: the estimator's parameters.
+        cv_scores: ROC-AUC of each fold.
+        cv_rows: rows the CV folds were cut from (all of them, or the ``cv_max_rows`` sample).
+    """
+
     model: Pipeline
     params: dict[str, Any]
     cv_scores: np.ndarray
     cv_rows: int
-    """Rows the CV folds were cut from (all of them, or the ``cv_max_rows`` sample)."""
 
     @property
     def cv_roc_auc_mean(self) -> float:
@@ -133,6 +175,15 @@ def fit_family(family: str, X: pd.DataFrame, y: np.ndarray, config: ChurnopsConf
     mapped training tasks may run side by side, and only one fold's copy of the rows exists
     at a time. A table of more than ``training.cv_max_rows`` rows is cross-validated on a
     stratified, seeded sample of that many (:func:`cv_rows`); the final fit sees every row.
+
+    Args:
+        family: one of :data:`~churnops.config.MODEL_FAMILIES`.
+        X: the training rows' feature columns, raw.
+        y: their 0/1 labels.
+        config: the dataset's features and the training settings.
+
+    Returns:
+        The fitted model with its parameters and CV scores.
     """
     params = estimator_params(family, config, len(X))
     folds = StratifiedKFold(n_splits=config.training.cv_folds, shuffle=True, random_state=config.training.seed)
@@ -151,6 +202,13 @@ def cv_rows(y: np.ndarray, config: ChurnopsConfig) -> np.ndarray | None:
     """Positions of the stratified, seeded CV sample when ``y`` has more than ``training.cv_max_rows`` rows, else None.
 
     The same for every family (same labels, same seed), so their CV scores stay comparable.
+
+    Args:
+        y: the training labels.
+        config: ``training.cv_max_rows`` and ``training.seed``.
+
+    Returns:
+        The sampled row positions, sorted; None when every row is used.
     """
     cap = config.training.cv_max_rows
     if cap is None or len(y) <= cap:
@@ -161,7 +219,7 @@ def cv_rows(y: np.ndarray, config: ChurnopsConfig) -> np.ndarray | None:
     return np.sort(picked)
 
 
-def model_signature(config: ChurnopsConfig, probabilities: np.ndarray) -> Any:
+def model_signature(config: ChurnopsConfig, probabilities: np.ndarray) -> ModelSignature:
     """Signature of the logged model: its output (class probabilities); no input schema.
 
     Raw rows are the model's input, and raw rows come typed any way (a CSV read with default
@@ -172,6 +230,13 @@ def model_signature(config: ChurnopsConfig, probabilities: np.ndarray) -> Any:
     with a Python call (~3 s per 200,000 rows, several times the model's own time) to change
     nothing. The input columns are recorded in the model's metadata (``churnops_input_columns``)
     and shown by its input example instead.
+
+    Args:
+        config: the dataset's configuration.
+        probabilities: ``predict_proba`` output of the model on a few rows (sets the column count).
+
+    Returns:
+        The signature, without input schema.
     """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec

@@ -108,6 +108,10 @@ def categorical_drift_from_counts(reference_counts: pd.Series, current_counts: p
     against a few thousand reference rows would divide it by ~15), so a shift would stop
     counting as drift just because the day is large.
 
+    Args:
+        reference_counts: rows per category on the reference side (:func:`category_counts`).
+        current_counts: rows per category on the current side.
+
     Returns:
         ``{"test": "chi2_contingency", "statistic", "p_value", "effect_size",
         "reference_null_fraction", "current_null_fraction", "n_reference", "n_current",
@@ -179,6 +183,9 @@ def feature_drift(
         ``drifted`` is ``p_value < monitoring.p_value and effect_size > monitoring.min_effect_size``
         and ``sample_size`` is ``{"reference": rows, "current": rows}`` actually compared.
         Null fractions are over every row.
+
+    Raises:
+        ValueError: a side lacks a feature column.
     """
     absent = [c for c in [*numeric, *categorical] if c not in reference.columns]
     if absent:
@@ -212,6 +219,10 @@ def feature_drift(
 def drift_summary(rows: list[dict], monitoring: MonitoringConfig) -> dict:
     """Dataset-level verdict from the per-feature rows of :func:`feature_drift`.
 
+    Args:
+        rows: :func:`feature_drift`'s rows.
+        monitoring: ``drifted_feature_share``.
+
     Returns:
         ``{"n_features", "drifted_features" (names, in row order), "drift_share",
         "dataset_drift"}``; ``dataset_drift`` is ``drift_share > monitoring.drifted_feature_share``
@@ -228,6 +239,11 @@ def drift_summary(rows: list[dict], monitoring: MonitoringConfig) -> dict:
 
 
 def as_scores(values: ArrayLike) -> np.ndarray:
+    """Positive-class probabilities as a 1-D float64 array (of ``predict_proba``'s two columns, the second).
+
+    Raises:
+        ValueError: ``values`` is neither 1-D nor two columns.
+    """
     array = np.asarray(values, dtype="float64")
     if array.ndim == 2 and array.shape[1] == 2:
         array = array[:, 1]  # predict_proba output: keep the positive class

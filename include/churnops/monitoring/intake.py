@@ -30,7 +30,9 @@ from churnops.days import parse_day
 from churnops.errors import ChurnopsInputError
 
 if TYPE_CHECKING:
-    pass
+    import pandas as pd
+
+    from churnops.data import Finding
 
 
 __all__ = [
@@ -52,20 +54,29 @@ class MissingBatchError(ChurnopsInputError):
 
 
 def batch_files(folder: Path) -> list[Path]:
+    """The CSV and Parquet files of a day's folder, sorted by name (none when the folder is absent)."""
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".parquet", ".pq", ".csv"} and p.is_file())
 
 
-def read_files(config: ChurnopsConfig, files: list[Path]) -> Any:
-    """Files read whole, typed like training data, as one frame."""
+def read_files(config: ChurnopsConfig, files: list[Path]) -> pd.DataFrame:
+    """Files read whole, typed like training data, as one frame.
+
+    Args:
+        config: the dataset's columns and types.
+        files: CSV or Parquet files.
+
+    Returns:
+        Their rows in file order, indexed from 0; an empty frame without files.
+    """
     import pandas as pd
 
     frames = [_typed_file(config, path) for path in files]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _typed_file(config: ChurnopsConfig, path: Path) -> Any:
+def _typed_file(config: ChurnopsConfig, path: Path) -> pd.DataFrame:
     """One file read whole and typed."""
 
     return coerce_types(read_source(Source(name=path.stem, path=path)), config.dataset)
@@ -79,6 +90,13 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
     The row rules (types, ranges, nulls, unique ids) run where the rows are read anyway: each
     shard tallies its rows while scoring them, and ``merge_shards`` judges the merged tallies
     before anything is published.
+
+    Args:
+        config: the dataset and its validation rules.
+        day: the day (a date or ``YYYY-MM-DD``).
+
+    Returns:
+        ``{"date", "files", "file_rows", "rows"}``: the day's files and their row counts.
 
     Raises:
         MissingBatchError: no CSV or Parquet file for the day.
@@ -102,16 +120,36 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
 
 
 def file_source(config: ChurnopsConfig, path: Path, kind: str = "incoming") -> Source:
-    # What a file of a day's batch (or labels) must hold besides the id.
+    """A file of a day's batch (or labels) as a source, with the columns it must hold besides the id.
+
+    Args:
+        config: the dataset's columns.
+        path: the file.
+        kind: ``incoming`` (the feature columns are required) or ``labels`` (the target is).
+
+    Returns:
+        The source, named after the file's stem.
+    """
     required = config.dataset.feature_columns if kind == "incoming" else [config.dataset.target]
     return Source(name=path.stem, path=path, columns=required)
 
 
 def quarantine_file(
-    config: ChurnopsConfig, day: date, path: Path, findings: list, step: str, kind: str = "incoming"
-) -> list:
-    # A rejected file is copied (bytes untouched) beside a reason.json; returns the findings.
+    config: ChurnopsConfig, day: date, path: Path, findings: list[Finding], step: str, kind: str = "incoming"
+) -> list[Finding]:
+    """Quarantine a rejected file: copied (bytes untouched) beside a ``reason.json``; a passing one stays.
 
+    Args:
+        config: the dataset's columns.
+        day: the file's day.
+        path: the file.
+        findings: its findings (none: nothing is copied).
+        step: the step that judged it, recorded in ``reason.json``.
+        kind: ``incoming`` (to ``quarantine/monitoring``) or ``labels`` (to ``quarantine/labels``).
+
+    Returns:
+        ``findings``.
+    """
     if findings:
         folder = partition(f"quarantine/{'monitoring' if kind == 'incoming' else 'labels'}", day)
         quarantine(
@@ -127,9 +165,18 @@ def _verdict_path(kind: str, day: date, path: Path) -> Path:
     return partition(f"work/verdicts/{kind}", day) / f"{path.name}.json"
 
 
-def record_verdict(kind: str, day: date, path: Path, findings: list) -> dict[str, Any]:
-    """Remember whether this exact file (size, mtime) passed validation, so later readers need not re-read it."""
+def record_verdict(kind: str, day: date, path: Path, findings: list[Finding]) -> dict[str, Any]:
+    """Remember whether this exact file (size, mtime) passed validation, so later readers need not re-read it.
 
+    Args:
+        kind: ``incoming`` or ``labels``.
+        day: the file's day.
+        path: the file.
+        findings: its findings (none: it passed).
+
+    Returns:
+        The verdict as written: ``{"size", "mtime_ns", "findings"}``.
+    """
     stat = path.stat()
     verdict = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "findings": [asdict(f) for f in findings]}
     write_json(_verdict_path(kind, day, path), verdict)
@@ -145,6 +192,17 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     and modification time, so a file is read for validation once (``merge_shards`` records the
     verdicts of the batches it judged); a changed file is judged again. Label files need the id
     and target columns and may be of any length (``validation.min_rows`` does not apply).
+
+    Args:
+        config: the dataset and its validation rules.
+        kind: ``incoming`` or ``labels``.
+        day: the day.
+
+    Returns:
+        The accepted files, and ``{"file", "findings"}`` for each rejected one.
+
+    Raises:
+        ValueError: ``kind`` is neither ``incoming`` nor ``labels``.
     """
 
     if kind not in {"incoming", "labels"}:
@@ -170,8 +228,16 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     return accepted, rejected
 
 
-def raise_if_rejected(findings: list, day: date) -> None:
+def raise_if_rejected(findings: list[Finding], day: date) -> None:
+    """Raise when a file of the day's batch was rejected.
 
+    Args:
+        findings: the findings of the day's files (none: nothing happens).
+        day: the day (names its quarantine folder in the error).
+
+    Raises:
+        DataValidationError: there is a finding.
+    """
     if findings:
         raise DataValidationError(findings, partition("quarantine/monitoring", day))
 
@@ -181,10 +247,19 @@ def raw_chunks(
     day: date,
     pieces: list[tuple[str, int, int | None]] | None = None,
     columns: list[str] | None = None,
-) -> Iterator[tuple[Path, Any]]:
+) -> Iterator[tuple[Path, pd.DataFrame]]:
     """``(file, chunk as stored)`` for the day's files or a shard's pieces, ``monitoring.chunk_rows`` rows a chunk.
 
     Each file is read chunk by chunk, never whole, so memory does not grow with the day.
+
+    Args:
+        config: ``monitoring.chunk_rows``.
+        day: the day (its ``incoming`` files, when ``pieces`` is None).
+        pieces: ``(file, first row, row after the last or None)`` of a shard; None: every file of the day, whole.
+        columns: the columns to read (default: all).
+
+    Yields:
+        Each file's path and raw chunks, in order.
     """
 
     if pieces is None:

@@ -7,7 +7,7 @@ labels matured within its trailing ``label_window_days`` window.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -20,7 +20,7 @@ from churnops.monitoring.intake import accepted_files, batch_files
 from churnops.monitoring.scoring import SCORE_COLUMN
 
 if TYPE_CHECKING:
-    pass
+    import pandas as pd
 
 __all__ = ["DECIMALS", "matured_outcomes", "realized_performance"]
 
@@ -34,16 +34,23 @@ difference in ROC-AUC yet far above float64 rounding error.
 """
 
 
-def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
+def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     """Labels joined to the scores predicted for them, over ``days`` (days missing either are skipped).
 
     An inner join on the id, day by day and chunk by chunk: a day's predictions are held as
     64-bit id hashes and scores (16 bytes a row, never the ids themselves), and each chunk of
     its label files looks its ids up there. Only label files that pass validation are used
     (:func:`accepted_files`: a file with a label outside the two classes is quarantined, never
-    read as a negative). Returns one row per matched label, in label-file order: ``label``
-    (0/1), ``score`` and ``label_date``; ``attrs`` holds ``rejected_label_files`` and
-    ``labels_without_prediction`` (labels of ids that were never scored, left out).
+    read as a negative).
+
+    Args:
+        config: the dataset's id and target, ``monitoring.chunk_rows``.
+        days: the label days (e.g. :func:`~churnops.days.matured_days`).
+
+    Returns:
+        One row per matched label, in label-file order: ``label`` (0/1), ``score`` and
+        ``label_date`` (a categorical of ``days``); ``attrs`` holds ``rejected_label_files``
+        and ``labels_without_prediction`` (labels of ids that were never scored, left out).
     """
     import numpy as np
     import pandas as pd
@@ -57,11 +64,11 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
             continue
         label_files, refused = accepted_files(config, "labels", label_day)
         rejected += refused
-        keys, scores = [], []
+        key_parts, score_parts = [], []
         for chunk in iter_source(Source(name="predictions", path=predictions), size, [ds.id_column, SCORE_COLUMN]):
-            keys.append(_id_hashes(chunk[ds.id_column]))
-            scores.append(chunk[SCORE_COLUMN].to_numpy(dtype="float64"))
-        keys, scores = np.concatenate(keys), np.concatenate(scores)
+            key_parts.append(_id_hashes(chunk[ds.id_column]))
+            score_parts.append(chunk[SCORE_COLUMN].to_numpy(dtype="float64"))
+        keys, scores = np.concatenate(key_parts), np.concatenate(score_parts)
         order = np.argsort(keys, kind="stable")
         keys, scores = keys[order], scores[order]
         for path in label_files:
@@ -97,7 +104,7 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> Any:
     return outcomes
 
 
-def _id_hashes(ids: Any) -> Any:
+def _id_hashes(ids: pd.Series) -> np.ndarray:
     import pandas as pd
 
     # Ids are text once typed (coerce_types) and as written in predictions; a 64-bit hash stands in for each.

@@ -178,7 +178,15 @@ def _with_banner(page: str, n_reference: int, n_current: int, empty: list[str]) 
 
 
 def monitoring_run(config: ChurnopsConfig, day: date) -> str:
-    """The one MLflow run of a monitored day, created once and reused by reruns."""
+    """The one MLflow run of a monitored day, created once and reused by reruns.
+
+    Args:
+        config: names the monitoring experiment (``<experiment>-monitoring``).
+        day: the monitored day.
+
+    Returns:
+        The run's id.
+    """
     from mlflow import MlflowClient
 
     experiment_id = ensure_experiment(f"{config.experiment_name}-monitoring")
@@ -215,7 +223,8 @@ def build_report(
 
     Returns:
         The report: the headline figures, the decision with its reasons and notes (a rejected
-        label file is a note) and ``details`` (every step's full result).
+        label file is a note) and ``details`` (the path of ``feature_drift.json``, the prediction
+        and performance results).
     """
     realized = performance["performance"]
     rejected_labels = (
@@ -250,6 +259,12 @@ def write_report(
     The page compares the scoring version's training split with the shards' sample of the day.
     A rerun with the page switched off removes a page an earlier run left.
 
+    Args:
+        config: the dataset's features and the monitoring settings.
+        day: the monitored day (its ``reports`` partition).
+        report: :func:`build_report`'s report.
+        scored: ``merge_shards``' result (the model version and the drift parts).
+
     Returns:
         The JSON path and the HTML path (None when switched off).
     """
@@ -282,6 +297,14 @@ def log_report(
     context: dict[str, str] | None = None,
 ) -> str:
     """Record the report on the day's MLflow run (metrics, decision tags, the files) and finish it.
+
+    Args:
+        config: names the monitoring experiment.
+        day: the monitored day.
+        report: :func:`build_report`'s report.
+        json_path: the written report.
+        html_path: the written page, or None.
+        context: more tags for the run (e.g. the DAG's id and run id).
 
     Returns:
         The run's id.

@@ -62,6 +62,21 @@ def sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 def capped_pair(
     reference: pd.DataFrame, current: pd.DataFrame, n: int, seed: int, columns: list[str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both sides of a test capped by :func:`sample_rows`: the reference with ``seed``, the current with ``seed + 1``.
+
+    Args:
+        reference: the reference rows.
+        current: the current rows.
+        n: the cap per side.
+        seed: the reference side's seed.
+        columns: the columns to keep (default: all).
+
+    Returns:
+        The capped reference and current rows.
+
+    Raises:
+        ValueError: a side lacks one of ``columns``.
+    """
     for side, frame in (("reference", reference), ("current", current)):
         absent = [c for c in columns or [] if c not in frame.columns]
         if absent:
@@ -76,8 +91,11 @@ def capped_pair(
 
 
 def as_numeric(series: pd.Series) -> pd.Series:
-    # The same coercion the model's RawInputCoercer applies, so drift is measured on what
-    # the model sees: numbers sent as text are parsed, unparsable values and infinities are missing.
+    """A column as float64, coerced as the model's ``RawInputCoercer`` does.
+
+    So drift is measured on what the model sees: numbers sent as text are parsed, unparsable
+    values and infinities are missing.
+    """
     values = series
     if not pd.api.types.is_numeric_dtype(values):
         values = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
@@ -85,8 +103,11 @@ def as_numeric(series: pd.Series) -> pd.Series:
 
 
 def category_label(value: Any) -> str:
-    # Mirrors the model's coercion of categoricals: missing and blank cells become MISSING,
-    # and 1.0 and 1 are the same category "1" (Parquet may store flags as floats).
+    """A categorical cell's label, as the model's coercion of categoricals reads it.
+
+    Missing and blank cells become :data:`~churnops.features.MISSING`, and 1.0 and 1 are the
+    same category "1" (Parquet may store flags as floats).
+    """
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     text = as_text(value).strip()
@@ -94,7 +115,10 @@ def category_label(value: Any) -> str:
 
 
 def category_counts(series: pd.Series) -> pd.Series:
-    # Count first, then normalise the (few) distinct values: far cheaper than mapping every row.
+    """Rows per :func:`category_label` of a column (missing cells included), by label.
+
+    Counted first, then the (few) distinct values are labelled: far cheaper than labelling every row.
+    """
     # A pandas Categorical also counts the categories it declares but never uses; such a category,
     # absent from both sides, would be a zero column of the table, which chi2_contingency rejects.
     counts = series.value_counts(dropna=False, sort=False)
@@ -107,6 +131,7 @@ def category_counts(series: pd.Series) -> pd.Series:
 
 
 def null_fraction(values: pd.Series) -> float:
+    """The share of missing values; 0.0 for an empty column."""
     return float(values.isna().mean()) if len(values) else 0.0
 
 
@@ -125,7 +150,11 @@ class CurrentSide:
     sample: list[pd.DataFrame] = field(default_factory=list)
 
     def merge(self, other: CurrentSide) -> CurrentSide:
-        """This side followed by ``other`` (e.g. the next shard)."""
+        """This side followed by ``other`` (e.g. the next shard).
+
+        Returns:
+            A new side; neither side is changed.
+        """
         counts = {
             c: self.counts.get(c, pd.Series(dtype="int64"))
             .add(other.counts.get(c, pd.Series(dtype="int64")), fill_value=0)
@@ -136,10 +165,15 @@ class CurrentSide:
         return CurrentSide(self.rows + other.rows, counts, nulls, [*self.sample, *other.sample])
 
     def sampled(self, columns: list[str]) -> pd.DataFrame:
+        """The KS sample's ``columns`` (an empty frame of them when nothing was sampled)."""
         return pd.concat([part[columns] for part in self.sample]) if self.sample else pd.DataFrame(columns=columns)
 
     def save(self, folder: Path) -> Path:
-        """Write the side to ``folder`` (``side.json`` + ``sample.parquet``), so a task can pass it on by path."""
+        """Write the side to ``folder`` (``side.json`` + ``sample.parquet``), so a task can pass it on by path.
+
+        Returns:
+            ``folder``.
+        """
         sample = pd.concat(self.sample, ignore_index=True) if self.sample else pd.DataFrame()
         with replaced_atomically(folder / "sample.parquet") as temporary:
             sample.to_parquet(temporary, index=False)
@@ -169,9 +203,20 @@ class CurrentSide:
 
 
 def chunk_quota(sample_size: int, total_rows: int, start: int, stop: int) -> int:
-    """Rows to draw from rows [start, stop) of a day of ``total_rows`` rows for a sample of
-    ``sample_size``: every chunk gets its share, and the quotas add up to exactly ``sample_size``
-    (or every row, for a smaller day) however the day is cut into chunks."""
+    """Rows to draw from rows [start, stop) of a day of ``total_rows`` rows for a sample of ``sample_size``.
+
+    Every chunk gets its share, and the quotas add up to exactly ``sample_size`` (or every row,
+    for a smaller day) however the day is cut into chunks.
+
+    Args:
+        sample_size: the day's sample size.
+        total_rows: the day's rows.
+        start: the chunk's first row in the day.
+        stop: the row after the chunk's last.
+
+    Returns:
+        The chunk's quota.
+    """
     if total_rows <= sample_size:
         return stop - start
     return sample_size * stop // total_rows - sample_size * start // total_rows

@@ -11,14 +11,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from churnops.config import ChurnopsConfig
 from churnops.data import SPLIT_COLUMN
 from churnops.tracking import alias_version, configure_mlflow, use_tracking_store, version_tags
 
 if TYPE_CHECKING:
-    pass
+    import numpy as np
+    import pandas as pd
 
 __all__ = [
     "SCORE_CHUNK_ROWS",
@@ -49,17 +50,34 @@ class NoChampionError(RuntimeError):
 # reads its inputs itself. The shared frames are never modified by the steps.
 _RUN_CACHE: ContextVar[dict | None] = ContextVar("churnops_monitoring_run_cache", default=None)
 
+_T = TypeVar("_T")
+
 
 @contextmanager
 def shared_reads() -> Iterator[dict]:
-    token = _RUN_CACHE.set({})
+    """Share what :func:`cached` computes between the steps run inside the block.
+
+    Yields:
+        The block's cache (keyed as :func:`cached` keys it), dropped when the block ends.
+    """
+    cache: dict = {}
+    token = _RUN_CACHE.set(cache)
     try:
-        yield _RUN_CACHE.get()
+        yield cache
     finally:
         _RUN_CACHE.reset(token)
 
 
-def cached(key: tuple, compute: Callable[[], Any]) -> Any:
+def cached(key: tuple, compute: Callable[[], _T]) -> _T:
+    """``compute()``, computed once per ``key`` inside :func:`shared_reads`; outside it, every time.
+
+    Args:
+        key: what identifies the value (a kind and the ids it depends on).
+        compute: computes the value.
+
+    Returns:
+        The value.
+    """
     cache = _RUN_CACHE.get()
     if cache is None:
         return compute()
@@ -69,7 +87,11 @@ def cached(key: tuple, compute: Callable[[], Any]) -> Any:
 
 
 def champion_version(config: ChurnopsConfig) -> str:
+    """The version ``@champion`` points at now.
 
+    Raises:
+        NoChampionError: the registered model has no ``@champion``.
+    """
     configure_mlflow(config)
     version = alias_version(config.registry, config.registry.champion_alias)
     if version is None:
@@ -80,7 +102,15 @@ def champion_version(config: ChurnopsConfig) -> str:
 
 
 def load_model(config: ChurnopsConfig, version: str) -> Any:
-    """The exact registered version (not the alias), so an alias move mid-run cannot mix models."""
+    """The exact registered version (not the alias), so an alias move mid-run cannot mix models.
+
+    Args:
+        config: the registered model's name.
+        version: the version to load.
+
+    Returns:
+        The version as an MLflow pyfunc model (shared within :func:`shared_reads`).
+    """
     import mlflow
 
     use_tracking_store()  # a fresh task process would otherwise read MLflow's ./mlflow.db default
@@ -95,7 +125,17 @@ so chunks give the same scores while keeping the intermediate frames and matrice
 less memory, and faster than one call on a million rows."""
 
 
-def positive_scores(model: Any, frame: Any, config: ChurnopsConfig) -> Any:
+def positive_scores(model: Any, frame: pd.DataFrame, config: ChurnopsConfig) -> np.ndarray:
+    """The model's positive-class probability for each row, scored :data:`SCORE_CHUNK_ROWS` rows at a time.
+
+    Args:
+        model: an MLflow pyfunc model whose ``predict`` gives ``predict_proba``'s two columns.
+        frame: rows with the feature columns (other columns are not passed to the model).
+        config: the feature columns.
+
+    Returns:
+        One probability per row, in row order.
+    """
     import numpy as np
 
     columns = config.dataset.feature_columns
@@ -110,19 +150,18 @@ def positive_scores(model: Any, frame: Any, config: ChurnopsConfig) -> Any:
     )
 
 
-def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any], Any] | None:
+def _direct_predict(model: Any, data: pd.DataFrame, columns: list[str]) -> Callable[[pd.DataFrame], Any] | None:
     """The pyfunc's own predict function, minus MLflow's schema check, when that check is a no-op.
 
-    churnops used to log its models with every input column typed ``any`` (versions registered
-    before :func:`churnops.modeling.models.model_signature` dropped the input schema). For such a
+    Some registered versions declare every input column as ``any`` (models logged with an input
+    schema; :func:`churnops.modeling.models.model_signature` declares none). For such a
     signature MLflow's enforcement only checks that the columns are present and rebuilds the
     frame in signature order, calling a Python function on every cell (about 15 µs per row,
     more than the model itself). When the model is a scikit-learn pyfunc with only required
     ``any`` columns, no params schema, and its columns are among ``columns`` (what the caller
     would pass) which ``data`` all has, this returns ``pipeline.<predict_fn>`` applied to those
     columns in signature order: exactly what ``model.predict(data[columns])`` computes.
-    Otherwise None: use ``model.predict``, which
-    also raises the same errors as before on a missing column.
+    Otherwise None: use ``model.predict``, which also names a missing column.
     """
     try:
         from mlflow.types.schema import AnyType, ColSpec
@@ -151,11 +190,22 @@ def _direct_predict(model: Any, data: Any, columns: list[str]) -> Callable[[Any]
     return lambda frame: predict(frame[names])
 
 
-def reference_frame(config: ChurnopsConfig, version: str) -> Any:
-    """The training split of the snapshot the version was trained on (found through its tags)."""
+def reference_frame(config: ChurnopsConfig, version: str) -> pd.DataFrame:
+    """The training split of the snapshot the version was trained on (found through its tags).
+
+    Args:
+        config: the registered model's name.
+        version: the version.
+
+    Returns:
+        The snapshot's training rows, indexed from 0 (shared within :func:`shared_reads`).
+
+    Raises:
+        FileNotFoundError: the version has no ``churnops.snapshot_path`` tag, or the file is gone.
+    """
     import pandas as pd
 
-    def read() -> Any:
+    def read() -> pd.DataFrame:
         path = version_tags(config.registry, version).get("churnops.snapshot_path")
         if not path or not Path(path).is_file():
             raise FileNotFoundError(f"version {version} has no readable training snapshot (tag churnops.snapshot_path)")

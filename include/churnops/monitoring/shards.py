@@ -13,10 +13,11 @@ import shutil
 import time
 from collections.abc import Iterator
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from churnops.config import ChurnopsConfig
+from churnops.config import ChurnopsConfig, MonitoringConfig
 from churnops.data import (
     Finding,
     SourceReadError,
@@ -41,6 +42,9 @@ from churnops.monitoring.intake import (
 from churnops.monitoring.sampling import CurrentSide, chunk_quota, current_side
 from churnops.monitoring.scoring import SCORE_COLUMN, VERSION_COLUMN, champion_version, load_model, positive_scores
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["merge_shards", "plan_shards", "score_batch", "score_shard"]
 
 
@@ -57,6 +61,19 @@ def plan_shards(config: ChurnopsConfig, day: date | str, batch: dict[str, Any]) 
     the number of shards. Every shard scores with the one model version resolved here, so an
     alias move while shards run cannot mix models. A day of at most ``shard_rows`` rows is one
     shard. Removes the day's shard parts of an earlier attempt.
+
+    Args:
+        config: ``monitoring.chunk_rows`` and ``monitoring.shard_rows``; the registered model.
+        day: the day (a date or ``YYYY-MM-DD``).
+        batch: :func:`~churnops.monitoring.intake.check_batch`'s result.
+
+    Returns:
+        One dict per shard (at least one): its index and the shard count, the model version,
+        the day's rows, its first row and first chunk in the day, its rows and its ``pieces``
+        (``[file, first row, row after the last]``).
+
+    Raises:
+        NoChampionError: the registered model has no ``@champion``.
     """
     day = parse_day(day)
 
@@ -102,6 +119,19 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
     Writes, under the shard's folder: ``predictions.parquet`` (id, score, model version, in
     row order), the feature-drift side (category and null counts of every row, the KS sample;
     :class:`~churnops.monitoring.drift.CurrentSide`) and the report page's sample. A retry rewrites them.
+
+    Args:
+        config: the dataset and the monitoring settings.
+        day: the day (a date or ``YYYY-MM-DD``).
+        shard: one of :func:`plan_shards`' shards.
+
+    Returns:
+        ``{"date", "index", "rows", "folder", "model_version", "seconds"}``: what
+        :func:`merge_shards` takes, with where the shard's time went.
+
+    Raises:
+        DataValidationError: a file turns out unreadable past the footer
+            :func:`~churnops.monitoring.intake.check_batch` read (it is quarantined first).
     """
     day = parse_day(day)
 
@@ -113,14 +143,14 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
     model = load_model(config, version)
     folder = _shard_folder(day, shard["index"])
     schema = pa.schema([(ds.id_column, pa.string()), (SCORE_COLUMN, pa.float64()), (VERSION_COLUMN, pa.string())])
-    page: list[Any] = []
+    page: list[pd.DataFrame] = []
 
     tallies: dict[Path, Tally] = {}
     # Where the shard's time goes (one pass does several jobs): reported, for benchmarks and the curious.
     seconds = {"chunks": 0.0, "validate": 0.0}
     with atomic_parquet_writer(folder / "predictions.parquet", schema) as writer:
 
-        def scored_chunks() -> Iterator[Any]:
+        def scored_chunks() -> Iterator[pd.DataFrame]:
             position, resumed = shard["first_row"], time.perf_counter()
             chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]])
             for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
@@ -189,6 +219,20 @@ def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, 
 
     Predictions are copied in shard order into one file, replaced only when complete; the
     drift sides and page samples are merged and kept for the drift and report steps.
+
+    Args:
+        config: the dataset, its validation rules and ``monitoring.chunk_rows``.
+        day: the day (a date or ``YYYY-MM-DD``).
+        parts: :func:`score_shard`'s results, one per shard, in any order.
+
+    Returns:
+        ``{"date", "predictions", "model_version", "rows", "shards", "drift_parts",
+        "shard_seconds"}``; ``drift_parts`` is the folder of the merged drift side and page sample.
+
+    Raises:
+        ValueError: the parts are not every shard of one plan (indexes or model versions differ).
+        DataValidationError: the row rules reject a file of the day (it is quarantined first;
+            nothing is published).
     """
     day = parse_day(day)
     import pandas as pd
@@ -249,9 +293,7 @@ def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> No
     for name, tally in merged.items():
         path = Path(name)
         source = file_source(config, path)
-        found = tally_findings(
-            tally, source, config, lambda source=source: iter_source(source, config.monitoring.chunk_rows)
-        )
+        found = tally_findings(tally, source, config, partial(iter_source, source, config.monitoring.chunk_rows))
         findings += quarantine_file(config, day, path, found, "merge_shards")
         record_verdict("incoming", day, path, found)
     raise_if_rejected(findings, day)
@@ -261,7 +303,14 @@ def score_batch(config: ChurnopsConfig, day: date | str, batch: dict[str, Any] |
     """Score the day's batch with the current ``@champion``: its shards one after another, then merged.
 
     What the DAG's ``plan_shards → score_shard[i] → merge_shards`` tasks do, in one process.
-    ``batch`` is ``check_batch``'s result (it is run when not given).
+
+    Args:
+        config: the dataset and the monitoring settings.
+        day: the day (a date or ``YYYY-MM-DD``).
+        batch: ``check_batch``'s result (it is run when not given).
+
+    Returns:
+        :func:`merge_shards`' result.
     """
     day = parse_day(day)
     if batch is None:
@@ -270,7 +319,9 @@ def score_batch(config: ChurnopsConfig, day: date | str, batch: dict[str, Any] |
     return merge_shards(config, day, parts)
 
 
-def _page_sample_part(chunk: Any, index: int, position: int, day_rows: int, monitoring: Any) -> Any:
+def _page_sample_part(
+    chunk: pd.DataFrame, index: int, position: int, day_rows: int, monitoring: MonitoringConfig
+) -> pd.DataFrame:
     # The chunk's share of the report page's sample, seeded by the chunk's index in the day.
     import numpy as np
 

@@ -43,6 +43,15 @@ def feature_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str
 
     The day's side (category and null counts of every row, the seeded KS sample) was gathered
     by the shards while they scored and merged by ``merge_shards``; the day is not read again.
+
+    Args:
+        config: the dataset's features and the monitoring settings.
+        day: the day (a date or ``YYYY-MM-DD``).
+        scored: ``merge_shards``' result.
+
+    Returns:
+        :func:`~churnops.monitoring.drift.drift_summary`'s verdict plus ``feature_drift``, the
+        path of the per-feature results.
     """
     day = parse_day(day)
     ds = config.dataset
@@ -55,7 +64,16 @@ def feature_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str
 
 
 def prediction_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str, Any]) -> dict[str, Any]:
-    """KS between the model's scores on its training data (capped sample) and on the day."""
+    """KS between the model's scores on its training data (capped sample) and on the day.
+
+    Args:
+        config: the feature columns and the monitoring settings.
+        day: the day (a date or ``YYYY-MM-DD``).
+        scored: ``merge_shards``' result.
+
+    Returns:
+        :func:`~churnops.monitoring.drift.prediction_drift`'s result (also written to the day's reports).
+    """
     import pandas as pd
 
     day = parse_day(day)
@@ -70,7 +88,17 @@ def prediction_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[
 
 
 def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, Any]) -> dict[str, Any]:
-    """Target drift and realized ROC-AUC on the labels matured within the trailing window."""
+    """Target drift and realized ROC-AUC on the labels matured within the trailing window.
+
+    Args:
+        config: the dataset and the monitoring settings.
+        day: the day (a date or ``YYYY-MM-DD``).
+        scored: ``merge_shards``' result.
+
+    Returns:
+        ``{"window", "label_days", "target_drift", "performance", "rejected_label_files",
+        "labels_without_prediction"}`` (also written to the day's reports).
+    """
     day = parse_day(day)
     days = matured_days(config, day)
     outcomes = matured_outcomes(config, days)
@@ -106,6 +134,15 @@ def report_step(
 ) -> dict[str, Any]:
     """Decide, write the day's report (JSON + evidently HTML unless switched off) and log it to the day's MLflow run.
 
+    Args:
+        config: the dataset and the monitoring settings.
+        day: the day (a date or ``YYYY-MM-DD``).
+        scored: ``merge_shards``' result.
+        features: :func:`feature_drift_step`'s result.
+        prediction: :func:`prediction_drift_step`'s result.
+        performance: :func:`performance_step`'s result.
+        context: more tags for the day's MLflow run.
+
     Returns:
         The report without its details, with the paths written (``report``, ``html``) and the
         ``mlflow_run_id``.
@@ -124,6 +161,13 @@ def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
 
     The shards run one after another; the steps share the reference split and the model
     within the call; run as separate Airflow tasks they read them themselves.
+
+    Args:
+        config: the dataset and the monitoring settings.
+        day: the day (a date or ``YYYY-MM-DD``).
+
+    Returns:
+        :func:`report_step`'s result.
     """
     day = parse_day(day)
     with shared_reads():

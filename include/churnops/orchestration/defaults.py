@@ -6,12 +6,15 @@ the functions and nothing here pulls in pandas, scikit-learn or MLflow.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
 from churnops.config import MODEL_FAMILIES
 from churnops.orchestration.runtime import config_path_param, task_defaults
+
+if TYPE_CHECKING:
+    from airflow.sdk import Param
 
 __all__ = ["PROMOTION_POOL", "START_DATE", "common_params", "dag_settings", "families_param"]
 
@@ -46,7 +49,7 @@ def common_params() -> dict[str, Any]:
     return {"config_path": config_path_param()}
 
 
-def families_param() -> Any:
+def families_param() -> Param:
     """The ``families`` Param: a subset of the model families (a multi-select in the trigger form)."""
     from airflow.sdk import Param
 

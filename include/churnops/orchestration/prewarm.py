@@ -46,12 +46,19 @@ log = logging.getLogger(__name__)
 
 
 def import_task_libraries(modules: tuple[str, ...] = TASK_LIBRARIES) -> list[str]:
-    """Import ``modules``; return those that could not be (a missing optional library is not fatal)."""
+    """Import ``modules``; return those that could not be (a missing optional library is not fatal).
+
+    Args:
+        modules: dotted module names.
+
+    Returns:
+        The names that raised ImportError (each logged as a warning).
+    """
     missing = []
     for name in modules:
         try:
-            with warnings.catch_warnings():  # evidently's UI stack warns on import; tasks silence it too
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings():  # evidently's UI stack warns on import, as the report page expects
+                warnings.simplefilter("ignore", DeprecationWarning)
                 importlib.import_module(name)
         except ImportError as exc:
             log.warning("churnops: could not pre-import %s (%s); tasks will import it themselves", name, exc)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from datetime import date
+    from pathlib import Path
+
+    from airflow.sdk import Param
+
+    from churnops.config import ChurnopsConfig
 
 __all__ = [
     "CONFIG_PATH_PATTERN",
@@ -48,6 +56,13 @@ def task_defaults(retries: int = 3) -> dict[str, Any]:
     worker) is retried after the first delay, then twice and four times that, capped at ten
     minutes; bad input is not retried at all (:func:`fail_fast_on_bad_input`). Every step is
     idempotent, so a retry after a crash at any point redoes or resumes it without duplicates.
+
+    Args:
+        retries: retries of each task.
+
+    Returns:
+        ``owner``, ``retries``, ``retry_delay`` (``$CHURNOPS_RETRY_DELAY_SECONDS``, default 30 s),
+        ``retry_exponential_backoff`` and ``max_retry_delay``.
     """
     import os
     from datetime import timedelta
@@ -61,7 +76,7 @@ def task_defaults(retries: int = 3) -> dict[str, Any]:
     }
 
 
-def config_path_param() -> Any:
+def config_path_param() -> Param:
     """The ``config_path`` Param every churnops DAG takes (a YAML path, or empty for the default)."""
     from airflow.sdk import Param
 
@@ -75,7 +90,7 @@ def config_path_param() -> Any:
     )
 
 
-def allowed_config_roots() -> list[Any]:
+def allowed_config_roots() -> list[Path]:
     """Folders a config path from a Param or a run's conf may point into."""
     import os
     from pathlib import Path
@@ -99,6 +114,16 @@ def confined_config_path(value: str | None) -> str | None:
     operator). A path that resolves (symlinks and ``..`` included) outside those folders, that is
     not a ``.yaml``/``.yml`` file name, or whose config names a data source outside them, is bad
     input: a UI user cannot make a worker read an arbitrary file, directly or through a config.
+
+    Args:
+        value: the path as given, or None or empty for the default.
+
+    Returns:
+        The resolved path, or None for the default.
+
+    Raises:
+        ChurnopsInputError: the path is not a YAML file name, lies outside the allowed folders,
+            or names a config that is invalid or has a source outside them.
     """
     from pathlib import Path
 
@@ -120,17 +145,33 @@ def confined_config_path(value: str | None) -> str | None:
     return str(resolved)
 
 
-def run_config(value: str | None) -> Any:
-    """The config a task runs with: :func:`confined_config_path`, loaded (bad input raises
-    :class:`~churnops.errors.ChurnopsInputError`, which :func:`fail_fast_on_bad_input` turns into
-    a failure without retries)."""
+def run_config(value: str | None) -> ChurnopsConfig:
+    """The config a task runs with: :func:`confined_config_path`, loaded.
+
+    Args:
+        value: the ``config_path`` Param (None or empty: the default config).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ChurnopsInputError: the path or the config is bad input, which
+            :func:`fail_fast_on_bad_input` turns into a failure without retries.
+    """
     from churnops.config import load_config
 
     return load_config(confined_config_path(value))
 
 
 def run_config_path(params: dict[str, Any]) -> str | None:
-    """The config path of a run: its ``config_path`` Param, else its conf's (a triggered run), confined."""
+    """The config path of a run: its ``config_path`` Param, else its conf's (a triggered run), confined.
+
+    Args:
+        params: the task's Params.
+
+    Returns:
+        :func:`confined_config_path` of that path.
+    """
     from airflow.sdk import get_current_context
 
     conf = get_current_context()["dag_run"].conf or {}
@@ -142,6 +183,15 @@ def run_as_of(params: dict[str, Any]) -> str:
 
     A triggered run's logical date is the trigger time, so ``churn_monitoring`` passes the
     monitored day as ``as_of``; the text is checked to be a date.
+
+    Args:
+        params: the task's Params.
+
+    Returns:
+        The day as ``YYYY-MM-DD``.
+
+    Raises:
+        ChurnopsInputError: the chosen value is not a date.
     """
     from airflow.sdk import get_current_context
 
@@ -174,6 +224,12 @@ def fail_fast_on_bad_input(function: F) -> F:
     MLflow tracking server is down becomes :class:`~churnops.errors.TrackingServerUnavailable`,
     a one-line message naming the server instead of a page about HTTP retries. Every MLflow
     run the task opens is published for the UI's "MLflow run" link (:func:`publish_mlflow_run`).
+
+    Args:
+        function: the task function.
+
+    Returns:
+        The function wrapped with the policy (marked ``churnops_failure_policy``).
     """
 
     @wraps(function)
@@ -203,11 +259,17 @@ def run_day() -> str:
     return airflow_run_context()["logical_date"][:10]
 
 
-def running_runs_on_days(days: list[Any]) -> int:
+def running_runs_on_days(days: list[date]) -> int:
     """How many runs of the running task's DAG with these logical days are still running.
 
     Asked through the execution API (a task may not touch the metadata DB). A day's logical
     date is its midnight UTC, as for scheduled and backfill runs.
+
+    Args:
+        days: the days.
+
+    Returns:
+        The number of running DAG runs among them.
     """
     from datetime import UTC, datetime
 
@@ -219,6 +281,7 @@ def running_runs_on_days(days: list[Any]) -> int:
 
 
 def is_backfill() -> bool:
+    """Whether the running task belongs to a backfill run."""
     from airflow.sdk import get_current_context
 
     return get_current_context()["dag_run"].run_type == "backfill"
@@ -230,6 +293,10 @@ def publish_mlflow_run(experiment_id: str, run_id: str) -> None:
     ``plugins/churnops_plugin.py`` turns this XCom into the task instance's "MLflow run" link.
     :func:`fail_fast_on_bad_input` makes it a listener of every run the library opens
     (:func:`churnops.tracking.listening_for_runs`) for the duration of the task.
+
+    Args:
+        experiment_id: the run's experiment.
+        run_id: the run.
     """
     try:
         from airflow.sdk import get_current_context

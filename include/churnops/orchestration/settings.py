@@ -57,11 +57,24 @@ class _Objects(_Entry):
 
 
 class AirflowSettings(_Entry):
+    """An ``airflow_settings.yaml``: the connections, pools and Variables under its ``airflow`` key."""
+
     airflow: _Objects = _Objects()
 
 
 def load_settings(path: str | Path) -> AirflowSettings:
-    """The file, checked (unknown keys and duplicate names rejected)."""
+    """The file, checked (unknown keys and duplicate names rejected).
+
+    Args:
+        path: the settings file.
+
+    Returns:
+        Its objects.
+
+    Raises:
+        ChurnopsInputError: the file is missing, is not valid YAML, breaks the format, or lists a
+            connection, pool or Variable twice.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -82,7 +95,16 @@ def load_settings(path: str | Path) -> AirflowSettings:
 
 
 def import_files(settings: AirflowSettings, folder: Path) -> dict[str, Path]:
-    """Write ``pools.json``, ``variables.json`` and ``connections.json`` as the Airflow CLI imports them."""
+    """Write ``pools.json``, ``variables.json`` and ``connections.json`` as the Airflow CLI imports them.
+
+    Args:
+        settings: the objects to import.
+        folder: where the files are written (created).
+
+    Returns:
+        The files written by kind (``pools``, ``variables``, ``connections``); a kind without
+        objects has no file.
+    """
     objects = settings.airflow
     content: dict[str, dict[str, Any]] = {
         "pools": {
@@ -125,7 +147,20 @@ def _text(value: Any) -> str:
 
 
 def apply_settings(path: str | Path, *, overwrite: bool = False, airflow: str = "airflow") -> dict[str, Any]:
-    """Import the file's objects with ``airflow … import``; return what was imported."""
+    """Import the file's objects with ``airflow … import``; return what was imported.
+
+    Args:
+        path: the settings file.
+        overwrite: replace existing Variables and connections (pools are always set).
+        airflow: the Airflow CLI to run.
+
+    Returns:
+        ``{"file", "overwrite", "pools", "variables", "connections"}``: the names imported.
+
+    Raises:
+        ChurnopsInputError: the file is not valid (:func:`load_settings`).
+        RuntimeError: an ``airflow … import`` command failed.
+    """
     settings = load_settings(path)
     with tempfile.TemporaryDirectory(prefix="churnops-settings-") as tmp:
         files = import_files(settings, Path(tmp))

@@ -16,7 +16,7 @@ stack) needs none of this.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["CONNECT_ARGS", "ImmediateWriteConnection"]
 
@@ -29,11 +29,11 @@ class _ImmediateWriteCursor(sqlite3.Cursor):
         if not self.connection.in_transaction and sql.lstrip()[:9].upper().startswith(_OPENS_A_WRITE):
             super().execute("BEGIN IMMEDIATE")
 
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
         self._take_write_lock(sql)
         return super().execute(sql, parameters)
 
-    def executemany(self, sql: str, seq_of_parameters: Any, /) -> sqlite3.Cursor:
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> Self:
         self._take_write_lock(sql)
         return super().executemany(sql, seq_of_parameters)
 

@@ -15,7 +15,7 @@ __all__ = ["AirflowVariableState"]
 
 
 class AirflowVariableState:
-    """State in Airflow Variables; usable only inside a running task."""
+    """A :class:`~churnops.retraining.PromotionState` in Airflow Variables; usable only inside a running task."""
 
     def last_promotion(self) -> dict[str, Any] | None:
         from airflow.sdk import Variable

@@ -28,6 +28,7 @@ from churnops.retraining.steps import (
     rollback_and_record,
     run_retraining,
     training_days,
+    training_window,
 )
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "rollback_and_record",
     "run_retraining",
     "training_days",
+    "training_window",
 ]

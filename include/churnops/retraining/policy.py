@@ -24,6 +24,18 @@ _DECIMALS = 10
 
 @dataclass(frozen=True)
 class PromotionDecision:
+    """Whether the challenger replaces the champion, and why.
+
+    Attributes:
+        promote: True to promote.
+        gain: challenger − champion ROC-AUC (rounded).
+        reason: the decision in a sentence.
+        champion_roc_auc: the champion's ROC-AUC on the evaluation window.
+        challenger_roc_auc: the challenger's.
+        ci_low: the lower bound of the gain's bootstrap CI, when computed.
+        ci_high: its upper bound.
+    """
+
     promote: bool
     gain: float
     reason: str
@@ -33,6 +45,7 @@ class PromotionDecision:
     ci_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
         return asdict(self)
 
 
@@ -51,12 +64,26 @@ def paired_bootstrap_gain(
     its ROC-AUC the count-weighted Mann–Whitney statistic (ties count one half), computed for
     a batch of resamples at once: the same numbers as ``roc_auc_score`` on the resampled rows,
     without sorting them again a thousand times.
+
+    Args:
+        y_true: 0/1 labels.
+        champion_scores: the champion's positive-class probabilities on the same rows.
+        challenger_scores: the challenger's.
+        n_samples: bootstrap resamples drawn (those with a single class are left out).
+        seed: seed of the resampling.
+        level: the interval's confidence level.
+
+    Returns:
+        ``{"mean", "low", "high", "n" (resamples used), "level"}`` of the gain.
+
+    Raises:
+        ValueError: no resample had both classes.
     """
     y_true = np.asarray(y_true).astype(bool)
     champion_scores, challenger_scores = np.asarray(champion_scores), np.asarray(challenger_scores)
     rng = np.random.default_rng(seed)
     n = len(y_true)
-    gains = []
+    gain_batches = []
     for start in range(0, n_samples, _BOOTSTRAP_BATCH):
         # Drawn batch by batch (same draws, same order): only one batch of resamples is ever held.
         batch = min(_BOOTSTRAP_BATCH, n_samples - start)
@@ -64,11 +91,11 @@ def paired_bootstrap_gain(
         both_classes = (counts[:, y_true].sum(axis=1) > 0) & (counts[:, ~y_true].sum(axis=1) > 0)
         counts = counts[both_classes]  # a one-class resample has no ROC-AUC
         if len(counts):
-            gains.append(
+            gain_batches.append(
                 _weighted_roc_auc(y_true, challenger_scores, counts)
                 - _weighted_roc_auc(y_true, champion_scores, counts)
             )
-    gains = np.concatenate(gains) if gains else np.array([])
+    gains = np.concatenate(gain_batches) if gain_batches else np.array([])
     if not len(gains):
         raise ValueError("no bootstrap resample had both classes")
     tail = (1 - level) / 2 * 100
@@ -98,6 +125,15 @@ def decide_promotion(
     """Promote only when the challenger beats the champion by more than ``policy.min_gain``.
 
     With ``policy.require_significant_gain`` the CI's lower bound must also be above 0.
+
+    Args:
+        champion_roc_auc: the champion's ROC-AUC on the evaluation window.
+        challenger_roc_auc: the challenger's, on the same rows.
+        policy: ``min_gain`` and ``require_significant_gain``.
+        ci: :func:`paired_bootstrap_gain`'s result, or None when not computed.
+
+    Returns:
+        The decision with its reason.
     """
     gain = round(challenger_roc_auc - champion_roc_auc, _DECIMALS)
     low, high = (ci["low"], ci["high"]) if ci else (None, None)
@@ -117,12 +153,22 @@ def decide_promotion(
 
 @dataclass(frozen=True)
 class Cooldown:
+    """Where an as-of day stands in the cooldown after the last promotion.
+
+    Attributes:
+        active: True while promotions are blocked.
+        days_left: days until the next allowed promotion (0 when not active).
+        until: the first day a promotion is allowed again, or None without a cooldown.
+        last_promotion: the day of the last promotion, or None.
+    """
+
     active: bool
     days_left: int
     until: date | None
     last_promotion: date | None
 
     def reason(self) -> str:
+        """The status in a sentence, for the run's record."""
         if not self.active:
             return "no cooldown in effect"
         return (
@@ -135,6 +181,14 @@ def cooldown_status(as_of: date, last_promotion: date | None, cooldown_days: int
     """Whether a promotion on ``as_of`` falls inside the cooldown after ``last_promotion``.
 
     Promoted on day P with a 7-day cooldown: days P … P+6 are blocked, P+7 is free.
+
+    Args:
+        as_of: the day a promotion would happen.
+        last_promotion: the day of the last promotion, or None.
+        cooldown_days: the cooldown's length (0: none).
+
+    Returns:
+        The status.
     """
     if last_promotion is None or cooldown_days <= 0:
         return Cooldown(False, 0, None, last_promotion)

@@ -2,7 +2,7 @@
 
 Under Airflow the state lives in Airflow Variables (``churnops_last_promotion`` as JSON,
 ``churnops_cooldown_days``), so operators see and edit it in the UI
-(:class:`churnops.orchestration.AirflowVariableState`). Outside Airflow
+(:class:`churnops.orchestration.variables.AirflowVariableState`). Outside Airflow
 (the CLI) it lives in ``$CHURNOPS_HOME/state/promotion.json`` and the cooldown length
 comes from ``policy.cooldown_days``. Never use ``AIRFLOW_VAR_*`` environment variables
 for these: they shadow the metadata DB and a task could not update them.
@@ -24,15 +24,28 @@ COOLDOWN_DAYS_VAR = "churnops_cooldown_days"
 
 
 class PromotionState(Protocol):
-    def last_promotion(self) -> dict[str, Any] | None: ...
+    """Where the last promotion is kept and the cooldown's length is read (a file, or Airflow Variables)."""
 
-    def record_promotion(self, entry: dict[str, Any]) -> None: ...
+    def last_promotion(self) -> dict[str, Any] | None:
+        """The last recorded promotion (or rollback), or None."""
+        ...
 
-    def cooldown_days(self, default: int) -> int: ...
+    def record_promotion(self, entry: dict[str, Any]) -> None:
+        """Replace the last promotion with ``entry`` (``date``, ``version``, ``previous_version``, …)."""
+        ...
+
+    def cooldown_days(self, default: int) -> int:
+        """The cooldown's length in days: the stored one, else ``default``."""
+        ...
 
 
 class FileState:
-    """State in a JSON file under ``$CHURNOPS_HOME/state`` (the CLI's store)."""
+    """A :class:`PromotionState` in a JSON file under ``$CHURNOPS_HOME/state`` (the CLI's store).
+
+    Args:
+        path: the JSON file (default: ``$CHURNOPS_HOME/state/promotion.json``).
+        cooldown_days: the cooldown's length, ahead of the file's ``churnops_cooldown_days``.
+    """
 
     def __init__(self, path: Path | None = None, cooldown_days: int | None = None) -> None:
         self.path = path or churnops_home() / "state" / "promotion.json"

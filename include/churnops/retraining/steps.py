@@ -9,7 +9,7 @@ uses the run's as-of date, never the wall clock.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from churnops import training
 from churnops.config import ChurnopsConfig, load_config
@@ -31,6 +31,9 @@ from churnops.tracking import (
     version_tags,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "add_recent_days",
     "apply_decision",
@@ -44,24 +47,50 @@ __all__ = [
     "rollback_and_record",
     "run_retraining",
     "training_days",
+    "training_window",
 ]
 
 
 def evaluation_days(config: ChurnopsConfig, as_of: date) -> list[date]:
-    """The most recent matured label days: the window both models are scored on."""
+    """The most recent matured label days: the window both models are scored on.
 
+    Args:
+        config: ``monitoring.label_delay_days`` and ``policy.eval_window_days``.
+        as_of: the run's as-of day.
+
+    Returns:
+        ``eval_window_days`` days, oldest first, the last one ``label_delay_days`` before ``as_of``.
+    """
     return trailing_days(as_of - timedelta(days=config.monitoring.label_delay_days), config.policy.eval_window_days)
 
 
 def training_days(config: ChurnopsConfig, as_of: date) -> list[date]:
-    """Matured labelled days before the evaluation window, added to the original training data."""
+    """Matured labelled days before the evaluation window, added to the original training data.
 
+    Args:
+        config: the evaluation window's settings and ``policy.train_window_days``.
+        as_of: the run's as-of day.
+
+    Returns:
+        ``train_window_days`` days, oldest first, ending the day before the evaluation window.
+    """
     first_eval = evaluation_days(config, as_of)[0]
     return trailing_days(first_eval - timedelta(days=1), config.policy.train_window_days)
 
 
 def check_cooldown(config: ChurnopsConfig, as_of: date | str, state: PromotionState, force: bool) -> dict[str, Any]:
-    """Whether this run may go on: outside the cooldown, or forced (recorded as such)."""
+    """Whether this run may go on: outside the cooldown, or forced (recorded as such).
+
+    Args:
+        config: ``policy.cooldown_days`` (unless the state stores its own).
+        as_of: the run's as-of day (a date or ``YYYY-MM-DD``).
+        state: the last promotion and the cooldown's length.
+        force: go on even inside the cooldown.
+
+    Returns:
+        ``{"proceed", "forced" (forced through an active cooldown), "reason", "as_of",
+        "last_promotion", "cooldown_until"}``.
+    """
     as_of = parse_day(as_of)
 
     last = state.last_promotion()
@@ -79,8 +108,17 @@ def check_cooldown(config: ChurnopsConfig, as_of: date | str, state: PromotionSt
     }
 
 
-def record_skip(config: ChurnopsConfig, ctx: Any, gate: dict[str, Any]) -> str:
-    """Make a run stopped by the cooldown visible in MLflow: a finished parent run saying why."""
+def record_skip(config: ChurnopsConfig, ctx: RunContext, gate: dict[str, Any]) -> str:
+    """Make a run stopped by the cooldown visible in MLflow: a finished parent run saying why.
+
+    Args:
+        config: names the experiment.
+        ctx: the pipeline run.
+        gate: :func:`check_cooldown`'s result.
+
+    Returns:
+        The parent run's id.
+    """
     from mlflow import MlflowClient
 
     experiment_id = configure_mlflow(config)
@@ -92,7 +130,7 @@ def record_skip(config: ChurnopsConfig, ctx: Any, gate: dict[str, Any]) -> str:
     return parent
 
 
-def _labelled_days(config: ChurnopsConfig, days: list[date]) -> Any:
+def _labelled_days(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     """Batch rows joined to their labels over ``days`` (days missing either side are skipped).
 
     Only files that pass validation are used (a rejected batch or label file is quarantined
@@ -117,10 +155,41 @@ def _labelled_days(config: ChurnopsConfig, days: list[date]) -> Any:
     )
 
 
+def training_window(original: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
+    """The original training rows followed by the recent labelled ones (in ``original``'s columns).
+
+    With no recent rows the original rows come back as they are: concatenating an empty frame
+    would leave the result's types to a pandas rule that is changing (a FutureWarning today).
+
+    Args:
+        original: the merged original training rows.
+        recent: labelled rows of the training window's days (they have every column of ``original``).
+
+    Returns:
+        The rows, indexed from 0.
+    """
+    import pandas as pd
+
+    if recent.empty:
+        return original.reset_index(drop=True)
+    return pd.concat([original, recent[original.columns]], ignore_index=True)
+
+
 def add_recent_days(previous: dict[str, Any], as_of: date | str) -> dict[str, Any]:
     """Append the matured labelled days of the training window to the merged original data.
 
     Also writes the evaluation window (later days, never trained on) for the comparison.
+
+    Args:
+        previous: the training pipeline's ``merge`` result.
+        as_of: the run's as-of day (a date or ``YYYY-MM-DD``).
+
+    Returns:
+        ``previous`` with ``merged`` and ``rows_merged`` of the training window, plus
+        ``evaluation`` (its Parquet path) and ``as_of``.
+
+    Raises:
+        ValueError: the evaluation window has no labelled rows.
     """
     as_of = parse_day(as_of)
     import mlflow
@@ -135,7 +204,7 @@ def add_recent_days(previous: dict[str, Any], as_of: date | str) -> dict[str, An
                 f"no labelled data in the evaluation window {evaluation_days(config, as_of)[0]} … "
                 f"{evaluation_days(config, as_of)[-1]}: cannot compare models"
             )
-        combined = pd.concat([original, recent[original.columns]], ignore_index=True)
+        combined = training_window(original, recent)
         merged_path = run_dir / "training_window.parquet"
         combined.to_parquet(merged_path, index=False)
         eval_path = run_dir / "evaluation_window.parquet"
@@ -152,7 +221,17 @@ def add_recent_days(previous: dict[str, Any], as_of: date | str) -> dict[str, An
 
 
 def compare_on_fresh_window(registered: dict[str, Any], evaluation_path: str, config_path: str) -> dict[str, Any]:
-    """Score champion and challenger on the same fresh labelled window; decide by the policy."""
+    """Score champion and challenger on the same fresh labelled window; decide by the policy.
+
+    Args:
+        registered: the training pipeline's ``register_chosen`` result (the challenger's version).
+        evaluation_path: the evaluation window (:func:`add_recent_days`).
+        config_path: the run's frozen config.
+
+    Returns:
+        The decision (:class:`~churnops.retraining.policy.PromotionDecision`'s fields) plus
+        ``ci``, ``champion_version``, ``challenger_version`` and ``rows_evaluation``.
+    """
     import pandas as pd
 
     config = load_config(config_path)
@@ -190,7 +269,16 @@ def compare_on_fresh_window(registered: dict[str, Any], evaluation_path: str, co
 
 
 def decision_tags(comparison: dict[str, Any], as_of: date, context: dict[str, str]) -> dict[str, str]:
-    """The tags that record a comparison's decision on the challenger (or the champions) and the run."""
+    """The tags that record a comparison's decision on the challenger (or the champions) and the run.
+
+    Args:
+        comparison: :func:`compare_on_fresh_window`'s result.
+        as_of: the run's as-of day.
+        context: the run (its ``run_id``).
+
+    Returns:
+        The ``churnops.decision*``, ``churnops.gain`` (and ``churnops.gain_ci``) tags.
+    """
     tags = {
         "churnops.decision": "promoted" if comparison["promote"] else "rejected",
         "churnops.decision_reason": comparison["reason"][:4000],
@@ -217,6 +305,15 @@ def apply_decision(
 
     A promotion that loses a race (``@champion`` moved since the evaluation) becomes the
     decision ``conflict`` with the reason, tagged on the challenger; nothing else changes.
+
+    Args:
+        config: the registered model.
+        comparison: :func:`compare_on_fresh_window`'s result.
+        tags: :func:`decision_tags`' tags.
+        as_of: the run's as-of day (the promotion's date in the state).
+        state: where a promotion is recorded.
+        context: the run (``run_id``, ``dag_id``).
+        forced: the run went through an active cooldown (recorded with the promotion).
 
     Returns:
         The comparison and the tags as they stand after the attempt (``promote`` False on a conflict).
@@ -250,7 +347,14 @@ def apply_decision(
 
 
 def log_decision(parent_run_id: str, comparison: dict[str, Any], tags: dict[str, str], forced: bool) -> None:
-    """Log the comparison's ROC-AUCs and gain and the decision's tags on the retraining's parent run."""
+    """Log the comparison's ROC-AUCs and gain and the decision's tags on the retraining's parent run.
+
+    Args:
+        parent_run_id: the retraining's parent run.
+        comparison: the comparison as it stands after :func:`apply_decision`.
+        tags: the decision's tags.
+        forced: the run went through an active cooldown.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -270,6 +374,14 @@ def record_decision(
     forced: bool = False,
 ) -> dict[str, Any]:
     """Promote or reject (:func:`apply_decision`), then log it on the run (:func:`log_decision`).
+
+    Args:
+        config: the registered model.
+        comparison: :func:`compare_on_fresh_window`'s result.
+        as_of: the run's as-of day (a date or ``YYYY-MM-DD``).
+        state: where a promotion is recorded.
+        context: the run (``run_id``, ``dag_id``, and ``parent_run_id`` to log on).
+        forced: the run went through an active cooldown.
 
     Returns:
         ``{"decision", "reason", "champion" (the version now @champion), "challenger_tags"}``.
@@ -297,7 +409,20 @@ def run_retraining(
     families: list[str] | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """All retraining steps in one process: what ``churnops retrain`` runs."""
+    """All retraining steps in one process: what ``churnops retrain`` runs.
+
+    Args:
+        config_path: the config file (None: the default one).
+        as_of: the run's as-of day (a date or ``YYYY-MM-DD``).
+        state: the last promotion and the cooldown's length.
+        force: go on even inside the cooldown.
+        families: families to train instead of the config's.
+        run_id: the run's id (default: ``retrain__<as_of>``, so a rerun resumes it).
+
+    Returns:
+        ``{"decision": "skipped", "reason", "as_of"}`` inside the cooldown, else the decision
+        (:func:`record_decision`) with the comparison's ROC-AUCs, gain, CI and versions.
+    """
     as_of = parse_day(as_of)
 
     config = load_config(config_path)
@@ -328,7 +453,20 @@ def run_retraining(
 def rollback_and_record(
     config: ChurnopsConfig, state: PromotionState, context: dict[str, Any], reason: str
 ) -> dict[str, Any]:
-    """Move ``@champion`` back to ``@previous_champion``, tag both and record it as the last promotion."""
+    """Move ``@champion`` back to ``@previous_champion``, tag both and record it as the last promotion.
+
+    Args:
+        config: the registered model.
+        state: where the rollback is recorded.
+        context: the run (``dag_id``, ``run_id`` and ``logical_date``, whose day is the rollback's date).
+        reason: why, recorded on both versions and in the state.
+
+    Returns:
+        ``{"champion", "previous_champion"}`` after the swap.
+
+    Raises:
+        ChurnopsInputError: there is no ``@previous_champion`` to roll back to.
+    """
 
     configure_mlflow(config)
     day = (context.get("logical_date") or "")[:10]

@@ -44,6 +44,12 @@ def register_version(
     A retried register task finds the version it created before (by the source run id)
     instead of adding a second one.
 
+    Args:
+        model_uri: the logged model (``models:/…`` or ``runs:/…``).
+        source_run_id: the run that logged it: one version per run.
+        registry: the registered model's name.
+        tags: set on the version (again, on a retry).
+
     Returns:
         The version number (as str) and whether this call created it.
     """
@@ -68,7 +74,15 @@ def register_version(
 
 
 def alias_version(registry: RegistryConfig, alias: str) -> str | None:
-    """The version an alias points at, or None."""
+    """The version an alias points at, or None.
+
+    Args:
+        registry: the registered model's name.
+        alias: the alias, without ``@``.
+
+    Returns:
+        The version number as str, or None when the alias (or the model) does not exist.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
@@ -80,7 +94,15 @@ def alias_version(registry: RegistryConfig, alias: str) -> str | None:
 
 
 def assign_training_alias(registry: RegistryConfig, version: str) -> str:
-    """``@champion`` if the model has none (or it is this version), else ``@challenger``."""
+    """``@champion`` if the model has none (or it is this version), else ``@challenger``.
+
+    Args:
+        registry: the model's name and alias names.
+        version: the newly trained version.
+
+    Returns:
+        The alias set on ``version``.
+    """
     champion = alias_version(registry, registry.champion_alias)
     alias = registry.champion_alias if champion in (None, version) else registry.challenger_alias
     _client().set_registered_model_alias(registry.model_name, alias, version)
@@ -88,7 +110,15 @@ def assign_training_alias(registry: RegistryConfig, version: str) -> str:
 
 
 def model_aliases(registry: RegistryConfig, version: str) -> list[str]:
-    """All aliases currently on ``version``."""
+    """All aliases currently on ``version``.
+
+    Args:
+        registry: the registered model's name.
+        version: the version.
+
+    Returns:
+        The aliases, sorted.
+    """
     return sorted(_client().get_model_version(registry.model_name, version).aliases)
 
 
@@ -107,6 +137,9 @@ def promotion_lock(registry: RegistryConfig) -> Iterator[None]:
     and containers sharing the ``$CHURNOPS_HOME`` volume; the Airflow pool
     ``churnops_promotion`` (one slot) also queues the DAGs' promote tasks. Workers on several
     hosts need a lock their storage honours (``flock`` over NFS may not be).
+
+    Args:
+        registry: the registered model's name (one lock per model).
     """
     import fcntl
 
@@ -129,6 +162,16 @@ def promote_version(
 
     Under :func:`promotion_lock`, re-checks that ``@champion`` is still the version that was
     evaluated right before moving it, so of two racing promotions exactly one wins.
+
+    Args:
+        registry: the model's name and alias names.
+        challenger: the version to promote.
+        expected_champion: the ``@champion`` it was evaluated against (None: there was none).
+        tags: set on the challenger and on the old champion (if any).
+
+    Returns:
+        ``{"champion", "previous_champion", "resumed"}``; ``resumed`` is True when a retry
+        found its own earlier move done and only finished it.
 
     Raises:
         PromotionConflict: ``@champion`` is no longer ``expected_champion``.
@@ -166,7 +209,18 @@ def _promote(
 
 
 def rollback_champion(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
-    """Swap ``@champion`` and ``@previous_champion`` (undo the last promotion), under :func:`promotion_lock`."""
+    """Swap ``@champion`` and ``@previous_champion`` (undo the last promotion), under :func:`promotion_lock`.
+
+    Args:
+        registry: the model's name and alias names.
+        tags: set on both versions (the new ``@champion`` and, if any, the one it replaces).
+
+    Returns:
+        ``{"champion", "previous_champion"}`` after the swap.
+
+    Raises:
+        ValueError: there is no ``@previous_champion``.
+    """
     with promotion_lock(registry):
         return _rollback(registry, tags)
 
@@ -188,11 +242,25 @@ def _rollback(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
 
 
 def version_tags(registry: RegistryConfig, version: str) -> dict[str, str]:
+    """The tags of one version of the registered model.
+
+    Args:
+        registry: the registered model's name.
+        version: the version.
+
+    Returns:
+        The tags by name.
+    """
     return dict(_client().get_model_version(registry.model_name, version).tags)
 
 
 def last_decision(registry: RegistryConfig) -> dict[str, Any] | None:
-    """The newest promote-or-reject decision recorded on a version (its ``churnops.decision*`` tags)."""
+    """The newest promote-or-reject decision recorded on a version (its ``churnops.decision*`` tags).
+
+    Returns:
+        ``{"version", "decision", "reason", "as_of", "gain"}`` of the newest decision (by as-of
+        date, then version), or None when no version has one.
+    """
     versions = _client().search_model_versions(f"name = '{registry.model_name}'")
     decided = [v for v in versions if "churnops.decision" in v.tags]
     if not decided:

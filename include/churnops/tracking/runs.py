@@ -48,6 +48,9 @@ def listening_for_runs(listener: RunListener) -> Iterator[None]:
 
     The orchestration layer uses it to link each Airflow task to its MLflow run, so this
     package needs to know nothing of Airflow; outside such a block (the CLI, tests) nobody listens.
+
+    Args:
+        listener: called with ``(experiment_id, run_id)`` of each run.
     """
     token = _listeners.set((*_listeners.get(), listener))
     try:
@@ -57,7 +60,12 @@ def listening_for_runs(listener: RunListener) -> Iterator[None]:
 
 
 def announce_run(experiment_id: str, run_id: str) -> None:
-    """Tell the listeners of :func:`listening_for_runs` that the library logs to this run."""
+    """Tell the listeners of :func:`listening_for_runs` that the library logs to this run.
+
+    Args:
+        experiment_id: the run's experiment.
+        run_id: the run.
+    """
     for listener in _listeners.get():
         listener(experiment_id, run_id)
 
@@ -80,12 +88,14 @@ class RunContext:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id).strip("._") or "run"
 
     def tags(self) -> dict[str, str]:
+        """The ``churnops.dag_id``, ``churnops.run_id`` (and ``churnops.logical_date``) tags of a run."""
         tags = {f"{TAG_PREFIX}dag_id": self.dag_id, f"{TAG_PREFIX}run_id": self.run_id}
         if self.logical_date:
             tags[f"{TAG_PREFIX}logical_date"] = self.logical_date
         return tags
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict (what XCom carries); ``RunContext(**d)`` rebuilds it."""
         return asdict(self)
 
 
@@ -132,6 +142,14 @@ def tracking_outage(error: BaseException, timeout: float = 3.0) -> Exception | N
     REST endpoint (after its own HTTP retries). When the tracking URI is a server and its
     ``/health`` does not answer now, say so in one line, naming the server: the failing step
     is retried by Airflow, and every churnops step resumes or redoes its work idempotently.
+
+    Args:
+        error: the error a step raised.
+        timeout: seconds to wait for ``/health``.
+
+    Returns:
+        A :class:`~churnops.errors.TrackingServerUnavailable` to raise instead, or None: the
+        tracking URI is not a server, the server answers, or ``error`` is already that.
     """
     import requests  # MLflow's own HTTP client
 
@@ -155,7 +173,7 @@ def tracking_outage(error: BaseException, timeout: float = 3.0) -> Exception | N
 
 
 def configure_mlflow(config: ChurnopsConfig) -> str:
-    """Point MLflow at the tracking store and registry; return the config's experiment id."""
+    """Point MLflow at the tracking store and registry; return the config's experiment id (created on first use)."""
     return ensure_experiment(config.experiment_name)
 
 
@@ -164,6 +182,12 @@ def ensure_experiment(name: str) -> str:
 
     With the embedded default its artifacts go under ``$CHURNOPS_HOME/mlartifacts``; a
     tracking server decides its own artifact location.
+
+    Args:
+        name: the experiment's name.
+
+    Returns:
+        The experiment's id.
     """
     import mlflow
 
@@ -194,7 +218,16 @@ def _find_run(experiment_id: str, tags: dict[str, str]) -> Any:
 
 
 def get_or_create_parent_run(experiment_id: str, ctx: RunContext, name: str) -> str:
-    """The parent run of this pipeline run, created once and found again on retries."""
+    """The parent run of this pipeline run, created once and found again on retries.
+
+    Args:
+        experiment_id: the experiment to look in and create in.
+        ctx: the pipeline run (its DAG id and run id find the parent again).
+        name: the run's name, if it is created.
+
+    Returns:
+        The parent run's id.
+    """
     from mlflow import MlflowClient
 
     key = {**ctx.tags(), f"{TAG_PREFIX}step": PARENT_STEP}
@@ -216,6 +249,16 @@ def step_run(experiment_id: str, parent_run_id: str, ctx: RunContext, step: str,
 
     The step run is keyed by the parent and ``step`` (e.g. ``train/xgboost``). On error,
     the step run and the parent are marked FAILED, with the error as a tag on both.
+
+    Args:
+        experiment_id: the experiment of the parent run.
+        parent_run_id: the pipeline run's parent run (set back to RUNNING if it was not).
+        ctx: the pipeline run, tagged on a new step run.
+        step: the step's name.
+        **extra_tags: more tags for a new step run.
+
+    Yields:
+        The active MLflow run (``mlflow.ActiveRun``).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -244,7 +287,11 @@ def step_run(experiment_id: str, parent_run_id: str, ctx: RunContext, step: str,
 
 
 def finish_parent_run(parent_run_id: str) -> None:
-    """Mark the parent FINISHED; an error tag left by a step that later succeeded on retry goes."""
+    """Mark the parent FINISHED; an error tag left by a step that later succeeded on retry goes.
+
+    Args:
+        parent_run_id: the pipeline run's parent run.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient()

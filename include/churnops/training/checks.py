@@ -14,11 +14,30 @@ __all__ = ["check_sources", "quarantine_dir", "reject"]
 
 
 def quarantine_dir(config: ChurnopsConfig, ctx: RunContext) -> Path:
+    """The run's quarantine folder: ``$CHURNOPS_HOME/quarantine/<dataset>/<dag id>/<run id>``.
+
+    Args:
+        config: the dataset's name.
+        ctx: the pipeline run.
+
+    Returns:
+        The folder (not created).
+    """
     return churnops_home() / "quarantine" / config.dataset.name / ctx.dag_id / ctx.slug
 
 
 def reject(config: ChurnopsConfig, ctx: RunContext, findings: list, step: str) -> NoReturn:
-    """Quarantine every source named by a finding (all of them for dataset-wide ones), then raise."""
+    """Quarantine every source named by a finding (all of them for dataset-wide ones), then raise.
+
+    Args:
+        config: the dataset's sources.
+        ctx: the pipeline run (names the quarantine folder, tagged in each ``reason.json``).
+        findings: the broken rules (source ``*`` for a rule about all sources).
+        step: the step that found them, recorded in each ``reason.json``.
+
+    Raises:
+        DataValidationError: always, with every finding and the quarantine folder.
+    """
     from churnops.data import DataValidationError, quarantine
 
     folder = quarantine_dir(config, ctx)
@@ -37,6 +56,14 @@ def reject(config: ChurnopsConfig, ctx: RunContext, findings: list, step: str) -
 
 def check_sources(config: ChurnopsConfig, ctx: RunContext, out_dir: Path) -> dict[str, Any]:
     """Validate every raw source and write ``validation_report.json``; no MLflow involved.
+
+    Args:
+        config: the dataset, its sources and validation rules.
+        ctx: the pipeline run (names the quarantine folder).
+        out_dir: where the report is written.
+
+    Returns:
+        ``{"validation_report" (its path), "sources_digest", "rows" (by source)}``.
 
     Raises:
         DataValidationError: after quarantining the failing sources.

@@ -38,17 +38,37 @@ class TrainingRun:
         return RunContext(**self.context)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict (what XCom carries); ``TrainingRun(**d)`` rebuilds it."""
         return asdict(self)
 
 
 def run_dir_for(config: ChurnopsConfig, ctx: RunContext) -> Path:
+    """The run's folder: ``$CHURNOPS_HOME/runs/<dataset>/<dag id>/<run id>``.
+
+    Args:
+        config: the dataset's name.
+        ctx: the pipeline run.
+
+    Returns:
+        The folder (not created).
+    """
     return churnops_home() / "runs" / config.dataset.name / ctx.dag_id / ctx.slug
 
 
 def start_run(
     ctx: RunContext, config_path: str | None = None, families: list[str] | None = None, cv_folds: int | None = None
 ) -> dict[str, Any]:
-    """Freeze the run's config and open (or find again) its parent MLflow run."""
+    """Freeze the run's config and open (or find again) its parent MLflow run.
+
+    Args:
+        ctx: the pipeline run.
+        config_path: the config file (None: the default one).
+        families: families to train instead of the config's (None or empty: the config's).
+        cv_folds: CV folds instead of the config's (None: the config's).
+
+    Returns:
+        ``{"run": TrainingRun.to_dict(), "families": [...]}``: what the first step takes.
+    """
     from mlflow import MlflowClient
 
     from churnops.tracking import configure_mlflow, get_or_create_parent_run
@@ -80,6 +100,11 @@ def training_step(
     previous: dict[str, Any], name: str, **tags: str
 ) -> Iterator[tuple[TrainingRun, ChurnopsConfig, Path]]:
     """Load the run's config and open the step's nested MLflow run (resumed on a retry).
+
+    Args:
+        previous: the previous step's result (its ``run`` identifies the pipeline run).
+        name: the step's name.
+        **tags: more tags for a new step run.
 
     Yields:
         The run, its config and its folder.

@@ -8,6 +8,7 @@ so a rerun of the same DAG run overwrites its own outputs and nothing else.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from churnops.config import PACKAGE_DIR
@@ -31,7 +32,17 @@ __all__ = [
 
 
 def validate_sources(previous: dict[str, Any]) -> dict[str, Any]:
-    """Check every raw source; on any failure quarantine it and raise ``DataValidationError``."""
+    """Check every raw source; on any failure quarantine it and raise ``DataValidationError``.
+
+    Args:
+        previous: :func:`~churnops.training.run.start_run`'s result.
+
+    Returns:
+        ``previous`` plus ``validation_report`` (its path) and ``sources_digest``.
+
+    Raises:
+        DataValidationError: a source breaks a rule (the failing sources are quarantined first).
+    """
     import mlflow
 
     from churnops.data import DataValidationError
@@ -54,7 +65,18 @@ def validate_sources(previous: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge(previous: dict[str, Any]) -> dict[str, Any]:
-    """Inner-join the typed sources on the id; fail when a source loses too many ids."""
+    """Inner-join the typed sources on the id; fail when a source loses too many ids.
+
+    Args:
+        previous: :func:`validate_sources`' result.
+
+    Returns:
+        ``previous`` plus ``merged`` (the merged table's Parquet path) and ``rows_merged``.
+
+    Raises:
+        DataValidationError: a source loses more than ``validation.max_unmatched_fraction`` of
+            its ids, or no id is in every source (the sources are quarantined first).
+    """
     import mlflow
 
     from churnops.data import Finding, coerce_types, merge_sources, read_source
@@ -91,12 +113,50 @@ def merge(previous: dict[str, Any]) -> dict[str, Any]:
         return {**previous, "merged": str(merged_path), "rows_merged": len(merged)}
 
 
+def _local_file_source(path: Path) -> Any:
+    """An MLflow dataset source for a local file, named without ambiguity.
+
+    MLflow registers its local-file source twice (for the schemes ``""`` and ``file``), so letting
+    it resolve a path warns on every run that the path "can be interpreted in multiple ways";
+    both are the same kind of source, so the first is named.
+    """
+    from mlflow.data.dataset_source_registry import get_registered_sources, resolve_dataset_source
+
+    # The registry holds the source classes, though mlflow annotates them as DatasetSource instances.
+    local = [
+        source for source in get_registered_sources() if getattr(source, "__name__", "") == "LocalArtifactDatasetSource"
+    ]
+    return resolve_dataset_source(str(path), candidate_sources=local[:1] or None)
+
+
+def _active_run_id() -> str:
+    """The id of the step's own MLflow run, which :func:`training_step` keeps active."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None:
+        raise RuntimeError("no active MLflow run: a step's body runs inside training_step")
+    return active.info.run_id
+
+
 def preprocess(previous: dict[str, Any]) -> dict[str, Any]:
-    """Clean the merged table and add the hash-based split: this run's training snapshot."""
+    """Clean the merged table and add the hash-based split: this run's training snapshot.
+
+    Args:
+        previous: :func:`merge`'s result.
+
+    Returns:
+        ``previous`` plus ``snapshot`` (its Parquet path), ``snapshot_digest``, ``rows_train``
+        and ``rows_test``.
+
+    Raises:
+        ChurnopsInputError: the training or the holdout split holds a single class.
+    """
     import hashlib
 
     import mlflow
     import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
 
     from churnops.data import SPLIT_COLUMN, assign_split, label_vector
 
@@ -121,7 +181,7 @@ def preprocess(previous: dict[str, Any]) -> dict[str, Any]:
         mlflow.log_metrics(stats)
         mlflow.set_tag("churnops.snapshot_digest", digest)
         mlflow.log_input(
-            mlflow.data.from_pandas(frame, source=str(snapshot_path), name=f"{ds.name}-snapshot", targets=ds.target),
+            from_pandas(frame, source=_local_file_source(snapshot_path), name=f"{ds.name}-snapshot", targets=ds.target),
             context="training",
         )
         return {
@@ -139,6 +199,12 @@ def build_features(previous: dict[str, Any]) -> dict[str, Any]:
     The features themselves are computed inside every logged model (so serving cannot
     drift from training); this step fails early when a declared feature cannot be built
     and records what the models will see.
+
+    Args:
+        previous: :func:`preprocess`' result.
+
+    Returns:
+        ``previous`` plus ``features`` (the derived features' Parquet path) and ``feature_summary``.
     """
     import mlflow
     import pandas as pd
@@ -192,7 +258,15 @@ def build_features(previous: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
-    """Cross-validate and fit one model family; log metrics, plots and the model."""
+    """Cross-validate and fit one model family; log metrics, plots and the model.
+
+    Args:
+        previous: :func:`build_features`' result.
+        family: one of :data:`~churnops.config.MODEL_FAMILIES`.
+
+    Returns:
+        ``previous`` plus ``candidate``: the family, its run and model URI, CV and holdout metrics.
+    """
     import matplotlib.pyplot as plt
     import mlflow
     import pandas as pd
@@ -248,7 +322,7 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
         )
         candidate = {
             "family": family,
-            "run_id": mlflow.active_run().info.run_id,
+            "run_id": _active_run_id(),
             "model_uri": info.model_uri,
             "cv_folds": config.training.cv_folds,
             "cv_rows": result.cv_rows,
@@ -260,7 +334,18 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
 
 
 def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
-    """Compare the candidates in the parent run and choose by CV ROC-AUC."""
+    """Compare the candidates in the parent run and choose by CV ROC-AUC.
+
+    Args:
+        trained: :func:`train_family`'s results, one per family.
+
+    Returns:
+        The run's lineage (the results without ``candidate``) plus ``best`` (the chosen
+        candidate), ``reason`` and ``comparison`` (the table's CSV path).
+
+    Raises:
+        ValueError: ``trained`` is empty.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -278,7 +363,7 @@ def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
         table.to_csv(path, index=False, float_format="%.5f")
         markdown = table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4f")
         client = MlflowClient()
-        for target in (mlflow.active_run().info.run_id, run.parent_run_id):
+        for target in (_active_run_id(), run.parent_run_id):
             client.log_artifact(target, str(path))
             client.log_text(target, f"{markdown}\n\n**Choice:** {reason}\n", "model_comparison.md")
             client.set_tag(target, "churnops.best_model", best["family"])
@@ -294,7 +379,15 @@ def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
-    """Register the chosen model once; make it ``@champion`` if there is none, else ``@challenger``."""
+    """Register the chosen model once; make it ``@champion`` if there is none, else ``@challenger``.
+
+    Args:
+        chosen: :func:`evaluate_candidates`' result.
+
+    Returns:
+        The run's summary (also written as ``summary.json``): the parent run, the chosen family
+        and its scores, the model version and its aliases, and whether this call created the version.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -345,7 +438,17 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
 def run_training(
     ctx: RunContext, config_path: str | None = None, families: list[str] | None = None, cv_folds: int | None = None
 ) -> dict[str, Any]:
-    """All steps in one process, in DAG order: what ``churnops train`` runs."""
+    """All steps in one process, in DAG order: what ``churnops train`` runs.
+
+    Args:
+        ctx: the pipeline run.
+        config_path: the config file (None: the default one).
+        families: families to train instead of the config's.
+        cv_folds: CV folds instead of the config's.
+
+    Returns:
+        :func:`register_chosen`'s summary.
+    """
     started = start_run(ctx, config_path, families, cv_folds)
     prepared = build_features(preprocess(merge(validate_sources(started))))
     trained = [train_family(prepared, family) for family in started["run"]["families"]]

@@ -1,4 +1,4 @@
-"""churnops.data.sources: raw reading, typing, merging, the hash split, labels and dataset identity."""
+"""churnops.data.sources: raw reading, merging, the hash split, labels and dataset identity."""
 
 from __future__ import annotations
 
@@ -21,26 +21,8 @@ from churnops.data.sources import (
     sources_digest,
 )
 from churnops.data.storage import atomic_parquet_writer
-from churnops.data.values import as_text, blank_to_na, coerce_types
+from churnops.data.values import coerce_types
 from tests.helpers import TELCO_DATA
-
-
-def toy_config(positive_label: object = "yes", **dataset) -> ChurnopsConfig:
-    return ChurnopsConfig.model_validate(
-        {
-            "dataset": {
-                "name": "toy",
-                "id_column": "id",
-                "target": "y",
-                "positive_label": positive_label,
-                "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-                "numeric_features": ["age", "income"],
-                "categorical_features": ["plan", "flag"],
-                **dataset,
-            }
-        }
-    )
-
 
 # --- the shipped Telco files -------------------------------------------------------------------------------------
 
@@ -196,22 +178,6 @@ def test_iter_source_empty_and_bad_input(tmp_path):
         list(iter_source(Source(name="s", path=empty), 0))
 
 
-def test_atomic_parquet_writer_leaves_the_old_file_on_failure(tmp_path):
-    import pyarrow as pa
-
-    path = tmp_path / "out.parquet"
-    pd.DataFrame({"x": [1]}).to_parquet(path)
-    before = path.read_bytes()
-    table = pa.table({"x": [2, 3]})
-    with pytest.raises(RuntimeError, match="killed"), atomic_parquet_writer(path, table.schema) as writer:
-        writer.write_table(table)
-        raise RuntimeError("killed")
-    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
-    with atomic_parquet_writer(path, table.schema) as writer:
-        writer.write_table(table)
-    assert pd.read_parquet(path)["x"].tolist() == [2, 3]
-
-
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
@@ -229,78 +195,6 @@ def test_read_source_errors_name_the_source(tmp_path, name, content, match):
         read_source(Source(name="src", path=path))
     assert caught.value.source == "src"
     assert "'src'" in str(caught.value)
-
-
-# --- typing ------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [(1.0, "1"), (0.0, "0"), (-3.0, "-3"), (1.5, "1.5"), (1, "1"), ("1.0", "1.0"), ("Yes", "Yes"), (True, "True")],
-)
-def test_as_text(value, expected):
-    assert as_text(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        (
-            ["a", "", " ", "  NA ", "N/A", "NaN", "nan", "null", "NULL", "None", None, " b "],
-            ["a", None, None, None, None, None, None, None, None, None, None, " b "],
-        ),
-        (["0", "Nothing", "n/a"], ["0", "Nothing", "n/a"]),
-    ],
-)
-def test_blank_to_na(values, expected):
-    result = blank_to_na(pd.Series(values, dtype=object))
-    assert [None if pd.isna(v) else v for v in result] == expected
-
-
-def test_blank_to_na_passes_non_text_columns():
-    numbers = pd.Series([1.0, np.nan, 0.0])
-    pd.testing.assert_series_equal(blank_to_na(numbers), numbers)
-
-
-def test_coerce_types_numeric_columns():
-    raw = pd.DataFrame(
-        {
-            "id": ["1", "2", "3", "4", "5", "6"],
-            "age": ["30", " 41 ", " ", "NA", "abc", "1e2"],
-            "income": ["", "null", "2.5", "-1", "0", "None"],
-        }
-    )
-    typed = coerce_types(raw, toy_config().dataset)
-    assert typed["age"].dtype == typed["income"].dtype == np.float64
-    np.testing.assert_array_equal(typed["age"], [30.0, 41.0, np.nan, np.nan, np.nan, 100.0])
-    np.testing.assert_array_equal(typed["income"], [np.nan, np.nan, 2.5, -1.0, 0.0, np.nan])
-    assert raw["age"].tolist()[2] == " "  # the input frame is not modified
-
-
-@pytest.mark.parametrize(
-    ("column", "values", "expected"),
-    [
-        ("flag", [1.0, 0.0, np.nan], ["1", "0", None]),
-        ("flag", [1, 0, 1], ["1", "0", "1"]),
-        ("flag", ["1", " ", "NULL"], ["1", None, None]),
-        ("plan", ["basic", "", "pro"], ["basic", None, "pro"]),
-        ("id", [101.0, 102.0, 103.0], ["101", "102", "103"]),
-        ("id", [7, 8, 9], ["7", "8", "9"]),
-        ("y", [1.0, 0.0, 1.0], ["1", "0", "1"]),
-        ("y", ["yes", "no", "N/A"], ["yes", "no", None]),
-    ],
-)
-def test_coerce_types_text_columns(column, values, expected):
-    typed = coerce_types(pd.DataFrame({column: values}), toy_config().dataset)
-    assert typed[column].dtype == object
-    assert [None if pd.isna(v) else v for v in typed[column]] == expected
-
-
-def test_coerce_types_leaves_undeclared_columns_alone():
-    raw = pd.DataFrame({"id": ["1"], "note": ["  "], "count": [3]})
-    typed = coerce_types(raw, toy_config().dataset)
-    assert typed["note"].tolist() == ["  "]
-    assert typed["count"].tolist() == [3]
 
 
 # --- merging -----------------------------------------------------------------------------------------------------
@@ -423,7 +317,7 @@ def test_assign_split_is_nested_across_fractions():
         ("True", [True, False], [1, 0]),
     ],
 )
-def test_label_vector_compares_as_text(positive, labels, expected):
+def test_label_vector_compares_as_text(positive, labels, expected, toy_config):
     frame = pd.DataFrame({"y": pd.Series(labels, dtype=object if None in labels else None)})
     result = label_vector(frame, toy_config(positive_label=positive))
     assert result.dtype == np.int64

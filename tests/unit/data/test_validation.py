@@ -1,18 +1,14 @@
-"""churnops.data.validation: rules on raw frames, unreadable files, quarantine and the error message."""
+"""churnops.data.validation: rules on raw frames, unreadable files and the error message."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from churnops.config import ChurnopsConfig, Source
-from churnops.data.storage import quarantine
 from churnops.data.validation import (
     DataValidationError,
     Finding,
@@ -267,51 +263,6 @@ def test_validate_source_empty_file(tmp_path):
     path.write_bytes(b"")
     _, findings = validate_source(Source(name="main", path=path), CONFIG)
     assert rules(findings) == [("not_empty", None)]
-
-
-# --- quarantine --------------------------------------------------------------------------------------------------
-
-
-def test_quarantine_copies_bytes_and_writes_reason(tmp_path):
-    content = b"id,age\r\na,\xe9t\xe9\r\nb, \r\n"  # CRLF and latin-1 bytes must survive untouched
-    path = tmp_path / "raw" / "main.csv"
-    path.parent.mkdir()
-    path.write_bytes(content)
-    source = Source(name="main", path=path)
-    findings = [
-        Finding("main", "age", "numeric_type", "1 values are not numbers"),
-        Finding("main", None, "min_rows", "2 rows"),
-    ]
-    destination = tmp_path / "quarantine" / "run-1" / "main"
-    assert quarantine(source, findings, destination, {"run_id": "run-1", "dag_id": "d"}) == destination
-    assert (destination / "main.csv").read_bytes() == content
-    assert path.read_bytes() == content
-    reason = json.loads((destination / "reason.json").read_text())
-    assert reason == {
-        "source": "main",
-        "path": str(path),
-        "sha256": hashlib.sha256(content).hexdigest(),
-        "copy": str(destination / "main.csv"),
-        "findings": [asdict(f) for f in findings],
-        "run_id": "run-1",
-        "dag_id": "d",
-    }
-    assert reason["findings"][0] == {
-        "source": "main",
-        "column": "age",
-        "rule": "numeric_type",
-        "message": "1 values are not numbers",
-    }
-
-
-def test_quarantine_of_a_missing_file_still_writes_reason(tmp_path):
-    source = Source(name="main", path=tmp_path / "absent.csv")
-    findings = [Finding("main", None, "readable", "file not found")]
-    destination = quarantine(source, findings, tmp_path / "q", {})
-    assert sorted(p.name for p in destination.iterdir()) == ["reason.json"]
-    reason = json.loads((destination / "reason.json").read_text())
-    assert reason["sha256"] is None and reason["copy"] is None
-    assert reason["findings"][0]["rule"] == "readable"
 
 
 # --- the error ---------------------------------------------------------------------------------------------------

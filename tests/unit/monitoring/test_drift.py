@@ -1,18 +1,14 @@
-"""churnops.monitoring.drift: drift tests against scipy, the p-value AND effect-size rule, performance, HTML."""
+"""churnops.monitoring.drift: feature, prediction and target drift against scipy, the p-value AND effect-size rule."""
 
 from __future__ import annotations
 
 import math
-import time
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency, ks_2samp
-from sklearn.metrics import roc_auc_score
 
-from churnops.config import MonitoringConfig
 from churnops.features import MISSING
 from churnops.monitoring.drift import (
     categorical_drift,
@@ -22,35 +18,7 @@ from churnops.monitoring.drift import (
     prediction_drift,
     target_drift,
 )
-from churnops.monitoring.outcomes import realized_performance
-from churnops.monitoring.report import decide, drift_report_html
-from churnops.monitoring.sampling import CurrentSide, current_side, sample_rows
-
-DEFAULTS = MonitoringConfig()  # p 0.05, effect 0.1, share 0.3, min AUC 0.75, max drop 0.05, 200 labels, 50k rows
-
-
-def monitoring(**changes) -> MonitoringConfig:
-    return MonitoringConfig(**{**DEFAULTS.model_dump(), **changes})
-
-
-# --- sample_rows -------------------------------------------------------------------------------------------------
-
-
-def test_sample_rows_returns_small_frames_unchanged():
-    frame = pd.DataFrame({"a": range(10)})
-    assert sample_rows(frame, 10, seed=0) is frame
-    assert sample_rows(frame, 11, seed=0) is frame
-
-
-def test_sample_rows_caps_without_replacement_and_is_seeded():
-    frame = pd.DataFrame({"a": range(1000)}, index=range(5000, 6000))
-    first = sample_rows(frame, 100, seed=3)
-    assert len(first) == 100
-    assert first.index.is_unique and set(first.index) <= set(frame.index)
-    assert first["a"].tolist() == (first.index - 5000).tolist()  # whole rows, not shuffled cells
-    assert sample_rows(frame, 100, seed=3).equals(first)
-    assert not sample_rows(frame, 100, seed=4).index.equals(first.index)
-
+from churnops.monitoring.sampling import sample_rows
 
 # --- numeric_drift -----------------------------------------------------------------------------------------------
 
@@ -217,7 +185,7 @@ FIVE_ROWS = (pd.DataFrame({"x": [1.0, 2, 3, 4, 5]}), pd.DataFrame({"x": [4.0, 5,
         pytest.param(lambda: FIVE_ROWS, False, True, False, id="big-effect-tiny-sample"),
     ],
 )
-def test_drift_needs_small_p_value_and_large_effect(frames, significant, large, drifted):
+def test_drift_needs_small_p_value_and_large_effect(frames, significant, large, drifted, monitoring):
     reference, current = frames()
     (row,) = feature_drift(reference, current, ["x"], [], monitoring(sample_size=1_000_000))
     assert (row["p_value"] < 0.05) is significant
@@ -226,7 +194,7 @@ def test_drift_needs_small_p_value_and_large_effect(frames, significant, large, 
     assert row["sample_size"] == {"reference": len(reference), "current": len(current)}
 
 
-def test_categorical_and_rule_uses_cramers_v():
+def test_categorical_and_rule_uses_cramers_v(monitoring):
     # 50.5 % vs 49.5 % "a" on 200k rows a side: p < 0.05 but V ≈ 0.01 → not drift; 80 % vs 20 % → drift
     big = 200_000
     tiny = categorical_drift(pd.Series(["a"] * 101_000 + ["b"] * 99_000), pd.Series(["a"] * 99_000 + ["b"] * 101_000))
@@ -244,7 +212,7 @@ def test_categorical_and_rule_uses_cramers_v():
     ]
 
 
-def test_feature_drift_caps_each_side_and_is_deterministic():
+def test_feature_drift_caps_each_side_and_is_deterministic(monitoring):
     rng = np.random.default_rng(1)
     reference = pd.DataFrame({"x": rng.normal(0, 1, 1000), "c": rng.choice(["a", "b", "c"], 1000), "extra": 1})
     current = pd.DataFrame({"x": rng.normal(0.3, 1, 700), "c": rng.choice(["a", "b"], 700), "extra": 2})
@@ -279,91 +247,16 @@ def test_cramers_v_of_the_balanced_table_does_not_shrink_with_the_larger_side():
     assert bigger["statistic"] == pytest.approx(chi2_contingency(table, correction=False).statistic)
 
 
-def chunks_of(frame: pd.DataFrame, sizes: list[int]) -> list[pd.DataFrame]:
-    edges = np.cumsum([0, *sizes])
-    return [frame.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
-
-
-def test_current_side_counts_every_row_and_samples_each_chunk_in_proportion():
-    rng = np.random.default_rng(3)
-    current = pd.DataFrame(
-        {
-            "x": np.where(rng.random(10_000) < 0.1, np.nan, rng.normal(size=10_000)),
-            "c": rng.choice(["a", "b", None], 10_000),
-        }
-    )
-    config = monitoring(sample_size=1_000, seed=5)
-    sizes = [2_500, 2_500, 3_000, 1_999, 1]
-    side = current_side(chunks_of(current, sizes), len(current), ["x"], ["c"], config)
-    assert side.rows == 10_000 and side.nulls["x"] == int(current["x"].isna().sum())
-    pd.testing.assert_series_equal(
-        side.counts["c"].sort_index(),
-        current["c"].fillna(MISSING).value_counts().sort_index().rename(None),
-        check_names=False,
-    )
-    assert [len(part) for part in side.sample] == [250, 250, 300, 199, 1]  # quotas add up to sample_size
-    whole = current_side([current], len(current), ["x"], ["c"], config)
-    # one chunk: exactly sample_rows(current, n, seed + 1), the pre-chunking sample
-    pd.testing.assert_frame_equal(whole.sampled(["x"]), sample_rows(current, 1_000, 6)[["x"]])
-
-
-def test_shards_merge_into_the_side_of_the_whole_day():
-    rng = np.random.default_rng(4)
-    current = pd.DataFrame({"x": rng.normal(size=9_000), "c": rng.choice(["a", "b", "c"], 9_000)})
-    config = monitoring(sample_size=900, seed=1)
-    chunks = chunks_of(current, [2_000] * 4 + [1_000])
-    whole = current_side(chunks, 9_000, ["x"], ["c"], config)
-    first = current_side(chunks[:2], 9_000, ["x"], ["c"], config)
-    second = current_side(chunks[2:], 9_000, ["x"], ["c"], config, first_row=4_000, first_chunk=2)
-    merged = first.merge(second)
-    assert merged.rows == whole.rows and merged.nulls == whole.nulls
-    pd.testing.assert_series_equal(merged.counts["c"].sort_index(), whole.counts["c"].sort_index())
-    pd.testing.assert_frame_equal(merged.sampled(["x"]), whole.sampled(["x"]))
-    reference = pd.DataFrame({"x": rng.normal(size=3_000), "c": rng.choice(["a", "b"], 3_000)})
-    assert feature_drift(reference, merged, ["x"], ["c"], config) == feature_drift(
-        reference, whole, ["x"], ["c"], config
-    )
-    with pytest.raises(ValueError, match="do not fit a day of 5000 rows"):
-        current_side(chunks, 5_000, ["x"], ["c"], config)
-
-
-def test_a_saved_side_loads_back_and_merges_the_same(tmp_path):
-    rng = np.random.default_rng(5)
-    current = pd.DataFrame(
-        {
-            "x": np.where(rng.random(4_000) < 0.2, np.nan, rng.normal(size=4_000)),
-            "c": rng.choice(["a", "b", None], 4_000),
-        }
-    )
-    config = monitoring(sample_size=500, seed=2)
-    chunks = chunks_of(current, [1_000] * 4)
-    first = current_side(chunks[:2], 4_000, ["x"], ["c"], config)
-    second = current_side(chunks[2:], 4_000, ["x"], ["c"], config, first_row=2_000, first_chunk=2)
-    loaded = CurrentSide.load(first.save(tmp_path / "first")).merge(CurrentSide.load(second.save(tmp_path / "second")))
-    merged = first.merge(second)
-    assert (loaded.rows, loaded.nulls) == (merged.rows, merged.nulls) == (4_000, {"x": int(current["x"].isna().sum())})
-    pd.testing.assert_series_equal(loaded.counts["c"].sort_index(), merged.counts["c"].sort_index())
-    pd.testing.assert_frame_equal(
-        loaded.sampled(["x"]).reset_index(drop=True), merged.sampled(["x"]).reset_index(drop=True)
-    )
-    reference = pd.DataFrame({"x": rng.normal(size=2_000), "c": rng.choice(["a", "b"], 2_000)})
-    assert feature_drift(reference, loaded, ["x"], ["c"], config) == feature_drift(
-        reference, merged, ["x"], ["c"], config
-    )
-    empty = CurrentSide.load(CurrentSide().save(tmp_path / "empty"))
-    assert (empty.rows, empty.counts, empty.nulls, empty.sample) == (0, {}, {}, [])
-
-
-def test_feature_drift_small_frames_are_compared_whole():
+def test_feature_drift_small_frames_are_compared_whole(monitoring):
     reference, current = _normal_frames(150, 0.0)
     (row,) = feature_drift(reference, current.iloc[:120], ["x"], [], monitoring(sample_size=50_000))
     assert row["sample_size"] == {"reference": 150, "current": 120}
     assert row["statistic"] == ks_2samp(reference["x"].to_numpy(), current["x"].to_numpy()[:120]).statistic
 
 
-def test_feature_drift_names_missing_columns():
+def test_feature_drift_names_missing_columns(monitoring):
     with pytest.raises(ValueError, match=r"current data lacks columns \['c'\]"):
-        feature_drift(pd.DataFrame({"x": [1.0], "c": ["a"]}), pd.DataFrame({"x": [1.0]}), ["x"], ["c"], DEFAULTS)
+        feature_drift(pd.DataFrame({"x": [1.0], "c": ["a"]}), pd.DataFrame({"x": [1.0]}), ["x"], ["c"], monitoring())
 
 
 # --- drift_summary -----------------------------------------------------------------------------------------------
@@ -381,9 +274,9 @@ def test_feature_drift_names_missing_columns():
         (0, 0, 0.0, False),
     ],
 )
-def test_drift_summary_share_boundary(n_features, n_drifted, share, dataset_drift):
+def test_drift_summary_share_boundary(n_features, n_drifted, share, dataset_drift, monitoring):
     rows = [{"feature": f"f{i}", "drifted": i < n_drifted} for i in range(n_features)]
-    summary = drift_summary(rows, DEFAULTS)
+    summary = drift_summary(rows, monitoring())
     assert summary == {
         "n_features": n_features,
         "drifted_features": [f"f{i}" for i in range(n_drifted)],
@@ -395,35 +288,35 @@ def test_drift_summary_share_boundary(n_features, n_drifted, share, dataset_drif
 # --- prediction and target drift ---------------------------------------------------------------------------------
 
 
-def test_prediction_drift_equals_scipy_and_follows_the_rule():
+def test_prediction_drift_equals_scipy_and_follows_the_rule(monitoring):
     rng = np.random.default_rng(2)
     reference = rng.beta(2, 5, 5000)
     same, shifted = rng.beta(2, 5, 4000), rng.beta(5, 2, 4000)
 
-    stable = prediction_drift(reference, same, DEFAULTS)
+    stable = prediction_drift(reference, same, monitoring())
     expected = ks_2samp(reference, same)
     assert (stable["statistic"], stable["p_value"]) == (expected.statistic, expected.pvalue)
     assert stable["drifted"] is False
     assert stable["sample_size"] == {"reference": 5000, "current": 4000}
 
-    moved = prediction_drift(reference, shifted, DEFAULTS)
+    moved = prediction_drift(reference, shifted, monitoring())
     assert moved["drifted"] is True and moved["effect_size"] > 0.5
 
     # predict_proba's two columns are accepted; the positive class is used
     def two_columns(p):
         return np.column_stack([1 - p, p])
 
-    assert prediction_drift(two_columns(reference), two_columns(same), DEFAULTS) == stable
+    assert prediction_drift(two_columns(reference), two_columns(same), monitoring()) == stable
 
 
-def test_prediction_drift_tiny_shift_on_many_scores_is_not_drift():
+def test_prediction_drift_tiny_shift_on_many_scores_is_not_drift(monitoring):
     rng = np.random.default_rng(3)
     reference, current = rng.normal(0.3, 0.1, 1_000_000), rng.normal(0.301, 0.1, 1_000_000)
     stats = prediction_drift(reference, current, monitoring(sample_size=1_000_000))
     assert stats["p_value"] < 0.05 and stats["effect_size"] < 0.1 and stats["drifted"] is False
 
 
-def test_prediction_drift_caps_the_sample():
+def test_prediction_drift_caps_the_sample(monitoring):
     rng = np.random.default_rng(4)
     stats = prediction_drift(rng.random(3000), rng.random(2000), monitoring(sample_size=500))
     assert stats["sample_size"] == {"reference": 500, "current": 500}
@@ -441,10 +334,10 @@ def test_prediction_drift_caps_the_sample():
         pytest.param((36000, 9000), (35100, 9900), False, id="significant-but-small"),
     ],
 )
-def test_target_drift_equals_scipy_on_the_label_table(reference, current, drifted):
+def test_target_drift_equals_scipy_on_the_label_table(reference, current, drifted, monitoring):
     ref = np.array([0] * reference[0] + [1] * reference[1])
     cur = np.array([0] * current[0] + [1] * current[1])
-    stats = target_drift(ref, cur, DEFAULTS)
+    stats = target_drift(ref, cur, monitoring())
     expected = chi2_contingency(np.array([reference, current]), correction=False)
     assert stats["p_value"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
     assert stats["effect_size"] == pytest.approx(math.sqrt(expected.statistic / (sum(reference) + sum(current))))
@@ -453,170 +346,6 @@ def test_target_drift_equals_scipy_on_the_label_table(reference, current, drifte
         assert stats["p_value"] < 0.05
 
 
-def test_target_drift_without_current_labels():
-    stats = target_drift(np.array([0, 1, 1, 0]), np.array([], dtype="int64"), DEFAULTS)
+def test_target_drift_without_current_labels(monitoring):
+    stats = target_drift(np.array([0, 1, 1, 0]), np.array([], dtype="int64"), monitoring())
     assert stats["p_value"] == 1.0 and stats["n_current"] == 0 and stats["drifted"] is False
-
-
-# --- realized performance ----------------------------------------------------------------------------------------
-
-
-def _labels_with_auc_075(repeats: int) -> tuple[np.ndarray, np.ndarray]:
-    # positives score 0.2 and 0.4, negatives 0.1 and 0.3: 3 of the 4 pairs are ordered → ROC-AUC 0.75 exactly
-    return np.array([0, 1, 0, 1] * repeats), np.array([0.1, 0.2, 0.3, 0.4] * repeats)
-
-
-@pytest.mark.parametrize(
-    ("changes", "reference", "realized", "drop", "alarm", "reason"),
-    [
-        pytest.param({}, 0.76, 0.75, 0.01, False, None, id="at-the-floor-is-fine"),
-        pytest.param({"min_roc_auc": 0.8}, 0.76, 0.75, 0.01, True, "below min_roc_auc 0.8", id="below-floor"),
-        pytest.param({"min_roc_auc": 0.7}, 0.81, 0.75, 0.06, True, "0.0600 below the champion", id="drop-too-big"),
-        # 0.8 − 0.75 is 0.05000000000000004 in float64: rounding makes the equal drop no alarm
-        pytest.param({"min_roc_auc": 0.7}, 0.8, 0.75, 0.05, False, None, id="drop-exactly-max"),
-        pytest.param({"min_roc_auc": 0.7}, None, 0.75, None, False, None, id="no-reference"),
-    ],
-)
-def test_realized_performance_alarms(changes, reference, realized, drop, alarm, reason):
-    y, scores = _labels_with_auc_075(50)  # 200 labels = min_labels
-    assert roc_auc_score(y, scores) == 0.75
-    result = realized_performance(y, scores, reference, monitoring(**changes))
-    assert result["n_labels"] == 200
-    assert (result["realized_roc_auc"], result["reference_roc_auc"], result["drop"]) == (realized, reference, drop)
-    assert result["alarm"] is alarm
-    if reason:
-        assert any(reason in r for r in result["reasons"])
-    else:
-        assert result["reasons"] == []
-
-
-def test_float_subtraction_is_why_drops_are_rounded():
-    assert 0.8 - 0.75 > 0.05
-
-
-@pytest.mark.parametrize(
-    ("y", "scores", "reason"),
-    [
-        pytest.param(*_labels_with_auc_075(49), "196 matured labels, fewer than min_labels 200", id="too-few"),
-        pytest.param(np.zeros(300, dtype=int), np.linspace(0, 1, 300), "all 300 matured labels are 0", id="one-class"),
-        pytest.param(np.array([], dtype=int), np.array([]), "0 matured labels", id="none"),
-    ],
-)
-def test_realized_performance_not_judged(y, scores, reason):
-    result = realized_performance(y, scores, 0.9, DEFAULTS)
-    assert result["realized_roc_auc"] is None and result["drop"] is None and result["alarm"] is False
-    assert result["reference_roc_auc"] == 0.9
-    assert reason in result["reasons"][0]
-
-
-def test_realized_performance_matches_sklearn():
-    rng = np.random.default_rng(5)
-    y = rng.integers(0, 2, 1000)
-    scores = np.clip(y * 0.3 + rng.random(1000) * 0.7, 0, 1)
-    result = realized_performance(y, scores, None, DEFAULTS)
-    assert result["realized_roc_auc"] == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
-
-
-# --- decide ------------------------------------------------------------------------------------------------------
-
-NO_DRIFT = {"n_features": 19, "drifted_features": [], "drift_share": 0.0, "dataset_drift": False}
-SOME_DRIFT = {"n_features": 10, "drifted_features": ["tenure", "contract"], "drift_share": 0.2, "dataset_drift": False}
-DATASET_DRIFT = {"n_features": 10, "drifted_features": ["a", "b", "c", "d"], "drift_share": 0.4, "dataset_drift": True}
-STABLE_SCORES = {"drifted": False, "statistic": 0.01, "p_value": 0.6}
-MOVED_SCORES = {"drifted": True, "statistic": 0.3, "p_value": 1e-20}
-FINE = {"alarm": False, "reasons": []}
-ALARM = {"alarm": True, "reasons": ["realized ROC-AUC 0.7000 is below min_roc_auc 0.75 (500 labels)"]}
-UNJUDGED = {"alarm": False, "reasons": ["performance not judged: 12 matured labels, fewer than min_labels 200"]}
-
-
-@pytest.mark.parametrize(
-    ("summary", "prediction", "performance", "decision", "reasons", "notes"),
-    [
-        pytest.param(NO_DRIFT, STABLE_SCORES, FINE, "none", [], [], id="quiet-day"),
-        pytest.param(DATASET_DRIFT, STABLE_SCORES, FINE, "retrain", ["dataset drift"], [], id="dataset-drift"),
-        pytest.param(NO_DRIFT, STABLE_SCORES, ALARM, "retrain", ["below min_roc_auc"], [], id="performance"),
-        pytest.param(
-            DATASET_DRIFT, STABLE_SCORES, ALARM, "retrain", ["dataset drift", "below min_roc_auc"], [], id="both"
-        ),
-        pytest.param(NO_DRIFT, MOVED_SCORES, FINE, "none", [], ["prediction drift"], id="prediction-drift-only"),
-        pytest.param(SOME_DRIFT, STABLE_SCORES, FINE, "none", [], ["below the dataset-drift share"], id="few-features"),
-        pytest.param(NO_DRIFT, STABLE_SCORES, UNJUDGED, "none", [], ["performance not judged"], id="few-labels"),
-        pytest.param(
-            DATASET_DRIFT,
-            MOVED_SCORES,
-            UNJUDGED,
-            "retrain",
-            ["dataset drift"],
-            ["prediction drift", "performance not judged"],
-            id="drift-with-notes",
-        ),
-    ],
-)
-def test_decide(summary, prediction, performance, decision, reasons, notes):
-    result = decide(summary, prediction, performance)
-    assert result["decision"] == decision
-    assert len(result["reasons"]) == len(reasons) and len(result["notes"]) == len(notes)
-    for text, fragment in zip(result["reasons"] + result["notes"], reasons + notes, strict=True):
-        assert fragment in text
-
-
-def test_decide_names_the_drifted_features():
-    (reason,) = decide(DATASET_DRIFT, STABLE_SCORES, FINE)["reasons"]
-    assert reason == "dataset drift: 4 of 10 features drifted (share 0.400): a, b, c, d"
-
-
-# --- drift_report_html -------------------------------------------------------------------------------------------
-
-
-def _telco_like(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, n).astype(float) + shift * 10,
-            "monthlycharges": rng.normal(65 + shift * 20, 30, n),
-            "contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
-            "paymentmethod": rng.choice(["Electronic check", "Mailed check", None], n),
-        }
-    )
-    frame.loc[frame.index[:5], "monthlycharges"] = np.nan
-    return frame
-
-
-NUMERIC, CATEGORICAL = ["tenure", "monthlycharges"], ["contract", "paymentmethod"]
-
-
-def test_drift_report_html_is_written_from_capped_samples(tmp_path, monkeypatch):
-    with warnings.catch_warnings():  # evidently's import drags in deprecated numpy/litestar APIs
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import evidently
-
-    seen: list[int] = []
-    original = evidently.Dataset.from_pandas
-
-    def spy(data, *args, **kwargs):
-        seen.append(len(data))
-        return original(data, *args, **kwargs)
-
-    monkeypatch.setattr(evidently.Dataset, "from_pandas", spy)
-    reference, current = _telco_like(200_000, 0), _telco_like(200_000, 1, shift=0.5)
-    started = time.perf_counter()
-    path = drift_report_html(reference, current, NUMERIC, CATEGORICAL, tmp_path / "out" / "drift.html", 2000, 0)
-    elapsed = time.perf_counter() - started
-    assert seen == [2000, 2000]
-    assert elapsed < 20, f"drift report took {elapsed:.1f}s"
-    assert path == tmp_path / "out" / "drift.html"
-    page = path.read_text(encoding="utf-8")
-    for name in NUMERIC + CATEGORICAL:
-        assert name in page
-    assert "churnops drift report on seeded samples of 2000 reference and 2000 current rows" in page
-
-
-def test_drift_report_html_survives_empty_columns_and_sides(tmp_path):
-    reference, current = _telco_like(300, 0), _telco_like(200, 1)
-    current["monthlycharges"] = np.nan  # Evidently refuses a numeric column without values
-    page = drift_report_html(reference, current, NUMERIC, CATEGORICAL, tmp_path / "a.html", 1000, 0).read_text()
-    assert "Not shown (no value on one side): monthlycharges." in page
-
-    empty = drift_report_html(reference, current.iloc[:0], NUMERIC, CATEGORICAL, tmp_path / "b.html", 1000, 0)
-    text = empty.read_text()
-    assert "the current data 0 rows" in text and "tenure, monthlycharges, contract, paymentmethod" in text

@@ -1,4 +1,4 @@
-"""Scoring a day with a logged model: monitoring's ``positive_scores`` against the pyfunc itself."""
+"""churnops.monitoring.scoring: scoring a day with a logged model, ``positive_scores`` against the pyfunc itself."""
 
 from __future__ import annotations
 

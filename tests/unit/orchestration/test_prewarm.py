@@ -1,4 +1,4 @@
-"""Pre-importing task libraries: only in the processes that fork task processes."""
+"""churnops.orchestration.prewarm: task libraries pre-imported only in the processes that fork task processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""churnops.orchestration.runtime: config paths from Params and run conf are confined."""
+"""churnops.orchestration.runtime: confined config paths, the failure policy and a task's MLflow run link."""
 
 from __future__ import annotations
 
@@ -154,20 +154,81 @@ def test_an_error_while_the_tracking_server_is_down_becomes_one_clear_retryable_
         fail_fast_on_bad_input(failing)(RuntimeError("boom"))
 
 
-def test_a_crash_point_sigkills_the_first_process_only(home):
-    import os
-    import signal
-    import subprocess
-    import sys
+# --- the MLflow run link -----------------------------------------------------------------------------------------
 
-    probe = "from churnops.faults import crash_point; crash_point('unit:point'); print('passed')"
-    env = {**os.environ, "CHURNOPS_CRASH_AT": "other:point,unit:point"}
-    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert first.returncode == -signal.SIGKILL and "passed" not in first.stdout
-    assert (home / "crashes" / "unit:point").read_text().strip().isdigit()
-    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert again.returncode == 0 and again.stdout.strip() == "passed", "the retry runs past the point"
-    unset = subprocess.run(
-        [sys.executable, "-c", probe.replace("unit:point", "never:listed")], env=env, capture_output=True, text=True
+
+class RecordingTaskInstance:
+    """Stands in for the running task instance: keeps what the task pushes to XCom."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+@pytest.fixture
+def published(monkeypatch) -> list[tuple[str, str]]:
+    """The runs ``fail_fast_on_bad_input`` publishes, recorded instead of pushed to XCom."""
+    from churnops.orchestration import runtime
+
+    runs: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        runtime, "publish_mlflow_run", lambda experiment_id, run_id: runs.append((experiment_id, run_id))
     )
-    assert unset.returncode == 0
+    return runs
+
+
+def test_the_wrapper_publishes_every_run_announced_during_the_call_and_none_after(published):
+    from churnops.orchestration import runtime
+    from churnops.tracking import announce_run
+
+    @runtime.fail_fast_on_bad_input
+    def step(name: str) -> str:
+        """A task function that opens two MLflow runs."""
+        announce_run("1", "abc")
+        announce_run("1", "def")
+        return f"{name} done"
+
+    assert (step.__name__, step.__doc__) == ("step", "A task function that opens two MLflow runs.")
+    assert step("train") == "train done"
+    assert published == [("1", "abc"), ("1", "def")]
+    announce_run("2", "after")  # the task returned: nobody listens any more
+    assert published == [("1", "abc"), ("1", "def")]
+
+
+def test_the_wrapper_stops_publishing_when_the_task_fails(published):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from churnops.orchestration import runtime
+    from churnops.tracking import announce_run
+
+    def fails_after_opening_a_run(error: Exception) -> None:
+        announce_run("1", "abc")
+        raise error
+
+    with pytest.raises(AirflowFailException):
+        runtime.fail_fast_on_bad_input(fails_after_opening_a_run)(ChurnopsInputError("missing column"))
+    with pytest.raises(ValueError):
+        runtime.fail_fast_on_bad_input(fails_after_opening_a_run)(ValueError("a bug"))
+    assert published == [("1", "abc"), ("1", "abc")], "a failed task still links to its run"
+    announce_run("2", "after")
+    assert published == [("1", "abc"), ("1", "abc")]
+
+
+def test_inside_a_task_the_run_is_pushed_as_the_link_xcom(monkeypatch):
+    import airflow.sdk
+
+    from churnops.orchestration.runtime import MLFLOW_RUN_XCOM_KEY, fail_fast_on_bad_input
+    from churnops.tracking import announce_run
+
+    ti = RecordingTaskInstance()
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: {"ti": ti})
+    fail_fast_on_bad_input(announce_run)("7", "run-7")
+    assert ti.pushed == {MLFLOW_RUN_XCOM_KEY: "7/run-7"}
+
+
+def test_outside_a_task_publishing_a_run_does_nothing():
+    from churnops.orchestration.runtime import publish_mlflow_run
+
+    assert publish_mlflow_run("1", "abc") is None  # Airflow has no current context here: no error either

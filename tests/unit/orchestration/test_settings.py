@@ -1,3 +1,5 @@
+"""churnops.orchestration.settings: ``airflow_settings.yaml`` read, checked and turned into import files."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
-"""The SQLite connection for Airflow's metadata DB: a read-then-write transaction never loses its write."""
+"""churnops.orchestration.sqlite: the connection for Airflow's SQLite metadata DB, where a read-then-write
+transaction never loses its write."""
 
 from __future__ import annotations
 

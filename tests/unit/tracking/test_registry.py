@@ -1,4 +1,4 @@
-"""Registration is idempotent per source run; training never displaces a champion."""
+"""churnops.tracking.registry: registration is idempotent per source run; training never displaces a champion."""
 
 from __future__ import annotations
 

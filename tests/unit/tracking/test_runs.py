@@ -1,4 +1,5 @@
-"""Parent and step runs against a real (SQLite) MLflow store: found again, never duplicated."""
+"""churnops.tracking.runs: parent and step runs against a real (SQLite) MLflow store: found again, never
+duplicated, and announced to the listeners."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import pytest
 from churnops.config import load_config
 from churnops.tracking.runs import (
     RunContext,
+    announce_run,
     configure_mlflow,
     finish_parent_run,
     get_or_create_parent_run,
+    listening_for_runs,
     step_run,
     tracking_uri,
 )
@@ -95,3 +98,62 @@ def test_step_runs_carry_context_tags(experiment_id):
         assert run.data.tags["churnops.dag_id"] == "churn_training"
         assert run.data.tags["churnops.run_id"] == "scheduled__2026-11-20"
         assert run.data.tags["churnops.logical_date"] == "2026-11-20T00:00:00+00:00"
+
+
+# --- listeners ---------------------------------------------------------------------------------------------------
+
+
+def test_a_listener_hears_the_runs_announced_inside_its_block_only():
+    heard = []
+    announce_run("0", "before")  # nobody listens: nothing happens
+    with listening_for_runs(lambda *run: heard.append(run)):
+        announce_run("1", "abc")
+        announce_run("2", "def")
+    announce_run("3", "after")
+    assert heard == [("1", "abc"), ("2", "def")]
+
+
+def test_nested_blocks_stack_their_listeners():
+    heard = []
+    with listening_for_runs(lambda _experiment_id, run_id: heard.append(("outer", run_id))):
+        announce_run("1", "a")
+        with listening_for_runs(lambda _experiment_id, run_id: heard.append(("inner", run_id))):
+            announce_run("1", "b")
+        announce_run("1", "c")
+    assert heard == [("outer", "a"), ("outer", "b"), ("inner", "b"), ("outer", "c")]
+
+
+def test_the_listener_is_removed_when_the_block_raises():
+    heard = []
+    with (
+        pytest.raises(RuntimeError, match="step failed"),
+        listening_for_runs(lambda *run: heard.append(run)),
+    ):
+        announce_run("1", "abc")
+        raise RuntimeError("step failed")
+    announce_run("1", "after the failure")
+    assert heard == [("1", "abc")]
+
+
+def test_parent_runs_are_announced_when_created_and_when_found_again(experiment_id):
+    ctx = RunContext("churn_training", "manual__announced")
+    heard = []
+    with listening_for_runs(lambda *run: heard.append(run)):
+        parent = get_or_create_parent_run(experiment_id, ctx, "p")
+        again = get_or_create_parent_run(experiment_id, ctx, "p")
+    assert again == parent
+    assert heard == [(experiment_id, parent), (experiment_id, parent)]
+
+
+def test_step_runs_are_announced_before_the_step_runs_and_again_when_resumed(experiment_id):
+    ctx = RunContext("churn_training", "manual__announced")
+    parent = get_or_create_parent_run(experiment_id, ctx, "p")
+    heard = []
+    with listening_for_runs(lambda *run: heard.append(run)):
+        with pytest.raises(RuntimeError), step_run(experiment_id, parent, ctx, "train/xgboost") as run:
+            assert heard == [(experiment_id, run.info.run_id)], "a step that dies mid-way is linked already"
+            raise RuntimeError("worker lost")
+        with step_run(experiment_id, parent, ctx, "train/xgboost") as retried:
+            pass
+    assert retried.info.run_id == run.info.run_id != parent
+    assert heard == [(experiment_id, run.info.run_id)] * 2

@@ -1,0 +1,119 @@
+"""churnops.data.storage: day partitions, writers that replace a file only when complete, the quarantine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from churnops.config import Source
+from churnops.data.storage import atomic_parquet_writer, partition, quarantine, replaced_atomically, write_json
+from churnops.data.validation import Finding
+
+# --- partitions and JSON records ---------------------------------------------------------------------------------
+
+
+def test_a_partition_is_the_days_folder_of_its_kind_under_churnops_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURNOPS_HOME", str(tmp_path))
+    assert partition("labels", date(2026, 3, 4)) == tmp_path.resolve() / "labels" / "date=2026-03-04"
+    assert partition("quarantine/monitoring", date(2026, 12, 31)).relative_to(tmp_path.resolve()).parts == (
+        "quarantine",
+        "monitoring",
+        "date=2026-12-31",
+    )
+
+
+def test_write_json_creates_the_folders_and_writes_dates_as_text(tmp_path):
+    path = tmp_path / "reports" / "date=2026-03-04" / "report.json"
+    assert write_json(path, {"date": date(2026, 3, 4), "rows": 3, "notes": []}) == path
+    text = path.read_text(encoding="utf-8")
+    assert json.loads(text) == {"date": "2026-03-04", "rows": 3, "notes": []}
+    assert text.endswith("}\n") and '\n  "rows": 3' in text  # indented, one final line end
+
+
+# --- writers that replace a file only when complete --------------------------------------------------------------
+
+
+def test_replaced_atomically_moves_the_temporary_file_into_place_only_on_success(tmp_path):
+    path = tmp_path / "new-folder" / "side.json"
+    with replaced_atomically(path) as temporary:
+        assert temporary.parent == path.parent and temporary.name != path.name
+        assert not path.exists()  # readers see nothing until the block ends
+        temporary.write_text("first", encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == "first"
+    assert list(path.parent.iterdir()) == [path]
+
+
+def test_replaced_atomically_keeps_the_previous_file_and_removes_the_temporary_one_on_failure(tmp_path):
+    path = tmp_path / "side.json"
+    path.write_text("previous", encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt), replaced_atomically(path) as temporary:
+        temporary.write_text("half written", encoding="utf-8")
+        raise KeyboardInterrupt  # not an Exception: a worker being stopped must not leave the temporary file
+    assert path.read_text(encoding="utf-8") == "previous"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_atomic_parquet_writer_leaves_the_old_file_on_failure(tmp_path):
+    import pyarrow as pa
+
+    path = tmp_path / "out.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(path)
+    before = path.read_bytes()
+    table = pa.table({"x": [2, 3]})
+    with pytest.raises(RuntimeError, match="killed"), atomic_parquet_writer(path, table.schema) as writer:
+        writer.write_table(table)
+        raise RuntimeError("killed")
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+    with atomic_parquet_writer(path, table.schema) as writer:
+        writer.write_table(table)
+    assert pd.read_parquet(path)["x"].tolist() == [2, 3]
+
+
+# --- quarantine --------------------------------------------------------------------------------------------------
+
+
+def test_quarantine_copies_bytes_and_writes_reason(tmp_path):
+    content = b"id,age\r\na,\xe9t\xe9\r\nb, \r\n"  # CRLF and latin-1 bytes must survive untouched
+    path = tmp_path / "raw" / "main.csv"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    source = Source(name="main", path=path)
+    findings = [
+        Finding("main", "age", "numeric_type", "1 values are not numbers"),
+        Finding("main", None, "min_rows", "2 rows"),
+    ]
+    destination = tmp_path / "quarantine" / "run-1" / "main"
+    assert quarantine(source, findings, destination, {"run_id": "run-1", "dag_id": "d"}) == destination
+    assert (destination / "main.csv").read_bytes() == content
+    assert path.read_bytes() == content
+    reason = json.loads((destination / "reason.json").read_text())
+    assert reason == {
+        "source": "main",
+        "path": str(path),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "copy": str(destination / "main.csv"),
+        "findings": [asdict(f) for f in findings],
+        "run_id": "run-1",
+        "dag_id": "d",
+    }
+    assert reason["findings"][0] == {
+        "source": "main",
+        "column": "age",
+        "rule": "numeric_type",
+        "message": "1 values are not numbers",
+    }
+
+
+def test_quarantine_of_a_missing_file_still_writes_reason(tmp_path):
+    source = Source(name="main", path=tmp_path / "absent.csv")
+    findings = [Finding("main", None, "readable", "file not found")]
+    destination = quarantine(source, findings, tmp_path / "q", {})
+    assert sorted(p.name for p in destination.iterdir()) == ["reason.json"]
+    reason = json.loads((destination / "reason.json").read_text())
+    assert reason["sha256"] is None and reason["copy"] is None
+    assert reason["findings"][0]["rule"] == "readable"

@@ -1,0 +1,67 @@
+"""churnops.monitoring.outcomes: realized performance on matured labels, its alarms and rounded drops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from churnops.monitoring.outcomes import realized_performance
+
+# --- realized performance ----------------------------------------------------------------------------------------
+
+
+def _labels_with_auc_075(repeats: int) -> tuple[np.ndarray, np.ndarray]:
+    # positives score 0.2 and 0.4, negatives 0.1 and 0.3: 3 of the 4 pairs are ordered → ROC-AUC 0.75 exactly
+    return np.array([0, 1, 0, 1] * repeats), np.array([0.1, 0.2, 0.3, 0.4] * repeats)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reference", "realized", "drop", "alarm", "reason"),
+    [
+        pytest.param({}, 0.76, 0.75, 0.01, False, None, id="at-the-floor-is-fine"),
+        pytest.param({"min_roc_auc": 0.8}, 0.76, 0.75, 0.01, True, "below min_roc_auc 0.8", id="below-floor"),
+        pytest.param({"min_roc_auc": 0.7}, 0.81, 0.75, 0.06, True, "0.0600 below the champion", id="drop-too-big"),
+        # 0.8 − 0.75 is 0.05000000000000004 in float64: rounding makes the equal drop no alarm
+        pytest.param({"min_roc_auc": 0.7}, 0.8, 0.75, 0.05, False, None, id="drop-exactly-max"),
+        pytest.param({"min_roc_auc": 0.7}, None, 0.75, None, False, None, id="no-reference"),
+    ],
+)
+def test_realized_performance_alarms(changes, reference, realized, drop, alarm, reason, monitoring):
+    y, scores = _labels_with_auc_075(50)  # 200 labels = min_labels
+    assert roc_auc_score(y, scores) == 0.75
+    result = realized_performance(y, scores, reference, monitoring(**changes))
+    assert result["n_labels"] == 200
+    assert (result["realized_roc_auc"], result["reference_roc_auc"], result["drop"]) == (realized, reference, drop)
+    assert result["alarm"] is alarm
+    if reason:
+        assert any(reason in r for r in result["reasons"])
+    else:
+        assert result["reasons"] == []
+
+
+def test_float_subtraction_is_why_drops_are_rounded():
+    assert 0.8 - 0.75 > 0.05
+
+
+@pytest.mark.parametrize(
+    ("y", "scores", "reason"),
+    [
+        pytest.param(*_labels_with_auc_075(49), "196 matured labels, fewer than min_labels 200", id="too-few"),
+        pytest.param(np.zeros(300, dtype=int), np.linspace(0, 1, 300), "all 300 matured labels are 0", id="one-class"),
+        pytest.param(np.array([], dtype=int), np.array([]), "0 matured labels", id="none"),
+    ],
+)
+def test_realized_performance_not_judged(y, scores, reason, monitoring):
+    result = realized_performance(y, scores, 0.9, monitoring())
+    assert result["realized_roc_auc"] is None and result["drop"] is None and result["alarm"] is False
+    assert result["reference_roc_auc"] == 0.9
+    assert reason in result["reasons"][0]
+
+
+def test_realized_performance_matches_sklearn(monitoring):
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 1000)
+    scores = np.clip(y * 0.3 + rng.random(1000) * 0.7, 0, 1)
+    result = realized_performance(y, scores, None, monitoring())
+    assert result["realized_roc_auc"] == pytest.approx(roc_auc_score(y, scores), abs=1e-12)

@@ -1,0 +1,218 @@
+"""churnops.monitoring.report: the retrain decision, the report built from the steps' results, the HTML page."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnops.monitoring.report import build_report, decide, drift_report_html
+
+# --- decide ------------------------------------------------------------------------------------------------------
+
+NO_DRIFT = {"n_features": 19, "drifted_features": [], "drift_share": 0.0, "dataset_drift": False}
+SOME_DRIFT = {"n_features": 10, "drifted_features": ["tenure", "contract"], "drift_share": 0.2, "dataset_drift": False}
+DATASET_DRIFT = {"n_features": 10, "drifted_features": ["a", "b", "c", "d"], "drift_share": 0.4, "dataset_drift": True}
+STABLE_SCORES = {"drifted": False, "statistic": 0.01, "p_value": 0.6}
+MOVED_SCORES = {"drifted": True, "statistic": 0.3, "p_value": 1e-20}
+FINE = {"alarm": False, "reasons": []}
+ALARM = {"alarm": True, "reasons": ["realized ROC-AUC 0.7000 is below min_roc_auc 0.75 (500 labels)"]}
+UNJUDGED = {"alarm": False, "reasons": ["performance not judged: 12 matured labels, fewer than min_labels 200"]}
+
+
+@pytest.mark.parametrize(
+    ("summary", "prediction", "performance", "decision", "reasons", "notes"),
+    [
+        pytest.param(NO_DRIFT, STABLE_SCORES, FINE, "none", [], [], id="quiet-day"),
+        pytest.param(DATASET_DRIFT, STABLE_SCORES, FINE, "retrain", ["dataset drift"], [], id="dataset-drift"),
+        pytest.param(NO_DRIFT, STABLE_SCORES, ALARM, "retrain", ["below min_roc_auc"], [], id="performance"),
+        pytest.param(
+            DATASET_DRIFT, STABLE_SCORES, ALARM, "retrain", ["dataset drift", "below min_roc_auc"], [], id="both"
+        ),
+        pytest.param(NO_DRIFT, MOVED_SCORES, FINE, "none", [], ["prediction drift"], id="prediction-drift-only"),
+        pytest.param(SOME_DRIFT, STABLE_SCORES, FINE, "none", [], ["below the dataset-drift share"], id="few-features"),
+        pytest.param(NO_DRIFT, STABLE_SCORES, UNJUDGED, "none", [], ["performance not judged"], id="few-labels"),
+        pytest.param(
+            DATASET_DRIFT,
+            MOVED_SCORES,
+            UNJUDGED,
+            "retrain",
+            ["dataset drift"],
+            ["prediction drift", "performance not judged"],
+            id="drift-with-notes",
+        ),
+    ],
+)
+def test_decide(summary, prediction, performance, decision, reasons, notes):
+    result = decide(summary, prediction, performance)
+    assert result["decision"] == decision
+    assert len(result["reasons"]) == len(reasons) and len(result["notes"]) == len(notes)
+    for text, fragment in zip(result["reasons"] + result["notes"], reasons + notes, strict=True):
+        assert fragment in text
+
+
+def test_decide_names_the_drifted_features():
+    (reason,) = decide(DATASET_DRIFT, STABLE_SCORES, FINE)["reasons"]
+    assert reason == "dataset drift: 4 of 10 features drifted (share 0.400): a, b, c, d"
+
+
+# --- build_report ------------------------------------------------------------------------------------------------
+
+DAY = date(2026, 3, 14)
+SCORED = {
+    "predictions": "predictions.parquet",
+    "model_version": "3",
+    "rows": 12_000,
+    "shards": 2,
+    "drift_parts": "parts",
+}
+FEATURES = {**SOME_DRIFT, "feature_drift": "reports/date=2026-03-14/feature_drift.json"}
+PREDICTION = {**MOVED_SCORES, "effect_size": 0.3, "sample_size": {"reference": 5000, "current": 12_000}}
+LATE_LABELS = {
+    "file": "churnops-home/labels/date=2026-03-10/late.csv",
+    "findings": [
+        {"source": "late", "column": "churn", "rule": "label_values", "message": "2 labels outside the two classes"},
+        {"source": "late", "column": "customerid", "rule": "duplicates", "message": "3 repeated ids"},
+    ],
+}
+
+
+def performance_result(rejected_label_files: list[dict] | None = None, **realized) -> dict:
+    """What ``performance_step`` returns: target drift, realized performance and the rejected label files.
+
+    Args:
+        rejected_label_files: the label files ``accepted_files`` refused (the key is left out when None).
+        **realized: fields of the realized performance to change (the default is a judged, unalarmed day).
+    """
+    result = {
+        "window": ["2026-02-06", "2026-03-07"],
+        "label_days": ["2026-03-06", "2026-03-07"],
+        "target_drift": {"drifted": True, "p_value": 1e-6, "effect_size": 0.2},
+        "performance": {
+            "n_labels": 500,
+            "realized_roc_auc": 0.81,
+            "reference_roc_auc": 0.83,
+            "drop": 0.02,
+            **FINE,
+            **realized,
+        },
+        "labels_without_prediction": 4,
+    }
+    if rejected_label_files is not None:
+        result["rejected_label_files"] = rejected_label_files
+    return result
+
+
+def test_build_report_takes_the_headline_figures_from_the_steps():
+    performance = performance_result(rejected_label_files=[])
+    decision = decide(FEATURES, PREDICTION, performance["performance"])
+    report = build_report(DAY, SCORED, FEATURES, PREDICTION, performance, decision)
+    assert report == {
+        "date": "2026-03-14",
+        "model_version": "3",
+        "rows": 12_000,
+        "shards": 2,
+        "drifted_features": ["tenure", "contract"],
+        "drift_share": 0.2,
+        "dataset_drift": False,
+        "prediction_drift": True,
+        "target_drift": True,
+        "realized_roc_auc": 0.81,
+        "n_labels": 500,
+        "decision": "none",
+        "reasons": [],
+        "notes": decision["notes"],
+        "details": {"features": FEATURES["feature_drift"], "prediction": PREDICTION, "performance": performance},
+    }
+    assert len(report["notes"]) == 2  # the few drifted features and the prediction drift
+
+
+def test_build_report_carries_the_decision_and_its_reasons():
+    performance = performance_result(realized_roc_auc=0.7, alarm=True, reasons=ALARM["reasons"])
+    decision = decide(DATASET_DRIFT, STABLE_SCORES, performance["performance"])
+    report = build_report(DAY, SCORED, {**FEATURES, **DATASET_DRIFT}, STABLE_SCORES, performance, decision)
+    assert (report["decision"], report["dataset_drift"], report["prediction_drift"]) == ("retrain", True, False)
+    assert report["reasons"] == decision["reasons"] and len(report["reasons"]) == 2
+    assert report["notes"] == []
+    assert report["realized_roc_auc"] == 0.7
+
+
+def test_a_rejected_label_file_becomes_a_note_naming_its_first_finding():
+    performance = performance_result(rejected_label_files=[LATE_LABELS])
+    decision = {"decision": "none", "reasons": [], "notes": ["a note of decide"]}
+    report = build_report(DAY, SCORED, FEATURES, PREDICTION, performance, decision)
+    assert report["notes"] == [
+        "a note of decide",
+        "label file late.csv of date=2026-03-10 rejected (quarantined): label_values: 2 labels outside the two classes",
+    ]
+    assert report["details"]["performance"]["rejected_label_files"] == [LATE_LABELS]
+
+
+def test_build_report_defaults_one_shard_no_notes_and_no_rejected_files():
+    scored = {key: value for key, value in SCORED.items() if key != "shards"}
+    performance = performance_result(realized_roc_auc=None, n_labels=12, reasons=UNJUDGED["reasons"])
+    report = build_report(DAY, scored, FEATURES, PREDICTION, performance, {"decision": "none", "reasons": []})
+    assert report["shards"] == 1
+    assert report["notes"] == []
+    assert (report["realized_roc_auc"], report["n_labels"]) == (None, 12)
+
+
+# --- drift_report_html -------------------------------------------------------------------------------------------
+
+
+def _telco_like(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, n).astype(float) + shift * 10,
+            "monthlycharges": rng.normal(65 + shift * 20, 30, n),
+            "contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
+            "paymentmethod": rng.choice(["Electronic check", "Mailed check", None], n),
+        }
+    )
+    frame.loc[frame.index[:5], "monthlycharges"] = np.nan
+    return frame
+
+
+NUMERIC, CATEGORICAL = ["tenure", "monthlycharges"], ["contract", "paymentmethod"]
+
+
+def test_drift_report_html_is_written_from_capped_samples(tmp_path, monkeypatch):
+    with warnings.catch_warnings():  # evidently's import drags in deprecated numpy/litestar APIs
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import evidently
+
+    seen: list[int] = []
+    original = evidently.Dataset.from_pandas
+
+    def spy(data, *args, **kwargs):
+        seen.append(len(data))
+        return original(data, *args, **kwargs)
+
+    monkeypatch.setattr(evidently.Dataset, "from_pandas", spy)
+    reference, current = _telco_like(200_000, 0), _telco_like(200_000, 1, shift=0.5)
+    started = time.perf_counter()
+    path = drift_report_html(reference, current, NUMERIC, CATEGORICAL, tmp_path / "out" / "drift.html", 2000, 0)
+    elapsed = time.perf_counter() - started
+    assert seen == [2000, 2000]
+    assert elapsed < 20, f"drift report took {elapsed:.1f}s"
+    assert path == tmp_path / "out" / "drift.html"
+    page = path.read_text(encoding="utf-8")
+    for name in NUMERIC + CATEGORICAL:
+        assert name in page
+    assert "churnops drift report on seeded samples of 2000 reference and 2000 current rows" in page
+
+
+def test_drift_report_html_survives_empty_columns_and_sides(tmp_path):
+    reference, current = _telco_like(300, 0), _telco_like(200, 1)
+    current["monthlycharges"] = np.nan  # Evidently refuses a numeric column without values
+    page = drift_report_html(reference, current, NUMERIC, CATEGORICAL, tmp_path / "a.html", 1000, 0).read_text()
+    assert "Not shown (no value on one side): monthlycharges." in page
+
+    empty = drift_report_html(reference, current.iloc[:0], NUMERIC, CATEGORICAL, tmp_path / "b.html", 1000, 0)
+    text = empty.read_text()
+    assert "the current data 0 rows" in text and "tenure, monthlycharges, contract, paymentmethod" in text
