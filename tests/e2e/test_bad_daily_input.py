@@ -151,7 +151,7 @@ def rejected_labels(rule: str, column: str | None = None, text: str | None = Non
         # Retraining uses the same verdict: the day's batch trains, its rejected labels do not.
         from churnops.config import load_config
         from churnops.monitoring.intake import accepted_files
-        from churnops.retraining.steps import _labelled_days
+        from churnops.retraining.windows import _labelled_days
 
         config = load_config()
         assert accepted_files(config, "labels", label_day)[0] == []

@@ -152,7 +152,7 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
 
     from churnops import monitoring
     from churnops.config import load_config
-    from churnops.data.validation import DataValidationError
+    from churnops.data.findings import DataValidationError
 
     day = date(2027, 3, 1)
     batch = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=6)}").astype({"tenure": "float64"})

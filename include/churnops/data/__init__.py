@@ -3,10 +3,12 @@
 - :mod:`~churnops.data.sources`: read CSV/Parquet sources (whole or in chunks), type them as
   the config declares, merge them on the id and assign the hash split.
 - :mod:`~churnops.data.values`: what a cell means: null tokens, text, the declared types.
-- :mod:`~churnops.data.validation`: the rules a source or a day's batch must pass, as findings.
+- :mod:`~churnops.data.validation`: the rules a source or a day's batch must pass, as findings
+  (:mod:`~churnops.data.findings`); :mod:`~churnops.data.tally` counts the row rules chunk by chunk.
 - :mod:`~churnops.data.storage`: day partitions, atomic writers and the quarantine.
 """
 
+from churnops.data.findings import DataValidationError, Finding, shape_findings
 from churnops.data.sources import (
     SPLIT_COLUMN,
     SourceReadError,
@@ -27,14 +29,10 @@ from churnops.data.storage import (
     write_json,
     write_parquet,
 )
+from churnops.data.tally import Tally, tally_findings
 from churnops.data.validation import (
-    DataValidationError,
-    Finding,
-    Tally,
     cut_short_findings,
     probe_source,
-    shape_findings,
-    tally_findings,
     validate_chunks,
     validate_frame,
     validate_source,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from churnops.data.validation import Finding
+    from churnops.data.findings import Finding
 
 
 __all__ = [

@@ -21,19 +21,8 @@ import pandas as pd
 
 from churnops.config import ChurnopsConfig
 from churnops.data import atomic_parquet_writer, coerce_types, merge_sources, read_source
-from churnops.devtools.generator import (
-    CHUNK_ROWS,
-    SCENARIOS,
-    Chunk,
-    batch_frame,
-    batch_table,
-    check_arguments,
-    day_chunks,
-    labels_frame,
-    labels_table,
-    prepare,
-    row_ids,
-)
+from churnops.devtools.generator import CHUNK_ROWS, SCENARIOS, Chunk, check_arguments, day_chunks, prepare
+from churnops.devtools.tables import batch_frame, batch_table, labels_frame, labels_table, row_ids
 from churnops.errors import ChurnopsInputError
 
 __all__ = [

@@ -3,10 +3,19 @@ fresh labelled window, and the promotion decision.
 
 - :mod:`~churnops.retraining.policy`: the gain rule, the paired bootstrap and the cooldown.
 - :mod:`~churnops.retraining.state`: where the last promotion is kept (protocol; the file store).
-- :mod:`~churnops.retraining.steps`: the steps, shared by ``churn_retraining``, ``churn_rollback``
-  and the CLI.
+- :mod:`~churnops.retraining.windows`: the training and evaluation windows by the as-of day.
+- :mod:`~churnops.retraining.decision`: champion vs challenger on the fresh window, the promotion.
+- :mod:`~churnops.retraining.steps`: the cooldown gate, the whole run, the rollback (shared by
+  ``churn_retraining``, ``churn_rollback`` and the CLI).
 """
 
+from churnops.retraining.decision import (
+    apply_decision,
+    compare_on_fresh_window,
+    decision_tags,
+    log_decision,
+    record_decision,
+)
 from churnops.retraining.policy import (
     Cooldown,
     PromotionDecision,
@@ -15,21 +24,8 @@ from churnops.retraining.policy import (
     paired_bootstrap_gain,
 )
 from churnops.retraining.state import COOLDOWN_DAYS_VAR, LAST_PROMOTION_VAR, FileState, PromotionState
-from churnops.retraining.steps import (
-    add_recent_days,
-    apply_decision,
-    check_cooldown,
-    compare_on_fresh_window,
-    decision_tags,
-    evaluation_days,
-    log_decision,
-    record_decision,
-    record_skip,
-    rollback_and_record,
-    run_retraining,
-    training_days,
-    training_window,
-)
+from churnops.retraining.steps import check_cooldown, record_skip, rollback_and_record, run_retraining
+from churnops.retraining.windows import add_recent_days, evaluation_days, training_days, training_window
 
 __all__ = [
     "COOLDOWN_DAYS_VAR",

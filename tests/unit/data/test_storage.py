@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from churnops.config import Source
+from churnops.data.findings import Finding
 from churnops.data.storage import atomic_parquet_writer, partition, quarantine, replaced_atomically, write_json
-from churnops.data.validation import Finding
 
 # --- partitions and JSON records ---------------------------------------------------------------------------------
 

@@ -9,12 +9,10 @@ import pandas as pd
 import pytest
 
 from churnops.config import ChurnopsConfig, Source
+from churnops.data.findings import DataValidationError, Finding
+from churnops.data.tally import Tally, tally_findings
 from churnops.data.validation import (
-    DataValidationError,
-    Finding,
-    Tally,
     probe_source,
-    tally_findings,
     validate_chunks,
     validate_frame,
     validate_source,

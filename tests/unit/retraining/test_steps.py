@@ -7,7 +7,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from churnops.retraining.steps import decision_tags, training_window
+from churnops.retraining.decision import decision_tags
+from churnops.retraining.windows import training_window
 
 
 def original_rows() -> pd.DataFrame:

@@ -198,8 +198,8 @@ def test_two_racing_promotions_promote_exactly_one(churnops_home):
     # The loser's retraining records why it did not promote, and changes nothing else.
     from datetime import date
 
+    from churnops.retraining.decision import record_decision
     from churnops.retraining.state import FileState
-    from churnops.retraining.steps import record_decision
 
     state = FileState(churnops_home / "state" / "promotion.json")
     comparison = {
