@@ -28,6 +28,7 @@ from churnops.data.storage import (
     replaced_atomically,
     write_json,
     write_parquet,
+    write_text_atomically,
 )
 from churnops.data.tally import Tally, tally_findings
 from churnops.data.validation import (
@@ -85,4 +86,5 @@ __all__ = [
     "validate_source_in_chunks",
     "write_json",
     "write_parquet",
+    "write_text_atomically",
 ]

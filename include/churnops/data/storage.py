@@ -1,9 +1,8 @@
 """Where churnops keeps files: day partitions, atomic writers, JSON records and the quarantine.
 
-The Parquet writers (:func:`replaced_atomically`, :func:`atomic_parquet_writer`,
-:func:`write_parquet`) write a temporary file beside the target and move it into place only
-when complete, so readers never see half a table; :func:`write_json` and the quarantine's
-``reason.json`` are written in place.
+Every file churnops writes goes through :func:`replaced_atomically`: a temporary file beside the
+target, flushed to disk, then moved into place, so a reader (or a retry after a crash) sees the
+previous file or the complete new one, never half of either.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ __all__ = [
     "replaced_atomically",
     "write_json",
     "write_parquet",
+    "write_text_atomically",
 ]
 
 
@@ -54,17 +54,30 @@ def partition(kind: str, day: date) -> Path:
 
 
 def write_json(path: Path, payload: Any) -> Path:
-    """Write ``payload`` as indented JSON (parents created); return the path.
+    """Write ``payload`` as indented JSON, whole or not at all (:func:`write_text_atomically`).
 
     Args:
-        path: the file to write.
+        path: the file to write (parent folders are created).
         payload: JSON-like data; other values (dates, paths) are written as their ``str``.
 
     Returns:
         ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return write_text_atomically(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`replaced_atomically`: whole, durable, or not at all.
+
+    Args:
+        path: the file to write (parent folders are created).
+        text: its new content.
+
+    Returns:
+        ``path``.
+    """
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
     return path
 
 
@@ -73,17 +86,33 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; it replaces ``path`` only if the block succeeds.
 
     Readers (and a task retried after a crash) never see a half-written file: they see the
-    previous file or the complete new one. A failure removes the temporary file.
+    previous file or the complete new one. A failure removes the temporary file. The new file
+    is flushed to disk before it replaces the old one and the folder after, so a power cut or a
+    killed machine cannot leave the name pointing at a file the disk never received.
+
+    Yields:
+        The temporary path to write the new content to.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         yield Path(temporary)
+        _fsync(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _fsync(path.parent)
+
+
+def _fsync(path: str | Path) -> None:
+    # A read-only descriptor suffices for fsync on Linux, for a file and for a folder.
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextmanager
@@ -150,5 +179,5 @@ def quarantine(source: Source, findings: list[Finding], destination: Path, conte
         "findings": [asdict(f) for f in findings],
         **context,
     }
-    (destination / "reason.json").write_text(json.dumps(reason, indent=2) + "\n", encoding="utf-8")
+    write_json(destination / "reason.json", reason)
     return destination

@@ -46,6 +46,7 @@ __all__ = [
     "raw_chunks",
     "read_files",
     "record_verdict",
+    "stored_verdict",
 ]
 
 
@@ -183,6 +184,27 @@ def record_verdict(kind: str, day: date, path: Path, findings: list[Finding]) ->
     return verdict
 
 
+def stored_verdict(path: Path) -> dict[str, Any] | None:
+    """The verdict kept at ``path``, or None when there is none or it cannot be read.
+
+    A verdict cut short by a crash, emptied or edited into something else is not an error:
+    the file it speaks for is simply judged again (and its verdict rewritten whole).
+
+    Args:
+        path: the verdict's file under ``work/verdicts/``.
+
+    Returns:
+        ``{"size", "mtime_ns", "findings"}``, or None.
+    """
+    try:
+        verdict = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # absent or unreadable; not JSON (UnicodeDecodeError is a ValueError too)
+        return None
+    if not isinstance(verdict, dict) or not {"size", "mtime_ns", "findings"} <= verdict.keys():
+        return None
+    return verdict
+
+
 def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[Path], list[dict[str, Any]]]:
     """The files of a day's ``incoming`` or ``labels`` partition that pass validation, and those that do not.
 
@@ -216,7 +238,7 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     for path in batch_files(partition(kind, day)):
         source = file_source(config, path, kind)
         stored, stat = _verdict_path(kind, day, path), path.stat()
-        verdict = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
+        verdict = stored_verdict(stored)
         if verdict is None or (verdict["size"], verdict["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
             found = validate_source_in_chunks(source, rules, config.monitoring.chunk_rows)
             quarantine_file(config, day, path, found, f"accepted_files({kind})", kind)

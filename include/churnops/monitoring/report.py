@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from churnops.config import ChurnopsConfig
-from churnops.data import partition, write_json
+from churnops.data import partition, write_json, write_text_atomically
 from churnops.features import MISSING
 from churnops.monitoring.sampling import as_numeric, capped_pair, category_label
 from churnops.monitoring.scoring import reference_frame
@@ -113,10 +113,10 @@ def drift_report_html(
             f"<p>No drift report: the reference has {len(ref)} rows and the current data {len(cur)} rows.</p>"
             f"<p>Features: {html.escape(', '.join(columns))}</p>"
         )
-        path.write_text(
+        write_text_atomically(
+            path,
             f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>churnops drift</title></head>"
             f"<body>{body}</body></html>",
-            encoding="utf-8",
         )
         return path
 
@@ -141,7 +141,7 @@ def drift_report_html(
     # Snapshot.save_html silently writes nothing when given a Path (it only handles str),
     # so the page is rendered and written here.
     page = snapshot.get_html_str(as_iframe=False)
-    path.write_text(_with_banner(page, len(ref), len(cur), empty), encoding="utf-8")
+    write_text_atomically(path, _with_banner(page, len(ref), len(cur), empty))
     return path
 
 

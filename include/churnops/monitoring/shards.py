@@ -28,6 +28,7 @@ from churnops.data import (
     partition,
     tally_findings,
     write_parquet,
+    write_text_atomically,
 )
 from churnops.days import parse_day
 from churnops.faults import crash_point
@@ -199,7 +200,7 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
     crash_point("score_shard:after_drift_parts")  # the fault tests' SIGKILL: a half-written shard folder
     for number, tally in enumerate(tallies.values()):
         tally.save(folder / "validation" / f"{number:03d}.json")
-    (folder / "validation" / "files.json").write_text(json.dumps([str(p) for p in tallies]), encoding="utf-8")
+    write_text_atomically(folder / "validation" / "files.json", json.dumps([str(p) for p in tallies]))
     write_parquet(
         pd.concat(page, ignore_index=True) if page else pd.DataFrame(columns=ds.feature_columns),
         folder / "page_sample.parquet",

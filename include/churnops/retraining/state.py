@@ -11,11 +11,11 @@ for these: they shadow the metadata DB and a task could not update them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
 from churnops.config import churnops_home
+from churnops.data import write_text_atomically
 
 __all__ = ["COOLDOWN_DAYS_VAR", "LAST_PROMOTION_VAR", "FileState", "PromotionState"]
 
@@ -59,10 +59,7 @@ class FileState:
 
     def record_promotion(self, entry: dict[str, Any]) -> None:
         data = {**self._read(), LAST_PROMOTION_VAR: entry}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, self.path)
+        write_text_atomically(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def cooldown_days(self, default: int) -> int:
         return (

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from churnops.config import PACKAGE_DIR, ChurnopsConfig, churnops_home, load_config
+from churnops.data import write_text_atomically
 from churnops.tracking import RunContext
 
 __all__ = ["TrainingRun", "git_commit", "run_dir_for", "start_run", "training_step"]
@@ -77,7 +78,7 @@ def start_run(
     run_dir = run_dir_for(config, ctx)
     run_dir.mkdir(parents=True, exist_ok=True)
     frozen = run_dir / "config.yaml"
-    frozen.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    write_text_atomically(frozen, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     experiment_id = configure_mlflow(config)
     parent = get_or_create_parent_run(experiment_id, ctx, name=f"{ctx.dag_id} {ctx.logical_date or ctx.run_id}")
     client = MlflowClient()

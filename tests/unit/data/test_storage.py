@@ -12,7 +12,14 @@ import pytest
 
 from churnops.config import Source
 from churnops.data.findings import Finding
-from churnops.data.storage import atomic_parquet_writer, partition, quarantine, replaced_atomically, write_json
+from churnops.data.storage import (
+    atomic_parquet_writer,
+    partition,
+    quarantine,
+    replaced_atomically,
+    write_json,
+    write_text_atomically,
+)
 
 # --- partitions and JSON records ---------------------------------------------------------------------------------
 
@@ -117,3 +124,46 @@ def test_quarantine_of_a_missing_file_still_writes_reason(tmp_path):
     reason = json.loads((destination / "reason.json").read_text())
     assert reason["sha256"] is None and reason["copy"] is None
     assert reason["findings"][0]["rule"] == "readable"
+
+
+# --- a crash while writing never leaves a torn record ------------------------------------------------------------
+
+
+def cut_short_writes(monkeypatch):
+    """Make every text write stop halfway, as a process killed (or a full disk) mid-write would."""
+    from pathlib import Path
+
+    def half_then_fail(self, data, *args, **kwargs):
+        with open(self, "w", encoding="utf-8") as handle:
+            handle.write(data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_fail)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: write_json(path, {"rows": 2, "findings": ["x" * 200]}),
+        lambda path: write_text_atomically(path, "a new page\n" * 50),
+    ],
+    ids=["write_json", "write_text_atomically"],
+)
+def test_a_write_cut_short_leaves_the_previous_file_whole_and_no_temporary(tmp_path, monkeypatch, write):
+    path = tmp_path / "verdict.json"
+    path.write_text('{"rows": 1}\n', encoding="utf-8")
+    cut_short_writes(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        write(path)
+    assert path.read_text(encoding="utf-8") == '{"rows": 1}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["verdict.json"]
+
+
+def test_the_quarantine_reason_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    source = tmp_path / "batch.csv"
+    source.write_bytes(b"id\n1\n")
+    destination = tmp_path / "quarantine"
+    cut_short_writes(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        quarantine(Source(name="batch", path=source), [Finding("batch", None, "not_empty", "x")], destination, {})
+    assert not (destination / "reason.json").exists(), "a torn reason.json would be worse than none"
