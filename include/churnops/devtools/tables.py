@@ -63,16 +63,8 @@ def batch_table(prepared: Prepared, day: date, chunk: Chunk) -> pa.Table:
 
 
 def labels_table(prepared: Prepared, day: date, chunk: Chunk) -> pa.Table:
-    """The chunk's labels (id and target, with the dataset's label values) as an Arrow table.
-
-    Args:
-        prepared: the population.
-        day: the day (the ids' prefix).
-        chunk: the rows.
-
-    Returns:
-        The table, of ``prepared.labels_schema``.
-    """
+    """The chunk's labels (id and target, with the dataset's label values) as an Arrow table of
+    ``prepared.labels_schema``; the arguments are :func:`batch_table`'s."""
     labels = np.array([prepared.negative_label, prepared.positive_label], dtype=object)
     return pa.Table.from_arrays(
         [row_ids(day, chunk), dictionary_array(chunk.positive.astype(np.int32), labels)], schema=prepared.labels_schema

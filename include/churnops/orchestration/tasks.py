@@ -39,14 +39,7 @@ def start(params: dict | None = None) -> dict:
 @task
 @fail_fast_on_bad_input
 def validate(run: dict) -> dict:
-    """Check each raw source; quarantine and fail on any broken rule.
-
-    Args:
-        run: :func:`start`'s result.
-
-    Returns:
-        :func:`churnops.training.validate_sources`' result.
-    """
+    """Check each raw source; quarantine and fail on any broken rule (:func:`churnops.training.validate_sources`)."""
     from churnops.training import validate_sources
 
     return validate_sources(run)
@@ -55,14 +48,7 @@ def validate(run: dict) -> dict:
 @task
 @fail_fast_on_bad_input
 def merge(validated: dict) -> dict:
-    """Join the sources on the id and report unmatched keys.
-
-    Args:
-        validated: :func:`validate`'s result.
-
-    Returns:
-        :func:`churnops.training.merge`'s result.
-    """
+    """Join the sources on the id and report unmatched keys (:func:`churnops.training.merge`)."""
     from churnops.training import merge as merge_sources
 
     return merge_sources(validated)
@@ -71,14 +57,7 @@ def merge(validated: dict) -> dict:
 @task
 @fail_fast_on_bad_input
 def preprocess(merged: dict) -> dict:
-    """Clean and split by id hash; write this run's Parquet snapshot.
-
-    Args:
-        merged: :func:`merge`'s result.
-
-    Returns:
-        :func:`churnops.training.preprocess`' result.
-    """
+    """Clean and split by id hash; write this run's Parquet snapshot (:func:`churnops.training.preprocess`)."""
     from churnops.training import preprocess as make_snapshot
 
     return make_snapshot(merged)
@@ -87,14 +66,7 @@ def preprocess(merged: dict) -> dict:
 @task
 @fail_fast_on_bad_input
 def features(snapshot: dict) -> dict:
-    """Build and profile the derived and encoded features.
-
-    Args:
-        snapshot: :func:`preprocess`' result.
-
-    Returns:
-        :func:`churnops.training.build_features`' result.
-    """
+    """Build and profile the derived and encoded features (:func:`churnops.training.build_features`)."""
     from churnops.training import build_features
 
     return build_features(snapshot)
@@ -103,9 +75,6 @@ def features(snapshot: dict) -> dict:
 @task
 def model_families(prepared: dict) -> list[str]:
     """The families to train, one mapped `train` task each (Params, else config).
-
-    Args:
-        prepared: :func:`features`' result.
 
     Returns:
         The family names.
@@ -116,15 +85,7 @@ def model_families(prepared: dict) -> list[str]:
 @task(map_index_template="{{ family }}")
 @fail_fast_on_bad_input
 def train(prepared: dict, family: str) -> dict:
-    """Cross-validate, fit and log one model family.
-
-    Args:
-        prepared: :func:`features`' result.
-        family: the family (one mapped task each).
-
-    Returns:
-        :func:`churnops.training.train_family`'s result.
-    """
+    """Cross-validate, fit and log one model family (:func:`churnops.training.train_family`)."""
     from churnops.training import train_family
 
     # map_index_template renders {{ family }} from the task's context, which Airflow's Context type does not declare.
@@ -135,14 +96,7 @@ def train(prepared: dict, family: str) -> dict:
 @task
 @fail_fast_on_bad_input
 def evaluate(trained: list[dict]) -> dict:
-    """Compare the candidates and choose by CV ROC-AUC.
-
-    Args:
-        trained: the mapped :func:`train` tasks' results.
-
-    Returns:
-        :func:`churnops.training.evaluate_candidates`' result.
-    """
+    """Compare the candidates and choose by CV ROC-AUC (:func:`churnops.training.evaluate_candidates`)."""
     from churnops.training import evaluate_candidates
 
     return evaluate_candidates(trained)
@@ -151,14 +105,7 @@ def evaluate(trained: list[dict]) -> dict:
 @task
 @fail_fast_on_bad_input
 def register(chosen: dict) -> dict:
-    """Register the chosen model; @champion if none yet, else @challenger.
-
-    Args:
-        chosen: :func:`evaluate`'s result.
-
-    Returns:
-        :func:`churnops.training.register_chosen`'s result.
-    """
+    """Register the chosen model, @champion if none yet else @challenger (:func:`churnops.training.register_chosen`)."""
     from churnops.training import register_chosen
 
     return register_chosen(chosen)

@@ -6,24 +6,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from churnops.config import ChurnopsConfig, churnops_home
+from churnops.config import ChurnopsConfig
 from churnops.data import write_json
 from churnops.tracking import RunContext
+from churnops.training.run import run_dir_for
 
 __all__ = ["check_sources", "quarantine_dir", "reject"]
 
 
 def quarantine_dir(config: ChurnopsConfig, ctx: RunContext) -> Path:
-    """The run's quarantine folder: ``$CHURNOPS_HOME/quarantine/<dataset>/<dag id>/<run id>``.
-
-    Args:
-        config: the dataset's name.
-        ctx: the pipeline run.
-
-    Returns:
-        The folder (not created).
-    """
-    return churnops_home() / "quarantine" / config.dataset.name / ctx.dag_id / ctx.slug
+    """The run's quarantine folder: :func:`~churnops.training.run.run_dir_for` of kind ``quarantine``."""
+    return run_dir_for(config, ctx, "quarantine")
 
 
 def reject(config: ChurnopsConfig, ctx: RunContext, findings: list, step: str) -> NoReturn:

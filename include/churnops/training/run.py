@@ -43,17 +43,18 @@ class TrainingRun:
         return asdict(self)
 
 
-def run_dir_for(config: ChurnopsConfig, ctx: RunContext) -> Path:
-    """The run's folder: ``$CHURNOPS_HOME/runs/<dataset>/<dag id>/<run id>``.
+def run_dir_for(config: ChurnopsConfig, ctx: RunContext, kind: str = "runs") -> Path:
+    """A pipeline run's own folder of one kind: ``$CHURNOPS_HOME/<kind>/<dataset>/<dag id>/<run id>``.
 
     Args:
-        config: the dataset's name.
+        config: the run's config (its dataset's name is part of the path).
         ctx: the pipeline run.
+        kind: ``runs`` (the steps' outputs) or ``quarantine`` (rejected sources).
 
     Returns:
         The folder (not created).
     """
-    return churnops_home() / "runs" / config.dataset.name / ctx.dag_id / ctx.slug
+    return churnops_home() / kind / config.dataset.name / ctx.dag_id / ctx.slug
 
 
 def start_run(
