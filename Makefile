@@ -44,11 +44,12 @@ mlflow-ui: install  ## MLflow UI on the demo's store (while the demo is not runn
 bench: install  ## every benchmark (training, DAG parse, monitoring 10^5-10^7 rows, scoring, sharding, a 60-day backfill); ~55 min
 	$(BIN)/python bench/run_all.py
 
-constraints:  ## re-resolve constraints.txt from requirements.txt in a scratch venv
-	rm -rf /tmp/churnops-constraints && $(PYTHON) -m venv /tmp/churnops-constraints
-	/tmp/churnops-constraints/bin/pip install --quiet -r requirements.txt
+constraints:  ## re-resolve constraints.txt from requirements.txt in a scratch venv (removed afterwards)
+	scratch="$$(mktemp -d)" && trap 'rm -rf "$$scratch"' EXIT && $(PYTHON) -m venv "$$scratch" && \
+	"$$scratch/bin/pip" install --quiet -r requirements.txt && \
 	{ echo "# Every package of the resolved churnops environment (pip freeze)."; \
-	  echo "# Regenerate: make constraints"; /tmp/churnops-constraints/bin/pip freeze; } > constraints.txt
+	  echo "# Regenerate: make constraints"; "$$scratch/bin/pip" freeze; } > constraints.txt.new && \
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf .demo .pytest_cache .ruff_cache
