@@ -170,7 +170,8 @@ def quarantine(source: Source, findings: list[Finding], destination: Path, conte
     copied = None
     if path.is_file():
         copied = destination / path.name
-        shutil.copyfile(path, copied)
+        with replaced_atomically(copied) as temporary:
+            shutil.copyfile(path, temporary)
     reason = {
         "source": source.name,
         "path": str(path),

@@ -17,7 +17,7 @@ import pandas as pd
 
 from churnops.config import ChurnopsConfig, Source
 from churnops.data.findings import Finding, shape_findings
-from churnops.data.storage import replaced_atomically
+from churnops.data.storage import replaced_atomically, write_text_atomically
 from churnops.data.values import as_text_series, blank_to_na, is_text, missing_mask, text_codes
 
 __all__ = ["Tally", "tally_findings"]
@@ -165,8 +165,7 @@ class Tally:
             "outside": self.outside,
             "labels": None if self.labels is None else sorted(self.labels),
         }
-        with replaced_atomically(path) as temporary:
-            temporary.write_text(json.dumps(payload), encoding="utf-8")
+        write_text_atomically(path, json.dumps(payload))
         return path
 
     @classmethod

@@ -184,25 +184,29 @@ def record_verdict(kind: str, day: date, path: Path, findings: list[Finding]) ->
     return verdict
 
 
-def stored_verdict(path: Path) -> dict[str, Any] | None:
-    """The verdict kept at ``path``, or None when there is none or it cannot be read.
+def stored_verdict(kind: str, day: date, path: Path) -> dict[str, Any] | None:
+    """The verdict :func:`record_verdict` kept for this file as it is now (same size and mtime), or None.
 
-    A verdict cut short by a crash, emptied or edited into something else is not an error:
-    the file it speaks for is simply judged again (and its verdict rewritten whole).
+    None when there is none, the file has changed since, or the verdict cannot be read: one cut
+    short by a crash, emptied or edited into something else is not an error, the file it speaks
+    for is simply judged again (and its verdict rewritten whole).
 
     Args:
-        path: the verdict's file under ``work/verdicts/``.
+        kind: ``incoming`` or ``labels``.
+        day: the file's day.
+        path: the file.
 
     Returns:
         ``{"size", "mtime_ns", "findings"}``, or None.
     """
     try:
-        verdict = json.loads(path.read_text(encoding="utf-8"))
+        verdict = json.loads(_verdict_path(kind, day, path).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # absent or unreadable; not JSON (UnicodeDecodeError is a ValueError too)
         return None
     if not isinstance(verdict, dict) or not {"size", "mtime_ns", "findings"} <= verdict.keys():
         return None
-    return verdict
+    stat = path.stat()
+    return verdict if (verdict["size"], verdict["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns) else None
 
 
 def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -226,7 +230,6 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     Raises:
         ValueError: ``kind`` is neither ``incoming`` nor ``labels``.
     """
-
     if kind not in {"incoming", "labels"}:
         raise ValueError(f"kind must be incoming or labels, not {kind!r}")
     rules = (
@@ -236,11 +239,9 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     )
     accepted, rejected = [], []
     for path in batch_files(partition(kind, day)):
-        source = file_source(config, path, kind)
-        stored, stat = _verdict_path(kind, day, path), path.stat()
-        verdict = stored_verdict(stored)
-        if verdict is None or (verdict["size"], verdict["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
-            found = validate_source_in_chunks(source, rules, config.monitoring.chunk_rows)
+        verdict = stored_verdict(kind, day, path)
+        if verdict is None:
+            found = validate_source_in_chunks(file_source(config, path, kind), rules, config.monitoring.chunk_rows)
             quarantine_file(config, day, path, found, f"accepted_files({kind})", kind)
             verdict = record_verdict(kind, day, path, found)
         if verdict["findings"]:

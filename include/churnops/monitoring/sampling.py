@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from churnops.config import MonitoringConfig
-from churnops.data import as_text, replaced_atomically
+from churnops.data import as_text, write_parquet, write_text_atomically
 from churnops.features import MISSING
 
 __all__ = [
@@ -175,8 +175,7 @@ class CurrentSide:
             ``folder``.
         """
         sample = pd.concat(self.sample, ignore_index=True) if self.sample else pd.DataFrame()
-        with replaced_atomically(folder / "sample.parquet") as temporary:
-            sample.to_parquet(temporary, index=False)
+        write_parquet(sample, folder / "sample.parquet")
         payload = {
             "rows": self.rows,
             "nulls": self.nulls,
@@ -184,8 +183,7 @@ class CurrentSide:
                 c: {str(k): int(v) for k, v in counts.sort_index().items()} for c, counts in self.counts.items()
             },
         }
-        with replaced_atomically(folder / "side.json") as temporary:
-            temporary.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
+        write_text_atomically(folder / "side.json", json.dumps(payload, sort_keys=True))
         return folder
 
     @classmethod

@@ -172,10 +172,7 @@ def run_config_path(params: dict[str, Any]) -> str | None:
     Returns:
         :func:`confined_config_path` of that path.
     """
-    from airflow.sdk import get_current_context
-
-    conf = get_current_context()["dag_run"].conf or {}
-    return confined_config_path(params.get("config_path") or conf.get("config_path"))
+    return confined_config_path(_param_or_conf(params, "config_path"))
 
 
 def run_as_of(params: dict[str, Any]) -> str:
@@ -193,12 +190,17 @@ def run_as_of(params: dict[str, Any]) -> str:
     Raises:
         ChurnopsInputError: the chosen value is not a date.
     """
-    from airflow.sdk import get_current_context
-
     from churnops.days import parse_day
 
+    return parse_day(_param_or_conf(params, "as_of") or airflow_run_context()["logical_date"]).isoformat()
+
+
+def _param_or_conf(params: dict[str, Any], key: str) -> Any:
+    # A triggered run (churn_monitoring's) carries its values in the conf as well as the Params.
+    from airflow.sdk import get_current_context
+
     conf = get_current_context()["dag_run"].conf or {}
-    return parse_day(params.get("as_of") or conf.get("as_of") or airflow_run_context()["logical_date"]).isoformat()
+    return params.get(key) or conf.get(key)
 
 
 def airflow_run_context() -> dict[str, Any]:

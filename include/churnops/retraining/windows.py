@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from churnops import training
 from churnops.config import ChurnopsConfig
+from churnops.data import write_parquet
 from churnops.days import parse_day, trailing_days
 from churnops.monitoring import accepted_files, read_files
 
@@ -124,9 +125,9 @@ def add_recent_days(previous: dict[str, Any], as_of: date | str) -> dict[str, An
             )
         combined = training_window(original, recent)
         merged_path = run_dir / "training_window.parquet"
-        combined.to_parquet(merged_path, index=False)
+        write_parquet(combined, merged_path)
         eval_path = run_dir / "evaluation_window.parquet"
-        fresh.to_parquet(eval_path, index=False)
+        write_parquet(fresh, eval_path)
         mlflow.log_metrics({"rows_original": len(original), "rows_recent": len(recent), "rows_evaluation": len(fresh)})
         mlflow.set_tags({"churnops.as_of": as_of.isoformat()})
         return {

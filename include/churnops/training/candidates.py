@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from churnops.config import PACKAGE_DIR
-from churnops.data import write_json
+from churnops.data import write_json, write_text_atomically
 from churnops.faults import crash_point
 from churnops.training.run import git_commit, training_step
 
@@ -129,7 +129,7 @@ def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
         table = comparison_table(candidates)
         best, reason = choose_best(candidates)
         path = run_dir / "model_comparison.csv"
-        table.to_csv(path, index=False, float_format="%.5f")
+        write_text_atomically(path, table.to_csv(index=False, float_format="%.5f"))
         markdown = table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4f")
         client = MlflowClient()
         for target in (_active_run_id(), run.parent_run_id):

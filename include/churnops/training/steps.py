@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from churnops.data import write_json
+from churnops.data import write_json, write_parquet
 from churnops.errors import ChurnopsInputError
 from churnops.tracking import RunContext
 from churnops.training.candidates import evaluate_candidates, register_chosen, train_family
@@ -105,7 +105,7 @@ def merge(previous: dict[str, Any]) -> dict[str, Any]:
             reject(config, run.ctx, findings, "merge")
         merged = merged[[ds.id_column, *ds.feature_columns, ds.target]]
         merged_path = run_dir / "merged.parquet"
-        merged.to_parquet(merged_path, index=False)
+        write_parquet(merged, merged_path)
         return {**previous, "merged": str(merged_path), "rows_merged": len(merged)}
 
 
@@ -155,7 +155,7 @@ def preprocess(previous: dict[str, Any]) -> dict[str, Any]:
         if y[~is_test].min() == y[~is_test].max() or y[is_test].min() == y[is_test].max():
             raise ChurnopsInputError("the training or holdout split holds a single class; more data is needed")
         snapshot_path = run_dir / "snapshot.parquet"
-        frame.to_parquet(snapshot_path, index=False)
+        write_parquet(frame, snapshot_path)
         digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
         stats = {
             "rows_train": int((~is_test).sum()),
@@ -206,8 +206,8 @@ def build_features(previous: dict[str, Any]) -> dict[str, Any]:
         derived = preprocessor[:-1].transform(snapshot[ds.feature_columns])
         numeric, categorical = derived_columns(config)
         features_path = run_dir / "features.parquet"
-        pd.concat([snapshot[[ds.id_column, SPLIT_COLUMN]], derived[numeric + categorical]], axis=1).to_parquet(
-            features_path, index=False
+        write_parquet(
+            pd.concat([snapshot[[ds.id_column, SPLIT_COLUMN]], derived[numeric + categorical]], axis=1), features_path
         )
         encoded = [str(n) for n in preprocessor.get_feature_names_out()]
         summary = {
