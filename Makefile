@@ -5,13 +5,13 @@ BIN    := $(VENV)/bin
 
 .PHONY: install demo test audit format typecheck lint mlflow-ui bench constraints clean
 
-$(BIN)/churnops: requirements.txt constraints.txt pyproject.toml
+$(BIN)/churnops: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
-install: $(BIN)/churnops  ## create .venv with the pinned stack and churnops (editable)
+install: $(BIN)/churnops  ## create .venv with the pinned stack, the test and lint tools (requirements-dev.txt) and churnops (editable)
 
 demo: install  ## the whole loop under Airflow + the MLflow UI on SQLite (127.0.0.1); Ctrl-C stops it
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
@@ -44,9 +44,9 @@ mlflow-ui: install  ## MLflow UI on the demo's store (while the demo is not runn
 bench: install  ## every benchmark (training, DAG parse, monitoring 10^5-10^7 rows, scoring, sharding, a 60-day backfill); ~55 min
 	$(BIN)/python bench/run_all.py
 
-constraints:  ## re-resolve constraints.txt from requirements.txt in a scratch venv (removed afterwards)
+constraints:  ## re-resolve constraints.txt from requirements-dev.txt (which includes requirements.txt) in a scratch venv (removed afterwards)
 	scratch="$$(mktemp -d)" && trap 'rm -rf "$$scratch"' EXIT && $(PYTHON) -m venv "$$scratch" && \
-	"$$scratch/bin/pip" install --quiet -r requirements.txt && \
+	"$$scratch/bin/pip" install --quiet -r requirements-dev.txt && \
 	{ echo "# Every package of the resolved churnops environment (pip freeze)."; \
 	  echo "# Regenerate: make constraints"; "$$scratch/bin/pip" freeze; } > constraints.txt.new && \
 	mv constraints.txt.new constraints.txt
