@@ -96,14 +96,20 @@ def _compose_env(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "AIRFLOW_UID": os.getuid() if hasattr(os, "getuid") else 50000,  # files on mounts stay yours
+        # URL-safe: the database passwords go into the services' database URLs.
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        "AIRFLOW_DB_PASSWORD": secrets.token_urlsafe(24),
         "MLFLOW_DB_PASSWORD": secrets.token_urlsafe(24),
+        "MLFLOW_ADMIN_USERNAME": "admin",
+        "MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(24),  # MLflow refuses fewer than 12 characters
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # HMAC-SHA512: 64+ bytes
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW_UI_PORT": 8080,
         "MLFLOW_UI_PORT": 5000,
+        "AIRFLOW_WORKER_MEMORY_LIMIT": "6g",
     }
 
 
