@@ -293,6 +293,8 @@ def test_airflow_and_mlflow_reach_postgres_as_distinct_non_superuser_roles(compo
     for name, service in services.items():
         if name != "postgres":
             assert "POSTGRES_PASSWORD" not in yaml.safe_dump(service), name
+    # Ready over TCP only: the server the init script runs against listens on its socket alone.
+    assert services["postgres"]["healthcheck"]["test"][:4] == ["CMD", "pg_isready", "-h", "127.0.0.1"]
     postgres_env = services["postgres"]["environment"]
     assert postgres_env["AIRFLOW_DB_PASSWORD"].startswith("${AIRFLOW_DB_PASSWORD:?")
     assert postgres_env["MLFLOW_DB_PASSWORD"].startswith("${MLFLOW_DB_PASSWORD:?")
