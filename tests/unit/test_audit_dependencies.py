@@ -214,7 +214,7 @@ def test_the_snapshot_was_made_for_exactly_the_pinned_packages():
     assert "Attribution 4.0 International" in (audit.SNAPSHOT / "LICENSE").read_text()  # CC-BY-4.0
 
 
-def test_make_audit_passes_on_the_current_pins_and_dates_its_data(no_advisory_env):
+def test_make_audit_passes_on_the_current_pins_and_dates_its_data():
     """What `make audit` runs, as a process: the repository's snapshot, required, no network."""
     env = {key: value for key, value in os.environ.items() if key != "CHURNOPS_ADVISORY_DB"}
     done = subprocess.run(
