@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test audit format typecheck lint mlflow-ui bench constraints clean
+.PHONY: install demo test audit advisories format typecheck lint mlflow-ui bench constraints clean
 
 $(BIN)/churnops: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ test: install audit  ## the dependency audit and the whole test suite (what CI r
 	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1); } || true
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15  # two workers, whole modules, longest first
 
-audit: install  ## pip-audit of every pinned package (constraints.txt); offline against CHURNOPS_ADVISORY_DB if set; skips, saying why, when neither answers
-	$(BIN)/python scripts/audit_dependencies.py
+audit: install  ## every pin of constraints.txt against the advisory snapshot .ci/advisories (or CHURNOPS_ADVISORY_DB); fails when neither can be read
+	$(BIN)/python scripts/audit_dependencies.py --require
+
+advisories: install  ## refresh .ci/advisories: the PyPA advisories of every pin, from ADVISORY_DB=<clone or bare git dir> (ADVISORY_REPOSITORY=<its URL> if it has no origin), else a shallow clone from GitHub
+	$(BIN)/python scripts/refresh_advisories.py $(if $(ADVISORY_DB),--from "$(ADVISORY_DB)") $(if $(ADVISORY_REPOSITORY),--repository "$(ADVISORY_REPOSITORY)")
 
 CODE := include dags plugins tests bench scripts
 

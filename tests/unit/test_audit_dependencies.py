@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -149,3 +152,158 @@ def test_pinned_packages_reads_a_freeze_file(tmp_path):
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("# header\nJinja2==3.1.2\nuvicorn[standard]==0.30.0\n-e .\nfoo==1.0 ; python_version>'3'\n")
     assert audit.pinned_packages(constraints) == {"jinja2": "3.1.2", "uvicorn": "0.30.0", "foo": "1.0"}
+
+
+# The repository's snapshot (.ci/advisories) and the --require contract CI relies on.
+
+
+def _refresh_module():
+    spec = importlib.util.spec_from_file_location("refresh_advisories", ROOT / "scripts" / "refresh_advisories.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _manifest() -> dict:
+    return json.loads((audit.SNAPSHOT / audit.MANIFEST).read_text())
+
+
+@pytest.fixture()
+def no_advisory_env(monkeypatch):
+    monkeypatch.delenv("CHURNOPS_ADVISORY_DB", raising=False)
+
+
+def test_require_fails_when_there_is_no_snapshot_and_no_database(tmp_path, capsys, no_advisory_env):
+    assert audit.main(["--require"], snapshot=tmp_path / "advisories") == 2
+    out = capsys.readouterr().out
+    assert "dependency audit FAILED: no advisory data" in out and "make advisories" in out
+
+    assert audit.main([], snapshot=tmp_path / "advisories") == 0  # not required: a skip that says so
+    assert "dependency audit SKIPPED: no advisory data" in capsys.readouterr().out
+
+
+def test_require_fails_on_an_empty_snapshot(tmp_path, capsys, no_advisory_env):
+    (tmp_path / "advisories" / "vulns").mkdir(parents=True)
+    assert audit.main(["--require"], snapshot=tmp_path / "advisories") == 2
+    assert "holds no advisories" in capsys.readouterr().out
+
+
+def test_an_explicit_database_that_cannot_be_read_fails_rather_than_falling_back(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CHURNOPS_ADVISORY_DB", str(tmp_path / "nowhere"))
+    assert audit.main(["--require"]) == 2  # the repository's snapshot is there, but not what was asked for
+    assert "is not a directory" in capsys.readouterr().out
+
+
+def test_require_fails_online_when_no_service_answers(capsys, monkeypatch):
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    monkeypatch.setattr(audit, "SERVICES", {"osv": audit.urllib.request.Request("http://127.0.0.1:9/")})
+    assert audit.main(["--online", "--require"]) == 2
+    assert "dependency audit FAILED: no vulnerability service answers (osv: " in capsys.readouterr().out
+
+
+def test_the_snapshot_was_made_for_exactly_the_pinned_packages():
+    manifest = _manifest()
+    pins = audit.pinned_packages()
+    assert sorted(manifest["packages"]) == sorted(pins), "constraints.txt changed: run `make advisories`"
+    source = manifest["source"]
+    assert source["repository"].startswith("https://github.com/") and len(source["commit"]) == 40
+    assert source["commit_date"][:4].isdigit()
+    held = {path.stem: audit.load_osv(path) for path in (audit.SNAPSHOT / "vulns").glob("*.json")}
+    assert set(held) <= set(pins) and sum(map(len, held.values())) == manifest["records"]
+    assert {"jinja2", "requests", "mlflow", "apache-airflow"} <= set(held)
+    assert "Attribution 4.0 International" in (audit.SNAPSHOT / "LICENSE").read_text()  # CC-BY-4.0
+
+
+def test_make_audit_passes_on_the_current_pins_and_dates_its_data():
+    """What `make audit` runs, as a process: the repository's snapshot, required, no network."""
+    env = {key: value for key, value in os.environ.items() if key != "CHURNOPS_ADVISORY_DB"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "audit_dependencies.py"), "--require"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    source = _manifest()["source"]
+    assert f"advisories from {source['repository']} at {source['commit'][:12]}" in done.stdout
+    assert f"(commit of {source['commit_date'][:10]}, " in done.stdout and "days old" in done.stdout
+    assert f"{len(audit.pinned_packages())} pins" in done.stdout and " 0 finding(s)" in done.stdout
+
+
+def test_the_snapshot_finds_old_vulnerable_pins(tmp_path, capsys):
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("mlflow==3.5.0\nJinja2==3.1.2\nrequests==2.31.0\n")
+    assert audit.offline_audit(audit.SNAPSHOT, constraints, tmp_path / "none.txt") == 1
+    out = capsys.readouterr().out
+    assert "FINDING jinja2==3.1.2: " in out and "CVE-2024-22195" in out and "fixed in 3.1.3" in out
+    assert "FINDING requests==2.31.0: " in out and "CVE-2024-35195" in out and "fixed in 2.32.0" in out
+    assert "FINDING mlflow==3.5.0: " in out and "CVE-2025-15379" in out and "fixed in 3.8.1" in out
+
+
+def test_a_pin_the_snapshot_was_not_made_for_fails(tmp_path, capsys):
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("jinja2==3.1.6\nsome-new-package==1.0\n")
+    assert audit.offline_audit(audit.SNAPSHOT, constraints, tmp_path / "none.txt") == 2
+    out = capsys.readouterr().out
+    assert "FAILED: the snapshot was not made for 1 pinned package(s) (some-new-package)" in out
+    assert "make advisories" in out
+
+
+def test_an_incomplete_snapshot_fails(tmp_path, capsys):
+    snapshot = tmp_path / "advisories"
+    shutil.copytree(audit.SNAPSHOT, snapshot)
+    (snapshot / "vulns" / "jinja2.json").unlink()
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("jinja2==3.1.2\n")
+    assert audit.offline_audit(snapshot, constraints, tmp_path / "none.txt") == 2
+    assert "an incomplete snapshot" in capsys.readouterr().out
+
+
+def _git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"]
+    return subprocess.run([*command, "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_make_advisories_snapshots_the_pinned_packages_of_a_git_copy(tmp_path, capsys):
+    database = tmp_path / "advisory-database"
+    _advisory(database, "Jinja2", "PYSEC-1", "jinja2", [{"introduced": "0"}, {"fixed": "3.1.3"}], aliases=["CVE-1"])
+    _advisory(database, "unpinned", "PYSEC-2", "unpinned", [{"introduced": "0"}])
+    record = database / "vulns" / "Jinja2" / "PYSEC-1.yaml"
+    record.write_text(record.read_text() + "details: long text\nreferences:\n- {type: WEB, url: 'https://x'}\n")
+    (database / "LICENSE").write_text("Attribution 4.0 International\n\n")
+    _git(tmp_path, "init", "--quiet", str(database))
+    _git(database, "add", ".")
+    _git(database, "commit", "--quiet", "-m", "records")
+    _git(tmp_path, "clone", "--quiet", "--bare", str(database), str(tmp_path / "mirror.git"))
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("jinja2==3.1.2\nrequests==2.32.5\n")
+    snapshot = tmp_path / "advisories"
+    refresh = _refresh_module()
+
+    with pytest.raises(refresh.RefreshError, match="no origin remote"):
+        refresh.build_snapshot(database, None, snapshot, constraints)
+    with pytest.raises(refresh.RefreshError, match="not a git repository"):
+        refresh.build_snapshot(tmp_path, "x", snapshot, constraints)
+    with pytest.raises(refresh.RefreshError, match="not its top"):
+        refresh.build_snapshot(database / "vulns", "x", snapshot, constraints)
+    assert not snapshot.exists()
+
+    manifest = refresh.build_snapshot(tmp_path / "mirror.git", None, snapshot, constraints)  # origin: the clone
+    assert manifest["source"]["repository"] == str(database)
+    assert manifest["source"]["commit"] == _git(database, "rev-parse", "HEAD").strip()
+    assert manifest["packages"] == ["jinja2", "requests"] and manifest["records"] == 1
+    assert sorted(p.name for p in snapshot.rglob("*")) == ["LICENSE", "SOURCE.json", "jinja2.json", "vulns"]
+    (kept,) = audit.load_osv(snapshot / "vulns" / "jinja2.json")
+    assert "details" not in kept and "references" not in kept and kept["modified"] == "2026-07-01T00:00:00Z"
+
+    assert audit.offline_audit(snapshot, constraints, tmp_path / "none.txt") == 1
+    out = capsys.readouterr().out
+    committed = _git(database, "log", "-1", "--format=%cs").strip()
+    assert f"advisories from {database} at " in out and f"(commit of {committed}, " in out
+    assert "FINDING jinja2==3.1.2: PYSEC-1 (CVE-1), fixed in 3.1.3: PYSEC-1 summary" in out
+
+    assert audit.offline_audit(database, constraints, tmp_path / "none.txt") == 1  # the checkout itself
+    assert f"advisories from {database} at {manifest['source']['commit'][:12]} (commit of {committed}, " in (
+        capsys.readouterr().out
+    )
