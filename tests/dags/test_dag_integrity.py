@@ -58,10 +58,14 @@ def test_every_task_has_its_steps_execution_timeout(dagbag):
     """A hung step is stopped (and retried) instead of holding a worker slot for ever."""
     from datetime import timedelta
 
+    from airflow.serialization.serialized_objects import DagSerialization
+
     from churnops.config import STEP_TIMEOUT_MINUTES, load_config
 
     orchestration = load_config().orchestration
-    for dag in dagbag.dags.values():
+    # as parsed, and as the scheduler and the workers get it (serialized)
+    stored = [DagSerialization.deserialize_dag(DagSerialization.serialize_dag(d)) for d in dagbag.dags.values()]
+    for dag in [*dagbag.dags.values(), *stored]:
         for task in dag.tasks:
             assert task.task_id in STEP_TIMEOUT_MINUTES, f"{dag.dag_id}.{task.task_id}: size its timeout"
             expected = timedelta(minutes=orchestration.timeout_for(task.task_id))
