@@ -49,6 +49,7 @@ from churnops.orchestration import (
     run_config,
     run_day,
     running_runs_on_days,
+    with_step_timeouts,
 )
 
 DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
@@ -185,4 +186,4 @@ def churn_monitoring():
     decide(summary) >> [trigger_retraining, no_retraining]
 
 
-churn_monitoring()
+with_step_timeouts(churn_monitoring())

@@ -37,6 +37,7 @@ from churnops.orchestration import (
     run_as_of,
     run_config_path,
     tasks,
+    with_step_timeouts,
 )
 
 
@@ -141,4 +142,4 @@ def churn_retraining():
     decide(comparison) >> [promote(comparison), reject(comparison)]
 
 
-churn_retraining()
+with_step_timeouts(churn_retraining())

@@ -21,6 +21,7 @@ from churnops.orchestration import (
     dag_settings,
     fail_fast_on_bad_input,
     run_config,
+    with_step_timeouts,
 )
 
 
@@ -56,4 +57,4 @@ def churn_rollback():
     rollback()
 
 
-churn_rollback()
+with_step_timeouts(churn_rollback())

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from airflow.sdk import Param, dag
 
-from churnops.orchestration import common_params, dag_settings, families_param, tasks
+from churnops.orchestration import common_params, dag_settings, families_param, tasks, with_step_timeouts
 
 
 @dag(
@@ -52,4 +52,4 @@ def churn_training():
     tasks.register(tasks.evaluate(trained))
 
 
-churn_training()
+with_step_timeouts(churn_training())

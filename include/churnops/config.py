@@ -8,6 +8,7 @@ defaults. Unknown keys are rejected so a typo never silently falls back to a def
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,8 +23,11 @@ __all__ = [
     "ConfigError",
     "DEFAULT_CONFIG_PATH",
     "MODEL_FAMILIES",
+    "OrchestrationConfig",
+    "STEP_TIMEOUT_MINUTES",
     "churnops_home",
     "load_config",
+    "load_orchestration_config",
     "resolve_config_path",
 ]
 
@@ -238,6 +242,77 @@ class TrackingConfig(_Strict):
     """Defaults to ``churnops-<dataset.name>``."""
 
 
+STEP_TIMEOUT_MINUTES: dict[str, float] = {
+    # churn_training and churn_retraining (1,000,000 rows train in about 3 min, bench/RESULTS.md)
+    "check_cooldown": 10,
+    "start": 10,
+    "validate": 60,
+    "merge": 60,
+    "add_recent_days": 60,
+    "preprocess": 60,
+    "features": 60,
+    "model_families": 5,
+    "train": 240,
+    "evaluate": 30,
+    "register": 30,
+    "compare": 60,
+    "decide": 5,
+    "promote": 30,
+    "reject": 30,
+    # churn_monitoring (a 10,000,000-row day takes under 3 min, bench/RESULTS_MONITORING.md)
+    "check_batch": 30,
+    "plan_shards": 30,
+    "score_shard": 120,
+    "merge_shards": 60,
+    "feature_drift": 60,
+    "prediction_drift": 30,
+    "wait_for_matured_days": 10,
+    "performance": 120,
+    "report": 30,
+    "trigger_retraining": 10,
+    "no_retraining": 5,
+    # churn_rollback
+    "rollback": 30,
+}
+"""Each DAG task's ``execution_timeout`` in minutes, by task id: tens of times what the step takes on
+the largest benchmarked tables, so only a hung step reaches it. ``orchestration.timeout_minutes``
+overrides any of them."""
+
+
+class OrchestrationConfig(_Strict):
+    """How Airflow runs churnops' tasks.
+
+    Read from the deployment's config (``$CHURNOPS_CONFIG``, else the bundled one) when the DAG
+    files are parsed: a run's ``config_path`` Param does not change it.
+    """
+
+    timeout_minutes: dict[str, Annotated[float, Field(gt=0)]] = {}
+    """Per task id, its ``execution_timeout`` in minutes, overriding :data:`STEP_TIMEOUT_MINUTES`: a
+    task running longer is stopped and fails (then retried), so a hung step does not hold a
+    worker slot for ever. A sensor's wait is bounded by its own ``timeout``; this bounds each poke."""
+    default_timeout_minutes: float = Field(60, gt=0)
+    """The ``execution_timeout`` of a task whose id neither mapping names."""
+
+    @field_validator("timeout_minutes")
+    @classmethod
+    def _known_steps(cls, timeouts: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(timeouts) - set(STEP_TIMEOUT_MINUTES))
+        if unknown:
+            raise ValueError(f"unknown task ids {unknown}; known: {sorted(STEP_TIMEOUT_MINUTES)}")
+        return timeouts
+
+    def timeout_for(self, step: str) -> float:
+        """The ``execution_timeout`` of task ``step``, in minutes.
+
+        Args:
+            step: the task id.
+
+        Returns:
+            The configured minutes, else :data:`STEP_TIMEOUT_MINUTES`' value, else the default.
+        """
+        return self.timeout_minutes.get(step, STEP_TIMEOUT_MINUTES.get(step, self.default_timeout_minutes))
+
+
 class ChurnopsConfig(_Strict):
     """The whole configuration: the dataset, its checks and features, and every stage's settings.
 
@@ -253,6 +328,7 @@ class ChurnopsConfig(_Strict):
     policy: PolicyConfig = PolicyConfig()
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> ChurnopsConfig:
@@ -341,6 +417,47 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
         return ChurnopsConfig.model_validate(raw)
     except ValueError as exc:
         raise ConfigError(f"invalid config {config_path}: {_one_line(exc)}") from exc
+
+
+def load_orchestration_config(path: str | os.PathLike[str] | None = None) -> OrchestrationConfig:
+    """Only the ``orchestration`` section of a config file, validated: what parsing a DAG file needs.
+
+    Cheap enough for every parse of the DAG files (libyaml's parser when present, the result kept
+    while the file is unchanged); the rest of the file is validated by the tasks that load it.
+
+    Args:
+        path: the YAML file; None picks one as :func:`resolve_config_path` does.
+
+    Returns:
+        The section (its defaults when the file has none).
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or its ``orchestration`` section breaks the schema.
+    """
+    config_path = resolve_config_path(path)
+    try:
+        stat = config_path.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
+    return _orchestration_of(config_path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _orchestration_of(config_path: Path, mtime_ns: int, size: int) -> OrchestrationConfig:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        raw = yaml.load(config_path.read_text(encoding="utf-8"), Loader=loader)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {config_path} is not UTF-8 text") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {config_path} is not valid YAML: {exc}") from exc
+    section = raw.get("orchestration") if isinstance(raw, dict) else None
+    try:
+        return OrchestrationConfig.model_validate(section or {})
+    except ValueError as exc:
+        raise ConfigError(f"invalid config {config_path}: orchestration.{_one_line(exc)}") from exc
 
 
 def _one_line(exc: ValueError) -> str:

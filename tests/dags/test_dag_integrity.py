@@ -54,6 +54,88 @@ def test_every_dag_follows_house_rules(dagbag):
             assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay, (dag.dag_id, task.task_id)
 
 
+def test_every_task_has_its_steps_execution_timeout(dagbag):
+    """A hung step is stopped (and retried) instead of holding a worker slot for ever."""
+    from datetime import timedelta
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from churnops.config import STEP_TIMEOUT_MINUTES, load_config
+
+    orchestration = load_config().orchestration
+    # as parsed, and as the scheduler and the workers get it (serialized)
+    stored = [DagSerialization.deserialize_dag(DagSerialization.serialize_dag(d)) for d in dagbag.dags.values()]
+    for dag in [*dagbag.dags.values(), *stored]:
+        for task in dag.tasks:
+            assert task.task_id in STEP_TIMEOUT_MINUTES, f"{dag.dag_id}.{task.task_id}: size its timeout"
+            expected = timedelta(minutes=orchestration.timeout_for(task.task_id))
+            assert task.execution_timeout == expected, (dag.dag_id, task.task_id, task.execution_timeout)
+    sensor = dagbag.dags["churn_monitoring"].get_task("wait_for_matured_days")
+    assert sensor.timeout == 6 * 3600, "the sensor's own wait limit is unchanged"
+
+
+def test_the_deployment_config_sets_the_timeouts(tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.helpers import write_config
+
+    config = write_config(tmp_path / "config.yaml", orchestration={"timeout_minutes": {"train": 7}})
+    monkeypatch.setenv("CHURNOPS_CONFIG", str(config))
+    bag = DagBag(dag_folder=str(DAGS / "churn_training.py"))
+    dag = bag.dags["churn_training"]
+    assert dag.get_task("train").execution_timeout == timedelta(minutes=7)
+    assert dag.get_task("merge").execution_timeout == timedelta(minutes=60), "the others keep their defaults"
+
+
+PROBE_DAG = """
+import time
+
+from airflow.sdk import dag, task
+
+from churnops.orchestration import dag_settings, with_step_timeouts
+
+
+@dag(dag_id="timeout_probe", schedule=None, doc_md="probe", **dag_settings("probe", retries=0))
+def timeout_probe():
+    @task
+    def start():
+        time.sleep(60)
+
+    start()
+
+
+with_step_timeouts(timeout_probe())
+"""
+
+
+def test_a_step_running_past_its_timeout_fails_with_airflows_timeout(airflow_db, tmp_path, monkeypatch, capsys, caplog):
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    from tests.helpers import write_config
+
+    # `start`'s timeout is set to 1.2 s in the deployment config; the step sleeps a minute.
+    config = write_config(tmp_path / "config.yaml", orchestration={"timeout_minutes": {"start": 0.02}})
+    monkeypatch.setenv("CHURNOPS_CONFIG", str(config))
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "timeout_probe.py").write_text(PROBE_DAG)
+    bag = DagBag(dag_folder=str(tmp_path / "dags"))
+    assert bag.import_errors == {}
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(bag, "dags-folder", None)  # dag.test() runs the DAG as stored
+    dag = bag.dags["timeout_probe"]
+    dag_run = dag.test()
+    with create_session() as session:
+        (ti,) = dag_run.get_task_instances(session=session)
+        state, duration = str(ti.state), ti.duration
+    assert state == "failed" and str(dag_run.state) == "failed"
+    assert duration is not None and duration < 55, f"stopped before the step's minute of sleep, not {duration} s"
+    assert "AirflowTaskTimeout" in capsys.readouterr().out + caplog.text
+
+
 # Tasks whose body is pure routing on XCom values: nothing in them can meet bad input or MLflow.
 ROUTING_TASKS = {"model_families", "decide"}
 

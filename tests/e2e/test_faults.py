@@ -1,5 +1,6 @@
 """A monitoring run killed with SIGKILL mid-scoring, then run again: nothing half-written is ever
-published, and the rerun gives exactly what an uninterrupted run gives.
+published, and the rerun gives exactly what an uninterrupted run gives. A training run killed
+mid-write: its rerun, or the next run, leaves no MLflow run RUNNING and no temporary file behind.
 
 (Killed Airflow tasks retried by the scheduler, outages of MLflow and PostgreSQL:
 ``tests/integration/test_faults_under_scheduler.py``.)
@@ -95,3 +96,70 @@ def test_a_killed_monitoring_run_publishes_nothing_and_its_rerun_equals_an_unint
         k: v for k, v in first.items() if k not in {"mlflow_run_id"}
     }
     assert second["mlflow_run_id"] == first["mlflow_run_id"], "one MLflow run per day, reused"
+
+
+# A live writer in its own process: it holds a temporary of the target (printing its path) and sleeps.
+LIVE_WRITER = """
+import sys, time
+from pathlib import Path
+from churnops.data.storage import replaced_atomically
+with replaced_atomically(Path(sys.argv[1])) as temporary:
+    temporary.write_text("a write in progress")
+    print(temporary, flush=True)
+    time.sleep(600)
+"""
+
+
+def train(home: Path, *argv: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    env = environment(home) | ({"CHURNOPS_CRASH_AT": crash_at} if crash_at else {})
+    return subprocess.run([str(CHURNOPS), "train", "--json", *argv], env=env, capture_output=True, text=True)
+
+
+def runs_by_status(home: Path) -> dict[str, set[tuple[str, str]]]:
+    """status → {(run id of the pipeline, step)} of every churnops run in the home's store."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    found: dict[str, set[tuple[str, str]]] = {}
+    for run in client.search_runs(experiments, filter_string="tags.`churnops.dag_id` = 'cli'"):
+        key = (run.data.tags["churnops.run_id"], run.data.tags["churnops.step"])
+        found.setdefault(run.info.status, set()).add(key)
+    return found
+
+
+def test_a_killed_training_leaves_no_running_run_nor_temporary_after_its_rerun_or_the_next_run(tmp_path):
+    import signal
+
+    write_config(tmp_path / "config.yaml", training={"families": ["logistic_regression"], "cv_folds": 2})
+    killed = train(tmp_path, "--run-id", "first", crash_at="write:merged.parquet")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (temporary,) = tmp_path.rglob(".merged.parquet.*.tmp")
+    assert runs_by_status(tmp_path)["RUNNING"] == {("first", "pipeline"), ("first", "merge")}
+
+    live = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(temporary.parent / "merged.parquet")],
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        live_temporary = Path(live.stdout.readline().strip())
+        rerun = train(tmp_path, "--run-id", "first")  # the same run again: it resumes
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert "RUNNING" not in runs_by_status(tmp_path), "the resumed runs end FINISHED"
+        assert not temporary.exists(), "the killed process's temporary is removed"
+        assert live_temporary.exists(), "a live writer's temporary is left alone"
+    finally:
+        live.kill()
+        live.communicate(timeout=60)
+
+    # Killed again, in another step, and never rerun: the next run of the DAG fails its runs.
+    killed = train(tmp_path, "--run-id", "second", crash_at="register:after_version")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert runs_by_status(tmp_path)["RUNNING"] == {("second", "pipeline"), ("second", "register")}
+    following = train(tmp_path, "--run-id", "third")
+    assert following.returncode == 0, following.stderr[-2000:]
+    runs = runs_by_status(tmp_path)
+    assert "RUNNING" not in runs
+    assert {("second", "pipeline"), ("second", "register")} <= runs["FAILED"]

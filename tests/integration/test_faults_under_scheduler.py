@@ -211,6 +211,8 @@ def test_a_killed_register_task_is_retried_into_one_version_and_one_run_per_step
     steps = sorted(r.data.tags["churnops.step"] for r in runs)
     assert len(steps) == len(set(steps)), f"a retried step opened a second MLflow run: {steps}"
     assert {r.data.tags["churnops.step"]: r.info.status for r in runs}["register"] == "FINISHED"
+    assert {r.info.status for r in runs} == {"FINISHED"}, "no run is left RUNNING by the killed attempt"
+    assert all(r.data.tags.get("churnops.owner") for r in runs), "each run names the task process that ran it"
 
 
 def test_bad_input_fails_at_once_is_quarantined_and_publishes_nothing(trained):

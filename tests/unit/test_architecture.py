@@ -24,6 +24,7 @@ RANK = {
     "errors": 0,
     "days": 1,
     "faults": 1,
+    "processes": 1,
     "data": 2,
     "features": 3,
     "modeling": 4,

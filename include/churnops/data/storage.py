@@ -3,12 +3,19 @@
 Every file churnops writes goes through :func:`replaced_atomically`: a temporary file beside the
 target, flushed to disk, then moved into place, so a reader (or a retry after a crash) sees the
 previous file or the complete new one, never half of either.
+
+A temporary is named ``.<target>.<owner>_<random>.tmp``, its owner being the writing process
+(:func:`churnops.processes.process_owner`: host, pid, start time). A process killed while writing
+leaves its temporary behind; the next write of the same target removes the temporaries of that
+target whose owner is gone, never those of a live writer or of another host.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from churnops.config import Source, churnops_home
 from churnops.data.sources import file_sha256
+from churnops.faults import crash_point
+from churnops.processes import OWNER_PATTERN, owner_is_gone, process_owner
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +42,7 @@ __all__ = [
     "atomic_parquet_writer",
     "partition",
     "quarantine",
+    "remove_stale_temporaries",
     "replaced_atomically",
     "write_json",
     "write_parquet",
@@ -88,22 +98,53 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     Readers (and a task retried after a crash) never see a half-written file: they see the
     previous file or the complete new one. A failure removes the temporary file. The new file
     is flushed to disk before it replaces the old one and the folder after, so a power cut or a
-    killed machine cannot leave the name pointing at a file the disk never received.
+    killed machine cannot leave the name pointing at a file the disk never received. The
+    temporaries of ``path`` left by killed writers go first (:func:`remove_stale_temporaries`).
+    The crash point ``write:<file name>`` sits between the writing and the replace.
+
+    Args:
+        path: the file to replace (parent folders are created).
 
     Yields:
         The temporary path to write the new content to.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{process_owner()}_", suffix=".tmp")
     os.close(handle)
     try:
         yield Path(temporary)
+        crash_point(f"write:{path.name}")  # the fault tests' SIGKILL: a written temporary, never moved in
         _fsync(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync(path.parent)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporaries of ``path`` that :func:`replaced_atomically` writers killed mid-write left.
+
+    Only files named as churnops names a temporary of this very target, whose owner is gone
+    (:func:`churnops.processes.owner_is_gone`): a live writer's temporary, one of another host
+    and any other file stay.
+
+    Args:
+        path: the target file.
+
+    Returns:
+        The temporaries removed.
+    """
+    prefix = f".{path.name}."
+    owned = re.compile(rf"({OWNER_PATTERN})_[A-Za-z0-9_]+")
+    removed = []
+    for candidate in path.parent.glob(glob.escape(prefix) + "*.tmp"):
+        match = owned.fullmatch(candidate.name[len(prefix) : -len(".tmp")])
+        if match and owner_is_gone(match.group(1)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
 
 
 def _fsync(path: str | Path) -> None:

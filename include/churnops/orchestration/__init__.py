@@ -4,7 +4,8 @@ Imported at the top of DAG files, so the package itself stays light. Its modules
 
 - :mod:`~churnops.orchestration.runtime`: a task's run identity, its day, the failure policy
   (bad input fails at once, other errors retry), confined config paths.
-- :mod:`~churnops.orchestration.defaults`: what every DAG shares (start date, tags, Params).
+- :mod:`~churnops.orchestration.defaults`: what every DAG shares (start date, tags, Params,
+  each step's ``execution_timeout``).
 - :mod:`~churnops.orchestration.tasks`: the training steps as TaskFlow tasks (imports Airflow:
   DAG files import it directly).
 - :mod:`~churnops.orchestration.variables`: the promotion state in Airflow Variables (imported
@@ -14,7 +15,15 @@ Imported at the top of DAG files, so the package itself stays light. Its modules
   process settings (SQLite write locks, libraries imported before tasks fork).
 """
 
-from churnops.orchestration.defaults import PROMOTION_POOL, START_DATE, common_params, dag_settings, families_param
+from churnops.orchestration.defaults import (
+    PROMOTION_POOL,
+    START_DATE,
+    common_params,
+    dag_settings,
+    deployment_orchestration,
+    families_param,
+    with_step_timeouts,
+)
 from churnops.orchestration.runtime import (
     CONFIG_PATH_PATTERN,
     MLFLOW_RUN_XCOM_KEY,
@@ -45,6 +54,7 @@ __all__ = [
     "config_path_param",
     "confined_config_path",
     "dag_settings",
+    "deployment_orchestration",
     "fail_fast_on_bad_input",
     "import_files",
     "families_param",
@@ -57,4 +67,5 @@ __all__ = [
     "run_day",
     "running_runs_on_days",
     "task_defaults",
+    "with_step_timeouts",
 ]

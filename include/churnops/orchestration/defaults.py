@@ -1,4 +1,4 @@
-"""What every churnops DAG shares: start date, tags, run limits, ``default_args`` and common Params.
+"""What every churnops DAG shares: start date, tags, run limits, ``default_args``, step timeouts and common Params.
 
 Imported at the top of DAG files, so it stays light: Airflow's ``Param`` is imported inside
 the functions and nothing here pulls in pandas, scikit-learn or MLflow.
@@ -6,17 +6,27 @@ the functions and nothing here pulls in pandas, scikit-learn or MLflow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pendulum
 
-from churnops.config import MODEL_FAMILIES
+from churnops.config import MODEL_FAMILIES, OrchestrationConfig, load_orchestration_config
 from churnops.orchestration.runtime import config_path_param, task_defaults
 
 if TYPE_CHECKING:
-    from airflow.sdk import Param
+    from airflow.sdk import DAG, Param
 
-__all__ = ["PROMOTION_POOL", "START_DATE", "common_params", "dag_settings", "families_param"]
+__all__ = [
+    "PROMOTION_POOL",
+    "START_DATE",
+    "common_params",
+    "dag_settings",
+    "deployment_orchestration",
+    "families_param",
+    "with_step_timeouts",
+]
+
+D = TypeVar("D", bound="DAG")
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 """A fixed, timezone-aware start date (before any data churnops has): never ``now()``."""
@@ -33,15 +43,56 @@ def dag_settings(*tags: str, retries: int = 3) -> dict[str, Any]:
         retries: retries of each task (see :func:`~churnops.orchestration.runtime.task_defaults`).
 
     Returns:
-        ``start_date``, ``catchup`` (off), ``max_active_runs`` (1), ``tags`` and ``default_args``.
+        ``start_date``, ``catchup`` (off), ``max_active_runs`` (1), ``tags`` and ``default_args``
+        (with ``orchestration.default_timeout_minutes`` as every task's ``execution_timeout``;
+        :func:`with_step_timeouts` then gives each task its own step's).
     """
+    default = deployment_orchestration().default_timeout_minutes
     return {
         "start_date": START_DATE,
         "catchup": False,
         "max_active_runs": 1,
         "tags": ["churnops", *tags],
-        "default_args": task_defaults(retries),
+        "default_args": task_defaults(retries, timeout_minutes=default),
     }
+
+
+def deployment_orchestration() -> OrchestrationConfig:
+    """The ``orchestration`` section of the deployment's config: ``$CHURNOPS_CONFIG``, else the bundled one.
+
+    Read when a DAG file is parsed (:func:`~churnops.config.load_orchestration_config`: that
+    section alone, a few milliseconds): a task's ``execution_timeout`` is fixed then, before any
+    run's ``config_path`` Param is known.
+
+    Returns:
+        The section.
+
+    Raises:
+        ConfigError: that file is missing or its section invalid (the DAG file fails to import, saying so).
+    """
+    return load_orchestration_config()
+
+
+def with_step_timeouts(dag: D) -> D:
+    """Give each task of ``dag`` the ``execution_timeout`` of its step, by task id.
+
+    The minutes come from the deployment's ``orchestration`` section
+    (:meth:`~churnops.config.OrchestrationConfig.timeout_for`): a task running longer is
+    stopped with Airflow's ``AirflowTaskTimeout`` and retried, instead of holding a worker slot
+    for ever. A sensor keeps its own ``timeout`` for the whole wait; this bounds each poke.
+
+    Args:
+        dag: a churnops DAG, as its ``@dag`` function returns it.
+
+    Returns:
+        ``dag``, changed in place.
+    """
+    from datetime import timedelta
+
+    orchestration = deployment_orchestration()
+    for task in dag.tasks:
+        task.execution_timeout = timedelta(minutes=orchestration.timeout_for(task.task_id))
+    return dag
 
 
 def common_params() -> dict[str, Any]:

@@ -49,20 +49,23 @@ RETRY_DELAY_ENV = "CHURNOPS_RETRY_DELAY_SECONDS"
 """First retry delay in seconds (default 30), read when a DAG file is parsed; the fault tests use 2."""
 
 
-def task_defaults(retries: int = 3) -> dict[str, Any]:
-    """``default_args`` of every churnops DAG: retries with exponential backoff.
+def task_defaults(retries: int = 3, timeout_minutes: float | None = None) -> dict[str, Any]:
+    """``default_args`` of every churnops DAG: retries with exponential backoff, a time limit.
 
     A transient failure (the tracking server restarting, a metadata DB failover, a killed
     worker) is retried after the first delay, then twice and four times that, capped at ten
     minutes; bad input is not retried at all (:func:`fail_fast_on_bad_input`). Every step is
     idempotent, so a retry after a crash at any point redoes or resumes it without duplicates.
+    A task running past ``timeout_minutes`` fails with Airflow's ``AirflowTaskTimeout`` (and is
+    retried), so a hung step gives its worker slot back.
 
     Args:
         retries: retries of each task.
+        timeout_minutes: each task's ``execution_timeout`` (None: no limit).
 
     Returns:
         ``owner``, ``retries``, ``retry_delay`` (``$CHURNOPS_RETRY_DELAY_SECONDS``, default 30 s),
-        ``retry_exponential_backoff`` and ``max_retry_delay``.
+        ``retry_exponential_backoff``, ``max_retry_delay`` and ``execution_timeout``.
     """
     import os
     from datetime import timedelta
@@ -73,6 +76,7 @@ def task_defaults(retries: int = 3) -> dict[str, Any]:
         "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV) or 30)),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": None if timeout_minutes is None else timedelta(minutes=timeout_minutes),
     }
 
 

@@ -19,12 +19,14 @@ from churnops.tracking.registry import (
     version_tags,
 )
 from churnops.tracking.runs import (
+    OWNER_TAG,
     TAG_PREFIX,
     RunContext,
     RunListener,
     announce_run,
     configure_mlflow,
     ensure_experiment,
+    fail_abandoned_runs,
     finish_parent_run,
     get_or_create_parent_run,
     listening_for_runs,
@@ -35,6 +37,7 @@ from churnops.tracking.runs import (
 )
 
 __all__ = [
+    "OWNER_TAG",
     "TAG_PREFIX",
     "PromotionConflict",
     "RunContext",
@@ -44,6 +47,7 @@ __all__ = [
     "assign_training_alias",
     "configure_mlflow",
     "ensure_experiment",
+    "fail_abandoned_runs",
     "finish_parent_run",
     "get_or_create_parent_run",
     "last_decision",

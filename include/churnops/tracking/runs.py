@@ -2,6 +2,12 @@
 
 A pipeline run is identified by (dag id, run id). Looking runs up by those tags rather
 than creating them blindly is what makes a retried task reuse its step run.
+
+Each parent and step run carries its owner (``churnops.owner``): the process that opened or
+last resumed it (:func:`churnops.processes.process_owner`). A process killed with SIGKILL leaves
+its runs RUNNING; the next step of the same DAG (a retry, a later task, the next run) marks
+those whose owner is gone FAILED (:func:`fail_abandoned_runs`), and a retried step resumes its
+own run, which ends FINISHED or FAILED.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from churnops.config import ChurnopsConfig, churnops_home
+from churnops.processes import owner_is_gone, process_owner
 
 __all__ = [
+    "OWNER_TAG",
     "RunContext",
     "RunListener",
     "announce_run",
@@ -24,6 +32,7 @@ __all__ = [
     "TAG_PREFIX",
     "configure_mlflow",
     "ensure_experiment",
+    "fail_abandoned_runs",
     "finish_parent_run",
     "get_or_create_parent_run",
     "step_run",
@@ -72,6 +81,8 @@ def announce_run(experiment_id: str, run_id: str) -> None:
 
 TAG_PREFIX = "churnops."
 PARENT_STEP = "pipeline"
+OWNER_TAG = f"{TAG_PREFIX}owner"
+"""The tag naming the process that opened or last resumed a run (``<host>_<pid>_<start>``)."""
 
 
 @dataclass(frozen=True)
@@ -234,13 +245,51 @@ def get_or_create_parent_run(experiment_id: str, ctx: RunContext, name: str) -> 
     found = _find_run(
         experiment_id, {k: key[k] for k in (f"{TAG_PREFIX}dag_id", f"{TAG_PREFIX}run_id", f"{TAG_PREFIX}step")}
     )
-    run_id = (
-        found.info.run_id
-        if found is not None
-        else MlflowClient().create_run(experiment_id, run_name=name, tags=key).info.run_id
-    )
+    if found is not None:
+        run_id = found.info.run_id
+    else:
+        tags = {**key, OWNER_TAG: process_owner()}
+        run_id = MlflowClient().create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    fail_abandoned_runs(experiment_id, ctx.dag_id, keep={run_id})
     announce_run(experiment_id, run_id)
     return run_id
+
+
+def fail_abandoned_runs(experiment_id: str, dag_id: str, keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Mark FAILED the RUNNING runs of DAG ``dag_id`` whose owner process is gone (killed).
+
+    A run is abandoned when its ``churnops.owner`` names a process of this host that no longer
+    runs (:func:`churnops.processes.owner_is_gone`); a run of a live process, of another host
+    or without an owner stays as it is. Each is tagged ``churnops.error`` with its owner. Runs
+    of this DAG only: a DAG runs one pipeline run at a time (``max_active_runs`` 1; a CLI
+    pipeline is one process), so a parent run whose owner is gone belongs to a pipeline run
+    that died, unless it is the caller's own, which ``keep`` names.
+
+    Args:
+        experiment_id: the experiment to look in.
+        dag_id: the DAG (``churnops.dag_id``) whose runs are checked.
+        keep: run ids left alone whatever their owner (the caller's parent and step runs).
+
+    Returns:
+        The ids of the runs marked FAILED.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    query = f"tags.`{TAG_PREFIX}dag_id` = '{dag_id}' and attributes.status = 'RUNNING'"
+    failed = []
+    for run in client.search_runs([experiment_id], filter_string=query, max_results=1000):
+        owner = run.data.tags.get(OWNER_TAG)
+        if run.info.run_id in keep or not owner or not owner_is_gone(owner):
+            continue
+        # Read again right before: a retry may have resumed it (a new owner) since the search.
+        now = client.get_run(run.info.run_id)
+        if now.info.status != "RUNNING" or now.data.tags.get(OWNER_TAG) != owner:
+            continue
+        client.set_tag(run.info.run_id, f"{TAG_PREFIX}error", f"abandoned: its process {owner} is gone (killed)")
+        client.set_terminated(run.info.run_id, status="FAILED")
+        failed.append(run.info.run_id)
+    return failed
 
 
 @contextmanager
@@ -248,7 +297,10 @@ def step_run(experiment_id: str, parent_run_id: str, ctx: RunContext, step: str,
     """Start (or, on a retry, resume) the nested run of one step and make it active.
 
     The step run is keyed by the parent and ``step`` (e.g. ``train/xgboost``). On error,
-    the step run and the parent are marked FAILED, with the error as a tag on both.
+    the step run and the parent are marked FAILED, with the error as a tag on both. This process
+    becomes the owner of both; runs of the DAG abandoned by killed processes (another step's, a
+    dead pipeline run's) are marked FAILED first (:func:`fail_abandoned_runs`). A resumed run,
+    even one a killed attempt left RUNNING, ends FINISHED or FAILED.
 
     Args:
         experiment_id: the experiment of the parent run.
@@ -264,15 +316,20 @@ def step_run(experiment_id: str, parent_run_id: str, ctx: RunContext, step: str,
     from mlflow import MlflowClient
 
     client = MlflowClient()
+    owner = process_owner()
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
         client.update_run(parent_run_id, status="RUNNING")
+    client.set_tag(parent_run_id, OWNER_TAG, owner)
     key = {"mlflow.parentRunId": parent_run_id, f"{TAG_PREFIX}step": step}
     existing = _find_run(experiment_id, key)
-    tags = {**ctx.tags(), **key, **extra_tags}
+    own = {parent_run_id} | ({existing.info.run_id} if existing is not None else set())
+    fail_abandoned_runs(experiment_id, ctx.dag_id, keep=own)
     if existing is not None:
-        active = mlflow.start_run(run_id=existing.info.run_id, tags={f"{TAG_PREFIX}resumed": "true"})
+        resumed = {f"{TAG_PREFIX}resumed": "true", OWNER_TAG: owner}
+        active = mlflow.start_run(run_id=existing.info.run_id, tags=resumed)
     else:
+        tags = {**ctx.tags(), **key, **extra_tags, OWNER_TAG: owner}
         active = mlflow.start_run(experiment_id=experiment_id, run_name=step.replace("/", ":"), tags=tags)
     with active as run:
         announce_run(experiment_id, run.info.run_id)

@@ -167,3 +167,76 @@ def test_the_quarantine_reason_is_written_whole_or_not_at_all(tmp_path, monkeypa
     with pytest.raises(OSError, match="No space left"):
         quarantine(Source(name="batch", path=source), [Finding("batch", None, "not_empty", "x")], destination, {})
     assert not (destination / "reason.json").exists(), "a torn reason.json would be worse than none"
+
+
+# --- temporaries of killed writers -------------------------------------------------------------------------------
+
+# A writer in its own process: it writes its temporary of the target, prints its path, then either
+# SIGKILLs itself there (as the OOM killer would) or sleeps holding it (a live writer).
+WRITER = """
+import os, signal, sys, time
+from pathlib import Path
+from churnops.data.storage import replaced_atomically
+with replaced_atomically(Path(sys.argv[1])) as temporary:
+    temporary.write_text("half of a new file")
+    print(temporary, flush=True)
+    if sys.argv[2] == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(600)
+"""
+
+
+def writer(target, how: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(target), how], stdout=subprocess.PIPE, text=True)
+
+
+def test_the_next_write_removes_a_killed_writers_temporary_but_not_a_live_ones(tmp_path):
+    import signal
+    from pathlib import Path
+
+    target = tmp_path / "predictions.parquet"
+    target.write_text("the previous file")
+    live = writer(target, "sleep")
+    try:
+        live_temporary = Path(live.stdout.readline().strip())
+        killed = writer(target, "die")
+        killed_temporary = Path(killed.stdout.readline().strip())
+        killed.communicate(timeout=60)
+        assert killed.returncode == -signal.SIGKILL
+        # neither is this target's: another file's temporary, a file that only looks like one
+        other_target = tmp_path / f".predictions.parquet.json.{killed_temporary.name.split('.')[-2]}.tmp"
+        stranger = tmp_path / ".predictions.parquet.notes.tmp"
+        for path in (other_target, stranger):
+            path.write_text("not ours")
+        assert killed_temporary.exists() and live_temporary.exists()
+        assert target.read_text() == "the previous file"
+
+        write_text_atomically(target, "the new file")
+
+        assert target.read_text() == "the new file"
+        assert not killed_temporary.exists(), "the killed writer's temporary is removed"
+        assert live_temporary.exists(), "a live writer's temporary is never touched"
+        assert other_target.exists() and stranger.exists()
+    finally:
+        live.kill()
+        live.communicate(timeout=60)
+
+
+def test_a_temporary_of_another_host_or_a_reused_pid_is_judged_by_its_owner(tmp_path):
+    import os
+
+    from churnops.data.storage import remove_stale_temporaries
+    from churnops.processes import process_owner
+
+    host, pid, started = process_owner().rsplit("_", 2)
+    target = tmp_path / "report.json"
+    elsewhere = tmp_path / f".report.json.other-host_{pid}_1_abc.tmp"  # its process cannot be seen from here
+    reused_pid = tmp_path / f".report.json.{host}_{pid}_{int(started) - 500}_abc.tmp"  # this pid, an older process
+    mine = tmp_path / f".report.json.{host}_{os.getpid()}_{started}_abc.tmp"
+    for path in (elsewhere, reused_pid, mine):
+        path.write_text("x")
+    assert remove_stale_temporaries(target) == [reused_pid]
+    assert elsewhere.exists() and mine.exists()

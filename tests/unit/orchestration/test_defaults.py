@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from churnops.config import MODEL_FAMILIES
+from churnops.config import MODEL_FAMILIES, OrchestrationConfig
 from churnops.orchestration.defaults import START_DATE, common_params, dag_settings, families_param
 from churnops.orchestration.runtime import CONFIG_PATH_PATTERN, RETRY_DELAY_ENV, task_defaults
 
@@ -22,7 +22,10 @@ def test_dag_settings_give_every_dag_the_same_header():
     assert set(settings) == {"start_date", "catchup", "max_active_runs", "tags", "default_args"}
     assert settings["catchup"] is False and settings["max_active_runs"] == 1
     assert settings["tags"] == ["churnops", "training", "weekly"]
-    assert settings["default_args"] == task_defaults() and settings["default_args"]["retries"] == 3
+    every_task = OrchestrationConfig().default_timeout_minutes
+    assert settings["default_args"] == task_defaults(timeout_minutes=every_task)
+    assert settings["default_args"]["retries"] == 3
+    assert settings["default_args"]["execution_timeout"] == timedelta(minutes=every_task)
 
 
 def test_the_start_date_is_a_fixed_day_in_utc():
@@ -33,7 +36,8 @@ def test_the_start_date_is_a_fixed_day_in_utc():
 
 
 def test_dag_settings_pass_the_retries_on_and_share_no_mutable_state():
-    assert dag_settings(retries=0)["default_args"] == task_defaults(0)
+    every_task = OrchestrationConfig().default_timeout_minutes
+    assert dag_settings(retries=0)["default_args"] == task_defaults(0, timeout_minutes=every_task)
     one = dag_settings("monitoring")
     one["tags"].append("changed by one DAG")
     one["default_args"]["retries"] = 9
@@ -74,3 +78,38 @@ def test_common_params_are_the_confined_config_path():
     assert config_path.resolve("configs/mine.yaml") == "configs/mine.yaml"
     with pytest.raises(ParamValidationError, match="does not match"):
         config_path.resolve("secrets.txt")
+
+
+def test_the_timeouts_come_from_the_deployment_config_and_follow_its_changes(tmp_path, monkeypatch):
+    from churnops.config import STEP_TIMEOUT_MINUTES
+    from churnops.orchestration.defaults import deployment_orchestration
+    from tests.helpers import edit_config, write_config
+
+    assert deployment_orchestration() == OrchestrationConfig(), "the bundled config keeps the defaults"
+    config = write_config(tmp_path / "config.yaml", orchestration={"timeout_minutes": {"train": 600}})
+    monkeypatch.setenv("CHURNOPS_CONFIG", str(config))
+    chosen = deployment_orchestration()
+    assert chosen.timeout_for("train") == 600
+    assert chosen.timeout_for("merge") == STEP_TIMEOUT_MINUTES["merge"], "the other steps keep their sizes"
+    assert chosen.timeout_for("a_task_of_tomorrow") == chosen.default_timeout_minutes
+    edit_config(config, lambda raw: raw["orchestration"].update(default_timeout_minutes=90.5))
+    assert deployment_orchestration().default_timeout_minutes == 90.5, "an edited file is read again"
+
+
+@pytest.mark.parametrize(
+    ("section", "why"),
+    [
+        pytest.param({"timeout_minutes": {"trian": 60}}, "unknown task ids", id="misspelt-step"),
+        pytest.param({"timeout_minutes": {"train": 0}}, "greater than 0", id="zero"),
+        pytest.param({"default_timeout_minutes": -1}, "greater than 0", id="negative-default"),
+        pytest.param({"timeouts": {}}, "Extra inputs", id="unknown-key"),
+    ],
+)
+def test_a_bad_orchestration_section_fails_the_parse_naming_it(tmp_path, monkeypatch, section, why):
+    from churnops.config import ConfigError
+    from churnops.orchestration.defaults import deployment_orchestration
+    from tests.helpers import write_config
+
+    monkeypatch.setenv("CHURNOPS_CONFIG", str(write_config(tmp_path / "config.yaml", orchestration=section)))
+    with pytest.raises(ConfigError, match=f"orchestration.*{why}"):
+        deployment_orchestration()

@@ -100,6 +100,91 @@ def test_step_runs_carry_context_tags(experiment_id):
         assert run.data.tags["churnops.logical_date"] == "2026-11-20T00:00:00+00:00"
 
 
+# --- runs of killed processes ------------------------------------------------------------------------------------
+
+# A task process of its own: it opens (or finds) the pipeline's parent run and a step run, prints their
+# ids, then SIGKILLs itself inside the step (as the OOM killer would) or sleeps there (a live task).
+TASK = """
+import os, signal, sys, time
+from churnops.config import load_config
+from churnops.tracking.runs import RunContext, configure_mlflow, get_or_create_parent_run, step_run
+dag_id, run_id, step, how = sys.argv[1:]
+experiment_id = configure_mlflow(load_config())
+ctx = RunContext(dag_id, run_id)
+parent = get_or_create_parent_run(experiment_id, ctx, "p")
+with step_run(experiment_id, parent, ctx, step) as run:
+    print(parent, run.info.run_id, flush=True)
+    if how == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(600)
+"""
+
+
+def task_process(ctx: RunContext, step: str, how: str):
+    """Start the task; return the process and its (parent run, step run) once the step is open."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", TASK, ctx.dag_id, ctx.run_id, step, how], stdout=subprocess.PIPE, text=True
+    )
+    parent, step_run_id = process.stdout.readline().split()
+    if how == "die":
+        process.communicate(timeout=60)
+    return process, parent, step_run_id
+
+
+def status(run_id: str) -> str:
+    from mlflow import MlflowClient
+
+    return MlflowClient().get_run(run_id).info.status
+
+
+def test_a_killed_tasks_run_is_failed_by_the_next_step_its_retry_resumes_it_and_a_live_ones_is_kept(experiment_id):
+    from mlflow import MlflowClient
+
+    from churnops.processes import process_owner
+
+    ctx = RunContext("churn_training", "manual__killed")
+    live, parent, live_run = task_process(ctx, "train/xgboost", "sleep")
+    try:
+        killed, same_parent, killed_run = task_process(ctx, "train/lightgbm", "die")
+        assert same_parent == parent and killed.returncode < 0
+        assert status(killed_run) == "RUNNING" == status(live_run), "a SIGKILL cleans nothing up"
+
+        with step_run(experiment_id, parent, ctx, "evaluate"):  # the next step, in another process
+            pass
+
+        client = MlflowClient()
+        abandoned = client.get_run(killed_run)
+        assert abandoned.info.status == "FAILED"
+        assert abandoned.data.tags["churnops.error"].startswith("abandoned: its process ")
+        assert status(live_run) == "RUNNING", "a live task's run is never touched"
+        assert status(parent) == "RUNNING", "the pipeline run goes on"
+
+        with step_run(experiment_id, parent, ctx, "train/lightgbm") as retried:  # the killed task's retry
+            pass
+        assert retried.info.run_id == killed_run
+        resumed = client.get_run(killed_run)
+        assert resumed.info.status == "FINISHED" and resumed.data.tags["churnops.owner"] == process_owner()
+    finally:
+        live.kill()
+        live.communicate(timeout=60)
+
+
+def test_the_next_pipeline_run_of_the_dag_fails_a_dead_ones_runs_only(experiment_id):
+    dead = RunContext("churn_retraining", "monitoring__2026-07-01")
+    _, dead_parent, dead_step = task_process(dead, "merge", "die")
+    _, other_dag_parent, other_dag_step = task_process(RunContext("churn_training", "manual__1"), "merge", "die")
+    assert {status(r) for r in (dead_parent, dead_step, other_dag_parent, other_dag_step)} == {"RUNNING"}
+
+    parent = get_or_create_parent_run(experiment_id, RunContext("churn_retraining", "monitoring__2026-07-02"), "p")
+
+    assert status(dead_parent) == "FAILED" == status(dead_step)
+    assert status(parent) == "RUNNING"
+    assert status(other_dag_parent) == "RUNNING" == status(other_dag_step), "another DAG's runs: its own next run"
+
+
 # --- listeners ---------------------------------------------------------------------------------------------------
 
 
