@@ -15,6 +15,7 @@ from churnops.data import partition
 from churnops.devtools import write_days
 from churnops.monitoring import BatchNotArrivedError, FileChangedError, accepted_files, arrived, check_batch
 from churnops.monitoring.verdicts import reading, record_verdict, stored_verdict
+from tests.helpers import same_size_out_of_range
 
 DAY = date(2026, 3, 2)
 
@@ -54,27 +55,12 @@ def as_csv(day_written, kind: str = "incoming") -> Path:
     return path
 
 
-def same_size_negative_tenure(path: Path) -> bytes:
-    """The file's bytes with one tenure made negative (``12`` → ``-9``): as long, but out of range."""
-    import csv
-
-    lines = path.read_bytes().split(b"\n")
-    column = next(csv.reader([lines[0].decode()])).index("tenure")
-    for number, line in enumerate(lines[1:], start=1):
-        cells = line.split(b",")
-        if b'"' not in line and len(cells) > column and len(cells[column]) >= 2:
-            cells[column] = b"-" + b"9" * (len(cells[column]) - 1)
-            lines[number] = b",".join(cells)
-            return b"\n".join(lines)
-    raise AssertionError("no tenure to change")
-
-
 @pytest.mark.parametrize("how", ["rewritten-in-place", "replaced"])
 def test_a_file_changed_with_the_same_size_and_mtime_is_judged_again(day_written, how, tmp_path):
     path = as_csv(day_written)
     assert accepted_files(day_written, "incoming", DAY) == ([path], [])
     before = path.stat()
-    changed = same_size_negative_tenure(path)
+    changed = same_size_out_of_range(path)
     if how == "rewritten-in-place":
         with path.open("r+b") as handle:
             handle.write(changed)
