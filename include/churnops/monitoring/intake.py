@@ -114,7 +114,9 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
         day: the day (a date or ``YYYY-MM-DD``).
 
     Returns:
-        ``{"date", "files", "file_rows", "rows"}``: the day's files and their row counts.
+        ``{"date", "files", "file_rows", "rows", "identities"}``: the day's files, their row
+        counts and each file's identity as it was read (what the shards must find, what its
+        verdict records).
 
     Raises:
         BatchNotArrivedError: ``monitoring.arrival_marker`` is set and the day's folder lacks it

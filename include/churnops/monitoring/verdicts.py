@@ -119,7 +119,7 @@ def reading(path: Path, expected: dict[str, Any] | None = None) -> Iterator[dict
         if expected is not None and {k: expected.get(k) for k in IDENTITY_FIELDS} != before:
             raise FileChangedError(
                 f"{path} is not the file that was judged or planned: {_differences(expected, before)}."
-                " Nothing was published from it; run the day again to judge it as it is now"
+                " Nothing is published or approved on the old judgement; run the day again to judge it as it is now"
             )
         try:
             yield before
