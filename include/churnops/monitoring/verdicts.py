@@ -1,6 +1,6 @@
 """What was read of a day's files, and the verdicts kept for exactly that.
 
-A file's identity (size, modification and change times, inode, device) is taken from the open
+A file's identity (size, modification and change times, inode) is taken from the open
 descriptor before a read and checked again after it (:func:`reading`): a read that saw the file
 being written or replaced is not judged, and what the read saw is what its verdict records
 (``work/verdicts/<kind>/date=D/<file>.json``). A verdict speaks only for a file with that same
@@ -48,9 +48,10 @@ def _verdict_path(kind: str, day: date, path: Path) -> Path:
     return partition(f"work/verdicts/{kind}", day) / f"{path.name}.json"
 
 
-IDENTITY_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode", "device")
+IDENTITY_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 """What tells one version of a file from another without reading it: a write changes the size or
-the times (the change time cannot be set back), a replacement the inode."""
+the times (the change time cannot be set back), a replacement the inode. Not the device number:
+workers on several hosts mounting one shared folder see the same file under different ones."""
 
 
 def _identity(stat: os.stat_result) -> dict[str, int]:
@@ -59,12 +60,11 @@ def _identity(stat: os.stat_result) -> dict[str, int]:
         "mtime_ns": stat.st_mtime_ns,
         "ctime_ns": stat.st_ctime_ns,
         "inode": stat.st_ino,
-        "device": stat.st_dev,
     }
 
 
 def file_identity(path: Path) -> dict[str, int]:
-    """The file as it is now, unread: ``{"size", "mtime_ns", "ctime_ns", "inode", "device"}``.
+    """The file as it is now, unread: ``{"size", "mtime_ns", "ctime_ns", "inode"}``.
 
     Args:
         path: the file.
@@ -82,7 +82,7 @@ def _differences(was: dict[str, Any], now: dict[str, Any] | None) -> str:
     """What changed between two identities, in words (``now`` None: the file is gone)."""
     if now is None:
         return "it is gone"
-    if (was.get("inode"), was.get("device")) != (now["inode"], now["device"]):
+    if was.get("inode") != now["inode"]:
         return "it was replaced by another file"
     if was.get("size") != now["size"]:
         return f"its size went from {was.get('size')} to {now['size']} bytes"
