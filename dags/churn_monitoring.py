@@ -3,7 +3,7 @@
 
 Daily health check of the `@champion` model on the day's production batch.
 
-`check_batch → plan_shards → score_shard[i] → merge_shards → [feature_drift, prediction_drift,`
+`wait_for_batch → check_batch → plan_shards → score_shard[i] → merge_shards → [feature_drift, prediction_drift,`
 `wait_for_matured_days → performance] → report → decide → trigger_retraining | no_retraining`
 
 * The day is the run's **logical date**: every task reads and writes that day's partitions under
@@ -27,6 +27,11 @@ Daily health check of the `@champion` model on the day's production batch.
 * `decide` branches to `trigger_retraining` (run id `monitoring__<day>`: a rerun never starts a
   second one) on dataset drift or a performance alarm. Backfill runs do not trigger retraining
   unless the `retrain_from_backfill` Param is set.
+* `wait_for_batch` holds the day until its producer has written the arrival marker
+  (`monitoring.arrival_marker`, e.g. `_SUCCESS` in `incoming/date=D/`): a batch still being
+  written is waited for, never listed, judged or quarantined. Without a marker configured it
+  passes at once. A file that still changes after `check_batch` read it (rows appended, rewritten,
+  replaced) fails the run at once with nothing published or quarantined: run the day again.
 * A missing day fails at once with a clear message; an invalid batch is quarantined with its reason
   (`check_batch`: unreadable file, missing column, too few rows; `merge_shards`: the row rules
   over the shards' tallies, before any prediction is published) and the run fails without retries.
@@ -72,6 +77,14 @@ DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     **dag_settings("monitoring", "mlflow"),
 )
 def churn_monitoring():
+    @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
+    @fail_fast_on_bad_input
+    def wait_for_batch(params: dict | None = None) -> bool:
+        """Wait for the day's arrival marker (`monitoring.arrival_marker`); done at once when none is set."""
+        from churnops.monitoring import arrived
+
+        return arrived(run_config(params["config_path"]), "incoming", run_day())
+
     @task
     @fail_fast_on_bad_input
     def check_batch(params: dict | None = None) -> dict:
@@ -180,7 +193,9 @@ def churn_monitoring():
     )
     no_retraining = EmptyOperator(task_id="no_retraining")
 
-    scored = merge_shards(score_shard.expand(shard=plan_shards(check_batch())))
+    batch = check_batch()
+    wait_for_batch() >> batch
+    scored = merge_shards(score_shard.expand(shard=plan_shards(batch)))
     perf = performance(wait_for_matured_days(scored))
     summary = report(scored, feature_drift(scored), prediction_drift(scored), perf)
     decide(summary) >> [trigger_retraining, no_retraining]

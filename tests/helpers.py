@@ -61,3 +61,18 @@ def churnops_environment(home: Path, config: Path) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def same_size_out_of_range(path: Path, column: str = "tenure") -> bytes:
+    """A CSV file's bytes with one value of ``column`` made negative (``12`` → ``-9``): as long, but out of range."""
+    import csv
+
+    lines = path.read_bytes().split(b"\n")
+    index = next(csv.reader([lines[0].decode()])).index(column)
+    for number, line in enumerate(lines[1:], start=1):
+        cells = line.split(b",")
+        if b'"' not in line and len(cells) > index and len(cells[index]) >= 2:
+            cells[index] = b"-" + b"9" * (len(cells[index]) - 1)
+            lines[number] = b",".join(cells)
+            return b"\n".join(lines)
+    raise AssertionError(f"no {column} to change")

@@ -213,6 +213,24 @@ class MonitoringConfig(_Strict):
     """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
     (plotly figures per column); the JSON report and the decision do not depend on it."""
     seed: int = 0
+    arrival_marker: str | None = None
+    """A file (e.g. ``_SUCCESS``) its producer writes in ``incoming/date=D/`` once the day's batch
+    is complete. Set, the day's files are neither listed nor judged before it exists: the
+    ``churn_monitoring`` DAG's sensor waits for it and ``churnops monitor`` says the day has not
+    arrived yet. None: a day's files count as complete as soon as they are there."""
+    label_arrival_marker: str | None = None
+    """The same for ``labels/date=D/``: until it exists, the day's labels count as not arrived
+    (left out of performance and retraining windows, never judged)."""
+
+    @field_validator("arrival_marker", "label_arrival_marker")
+    @classmethod
+    def _marker_is_not_data(cls, name: str | None) -> str | None:
+        # The marker sits beside the data: a plain name that is never listed as a batch file.
+        if name is not None and (
+            name in {"", ".", ".."} or "/" in name or "\\" in name or name.lower().endswith((".csv", ".parquet", ".pq"))
+        ):
+            raise ValueError(f"{name!r} must be a plain file name not ending in .csv, .parquet or .pq")
+        return name
 
 
 class PolicyConfig(_Strict):

@@ -192,6 +192,7 @@ def test_churn_monitoring_shape(dagbag):
     dag = dagbag.dags["churn_monitoring"]
     downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert downstream == {
+        "wait_for_batch": ["check_batch"],
         "check_batch": ["plan_shards"],
         "plan_shards": ["score_shard"],
         "score_shard": ["merge_shards"],
@@ -217,6 +218,9 @@ def test_churn_monitoring_shape(dagbag):
     # waits without holding a worker slot; a day whose earlier runs never end fails after 6 h
     sensor = dag.get_task("wait_for_matured_days")
     assert sensor.mode == "reschedule" and sensor.timeout == 6 * 3600
+    # a producer still writing the day is waited for without holding a slot, for up to 12 h
+    arrival = dag.get_task("wait_for_batch")
+    assert arrival.mode == "reschedule" and arrival.timeout == 12 * 3600
 
 
 def test_churn_retraining_shape(dagbag):

@@ -197,3 +197,50 @@ def test_rollback_from_the_ui_dag_swaps_the_aliases_and_records_it(loop):
     assert client.get_model_version("loop-model", previous).tags["churnops.decision"] == "rolled_back"
     state = json.loads(Variable.get("churnops_last_promotion"))  # noqa: AIR311
     assert state["rolled_back"] is True and state["version"] == previous and state["date"] == "2026-12-05"
+
+
+def test_the_day_waits_for_its_arrival_marker_and_nothing_is_quarantined_meanwhile(loop):
+    """With monitoring.arrival_marker set, the sensor pokes False while the producer is still writing
+    (its half-written file is never listed, judged or quarantined); once the marker exists, the day runs."""
+    import pandas as pd
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    from tests.helpers import write_config
+
+    home, day = loop["home"], D0 + timedelta(days=SIMULATED + 5)  # a day of its own, after the simulated ones
+    config = write_config(home / "arrival.yaml", home / "config.yaml", monitoring={"arrival_marker": "_SUCCESS"})
+    folder = home / "incoming" / f"date={day}"
+    folder.mkdir(parents=True)
+    complete = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=2)}").to_csv(index=False).encode()
+    (folder / "batch.csv").write_bytes(complete[: len(complete) // 2])  # halfway through its write
+    monitoring = loop["dags"]["churn_monitoring"]
+    sensor = monitoring.get_task("wait_for_batch")
+    interval, timeout = sensor.poke_interval, sensor.timeout
+    sensor.poke_interval, sensor.timeout = 1, 5  # the producer is not done within the test's patience
+    try:
+        waited = monitoring.test(
+            logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"),
+            run_conf={"config_path": str(config)},
+        )
+    finally:
+        sensor.poke_interval, sensor.timeout = interval, timeout
+    tasks = states(waited)
+    assert (tasks["wait_for_batch"], tasks["check_batch"]) == ("failed", "upstream_failed"), tasks
+    with create_session() as session:
+        pokes = (
+            session.query(TaskReschedule)
+            .join(TaskReschedule.task_instance)
+            .filter_by(dag_id="churn_monitoring", run_id=waited.run_id, task_id="wait_for_batch")
+        )
+        assert pokes.count() >= 2, "the sensor poked and found no marker"
+    for kind in ("quarantine/monitoring", "work/verdicts/incoming", "predictions"):
+        assert not (home / kind / f"date={day}").exists(), f"nothing of a day still being written in {kind}"
+
+    (folder / "batch.csv").write_bytes(complete)
+    (folder / "_SUCCESS").touch()
+    ran = monitoring.test(
+        logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"), run_conf={"config_path": str(config)}
+    )
+    assert str(ran.state) == "success", states(ran)
+    assert len(pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet")) == 1500

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from churnops.cli import main
-from tests.helpers import churnops_environment, write_config
+from tests.helpers import churnops_environment, same_size_out_of_range, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -190,6 +192,125 @@ def test_row_rules_are_judged_on_the_merged_shards_before_anything_is_published(
     reason = json.loads((home / "quarantine" / "monitoring" / f"date={day}" / "b.csv" / "reason.json").read_text())
     assert reason["step"] == "score_shard"
     assert not (home / "predictions" / f"date={day}").exists()
+
+
+def small_chunks(**monitoring):
+    """The test config with 100-row chunks and 400-row shards (a day of 800 rows is two shards)."""
+    from churnops.config import load_config
+
+    dumped = load_config().model_dump(mode="json")
+    changes = {"chunk_rows": 100, "shard_rows": 400, "html_report": False, **monitoring}
+    return type(load_config()).model_validate({**dumped, "monitoring": {**dumped["monitoring"], **changes}})
+
+
+def nothing_published_nor_judged(home, day):
+    assert not (home / "predictions" / f"date={day}").exists(), "nothing published from a file that moved"
+    assert not (home / "quarantine" / "monitoring" / f"date={day}").exists(), "a moving file is not quarantined"
+    assert not (home / "work" / "verdicts" / "incoming" / f"date={day}").exists(), "no verdict for a moving file"
+
+
+APPENDS = [(rows, when) for rows in ("good", "bad") for when in ("before-the-shards", "before-the-merge")]
+
+
+@pytest.mark.parametrize(("rows", "when"), APPENDS, ids=[f"{r}-rows-{w}" for r, w in APPENDS])
+def test_rows_appended_after_check_batch_are_never_published_unvalidated(home, rows, when):
+    """The shards score the rows check_batch counted; rows appended since are neither published nor approved
+    unread: the step that meets the grown file stops the day, and the day run again judges every row."""
+    import pandas as pd
+
+    from churnops import monitoring
+    from churnops.data.findings import DataValidationError
+
+    day = date(2027, 4, 1) + timedelta(days=APPENDS.index((rows, when)))
+    batch = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=7)}")
+    path = home / "incoming" / f"date={day}" / "batch.csv"
+    path.parent.mkdir(parents=True)
+    batch.iloc[:790].to_csv(path, index=False)
+    late = batch.iloc[790:].astype({"tenure": "float64"})
+    if rows == "bad":
+        late.loc[late.index[3], "tenure"] = -5.0
+    config = small_chunks()
+
+    checked = monitoring.check_batch(config, day)
+    assert checked["rows"] == 790
+    shards = monitoring.plan_shards(config, day, checked)
+    if when == "before-the-merge":
+        parts = [monitoring.score_shard(config, day, shard) for shard in shards]
+    with path.open("a") as producer:  # it was not done
+        producer.write(late.to_csv(index=False, header=False))
+    with pytest.raises(monitoring.FileChangedError, match="batch.csv is not the file that was judged or planned"):
+        if when == "before-the-shards":
+            parts = [monitoring.score_shard(config, day, shard) for shard in shards]
+        monitoring.merge_shards(config, day, parts)
+    nothing_published_nor_judged(home, day)
+
+    if rows == "good":  # run again, the day is judged and scored whole
+        assert monitoring.score_batch(config, day)["rows"] == 800
+        assert len(pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet")) == 800
+        assert monitoring.accepted_files(config, "incoming", day) == ([path], [])
+        return
+    with pytest.raises(DataValidationError) as failure:
+        monitoring.score_batch(config, day)
+    assert {(f.source, f.rule, f.column) for f in failure.value.findings} == {("batch", "range", "tenure")}
+    assert not (home / "predictions" / f"date={day}").exists()
+    accepted, rejected = monitoring.accepted_files(config, "incoming", day)
+    assert accepted == [] and [f["rule"] for f in rejected[0]["findings"]] == ["range"]
+
+
+def test_a_file_replaced_with_the_same_size_after_the_shards_read_it_is_judged_again(home, tmp_path):
+    """Other contents, same size, a new mtime: the merge refuses it, the day run again rejects it."""
+    import pandas as pd
+
+    from churnops import monitoring
+    from churnops.data.findings import DataValidationError
+
+    day = date(2027, 4, 20)
+    path = home / "incoming" / f"date={day}" / "batch.csv"
+    path.parent.mkdir(parents=True)
+    pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=8)}").to_csv(path, index=False)
+    config = small_chunks()
+    checked = monitoring.check_batch(config, day)
+    parts = [monitoring.score_shard(config, day, shard) for shard in monitoring.plan_shards(config, day, checked)]
+    size = path.stat().st_size
+    (tmp_path / "batch.csv").write_bytes(same_size_out_of_range(path))
+    os.replace(tmp_path / "batch.csv", path)  # a producer's atomic rewrite of the day
+    assert path.stat().st_size == size
+
+    with pytest.raises(monitoring.FileChangedError, match="it was replaced by another file"):
+        monitoring.merge_shards(config, day, parts)
+    nothing_published_nor_judged(home, day)
+    with pytest.raises(DataValidationError, match="range"):
+        monitoring.score_batch(config, day)
+    assert not (home / "predictions" / f"date={day}").exists()
+    assert monitoring.accepted_files(config, "incoming", day)[0] == []
+
+
+def test_monitor_waits_for_the_arrival_marker_without_quarantining(home, capsys, tmp_path):
+    """With monitoring.arrival_marker set, a day still being written is "not arrived yet" (exit 2, one line),
+    never judged; once the producer has finished and written the marker, the day runs."""
+    import pandas as pd
+
+    config = write_config(
+        tmp_path / "config.yaml",
+        Path(os.environ["CHURNOPS_CONFIG"]),
+        monitoring={"arrival_marker": "_SUCCESS", "html_report": False},
+    )
+    day = date(2027, 5, 1)
+    folder = home / "incoming" / f"date={day}"
+    folder.mkdir(parents=True)
+    complete = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=4)}").to_csv(index=False).encode()
+    (folder / "batch.csv").write_bytes(complete[: len(complete) // 2])  # halfway through its write
+
+    code, _, err = run(capsys, "monitor", "--date", day.isoformat(), "--config", str(config))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"the batch of {day} has not arrived yet: no _SUCCESS in" in err
+    assert not (home / "quarantine" / "monitoring" / f"date={day}").exists(), "waited for, not quarantined"
+    assert not (home / "work" / "verdicts" / "incoming" / f"date={day}").exists()
+
+    (folder / "batch.csv").write_bytes(complete)
+    (folder / "_SUCCESS").touch()
+    code, result, err = run(capsys, "monitor", "--date", day.isoformat(), "--config", str(config), "--json")
+    assert code == 0 and result["rows"] == 800, err
 
 
 def test_shards_that_do_not_fit_together_are_refused(home):

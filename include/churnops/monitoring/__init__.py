@@ -1,6 +1,7 @@
 """Daily monitoring: score the day with @champion, measure drift and realized performance, decide.
 
 - :mod:`~churnops.monitoring.intake`: the day's batch and label files, checked and quarantined.
+- :mod:`~churnops.monitoring.verdicts`: what was read of a file, and the verdict kept for exactly that.
 - :mod:`~churnops.monitoring.scoring`: the @champion version, loading it and its scores
   (shared with retraining).
 - :mod:`~churnops.monitoring.shards`: scoring a day in shards, each read once.
@@ -19,7 +20,16 @@ from churnops.monitoring.drift import (
     prediction_drift,
     target_drift,
 )
-from churnops.monitoring.intake import MissingBatchError, accepted_files, batch_files, check_batch, read_files
+from churnops.monitoring.intake import (
+    BatchNotArrivedError,
+    MissingBatchError,
+    accepted_files,
+    arrived,
+    batch_files,
+    check_batch,
+    read_accepted,
+    read_files,
+)
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
 from churnops.monitoring.report import build_report, decide, drift_report_html, log_report, write_report
 from churnops.monitoring.sampling import CurrentSide, current_side, sample_rows
@@ -41,14 +51,18 @@ from churnops.monitoring.steps import (
     report_step,
     run_monitoring,
 )
+from churnops.monitoring.verdicts import FileChangedError
 
 __all__ = [
     "SCORE_COLUMN",
     "VERSION_COLUMN",
+    "BatchNotArrivedError",
     "CurrentSide",
+    "FileChangedError",
     "MissingBatchError",
     "NoChampionError",
     "accepted_files",
+    "arrived",
     "batch_files",
     "build_report",
     "categorical_drift",
@@ -70,6 +84,7 @@ __all__ = [
     "positive_scores",
     "prediction_drift",
     "prediction_drift_step",
+    "read_accepted",
     "read_files",
     "realized_performance",
     "reference_frame",

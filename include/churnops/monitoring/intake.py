@@ -2,14 +2,14 @@
 
 Reads only ``incoming/date=D/`` and ``labels/date=D/`` (never modified); a rejected file is
 copied, bytes untouched, beside its reasons under ``quarantine/``, and each file's verdict is
-kept under ``work/verdicts/`` for its exact size and modification time.
+kept under ``work/verdicts/`` for the exact file that was read (:mod:`~churnops.monitoring.verdicts`).
+With ``monitoring.arrival_marker`` set, a day's folder is neither listed nor judged before its
+producer has written the marker.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,10 +24,17 @@ from churnops.data import (
     quarantine,
     read_source,
     validate_source_in_chunks,
-    write_json,
 )
 from churnops.days import parse_day
 from churnops.errors import ChurnopsInputError
+from churnops.monitoring.verdicts import (
+    FileChangedError,
+    file_identity,
+    judged_identity,
+    reading,
+    record_verdict,
+    stored_verdict,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,15 +43,21 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "BatchNotArrivedError",
+    "FileChangedError",
     "MissingBatchError",
     "accepted_files",
+    "arrived",
     "batch_files",
     "check_batch",
+    "file_identity",
     "file_source",
     "quarantine_file",
     "raise_if_rejected",
     "raw_chunks",
+    "read_accepted",
     "read_files",
+    "reading",
     "record_verdict",
     "stored_verdict",
 ]
@@ -52,6 +65,10 @@ __all__ = [
 
 class MissingBatchError(ChurnopsInputError):
     """No batch file for the day."""
+
+
+class BatchNotArrivedError(MissingBatchError):
+    """The day's folder has no arrival marker yet: its producer may still be writing (nothing is judged)."""
 
 
 def batch_files(folder: Path) -> list[Path]:
@@ -97,27 +114,64 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
         day: the day (a date or ``YYYY-MM-DD``).
 
     Returns:
-        ``{"date", "files", "file_rows", "rows"}``: the day's files and their row counts.
+        ``{"date", "files", "file_rows", "rows", "identities"}``: the day's files, their row
+        counts and each file's identity as it was read (what the shards must find, what its
+        verdict records).
 
     Raises:
+        BatchNotArrivedError: ``monitoring.arrival_marker`` is set and the day's folder lacks it
+            (no file is listed or judged, nothing is quarantined).
         MissingBatchError: no CSV or Parquet file for the day.
+        FileChangedError: a file changed while it was read (it is not judged).
         DataValidationError: a file breaks a rule (it is copied to quarantine first).
     """
     day = parse_day(day)
 
     folder = partition("incoming", day)
+    if not arrived(config, "incoming", day):
+        raise BatchNotArrivedError(
+            f"the batch of {day} has not arrived yet: no {config.monitoring.arrival_marker} in {folder}"
+            " (monitoring.arrival_marker); nothing was read or quarantined"
+        )
     files = batch_files(folder)
     if not files:
         raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
-    findings, file_rows = [], []
+    findings, file_rows, identities = [], [], []
     for path in files:
-        found, rows = probe_source(file_source(config, path), config)
+        with reading(path) as identity:
+            found, rows = probe_source(file_source(config, path), config)
         findings += quarantine_file(config, day, path, found, "check_batch")
         if found:  # a passing file's verdict waits for its row rules (merge_shards)
-            record_verdict("incoming", day, path, found)
+            record_verdict("incoming", day, path, found, identity)
         file_rows.append(rows)
+        identities.append(identity)
     raise_if_rejected(findings, day)
-    return {"date": day.isoformat(), "files": [str(p) for p in files], "file_rows": file_rows, "rows": sum(file_rows)}
+    return {
+        "date": day.isoformat(),
+        "files": [str(p) for p in files],
+        "file_rows": file_rows,
+        "rows": sum(file_rows),
+        "identities": identities,
+    }
+
+
+def arrived(config: ChurnopsConfig, kind: str, day: date | str) -> bool:
+    """Whether a day's ``incoming`` (or ``labels``) folder is complete: its arrival marker exists, if one is set.
+
+    The marker (``monitoring.arrival_marker``, ``monitoring.label_arrival_marker``) is only
+    looked for, never read.
+
+    Args:
+        config: the markers.
+        kind: ``incoming`` or ``labels``.
+        day: the day (a date or ``YYYY-MM-DD``).
+
+    Returns:
+        True when no marker is configured or the day's folder holds it.
+    """
+    day = parse_day(day)
+    marker = config.monitoring.arrival_marker if kind == "incoming" else config.monitoring.label_arrival_marker
+    return marker is None or (partition(kind, day) / marker).is_file()
 
 
 def file_source(config: ChurnopsConfig, path: Path, kind: str = "incoming") -> Source:
@@ -162,62 +216,17 @@ def quarantine_file(
     return findings
 
 
-def _verdict_path(kind: str, day: date, path: Path) -> Path:
-    return partition(f"work/verdicts/{kind}", day) / f"{path.name}.json"
-
-
-def record_verdict(kind: str, day: date, path: Path, findings: list[Finding]) -> dict[str, Any]:
-    """Remember whether this exact file (size, mtime) passed validation, so later readers need not re-read it.
-
-    Args:
-        kind: ``incoming`` or ``labels``.
-        day: the file's day.
-        path: the file.
-        findings: its findings (none: it passed).
-
-    Returns:
-        The verdict as written: ``{"size", "mtime_ns", "findings"}``.
-    """
-    stat = path.stat()
-    verdict = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "findings": [asdict(f) for f in findings]}
-    write_json(_verdict_path(kind, day, path), verdict)
-    return verdict
-
-
-def stored_verdict(kind: str, day: date, path: Path) -> dict[str, Any] | None:
-    """The verdict :func:`record_verdict` kept for this file as it is now (same size and mtime), or None.
-
-    None when there is none, the file has changed since, or the verdict cannot be read: one cut
-    short by a crash, emptied or edited into something else is not an error, the file it speaks
-    for is simply judged again (and its verdict rewritten whole).
-
-    Args:
-        kind: ``incoming`` or ``labels``.
-        day: the file's day.
-        path: the file.
-
-    Returns:
-        ``{"size", "mtime_ns", "findings"}``, or None.
-    """
-    try:
-        verdict = json.loads(_verdict_path(kind, day, path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # absent or unreadable; not JSON (UnicodeDecodeError is a ValueError too)
-        return None
-    if not isinstance(verdict, dict) or not {"size", "mtime_ns", "findings"} <= verdict.keys():
-        return None
-    stat = path.stat()
-    return verdict if (verdict["size"], verdict["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns) else None
-
-
 def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[Path], list[dict[str, Any]]]:
     """The files of a day's ``incoming`` or ``labels`` partition that pass validation, and those that do not.
 
     A rejected file is quarantined (``quarantine/<kind>/date=D/<file>/``, bytes untouched, with
     its reasons) and reported as ``{"file", "findings"}``; later steps and retraining use only
-    the accepted ones. Each file's verdict is kept under ``work/verdicts/`` for its exact size
-    and modification time, so a file is read for validation once (``merge_shards`` records the
-    verdicts of the batches it judged); a changed file is judged again. Label files need the id
-    and target columns and may be of any length (``validation.min_rows`` does not apply).
+    the accepted ones, read with :func:`read_accepted` (or under :func:`reading` with the verdict's
+    identity). Each file's verdict is kept under ``work/verdicts/`` for the file as it was read,
+    so a file is read for validation once (``merge_shards`` records the verdicts of the batches
+    it judged); a file that differs from it is judged again. A folder whose arrival marker is
+    configured and absent (:func:`arrived`) has no files yet. Label files need the id and target
+    columns and may be of any length (``validation.min_rows`` does not apply).
 
     Args:
         config: the dataset and its validation rules.
@@ -229,9 +238,12 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
 
     Raises:
         ValueError: ``kind`` is neither ``incoming`` nor ``labels``.
+        FileChangedError: a file changed while it was judged.
     """
     if kind not in {"incoming", "labels"}:
         raise ValueError(f"kind must be incoming or labels, not {kind!r}")
+    if not arrived(config, kind, day):
+        return [], []
     rules = (
         config
         if kind == "incoming"
@@ -241,14 +253,38 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
     for path in batch_files(partition(kind, day)):
         verdict = stored_verdict(kind, day, path)
         if verdict is None:
-            found = validate_source_in_chunks(file_source(config, path, kind), rules, config.monitoring.chunk_rows)
+            with reading(path) as identity:
+                found = validate_source_in_chunks(file_source(config, path, kind), rules, config.monitoring.chunk_rows)
             quarantine_file(config, day, path, found, f"accepted_files({kind})", kind)
-            verdict = record_verdict(kind, day, path, found)
+            verdict = record_verdict(kind, day, path, found, identity)
         if verdict["findings"]:
             rejected.append({"file": str(path), "findings": verdict["findings"]})
         else:
             accepted.append(path)
     return accepted, rejected
+
+
+def read_accepted(config: ChurnopsConfig, kind: str, day: date) -> pd.DataFrame:
+    """The rows of a day's accepted files (:func:`accepted_files`), typed, each read as the file its verdict judged.
+
+    Args:
+        config: the dataset and its validation rules.
+        kind: ``incoming`` or ``labels``.
+        day: the day.
+
+    Returns:
+        Their rows in file order, indexed from 0; an empty frame without accepted files.
+
+    Raises:
+        FileChangedError: a file changed after it was judged, or while it was read.
+    """
+    import pandas as pd
+
+    frames = []
+    for path in accepted_files(config, kind, day)[0]:
+        with reading(path, judged_identity(kind, day, path)):
+            frames.append(_typed_file(config, path))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def raise_if_rejected(findings: list[Finding], day: date) -> None:
@@ -270,24 +306,34 @@ def raw_chunks(
     day: date,
     pieces: list[tuple[str, int, int | None]] | None = None,
     columns: list[str] | None = None,
+    identities: dict[str, dict[str, int]] | None = None,
 ) -> Iterator[tuple[Path, pd.DataFrame]]:
     """``(file, chunk as stored)`` for the day's files or a shard's pieces, ``monitoring.chunk_rows`` rows a chunk.
 
-    Each file is read chunk by chunk, never whole, so memory does not grow with the day.
+    Each file is read chunk by chunk, never whole, so memory does not grow with the day, and
+    under :func:`reading`: it must be the file ``identities`` names (the one ``check_batch``
+    judged and counted) and must not change while it is read.
 
     Args:
         config: ``monitoring.chunk_rows``.
         day: the day (its ``incoming`` files, when ``pieces`` is None).
         pieces: ``(file, first row, row after the last or None)`` of a shard; None: every file of the day, whole.
         columns: the columns to read (default: all).
+        identities: each file's identity as planned (default: whatever it is when its read starts).
 
     Yields:
         Each file's path and raw chunks, in order.
+
+    Raises:
+        FileChangedError: a file is not the planned one, or changed while it was read.
     """
 
     if pieces is None:
         pieces = [(str(path), 0, None) for path in batch_files(partition("incoming", day))]
     for name, start, stop in pieces:
         path = Path(name)
-        for chunk in iter_source(Source(name=path.stem, path=path), config.monitoring.chunk_rows, columns, start, stop):
-            yield path, chunk
+        with reading(path, None if identities is None else identities.get(name, {})):
+            for chunk in iter_source(
+                Source(name=path.stem, path=path), config.monitoring.chunk_rows, columns, start, stop
+            ):
+                yield path, chunk

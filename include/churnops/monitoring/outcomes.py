@@ -18,6 +18,7 @@ from churnops.data import coerce_types, iter_source, label_vector, partition
 from churnops.monitoring.drift import as_scores
 from churnops.monitoring.intake import accepted_files, batch_files
 from churnops.monitoring.scoring import SCORE_COLUMN
+from churnops.monitoring.verdicts import judged_identity, reading
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +42,8 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     64-bit id hashes and scores (16 bytes a row, never the ids themselves), and each chunk of
     its label files looks its ids up there. Only label files that pass validation are used
     (:func:`accepted_files`: a file with a label outside the two classes is quarantined, never
-    read as a negative).
+    read as a negative), each read as the file its verdict judged; a label day whose
+    ``monitoring.label_arrival_marker`` is configured and absent has no labels yet.
 
     Args:
         config: the dataset's id and target, ``monitoring.chunk_rows``.
@@ -72,23 +74,24 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
         order = np.argsort(keys, kind="stable")
         keys, scores = keys[order], scores[order]
         for path in label_files:
-            for chunk in iter_source(Source(name=path.stem, path=path), size, [ds.id_column, ds.target]):
-                chunk = coerce_types(chunk, ds)
-                chunk = chunk[chunk[ds.id_column].notna()]
-                hashes = _id_hashes(chunk[ds.id_column])
-                at = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
-                found = keys[at] == hashes if len(keys) else np.zeros(len(hashes), dtype=bool)
-                matched = chunk[found]
-                unmatched += int(len(chunk) - found.sum())
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "label": label_vector(matched, config).astype("int8"),
-                            SCORE_COLUMN: scores[at[found]],
-                            "label_date": pd.Categorical([label_day.isoformat()] * len(matched), categories=dates),
-                        }
+            with reading(path, judged_identity("labels", label_day, path)):
+                for chunk in iter_source(Source(name=path.stem, path=path), size, [ds.id_column, ds.target]):
+                    chunk = coerce_types(chunk, ds)
+                    chunk = chunk[chunk[ds.id_column].notna()]
+                    hashes = _id_hashes(chunk[ds.id_column])
+                    at = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
+                    found = keys[at] == hashes if len(keys) else np.zeros(len(hashes), dtype=bool)
+                    matched = chunk[found]
+                    unmatched += int(len(chunk) - found.sum())
+                    parts.append(
+                        pd.DataFrame(
+                            {
+                                "label": label_vector(matched, config).astype("int8"),
+                                SCORE_COLUMN: scores[at[found]],
+                                "label_date": pd.Categorical([label_day.isoformat()] * len(matched), categories=dates),
+                            }
+                        )
                     )
-                )
     outcomes = (
         pd.concat(parts, ignore_index=True)
         if parts

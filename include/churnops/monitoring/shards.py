@@ -32,16 +32,10 @@ from churnops.data import (
 )
 from churnops.days import parse_day
 from churnops.faults import crash_point
-from churnops.monitoring.intake import (
-    check_batch,
-    file_source,
-    quarantine_file,
-    raise_if_rejected,
-    raw_chunks,
-    record_verdict,
-)
+from churnops.monitoring.intake import check_batch, file_source, quarantine_file, raise_if_rejected, raw_chunks
 from churnops.monitoring.sampling import CurrentSide, chunk_quota, current_side
 from churnops.monitoring.scoring import SCORE_COLUMN, VERSION_COLUMN, champion_version, load_model, positive_scores
+from churnops.monitoring.verdicts import reading, record_verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,8 +54,10 @@ def plan_shards(config: ChurnopsConfig, day: date | str, batch: dict[str, Any]) 
     of an unsharded read, and carries its offsets in the day (first row, first chunk), which
     set its share of the drift samples and their seeds: the merged result does not depend on
     the number of shards. Every shard scores with the one model version resolved here, so an
-    alias move while shards run cannot mix models. A day of at most ``shard_rows`` rows is one
-    shard. Removes the day's shard parts of an earlier attempt.
+    alias move while shards run cannot mix models. Each shard also carries the identity of
+    each file it reads as ``check_batch`` read it (``identities``): the rows it scores and
+    tallies must come from that very file. A day of at most ``shard_rows`` rows is one shard.
+    Removes the day's shard parts of an earlier attempt.
 
     Args:
         config: ``monitoring.chunk_rows`` and ``monitoring.shard_rows``; the registered model.
@@ -70,8 +66,8 @@ def plan_shards(config: ChurnopsConfig, day: date | str, batch: dict[str, Any]) 
 
     Returns:
         One dict per shard (at least one): its index and the shard count, the model version,
-        the day's rows, its first row and first chunk in the day, its rows and its ``pieces``
-        (``[file, first row, row after the last]``).
+        the day's rows, its first row and first chunk in the day, its rows, its ``pieces``
+        (``[file, first row, row after the last]``) and their files' ``identities``.
 
     Raises:
         NoChampionError: the registered model has no ``@champion``.
@@ -79,6 +75,7 @@ def plan_shards(config: ChurnopsConfig, day: date | str, batch: dict[str, Any]) 
     day = parse_day(day)
 
     version = champion_version(config)
+    identities = dict(zip(batch["files"], batch["identities"], strict=True))
     size = config.monitoring.chunk_rows
     per_shard = max(1, config.monitoring.shard_rows // size)
     chunks = [
@@ -108,6 +105,7 @@ def plan_shards(config: ChurnopsConfig, day: date | str, batch: dict[str, Any]) 
                 "first_chunk": index * per_shard,
                 "rows": rows,
                 "pieces": pieces,
+                "identities": {path: identities[path] for path, _, _ in pieces},
             }
         )
         first_row += rows
@@ -133,6 +131,8 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
     Raises:
         DataValidationError: a file turns out unreadable past the footer
             :func:`~churnops.monitoring.intake.check_batch` read (it is quarantined first).
+        FileChangedError: a file is not the one ``check_batch`` read, or changed while the
+            shard read it (nothing is quarantined; the day must be run again from ``check_batch``).
     """
     day = parse_day(day)
 
@@ -153,7 +153,7 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
 
         def scored_chunks() -> Iterator[pd.DataFrame]:
             position, resumed = shard["first_row"], time.perf_counter()
-            chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]])
+            chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]], None, shard["identities"])
             for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
                 started = time.perf_counter()
                 tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the validation rules' counts
@@ -211,6 +211,7 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
         "rows": side.rows,
         "folder": str(folder),
         "model_version": version,
+        "identities": shard["identities"],
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
 
@@ -219,7 +220,10 @@ def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, 
     """The day's predictions partition and drift parts from its shards' (``score_shard`` results).
 
     Predictions are copied in shard order into one file, replaced only when complete; the
-    drift sides and page samples are merged and kept for the drift and report steps.
+    drift sides and page samples are merged and kept for the drift and report steps. Each
+    file's verdict records the file as ``check_batch`` read it and the shards scored it; a file
+    that is no longer that one (rows appended, rewritten, replaced) stops the merge before
+    anything is published, so no prediction or verdict covers rows nobody validated.
 
     Args:
         config: the dataset, its validation rules and ``monitoring.chunk_rows``.
@@ -234,6 +238,8 @@ def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, 
         ValueError: the parts are not every shard of one plan (indexes or model versions differ).
         DataValidationError: the row rules reject a file of the day (it is quarantined first;
             nothing is published).
+        FileChangedError: a file of the day changed since ``check_batch`` read it (nothing is
+            published, quarantined or recorded; the day must be run again from ``check_batch``).
     """
     day = parse_day(day)
     import pandas as pd
@@ -247,7 +253,7 @@ def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, 
             f"model versions {sorted(versions)}"
         )
     folders = [Path(part["folder"]) for part in parts]
-    _judge_tallies(config, day, folders)
+    _judge_tallies(config, day, folders, {name: i for part in parts for name, i in part["identities"].items()})
     out = partition("predictions", day) / "predictions.parquet"
     schema = pq.read_schema(folders[0] / "predictions.parquet")
     with atomic_parquet_writer(out, schema) as writer:
@@ -281,8 +287,14 @@ def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, 
     }
 
 
-def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> None:
-    """Merge each file's tallies over the shards, in order, and apply the row rules; quarantine, raise on findings."""
+def _judge_tallies(
+    config: ChurnopsConfig, day: date, folders: list[Path], identities: dict[str, dict[str, int]]
+) -> None:
+    """Merge each file's tallies over the shards, in order, and apply the row rules; quarantine, raise on findings.
+
+    Each file must still be the one the shards read (``identities``), through the rules' own
+    re-reads, before its verdict is recorded for it.
+    """
 
     merged: dict[str, Tally] = {}
     for folder in folders:
@@ -294,9 +306,10 @@ def _judge_tallies(config: ChurnopsConfig, day: date, folders: list[Path]) -> No
     for name, tally in merged.items():
         path = Path(name)
         source = file_source(config, path)
-        found = tally_findings(tally, source, config, partial(iter_source, source, config.monitoring.chunk_rows))
+        with reading(path, identities[name]) as identity:
+            found = tally_findings(tally, source, config, partial(iter_source, source, config.monitoring.chunk_rows))
         findings += quarantine_file(config, day, path, found, "merge_shards")
-        record_verdict("incoming", day, path, found)
+        record_verdict("incoming", day, path, found, identity)
     raise_if_rejected(findings, day)
 
 

@@ -14,7 +14,7 @@ from churnops import training
 from churnops.config import ChurnopsConfig
 from churnops.data import write_parquet
 from churnops.days import parse_day, trailing_days
-from churnops.monitoring import accepted_files, read_files
+from churnops.monitoring import read_accepted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,15 +53,16 @@ def _labelled_days(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     """Batch rows joined to their labels over ``days`` (days missing either side are skipped).
 
     Only files that pass validation are used (a rejected batch or label file is quarantined
-    and left out: a wrong label never trains or judges a model).
+    and left out: a wrong label never trains or judges a model), each read as the file its
+    verdict judged.
     """
     import pandas as pd
 
     ds = config.dataset
     parts = []
     for day in days:
-        batch = read_files(config, accepted_files(config, "incoming", day)[0])
-        labels = read_files(config, accepted_files(config, "labels", day)[0])
+        batch = read_accepted(config, "incoming", day)
+        labels = read_accepted(config, "labels", day)
         if batch.empty or labels.empty:
             continue
         parts.append(
