@@ -278,6 +278,7 @@ STEP_TIMEOUT_MINUTES: dict[str, float] = {
     "promote": 30,
     "reject": 30,
     # churn_monitoring (a 10,000,000-row day takes under 3 min, bench/RESULTS_MONITORING.md)
+    "wait_for_batch": 10,
     "check_batch": 30,
     "plan_shards": 30,
     "score_shard": 120,
