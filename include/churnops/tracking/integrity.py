@@ -1,0 +1,339 @@
+"""Registered models' artifact digests: recorded at registration, checked before every load.
+
+A churnops model is a cloudpickled scikit-learn pipeline plus a copy of the package
+(``code/``): loading one runs whatever code its files name. So the SHA-256 of a version's
+artifacts (:func:`artifact_digest`) is recorded when it is registered, twice: as the version's
+MLflow tag :data:`ARTIFACT_DIGEST_TAG`, and in churnops' own record
+``$CHURNOPS_HOME/registry/<model>/<version>.json`` outside MLflow. :func:`load_registered_model`,
+the one way churnops loads a registered version, downloads its artifacts into a private folder,
+hashes those very files, compares the digest with both records and only then loads that folder,
+so nothing can swap the files between the check and the load.
+
+The churnops record is authoritative: whoever can write only MLflow (its database or its
+artifact store) could rewrite the tag to match altered files, but not the record. The tag must
+agree with it all the same (it is what the MLflow UI shows). What this guards against, and what
+not, is in ``docs/security.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from churnops.config import RegistryConfig, churnops_home
+from churnops.errors import ChurnopsInputError
+from churnops.tracking.runs import use_tracking_store
+
+__all__ = [
+    "ARTIFACT_DIGEST_TAG",
+    "ArtifactDigest",
+    "ModelIntegrityError",
+    "adopt_registered_version",
+    "artifact_digest",
+    "digest_record_path",
+    "load_registered_model",
+    "logged_model_digest",
+    "record_artifact_digest",
+]
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_DIGEST_TAG = "churnops.artifact_sha256"
+"""The model-version tag holding :attr:`ArtifactDigest.sha256` of the version's artifacts."""
+
+CLIENT_WRITTEN_FILE = "registered_model_meta"
+"""Written by MLflow's client into a registered model's folder when it downloads one (and into a
+local artifact store itself when ``models:/<name>/<version>`` is loaded in place): not part of
+what was logged, never read by MLflow when loading, so left out of the digest and deleted
+before a load."""
+
+
+class ModelIntegrityError(ChurnopsInputError):
+    """A registered version's artifacts differ from the digest recorded at registration, its two
+    records disagree, or it has none and ``registry.allow_unverified_models`` is off.
+
+    A :class:`~churnops.errors.ChurnopsInputError`: changed files in the registry do not change
+    back on a retry, so an Airflow task fails at once (and ``churnops`` exits with status 2).
+    """
+
+
+@dataclass(frozen=True)
+class ArtifactDigest:
+    """The digest of a model's artifact folder and the SHA-256 of each file in it."""
+
+    sha256: str
+    """SHA-256 (hex) of the manifest: one line ``<file sha256>  <relative path>\\n`` per file."""
+    files: dict[str, str]
+    """Each file's SHA-256 (hex) by its path relative to the folder (POSIX separators)."""
+
+
+def artifact_digest(folder: Path) -> ArtifactDigest:
+    """The SHA-256 of a logged model's artifact folder: every file, by sorted relative path and content.
+
+    Precisely: take every regular file under ``folder`` (recursively), except a top-level
+    ``registered_model_meta`` (MLflow's client writes it on download). Name each by its path
+    relative to ``folder`` with ``/`` separators, sort the names by their UTF-8 bytes, and
+    write one manifest line per file: the hex SHA-256 of its content, two spaces, its name and
+    ``\\n``. The digest is the hex SHA-256 of that manifest (UTF-8). Directories count only
+    through the files they hold. For names without a backslash or newline this is what
+    ``find . -type f ! -path ./registered_model_meta -printf '%P\\0' | LC_ALL=C sort -z |
+    xargs -0 sha256sum | sha256sum`` prints, run inside ``folder``.
+
+    Args:
+        folder: the model's folder (the one holding ``MLmodel``).
+
+    Returns:
+        The digest and the per-file hashes.
+
+    Raises:
+        ModelIntegrityError: the folder holds a symlink, a special file (FIFO, device, socket)
+            or a name with a newline: artifacts are plain files, and the manifest must be unambiguous.
+    """
+    from churnops.data import file_sha256  # churnops.data imports pandas: only when hashing
+
+    files: dict[str, str] = {}
+    for directory, subdirectories, names in os.walk(folder):
+        for name in [*names, *subdirectories]:
+            path = Path(directory) / name
+            relative = PurePosixPath(path.relative_to(folder).as_posix())
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode) or "\n" in str(relative):
+                raise ModelIntegrityError(f"model artifact {relative!r} is not a regular file with a one-line name")
+            if str(relative) != CLIENT_WRITTEN_FILE:
+                files[str(relative)] = file_sha256(path)
+    ordered = sorted(files, key=lambda name: name.encode("utf-8"))
+    manifest = "".join(f"{files[name]}  {name}\n" for name in ordered)
+    return ArtifactDigest(hashlib.sha256(manifest.encode("utf-8")).hexdigest(), {n: files[n] for n in ordered})
+
+
+def _download(model_uri: str, into: Path) -> Path:
+    """``model_uri``'s artifacts copied into ``into``, without the client's ``registered_model_meta``."""
+    import mlflow
+
+    use_tracking_store()
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(into)))
+    (local / CLIENT_WRITTEN_FILE).unlink(missing_ok=True)
+    return local
+
+
+def logged_model_digest(model_uri: str) -> ArtifactDigest:
+    """The :func:`artifact_digest` of a logged model, computed on a downloaded copy of its files.
+
+    Args:
+        model_uri: the logged model (``models:/m-…``, ``runs:/…`` or ``models:/<name>/<version>``).
+
+    Returns:
+        Its digest.
+    """
+    with tempfile.TemporaryDirectory(prefix="churnops-model-") as scratch:
+        return artifact_digest(_download(model_uri, Path(scratch)))
+
+
+def digest_record_path(registry: RegistryConfig, version: str) -> Path:
+    """Where churnops keeps a version's digest: ``$CHURNOPS_HOME/registry/<model>/<version>.json``.
+
+    Args:
+        registry: the registered model's name (percent-encoded into one path component).
+        version: the version.
+
+    Returns:
+        The record's path (it may not exist).
+    """
+    return churnops_home() / "registry" / quote(registry.model_name, safe="") / f"{quote(version, safe='')}.json"
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ModelIntegrityError(f"the digest record {path} cannot be read ({exc}); refusing to trust it") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("artifact_sha256"), str):
+        raise ModelIntegrityError(f"the digest record {path} has no artifact_sha256; refusing to trust it")
+    return record
+
+
+def record_artifact_digest(
+    registry: RegistryConfig, version: str, run_id: str, digest: ArtifactDigest, origin: str = "registered"
+) -> Path:
+    """Write churnops' record of a version's digest (the MLflow tag is set with the version itself).
+
+    A retried registration writes the same record again; it never replaces the digest recorded
+    for the same version of the same run with another one.
+
+    Args:
+        registry: the registered model's name.
+        version: the version.
+        run_id: the MLflow run the version comes from.
+        digest: :func:`logged_model_digest` of the registered model.
+        origin: ``registered`` (at registration) or ``adopted`` (:func:`adopt_registered_version`).
+
+    Returns:
+        The record's path (:func:`digest_record_path`).
+
+    Raises:
+        ModelIntegrityError: the same version of the same run already has another digest recorded:
+            its artifacts changed between the registration and its retry.
+    """
+    from churnops.data import write_json
+
+    path = digest_record_path(registry, version)
+    existing = _read_record(path)
+    if existing and existing.get("run_id") == run_id and existing["artifact_sha256"] != digest.sha256:
+        raise ModelIntegrityError(
+            f"{registry.model_name} version {version} was recorded with artifact SHA-256 "
+            f"{existing['artifact_sha256']}, its files now give {digest.sha256}: they changed since"
+        )
+    payload = {
+        "model_name": registry.model_name,
+        "version": version,
+        "run_id": run_id,
+        "artifact_sha256": digest.sha256,
+        "files": digest.files,
+        "origin": origin,
+    }
+    return write_json(path, payload)
+
+
+def _version(registry: RegistryConfig, version: str) -> Any:
+    from mlflow import MlflowClient
+
+    use_tracking_store()
+    return MlflowClient().get_model_version(registry.model_name, version)
+
+
+def _recorded_digest(registry: RegistryConfig, version: str, model_version: Any) -> dict[str, Any] | None:
+    """The churnops record, checked against the MLflow tag and the version's run; None if neither exists."""
+    name = f"{registry.model_name} version {version}"
+    path = digest_record_path(registry, version)
+    record = _read_record(path)
+    tag = model_version.tags.get(ARTIFACT_DIGEST_TAG)
+    if record is None and tag is None:
+        return None
+    if record is None:
+        raise ModelIntegrityError(
+            f"refusing to load {name}: MLflow tags it {ARTIFACT_DIGEST_TAG}={tag} but churnops has no "
+            f"record of it ({path}); the two records must agree"
+        )
+    if tag != record["artifact_sha256"]:
+        raise ModelIntegrityError(
+            f"refusing to load {name}: its MLflow tag {ARTIFACT_DIGEST_TAG} is {tag or 'missing'}, "
+            f"churnops' record ({path}) says {record['artifact_sha256']}; the two records must agree"
+        )
+    if record.get("run_id") != (model_version.run_id or ""):
+        raise ModelIntegrityError(
+            f"refusing to load {name}: churnops' record ({path}) is of run {record.get('run_id')}, the "
+            f"registry's version comes from run {model_version.run_id}: the record belongs to another registry"
+        )
+    return record
+
+
+def _changes(recorded: dict[str, str], actual: dict[str, str]) -> str:
+    changed = sorted(n for n in recorded.keys() & actual.keys() if recorded[n] != actual[n])
+    parts = [
+        f"{kind}: {', '.join(names)}"
+        for kind, names in (
+            ("changed", changed),
+            ("added", sorted(actual.keys() - recorded.keys())),
+            ("removed", sorted(recorded.keys() - actual.keys())),
+        )
+        if names
+    ]
+    return "; ".join(parts) or "the files differ"
+
+
+def load_registered_model(registry: RegistryConfig, version: str) -> Any:
+    """Load one registered version after checking its artifacts against the digest recorded at registration.
+
+    The one public way to load a registered model (monitoring, retraining and serving use it).
+    The version's artifacts are downloaded into a private temporary folder, hashed there
+    (:func:`artifact_digest`), compared with churnops' record and the MLflow tag, and that same
+    folder is loaded; the folder (and the ``sys.path`` entry MLflow adds for its ``code/``)
+    is gone when this returns: the model is in memory.
+
+    A version with neither record (registered before churnops recorded digests) is refused
+    unless ``registry.allow_unverified_models`` is on, then loaded with a warning;
+    :func:`adopt_registered_version` records the digest of such a version.
+
+    Args:
+        registry: the registered model's name, and whether unverified versions may load.
+        version: the exact version (not an alias, so an alias move cannot change what is checked).
+
+    Returns:
+        The version as an MLflow pyfunc model.
+
+    Raises:
+        ModelIntegrityError: the artifacts' digest is not the recorded one, the records disagree,
+            or the version has no digest and unverified versions are not allowed.
+    """
+    import mlflow
+
+    name = f"{registry.model_name} version {version}"
+    record = _recorded_digest(registry, version, _version(registry, version))
+    if record is None and not registry.allow_unverified_models:
+        raise ModelIntegrityError(
+            f"refusing to load {name}: it has no recorded artifact digest (registered before churnops recorded "
+            f"them); record one with churnops.tracking.adopt_registered_version if its files are known good, "
+            f"or set registry.allow_unverified_models: true"
+        )
+    with tempfile.TemporaryDirectory(prefix="churnops-model-") as scratch:
+        local = _download(f"models:/{registry.model_name}/{version}", Path(scratch))
+        actual = artifact_digest(local)
+        if record is None:
+            log.warning("loading %s without a recorded digest (registry.allow_unverified_models)", name)
+        elif actual.sha256 != record["artifact_sha256"]:
+            raise ModelIntegrityError(
+                f"refusing to load {name}: its artifacts' SHA-256 is {actual.sha256}, not {record['artifact_sha256']} "
+                f"recorded at registration ({_changes(record.get('files', {}), actual.files)}). Loading a model runs "
+                "its code, and its files changed after registration; see docs/security.md"
+            )
+        try:
+            return mlflow.pyfunc.load_model(str(local))
+        finally:
+            sys.path[:] = [entry for entry in sys.path if not entry.startswith(scratch)]
+
+
+def adopt_registered_version(registry: RegistryConfig, version: str) -> str:
+    """Record the digest of a version registered before churnops recorded digests, as its files are now.
+
+    The operator vouches that the version's current artifacts are the ones registered; a
+    version that already has a digest keeps it (adopting it again is a no-op if its files still
+    match).
+
+    Args:
+        registry: the registered model's name.
+        version: the version.
+
+    Returns:
+        The digest recorded (tag and churnops record).
+
+    Raises:
+        ModelIntegrityError: the version already has a digest or a record that its files do not match.
+    """
+    from mlflow import MlflowClient
+
+    model_version = _version(registry, version)
+    digest = logged_model_digest(f"models:/{registry.model_name}/{version}")
+    tag = model_version.tags.get(ARTIFACT_DIGEST_TAG)
+    record = _read_record(digest_record_path(registry, version))
+    recorded = record["artifact_sha256"] if record else None
+    if {tag, recorded} - {None, digest.sha256}:
+        raise ModelIntegrityError(
+            f"{registry.model_name} version {version} already has a digest (tag {tag}, record {recorded}) "
+            f"that its files ({digest.sha256}) do not match: not adopting it"
+        )
+    MlflowClient().set_model_version_tag(registry.model_name, version, ARTIFACT_DIGEST_TAG, digest.sha256)
+    record_artifact_digest(registry, version, model_version.run_id or "", digest, origin="adopted")
+    return digest.sha256
