@@ -111,3 +111,4 @@ def test_an_old_registered_model_loads_through_the_checked_loader_once_allowed_o
     np.testing.assert_allclose(allowed.predict(rows), expected, rtol=0, atol=1e-12)
     adopt_registered_version(registry, version)
     np.testing.assert_allclose(load_registered_model(registry, version).predict(rows), expected, rtol=0, atol=1e-12)
+    assert not [p for p in sys.path if "churnops-model-" in p], "the checked copy's code/ is not left on sys.path"

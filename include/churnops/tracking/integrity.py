@@ -302,15 +302,17 @@ def load_registered_model(registry: RegistryConfig, version: str) -> Any:
         try:
             return mlflow.pyfunc.load_model(str(local))
         finally:
-            sys.path[:] = [entry for entry in sys.path if not entry.startswith(scratch)]
+            # MLflow prepends the model's code/ to sys.path; that folder is deleted with the copy.
+            roots = {scratch, os.path.realpath(scratch)}
+            sys.path[:] = [p for p in sys.path if not any(p == r or p.startswith(r + os.sep) for r in roots)]
 
 
 def adopt_registered_version(registry: RegistryConfig, version: str) -> str:
     """Record the digest of a version registered before churnops recorded digests, as its files are now.
 
-    The operator vouches that the version's current artifacts are the ones registered; a
-    version that already has a digest keeps it (adopting it again is a no-op if its files still
-    match).
+    The operator vouches that the version's current artifacts are the ones registered. A digest
+    already recorded (tag or record) is never replaced: adopting a version whose files still
+    match it writes the same again, one whose files do not is refused.
 
     Args:
         registry: the registered model's name.
