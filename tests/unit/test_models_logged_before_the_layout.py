@@ -85,16 +85,16 @@ def test_an_old_model_loads_with_the_current_package_and_scores_the_same(logged,
 
 def test_an_old_registered_model_loads_through_the_checked_loader_once_allowed_or_adopted(logged, churnops_home):
     """Registered before churnops recorded artifact digests: refused by default, loaded (with a warning)
-    under ``registry.allow_unverified_models``, and after ``adopt_registered_version`` checked like any other."""
+    under ``registry.allow_unverified_models``, and checked like any other once its digest is recorded."""
     import mlflow
     import pandas as pd
 
     from churnops.config import RegistryConfig, load_config
     from churnops.tracking import (
         ModelIntegrityError,
-        adopt_registered_version,
         configure_mlflow,
         load_registered_model,
+        record_artifact_digest,
         register_version,
     )
 
@@ -109,6 +109,6 @@ def test_an_old_registered_model_loads_through_the_checked_loader_once_allowed_o
         load_registered_model(registry, version)
     allowed = load_registered_model(registry.model_copy(update={"allow_unverified_models": True}), version)
     np.testing.assert_allclose(allowed.predict(rows), expected, rtol=0, atol=1e-12)
-    adopt_registered_version(registry, version)
+    record_artifact_digest(registry, version, origin="adopted")
     np.testing.assert_allclose(load_registered_model(registry, version).predict(rows), expected, rtol=0, atol=1e-12)
     assert not [p for p in sys.path if "churnops-model-" in p], "the checked copy's code/ is not left on sys.path"

@@ -13,11 +13,9 @@ from churnops.tracking.integrity import (
     ARTIFACT_DIGEST_TAG,
     ArtifactDigest,
     ModelIntegrityError,
-    adopt_registered_version,
     artifact_digest,
     digest_record_path,
     load_registered_model,
-    logged_model_digest,
     record_artifact_digest,
 )
 from churnops.tracking.registry import (
@@ -56,7 +54,6 @@ __all__ = [
     "PromotionConflict",
     "RunContext",
     "RunListener",
-    "adopt_registered_version",
     "alias_version",
     "announce_run",
     "artifact_digest",
@@ -69,7 +66,6 @@ __all__ = [
     "last_decision",
     "listening_for_runs",
     "load_registered_model",
-    "logged_model_digest",
     "model_aliases",
     "promote_version",
     "promotion_lock",

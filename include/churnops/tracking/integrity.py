@@ -37,11 +37,9 @@ __all__ = [
     "ARTIFACT_DIGEST_TAG",
     "ArtifactDigest",
     "ModelIntegrityError",
-    "adopt_registered_version",
     "artifact_digest",
     "digest_record_path",
     "load_registered_model",
-    "logged_model_digest",
     "record_artifact_digest",
 ]
 
@@ -127,19 +125,6 @@ def _download(model_uri: str, into: Path) -> Path:
     return local
 
 
-def logged_model_digest(model_uri: str) -> ArtifactDigest:
-    """The :func:`artifact_digest` of a logged model, computed on a downloaded copy of its files.
-
-    Args:
-        model_uri: the logged model (``models:/m-…``, ``runs:/…`` or ``models:/<name>/<version>``).
-
-    Returns:
-        Its digest.
-    """
-    with tempfile.TemporaryDirectory(prefix="churnops-model-") as scratch:
-        return artifact_digest(_download(model_uri, Path(scratch)))
-
-
 def digest_record_path(registry: RegistryConfig, version: str) -> Path:
     """Where churnops keeps a version's digest: ``$CHURNOPS_HOME/registry/<model>/<version>.json``.
 
@@ -165,36 +150,47 @@ def _read_record(path: Path) -> dict[str, Any] | None:
     return record
 
 
-def record_artifact_digest(
-    registry: RegistryConfig, version: str, run_id: str, digest: ArtifactDigest, origin: str = "registered"
-) -> Path:
-    """Write churnops' record of a version's digest (the MLflow tag is set with the version itself).
+def record_artifact_digest(registry: RegistryConfig, version: str, origin: str = "registered") -> ArtifactDigest:
+    """Record the digest of a registered version's files: churnops' record, then the MLflow tag.
 
-    A retried registration writes the same record again; it never replaces the digest recorded
-    for the same version of the same run with another one.
+    Computed on a downloaded copy of ``models:/<name>/<version>``, so it describes exactly what
+    :func:`load_registered_model` will check (a rerun of a training run that logged its model
+    again still registers, and so records, the version's first model). Run right after the
+    version is registered; for a version registered before churnops recorded digests, run it
+    once with ``origin="adopted"`` after checking its files are good: the operator vouches for them.
+
+    A digest already recorded is never replaced by another one: a retried registration (or
+    adoption) whose files still match writes the same again; one whose files changed is refused.
 
     Args:
         registry: the registered model's name.
         version: the version.
-        run_id: the MLflow run the version comes from.
-        digest: :func:`logged_model_digest` of the registered model.
-        origin: ``registered`` (at registration) or ``adopted`` (:func:`adopt_registered_version`).
+        origin: ``registered`` (at registration) or ``adopted`` (an older version, vouched for).
 
     Returns:
-        The record's path (:func:`digest_record_path`).
+        The digest recorded.
 
     Raises:
-        ModelIntegrityError: the same version of the same run already has another digest recorded:
-            its artifacts changed between the registration and its retry.
+        ModelIntegrityError: the version already has a digest (its tag, or churnops' record of
+            the same run) that its files do not match.
     """
+    from mlflow import MlflowClient
+
     from churnops.data import write_json
 
+    model_version = _version(registry, version)
+    run_id = model_version.run_id or ""
+    with tempfile.TemporaryDirectory(prefix="churnops-model-") as scratch:
+        digest = artifact_digest(_download(f"models:/{registry.model_name}/{version}", Path(scratch)))
     path = digest_record_path(registry, version)
     existing = _read_record(path)
-    if existing and existing.get("run_id") == run_id and existing["artifact_sha256"] != digest.sha256:
+    recorded = {model_version.tags.get(ARTIFACT_DIGEST_TAG)}
+    if existing and existing.get("run_id") == run_id:  # a record of another run is left from another store
+        recorded.add(existing["artifact_sha256"])
+    if recorded - {None, digest.sha256}:
         raise ModelIntegrityError(
             f"{registry.model_name} version {version} was recorded with artifact SHA-256 "
-            f"{existing['artifact_sha256']}, its files now give {digest.sha256}: they changed since"
+            f"{', '.join(sorted(recorded - {None}))}; its files now give {digest.sha256}: they changed since"
         )
     payload = {
         "model_name": registry.model_name,
@@ -204,7 +200,9 @@ def record_artifact_digest(
         "files": digest.files,
         "origin": origin,
     }
-    return write_json(path, payload)
+    write_json(path, payload)
+    MlflowClient().set_model_version_tag(registry.model_name, version, ARTIFACT_DIGEST_TAG, digest.sha256)
+    return digest
 
 
 def _version(registry: RegistryConfig, version: str) -> Any:
@@ -265,7 +263,7 @@ def load_registered_model(registry: RegistryConfig, version: str) -> Any:
 
     A version with neither record (registered before churnops recorded digests) is refused
     unless ``registry.allow_unverified_models`` is on, then loaded with a warning;
-    :func:`adopt_registered_version` records the digest of such a version.
+    :func:`record_artifact_digest` with ``origin="adopted"`` records the digest of such a version.
 
     Args:
         registry: the registered model's name, and whether unverified versions may load.
@@ -285,8 +283,8 @@ def load_registered_model(registry: RegistryConfig, version: str) -> Any:
     if record is None and not registry.allow_unverified_models:
         raise ModelIntegrityError(
             f"refusing to load {name}: it has no recorded artifact digest (registered before churnops recorded "
-            f"them); record one with churnops.tracking.adopt_registered_version if its files are known good, "
-            f"or set registry.allow_unverified_models: true"
+            f"them); record one with churnops.tracking.record_artifact_digest(registry, version, "
+            f"origin='adopted') if its files are known good, or set registry.allow_unverified_models: true"
         )
     with tempfile.TemporaryDirectory(prefix="churnops-model-") as scratch:
         local = _download(f"models:/{registry.model_name}/{version}", Path(scratch))
@@ -305,37 +303,3 @@ def load_registered_model(registry: RegistryConfig, version: str) -> Any:
             # MLflow prepends the model's code/ to sys.path; that folder is deleted with the copy.
             roots = {scratch, os.path.realpath(scratch)}
             sys.path[:] = [p for p in sys.path if not any(p == r or p.startswith(r + os.sep) for r in roots)]
-
-
-def adopt_registered_version(registry: RegistryConfig, version: str) -> str:
-    """Record the digest of a version registered before churnops recorded digests, as its files are now.
-
-    The operator vouches that the version's current artifacts are the ones registered. A digest
-    already recorded (tag or record) is never replaced: adopting a version whose files still
-    match it writes the same again, one whose files do not is refused.
-
-    Args:
-        registry: the registered model's name.
-        version: the version.
-
-    Returns:
-        The digest recorded (tag and churnops record).
-
-    Raises:
-        ModelIntegrityError: the version already has a digest or a record that its files do not match.
-    """
-    from mlflow import MlflowClient
-
-    model_version = _version(registry, version)
-    digest = logged_model_digest(f"models:/{registry.model_name}/{version}")
-    tag = model_version.tags.get(ARTIFACT_DIGEST_TAG)
-    record = _read_record(digest_record_path(registry, version))
-    recorded = record["artifact_sha256"] if record else None
-    if {tag, recorded} - {None, digest.sha256}:
-        raise ModelIntegrityError(
-            f"{registry.model_name} version {version} already has a digest (tag {tag}, record {recorded}) "
-            f"that its files ({digest.sha256}) do not match: not adopting it"
-        )
-    MlflowClient().set_model_version_tag(registry.model_name, version, ARTIFACT_DIGEST_TAG, digest.sha256)
-    record_artifact_digest(registry, version, model_version.run_id or "", digest, origin="adopted")
-    return digest.sha256

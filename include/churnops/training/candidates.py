@@ -165,10 +165,8 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     from churnops.tracking import (
-        ARTIFACT_DIGEST_TAG,
         assign_training_alias,
         finish_parent_run,
-        logged_model_digest,
         model_aliases,
         record_artifact_digest,
         register_version,
@@ -176,7 +174,6 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
 
     with training_step(chosen, "register") as (run, config, run_dir):
         best, ctx = chosen["best"], run.ctx
-        digest = logged_model_digest(best["model_uri"])
         tags = {
             "churnops.family": best["family"],
             "churnops.dataset": config.dataset.name,
@@ -191,10 +188,9 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             "churnops.training_run_id": run.parent_run_id,
             "churnops.cv_roc_auc": f"{best['cv_roc_auc_mean']:.6f}",
             **{f"churnops.test_{k}": f"{v:.6f}" for k, v in best["test_metrics"].items()},
-            ARTIFACT_DIGEST_TAG: digest.sha256,
         }
         version, created = register_version(best["model_uri"], best["run_id"], config.registry, tags)
-        record_artifact_digest(config.registry, version, best["run_id"], digest)
+        record_artifact_digest(config.registry, version)
         crash_point("register:after_version")  # the fault tests' SIGKILL: a version without its alias
         alias = assign_training_alias(config.registry, version)
         aliases = model_aliases(config.registry, version)

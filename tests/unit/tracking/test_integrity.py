@@ -17,11 +17,9 @@ from churnops.errors import ChurnopsInputError
 from churnops.tracking import (
     ARTIFACT_DIGEST_TAG,
     ModelIntegrityError,
-    adopt_registered_version,
     artifact_digest,
     digest_record_path,
     load_registered_model,
-    logged_model_digest,
     record_artifact_digest,
     register_version,
     version_tags,
@@ -131,13 +129,10 @@ def logged(churnops_home):
 
 
 def register(run_id: str, model_uri: str, with_digest: bool = True) -> str:
-    """What ``register_chosen`` does: the digest as a tag of the new version, then churnops' record."""
-    digest = logged_model_digest(model_uri)
-    version, _ = register_version(
-        model_uri, run_id, REGISTRY, {ARTIFACT_DIGEST_TAG: digest.sha256} if with_digest else {}
-    )
+    """What ``register_chosen`` does: register the version, then record its digest."""
+    version, _ = register_version(model_uri, run_id, REGISTRY, {})
     if with_digest:
-        record_artifact_digest(REGISTRY, version, run_id, digest)
+        record_artifact_digest(REGISTRY, version)
     return version
 
 
@@ -227,9 +222,10 @@ def test_a_version_missing_one_of_its_two_records_is_refused(logged, lost):
 
 
 def test_a_record_of_another_run_is_refused(logged):
-    (run_a, uri_a), (run_b, uri_b) = logged
+    (run_a, uri_a), (run_b, _) = logged
     version = register(run_a, uri_a)
-    record_artifact_digest(REGISTRY, version, run_b, logged_model_digest(uri_a))
+    path = digest_record_path(REGISTRY, version)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "run_id": run_b}))
     with pytest.raises(ModelIntegrityError, match="belongs to another registry"):
         load_registered_model(REGISTRY, version)
 
@@ -242,6 +238,27 @@ def test_a_retried_registration_never_replaces_a_recorded_digest(logged):
         register(run_id, uri)
 
 
+def test_a_rerun_that_logged_its_model_again_records_the_registered_version_files(logged):
+    """A rerun of a training run finds its version (by run) while its step logged a second model:
+    the digest is of the version's own files, so the rerun agrees with the first registration."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    run_id, uri = logged[0]
+    version = register(run_id, uri)
+    first = version_tags(REGISTRY, version)[ARTIFACT_DIGEST_TAG]
+    with mlflow.start_run(run_id=run_id):
+        again = mlflow.sklearn.log_model(
+            LogisticRegression().fit(np.array([[0.0], [3.0]]), np.array([0, 1])),
+            name="model",
+            serialization_format="cloudpickle",
+        )
+    assert register(run_id, again.model_uri) == version
+    assert version_tags(REGISTRY, version)[ARTIFACT_DIGEST_TAG] == first
+    assert load_registered_model(REGISTRY, version).predict(ROWS).tolist() == [0, 1]
+
+
 def test_a_version_without_a_digest_loads_only_when_allowed_or_adopted(logged):
     run_id, uri = logged[0]
     version = register(run_id, uri, with_digest=False)
@@ -251,17 +268,17 @@ def test_a_version_without_a_digest_loads_only_when_allowed_or_adopted(logged):
     allowing = REGISTRY.model_copy(update={"allow_unverified_models": True})
     assert load_registered_model(allowing, version).predict(ROWS).tolist() == [0, 1]
 
-    digest = adopt_registered_version(REGISTRY, version)
+    digest = record_artifact_digest(REGISTRY, version, origin="adopted").sha256
     assert version_tags(REGISTRY, version)[ARTIFACT_DIGEST_TAG] == digest
     assert json.loads(digest_record_path(REGISTRY, version).read_text())["origin"] == "adopted"
     assert load_registered_model(REGISTRY, version).predict(ROWS).tolist() == [0, 1]
-    assert adopt_registered_version(REGISTRY, version) == digest, "adopting again changes nothing"
+    assert record_artifact_digest(REGISTRY, version, origin="adopted").sha256 == digest, "again: no change"
 
     append(artifact_folder(version) / "model.pkl", b"\x00")
     with pytest.raises(ModelIntegrityError, match="changed: model.pkl"):
         load_registered_model(allowing, version)  # a recorded digest is checked whatever the switch
-    with pytest.raises(ModelIntegrityError, match="not adopting it"):
-        adopt_registered_version(REGISTRY, version)
+    with pytest.raises(ModelIntegrityError, match="changed since"):
+        record_artifact_digest(REGISTRY, version, origin="adopted")
 
 
 def test_monitoring_shares_a_checked_version_but_checks_every_other_one(logged):
