@@ -253,6 +253,10 @@ class RegistryConfig(_Strict):
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     previous_champion_alias: str = "previous_champion"
+    allow_unverified_models: bool = False
+    """Load a version that has no artifact digest recorded (one registered before churnops
+    recorded digests), with a warning, instead of refusing it. Registered models are code run
+    on load: keep this off unless every such version is known good (see docs/security.md)."""
 
 
 class TrackingConfig(_Strict):

@@ -4,7 +4,9 @@
 LightGBM) logged by ``churnops train`` when the library was one flat folder of modules (commit
 b2032e8), each with its ``code/`` copy of that package, plus 25 raw rows and the probabilities
 the models gave then. Every churnops process imports its own ``churnops`` before it loads a
-model, so what the pickles name by reference must resolve in the package as it is now.
+model, so what the pickles name by reference must resolve in the package as it is now. Such
+versions have no recorded artifact digest: registered in a store, they load through churnops'
+checked loader only when allowed or adopted.
 """
 
 from __future__ import annotations
@@ -79,3 +81,34 @@ def test_an_old_model_loads_with_the_current_package_and_scores_the_same(logged,
     assert scored["features"] == str(ROOT / "include" / "churnops" / "features.py")  # not the model's old copy
     expected = json.loads((logged / "expected.json").read_text())[family]
     np.testing.assert_allclose(scored["proba"], expected, rtol=0, atol=1e-12)
+
+
+def test_an_old_registered_model_loads_through_the_checked_loader_once_allowed_or_adopted(logged, churnops_home):
+    """Registered before churnops recorded artifact digests: refused by default, loaded (with a warning)
+    under ``registry.allow_unverified_models``, and checked like any other once its digest is recorded."""
+    import mlflow
+    import pandas as pd
+
+    from churnops.config import RegistryConfig, load_config
+    from churnops.tracking import (
+        ModelIntegrityError,
+        configure_mlflow,
+        load_registered_model,
+        record_artifact_digest,
+        register_version,
+    )
+
+    registry = RegistryConfig(model_name="model-before-the-layout")
+    with mlflow.start_run(experiment_id=configure_mlflow(load_config())) as run:
+        mlflow.log_artifacts(str(logged / "logistic_regression"), "model")
+    version, _ = register_version(f"runs:/{run.info.run_id}/model", run.info.run_id, registry, {})
+    rows = pd.read_csv(logged / "rows.csv", dtype=str, keep_default_na=False)
+    expected = json.loads((logged / "expected.json").read_text())["logistic_regression"]
+
+    with pytest.raises(ModelIntegrityError, match="no recorded artifact digest"):
+        load_registered_model(registry, version)
+    allowed = load_registered_model(registry.model_copy(update={"allow_unverified_models": True}), version)
+    np.testing.assert_allclose(allowed.predict(rows), expected, rtol=0, atol=1e-12)
+    record_artifact_digest(registry, version, origin="adopted")
+    np.testing.assert_allclose(load_registered_model(registry, version).predict(rows), expected, rtol=0, atol=1e-12)
+    assert not [p for p in sys.path if "churnops-model-" in p], "the checked copy's code/ is not left on sys.path"

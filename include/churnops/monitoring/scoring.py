@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from churnops.config import ChurnopsConfig
 from churnops.data import SPLIT_COLUMN
-from churnops.tracking import alias_version, configure_mlflow, use_tracking_store, version_tags
+from churnops.tracking import alias_version, configure_mlflow, load_registered_model, version_tags
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,18 +104,22 @@ def champion_version(config: ChurnopsConfig) -> str:
 def load_model(config: ChurnopsConfig, version: str) -> Any:
     """The exact registered version (not the alias), so an alias move mid-run cannot mix models.
 
+    Loaded by :func:`churnops.tracking.load_registered_model`: its artifacts are checked against
+    the digest recorded at registration first. Within :func:`shared_reads` the checked model is
+    shared by registry settings and version: another version is checked when it is first loaded.
+
     Args:
-        config: the registered model's name.
+        config: the registered model's name (and ``registry.allow_unverified_models``).
         version: the version to load.
 
     Returns:
         The version as an MLflow pyfunc model (shared within :func:`shared_reads`).
-    """
-    import mlflow
 
-    use_tracking_store()  # a fresh task process would otherwise read MLflow's ./mlflow.db default
-    uri = f"models:/{config.registry.model_name}/{version}"
-    return cached(("model", uri), lambda: mlflow.pyfunc.load_model(uri))
+    Raises:
+        churnops.tracking.ModelIntegrityError: the version's artifacts are not the ones registered.
+    """
+    registry = config.registry
+    return cached(("model", registry, version), lambda: load_registered_model(registry, version))
 
 
 SCORE_CHUNK_ROWS = 250_000

@@ -30,6 +30,11 @@ def compare_on_fresh_window(registered: dict[str, Any], evaluation_path: str, co
     Returns:
         The decision (:class:`~churnops.retraining.policy.PromotionDecision`'s fields) plus
         ``ci``, ``champion_version``, ``challenger_version`` and ``rows_evaluation``.
+
+    Raises:
+        churnops.tracking.ModelIntegrityError: either version's artifacts are not the ones registered
+            (both are loaded through :func:`churnops.monitoring.load_model`, which checks them
+            before anything is scored): nothing is decided or promoted.
     """
     import pandas as pd
 

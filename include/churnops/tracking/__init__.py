@@ -4,8 +4,20 @@
   retries, and the listeners told of every run (how a task links to its run).
 - :mod:`~churnops.tracking.registry`: model versions, aliases moved by compare-and-set under
   the promotion lock, and the decisions recorded on versions.
+- :mod:`~churnops.tracking.integrity`: each registered version's artifact digest, recorded at
+  registration (MLflow tag and churnops' own record) and checked by :func:`load_registered_model`,
+  the one way to load a registered version.
 """
 
+from churnops.tracking.integrity import (
+    ARTIFACT_DIGEST_TAG,
+    ArtifactDigest,
+    ModelIntegrityError,
+    artifact_digest,
+    digest_record_path,
+    load_registered_model,
+    record_artifact_digest,
+)
 from churnops.tracking.registry import (
     PromotionConflict,
     alias_version,
@@ -37,24 +49,31 @@ from churnops.tracking.runs import (
 )
 
 __all__ = [
+    "ARTIFACT_DIGEST_TAG",
     "OWNER_TAG",
     "TAG_PREFIX",
+    "ArtifactDigest",
+    "ModelIntegrityError",
     "PromotionConflict",
     "RunContext",
     "RunListener",
     "alias_version",
     "announce_run",
+    "artifact_digest",
     "assign_training_alias",
     "configure_mlflow",
+    "digest_record_path",
     "ensure_experiment",
     "fail_abandoned_runs",
     "finish_parent_run",
     "get_or_create_parent_run",
     "last_decision",
     "listening_for_runs",
+    "load_registered_model",
     "model_aliases",
     "promote_version",
     "promotion_lock",
+    "record_artifact_digest",
     "register_version",
     "rollback_champion",
     "step_run",

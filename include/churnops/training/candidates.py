@@ -150,6 +150,10 @@ def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
 def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
     """Register the chosen model once; make it ``@champion`` if there is none, else ``@challenger``.
 
+    The SHA-256 of the model's artifacts is recorded with the version, as its
+    ``churnops.artifact_sha256`` tag and in churnops' own record (:mod:`churnops.tracking.integrity`):
+    every later load checks the files against it.
+
     Args:
         chosen: :func:`evaluate_candidates`' result.
 
@@ -160,7 +164,13 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
     import mlflow
     from mlflow import MlflowClient
 
-    from churnops.tracking import assign_training_alias, finish_parent_run, model_aliases, register_version
+    from churnops.tracking import (
+        assign_training_alias,
+        finish_parent_run,
+        model_aliases,
+        record_artifact_digest,
+        register_version,
+    )
 
     with training_step(chosen, "register") as (run, config, run_dir):
         best, ctx = chosen["best"], run.ctx
@@ -180,6 +190,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             **{f"churnops.test_{k}": f"{v:.6f}" for k, v in best["test_metrics"].items()},
         }
         version, created = register_version(best["model_uri"], best["run_id"], config.registry, tags)
+        record_artifact_digest(config.registry, version)
         crash_point("register:after_version")  # the fault tests' SIGKILL: a version without its alias
         alias = assign_training_alias(config.registry, version)
         aliases = model_aliases(config.registry, version)
