@@ -189,3 +189,35 @@ def test_an_airflow_configured_but_unreachable_fails_clearly_and_writes_no_file(
         assert says in done.stderr and "s3cret" not in done.stderr
     assert not (tmp_path / "churnops" / "state").exists(), "no fall-back to the file"
     assert not (tmp_path / "airflow" / "airflow.db").exists(), "no empty metadata DB left behind"
+
+
+def test_a_record_the_cli_cannot_decrypt_fails_clearly_instead_of_reading_as_no_promotion(airflow_db, tmp_path):
+    """Airflow's own ``Variable.get`` answers None for a value encrypted with another Fernet key: no cooldown."""
+    import sqlite3
+
+    from cryptography.fernet import Fernet
+
+    database = tmp_path / "airflow.db"
+    with sqlite3.connect(airflow_db / "airflow.db") as source, sqlite3.connect(database) as copy:
+        source.backup(copy)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CHURNOPS_"))}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{database}",
+        AIRFLOW__CORE__FERNET_KEY=Fernet.generate_key().decode(),  # the deployment's key
+        CHURNOPS_HOME=str(tmp_path / "churnops"),
+    )
+    record = json.dumps({"date": "2026-06-10", "version": "2"})
+    subprocess.run(
+        [str(AIRFLOW), "variables", "set", "churnops_last_promotion", record],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    env["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()  # a CLI with another key
+    done = subprocess.run(
+        [sys.executable, "-m", "churnops.cli", "status", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and done.stdout == "", (done.returncode, done.stdout, done.stderr[-3000:])
+    assert "churnops_last_promotion cannot be decrypted with this Fernet key" in done.stderr.splitlines()[-1]
