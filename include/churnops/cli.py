@@ -1,4 +1,4 @@
-"""``churnops`` command line: the pipeline's steps without Airflow.
+"""``churnops`` command line: the pipeline's steps without the Airflow scheduler.
 
 Every command takes ``--config`` (default: ``$CHURNOPS_CONFIG``, else the bundled
 Telco config). Bad input exits non-zero with one line on stderr.
