@@ -25,9 +25,12 @@ os.environ.update(
     }
 )
 # A developer's own settings must not leak into tests.
-for _name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CHURNOPS_CONFIG", "CHURNOPS_HOME"):
+for _name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CHURNOPS_CONFIG", "CHURNOPS_HOME", "CHURNOPS_STATE"):
     os.environ.pop(_name, None)
 os.environ["CHURNOPS_HOME"] = str(Path(tempfile.mkdtemp(prefix="churnops-test-home-")))
+# The Airflow configured above is there for the DAG tests; the CLI's own tests keep their promotion
+# state in a file unless they choose the Airflow store (tests/e2e/test_cli_state.py does).
+os.environ["CHURNOPS_STATE"] = "file"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,4 +1,4 @@
-"""``churnops`` command line: the pipeline's steps without Airflow.
+"""``churnops`` command line: the pipeline's steps without the Airflow scheduler.
 
 Every command takes ``--config`` (default: ``$CHURNOPS_CONFIG``, else the bundled
 Telco config). Bad input exits non-zero with one line on stderr.
@@ -18,13 +18,34 @@ from churnops.config import MODEL_FAMILIES
 
 __all__ = ["main"]
 
+STATE_HELP = """\
+promotion state (retrain, rollback, status): the last promotion and the cooldown's length
+live in ONE store, shared with the DAGs. Where an Airflow deployment is configured
+(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN set, $AIRFLOW_CONFIG, or $AIRFLOW_HOME/airflow.cfg,
+AIRFLOW_HOME defaulting to ~/airflow), that is its Airflow Variables churnops_last_promotion
+and churnops_cooldown_days, read and written through Airflow's metadata DB; an Airflow that
+cannot be reached is an error (exit 1), never a fall-back. With no Airflow configured at all,
+it is $CHURNOPS_HOME/state/promotion.json with policy.cooldown_days. CHURNOPS_STATE=auto
+(default), airflow or file chooses explicitly. `churnops status` shows the store in use."""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnops", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="churnops",
+        description=__doc__.splitlines()[0],
+        epilog=STATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def command(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.add_argument("--config", metavar="PATH", help="config YAML (default: $CHURNOPS_CONFIG or the Telco config)")
         sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         sub.add_argument("-v", "--verbose", action="store_true", help="show MLflow and library logs and warnings")
@@ -47,14 +68,22 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ramp-days", type=int, default=10, help="days for the drift to reach full intensity")
     monitor = command("monitor", "Monitor one day: validate, score with @champion, drift, performance, decide.")
     monitor.add_argument("--date", required=True, help="the day, YYYY-MM-DD")
-    retrain = command("retrain", "Train a challenger and promote it per the policy (cooldown in a state file).")
+    retrain = command(
+        "retrain",
+        "Train a challenger and promote it per the policy and the cooldown (promotion state below).",
+        STATE_HELP,
+    )
     retrain.add_argument("--date", required=True, help="as-of day, YYYY-MM-DD")
     retrain.add_argument("--force", action="store_true", help="ignore the cooldown (recorded as forced)")
     retrain.add_argument("--families", nargs="+", choices=MODEL_FAMILIES, help="model families (default: config)")
-    command("status", "Show champion, previous champion, last promotion, last decision and cooldown.").add_argument(
-        "--date", help="as-of day for the cooldown (default: the last promotion's state only)"
+    command(
+        "status",
+        "Show champion, previous champion, last promotion, last decision, cooldown and the state's store.",
+        STATE_HELP,
+    ).add_argument("--date", help="as-of day for the cooldown (default: the last promotion's state only)")
+    rollback = command(
+        "rollback", "Move @champion back to @previous_champion (recorded as the last promotion).", STATE_HELP
     )
-    rollback = command("rollback", "Move @champion back to @previous_champion.")
     rollback.add_argument("--reason", default="manual rollback", help="recorded on both versions")
     rollback.add_argument("--date", help="the rollback's date for the cooldown record (default: today)")
     settings = command(
@@ -163,13 +192,14 @@ def _monitor(args: argparse.Namespace) -> dict[str, Any]:
 def _retrain(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.config import load_config
     from churnops.days import parse_day
-    from churnops.retraining import FileState, run_retraining
+    from churnops.orchestration import open_promotion_state
+    from churnops.retraining import run_retraining
 
     config = load_config(args.config)
     return run_retraining(
         args.config,
         parse_day(args.date),
-        FileState(cooldown_days=config.policy.cooldown_days),
+        open_promotion_state(config.policy.cooldown_days).state,
         force=args.force,
         families=args.families,
     )
@@ -180,13 +210,16 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
 
     from churnops.config import load_config
     from churnops.days import parse_day
-    from churnops.retraining import FileState, cooldown_status
+    from churnops.orchestration import open_promotion_state
+    from churnops.retraining import cooldown_status
     from churnops.tracking import alias_version, configure_mlflow, last_decision
 
     config = load_config(args.config)
+    store = open_promotion_state(config.policy.cooldown_days)
+    last = store.state.last_promotion()
+    cooldown_days = store.state.cooldown_days(config.policy.cooldown_days)
     configure_mlflow(config)
-    registry, state = config.registry, FileState(cooldown_days=config.policy.cooldown_days)
-    last = state.last_promotion()
+    registry = config.registry
     result: dict[str, Any] = {
         "model_name": registry.model_name,
         "champion": alias_version(registry, registry.champion_alias),
@@ -194,10 +227,11 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
         "challenger": alias_version(registry, registry.challenger_alias),
         "last_promotion": last,
         "last_decision": last_decision(registry),
-        "cooldown_days": config.policy.cooldown_days,
+        "cooldown_days": cooldown_days,
+        "state_store": store.describe(),
     }
     if last and args.date:
-        status = cooldown_status(parse_day(args.date), date.fromisoformat(last["date"]), config.policy.cooldown_days)
+        status = cooldown_status(parse_day(args.date), date.fromisoformat(last["date"]), cooldown_days)
         result.update(cooldown_active=status.active, cooldown_days_left=status.days_left)
     return result
 
@@ -206,13 +240,14 @@ def _rollback(args: argparse.Namespace) -> dict[str, Any]:
     from datetime import date
 
     from churnops.config import load_config
-    from churnops.retraining import FileState, rollback_and_record
+    from churnops.orchestration import open_promotion_state
+    from churnops.retraining import rollback_and_record
 
     config = load_config(args.config)
     as_of = args.date or date.today().isoformat()  # a human's rollback happens "now"; --date pins it
     return rollback_and_record(
         config,
-        FileState(cooldown_days=config.policy.cooldown_days),
+        open_promotion_state(config.policy.cooldown_days).state,
         {"dag_id": "cli", "run_id": f"rollback__{as_of}", "logical_date": as_of},
         args.reason,
     )
@@ -225,10 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0, or 2 for bad input (the error on stderr in one line).
+        The exit status: 0; 2 for bad input; 1 when the promotion state's store (an Airflow
+        metadata DB) cannot be reached. Errors go to stderr in one line.
     """
     args = _parser().parse_args(argv)
-    from churnops.errors import ChurnopsInputError
+    from churnops.errors import ChurnopsInputError, PromotionStateUnavailable
 
     handler = {
         "train": _train,
@@ -250,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChurnopsInputError as exc:
         print(f"churnops {args.command}: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
+    except PromotionStateUnavailable as exc:
+        print(f"churnops {args.command}: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result, sort_keys=True))
     elif args.command == "compose-env":

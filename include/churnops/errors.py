@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["ChurnopsInputError", "TrackingServerUnavailable"]
+__all__ = ["ChurnopsInputError", "PromotionStateUnavailable", "TrackingServerUnavailable"]
 
 
 class ChurnopsInputError(ValueError):
     """Bad input (config or data): retrying cannot help, the input must change."""
+
+
+class PromotionStateUnavailable(RuntimeError):
+    """The store of the promotion state (Airflow's metadata DB) cannot be read or written.
+
+    Never answered by falling back to another store: that would make two truths.
+    """
 
 
 class TrackingServerUnavailable(RuntimeError):

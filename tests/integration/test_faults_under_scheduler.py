@@ -11,10 +11,11 @@ Crash points (:mod:`churnops.faults`) SIGKILL a task process once, where a crash
    ``merge_shards`` killed after publishing the predictions; the day triggers churn_retraining,
    whose ``promote`` is held back (the ``churnops_promotion`` pool at 0 slots);
 3. MLflow stopped while that ``promote`` runs: retries with backoff, then a clear failure;
-4. ``churnops retrain`` (the CLI) races the DAG for the same day and promotes first; the DAG's
-   ``promote``, cleared once MLflow is back, records ``conflict``;
-5. after a rollback, a retraining whose ``promote`` is killed after moving the aliases: the retry
-   resumes it, and the Variable ends up matching the registry;
+4. ``churnops retrain`` (the CLI) races the DAG for the same day and promotes first, recording it in
+   the DAGs' Variable; the DAG's ``promote``, cleared once MLflow is back, records ``conflict``;
+5. after a CLI rollback (recorded in the same Variable, so the cooldown restarts), a forced retraining
+   whose ``promote`` is killed after moving the aliases: the retry resumes it, and the Variable ends
+   up matching the registry;
 6. MLflow stopped during a monitoring run: a clear failure, nothing published; the same run
    succeeds once the server is back;
 7. PostgreSQL restarted while a 3-day monitoring backfill runs: every day completes, one result each.
@@ -313,7 +314,12 @@ def test_the_cli_and_the_dag_racing_to_promote_promote_exactly_once(promotion_ou
     # A promotion tags the new and the old champion alike; nothing else carries "promoted".
     promoted = {v.version for v in versions_by(stack, "churnops.decision", "promoted")}
     assert promoted == {cli["challenger_version"], "1"}, "exactly one promotion"
-    assert variable(stack, "churnops_last_promotion") is None, "the loser left the cooldown state alone"
+    # The CLI shares the DAGs' store (this stack configures an Airflow): its promotion is the record.
+    last = variable(stack, "churnops_last_promotion")
+    assert last is not None, "the CLI's promotion is missing from the Variable the DAGs read"
+    assert (str(last["version"]), last["run_id"]) == (cli["challenger_version"], f"retrain__{DAY}"), (
+        "the loser overwrote the winner's record"
+    )
 
 
 def test_a_promote_killed_after_moving_the_aliases_resumes_and_records_one_promotion(promotion_outage):
@@ -321,8 +327,12 @@ def test_a_promote_killed_after_moving_the_aliases_resumes_and_records_one_promo
     stack = promotion_outage
     churnops_cli(stack, "rollback", "--reason", "fault test", "--date", DAY.isoformat())
     assert alias(stack, "champion") == "1"
+    rolled_back = variable(stack, "churnops_last_promotion")
+    assert rolled_back is not None and (rolled_back["rolled_back"], rolled_back["version"]) == (True, "1")
+    assert rolled_back["date"] == DAY.isoformat(), "the CLI's rollback restarts the DAGs' cooldown"
     run_id = "it_resume"
-    stack.trigger("churn_retraining", run_id, conf={"as_of": DAY.isoformat()})
+    # Inside the cooldown that rollback started: forced, as an operator would.
+    stack.trigger("churn_retraining", run_id, conf={"as_of": DAY.isoformat(), "force": True})
     stack.wait_for_run("churn_retraining", run_id, timeout=400, allow_retries=True)
 
     assert crashed(stack, "promote:after_aliases")

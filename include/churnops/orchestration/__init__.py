@@ -9,7 +9,9 @@ Imported at the top of DAG files, so the package itself stays light. Its modules
 - :mod:`~churnops.orchestration.tasks`: the training steps as TaskFlow tasks (imports Airflow:
   DAG files import it directly).
 - :mod:`~churnops.orchestration.variables`: the promotion state in Airflow Variables (imported
-  by the tasks that read or write it).
+  by the tasks that read or write it, and by the store below).
+- :mod:`~churnops.orchestration.state_store`: which store the CLI's promotion state is in (the
+  Airflow Variables when an Airflow is configured, else a file), without importing Airflow.
 - :mod:`~churnops.orchestration.settings`: ``airflow_settings.yaml`` applied with Airflow's CLI.
 - :mod:`~churnops.orchestration.sqlite`, :mod:`~churnops.orchestration.prewarm`: Airflow
   process settings (SQLite write locks, libraries imported before tasks fork).
@@ -41,13 +43,24 @@ from churnops.orchestration.runtime import (
     task_defaults,
 )
 from churnops.orchestration.settings import AirflowSettings, apply_settings, import_files, load_settings
+from churnops.orchestration.state_store import (
+    STATE_ENV,
+    STATE_STORES,
+    PromotionStore,
+    airflow_configuration,
+    open_promotion_state,
+)
 
 __all__ = [
     "AirflowSettings",
     "CONFIG_PATH_PATTERN",
     "MLFLOW_RUN_XCOM_KEY",
     "PROMOTION_POOL",
+    "PromotionStore",
+    "STATE_ENV",
+    "STATE_STORES",
     "START_DATE",
+    "airflow_configuration",
     "airflow_run_context",
     "apply_settings",
     "common_params",
@@ -60,6 +73,7 @@ __all__ = [
     "families_param",
     "is_backfill",
     "load_settings",
+    "open_promotion_state",
     "publish_mlflow_run",
     "run_as_of",
     "run_config",

@@ -1,11 +1,14 @@
 """Promotion state: when the last promotion happened and how long the cooldown lasts.
 
-Under Airflow the state lives in Airflow Variables (``churnops_last_promotion`` as JSON,
-``churnops_cooldown_days``), so operators see and edit it in the UI
-(:class:`churnops.orchestration.variables.AirflowVariableState`). Outside Airflow
-(the CLI) it lives in ``$CHURNOPS_HOME/state/promotion.json`` and the cooldown length
-comes from ``policy.cooldown_days``. Never use ``AIRFLOW_VAR_*`` environment variables
-for these: they shadow the metadata DB and a task could not update them.
+One store per deployment, shared by the DAGs and the CLI. Wherever an Airflow is configured
+it is the Airflow Variables (``churnops_last_promotion`` as JSON, ``churnops_cooldown_days``),
+which operators see and edit in the UI: tasks reach them with
+:class:`churnops.orchestration.variables.AirflowVariableState`, the CLI with
+``MetadataVariableState`` (chosen by :func:`churnops.orchestration.open_promotion_state`).
+Only where no Airflow is configured at all does the CLI keep it in
+``$CHURNOPS_HOME/state/promotion.json`` (:class:`FileState`), the cooldown's length from
+``policy.cooldown_days``. Never use ``AIRFLOW_VAR_*`` environment variables for these: they
+shadow the metadata DB and a task could not update them.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class PromotionState(Protocol):
 
 
 class FileState:
-    """A :class:`PromotionState` in a JSON file under ``$CHURNOPS_HOME/state`` (the CLI's store).
+    """A :class:`PromotionState` in a JSON file under ``$CHURNOPS_HOME/state`` (the CLI's, with no Airflow configured).
 
     Args:
         path: the JSON file (default: ``$CHURNOPS_HOME/state/promotion.json``).
