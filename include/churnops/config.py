@@ -231,6 +231,8 @@ class RegistryConfig(_Strict):
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     previous_champion_alias: str = "previous_champion"
+    lock_timeout_seconds: float = Field(600.0, gt=0)
+    """How long a promotion or rollback waits for the promotion lock before it fails (and is retried)."""
 
 
 class TrackingConfig(_Strict):
