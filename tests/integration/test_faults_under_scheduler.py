@@ -350,6 +350,7 @@ def test_a_rollback_killed_after_swapping_the_aliases_resumes_and_records_one_ro
     champion, previous = alias(stack, "champion"), alias(stack, "previous_champion")
     assert None not in (champion, previous), "needs the promotion of the test above"
     run_id = "it_rollback_resume"
+    stack.unpause("churn_rollback")
     stack.trigger("churn_rollback", run_id, conf={"reason": "fault test: rollback killed mid-way"})
     stack.wait_for_run("churn_rollback", run_id, timeout=300, allow_retries=True)
 
