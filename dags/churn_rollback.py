@@ -3,8 +3,10 @@
 
 Undo the last promotion from the UI: move `@champion` back to `@previous_champion`.
 
-The two versions swap aliases, both are tagged `churnops.decision=rolled_back` with the reason,
-and the Airflow Variable `churnops_last_promotion` records the rollback (so the cooldown starts
+`plan` reads which version goes back to `@champion`; `rollback` swaps the two aliases only if
+the registry still shows that pair, so a retry finishes its own swap instead of undoing it. Both
+versions are tagged `churnops.decision=rolled_back` with the reason, and the Airflow Variable
+`churnops_last_promotion` records the rollback under the promotion lock (so the cooldown starts
 again from the run's date). The same as `churnops rollback` on the command line.
 """
 
@@ -44,17 +46,25 @@ from churnops.orchestration import (
     **dag_settings("registry"),
 )
 def churn_rollback():
+    @task
+    @fail_fast_on_bad_input
+    def plan(params: dict | None = None) -> dict:
+        """Which version goes back to @champion: planned once, so a retried rollback cannot swap back."""
+        from churnops.retraining import rollback_plan
+
+        return rollback_plan(run_config(params["config_path"]))
+
     @task(pool=PROMOTION_POOL)
     @fail_fast_on_bad_input
-    def rollback(params: dict | None = None) -> dict:
-        """Swap @champion and @previous_champion; record it in the Variable."""
+    def rollback(planned: dict, params: dict | None = None) -> dict:
+        """Swap @champion and @previous_champion as planned; record it in the Variable."""
         from churnops.orchestration.variables import AirflowVariableState
         from churnops.retraining import rollback_and_record
 
         config = run_config(params["config_path"])
-        return rollback_and_record(config, AirflowVariableState(), airflow_run_context(), params["reason"])
+        return rollback_and_record(config, AirflowVariableState(), airflow_run_context(), params["reason"], planned)
 
-    rollback()
+    rollback(plan())
 
 
 with_step_timeouts(churn_rollback())

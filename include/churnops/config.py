@@ -257,6 +257,8 @@ class RegistryConfig(_Strict):
     """Load a version that has no artifact digest recorded (one registered before churnops
     recorded digests), with a warning, instead of refusing it. Registered models are code run
     on load: keep this off unless every such version is known good (see docs/security.md)."""
+    lock_timeout_seconds: float = Field(600.0, gt=0)
+    """How long a promotion or rollback waits for the promotion lock before it fails (and is retried)."""
 
 
 class TrackingConfig(_Strict):
@@ -295,6 +297,7 @@ STEP_TIMEOUT_MINUTES: dict[str, float] = {
     "trigger_retraining": 10,
     "no_retraining": 5,
     # churn_rollback
+    "plan": 5,
     "rollback": 30,
 }
 """Each DAG task's ``execution_timeout`` in minutes, by task id: tens of times what the step takes on

@@ -15,7 +15,9 @@ Crash points (:mod:`churnops.faults`) SIGKILL a task process once, where a crash
    the DAGs' Variable; the DAG's ``promote``, cleared once MLflow is back, records ``conflict``;
 5. after a CLI rollback (recorded in the same Variable, so the cooldown restarts), a forced retraining
    whose ``promote`` is killed after moving the aliases: the retry resumes it, and the Variable ends
-   up matching the registry;
+   up matching the registry; then a ``churn_rollback`` whose ``rollback`` is killed after swapping
+   the aliases: the retry finishes the swap (it does not swap back), and the Variable records one
+   rollback;
 6. MLflow stopped during a monitoring run: a clear failure, nothing published; the same run
    succeeds once the server is back;
 7. PostgreSQL restarted while a 3-day monitoring backfill runs: every day completes, one result each.
@@ -42,6 +44,7 @@ CRASH_POINTS = (
     "score_shard:after_drift_parts",
     "merge_shards:after_predictions",
     "promote:after_aliases",
+    "rollback:after_aliases",
 )
 RETRIES = 3  # churnops.orchestration.runtime.task_defaults
 POOL = "churnops_promotion"
@@ -351,6 +354,40 @@ def test_a_promote_killed_after_moving_the_aliases_resumes_and_records_one_promo
     ), "the Variable disagrees with the registry"
     decided = {v.version for v in versions_by(stack, "churnops.decision_run", run_id)}
     assert decided == {challenger[0].version, "1"}, "one promotion: the new champion and the one it replaced"
+
+
+def test_a_rollback_killed_after_swapping_the_aliases_resumes_and_records_one_rollback(promotion_outage):
+    """5, continued. churn_rollback's ``rollback`` is SIGKILLed between the alias swap and the Variable."""
+    stack = promotion_outage
+    champion, previous = alias(stack, "champion"), alias(stack, "previous_champion")
+    assert None not in (champion, previous), "needs the promotion of the test above"
+    run_id = "it_rollback_resume"
+    stack.unpause("churn_rollback")
+    stack.trigger("churn_rollback", run_id, conf={"reason": "fault test: rollback killed mid-way"})
+    stack.wait_for_run("churn_rollback", run_id, timeout=300, allow_retries=True)
+
+    assert crashed(stack, "rollback:after_aliases")
+    tasks = instances(stack, "churn_rollback", run_id)
+    assert (tasks["plan"]["state"], tasks["plan"]["try_number"]) == ("success", 1), tasks["plan"]
+    assert (tasks["rollback"]["state"], tasks["rollback"]["try_number"]) == ("success", 2), tasks["rollback"]
+    assert (alias(stack, "champion"), alias(stack, "previous_champion")) == (previous, champion), (
+        "the aliases are not swapped exactly once"
+    )
+    returned = stack.api(
+        "GET", f"/dags/churn_rollback/dagRuns/{run_id}/taskInstances/rollback/xcomEntries/return_value"
+    )
+    moved = json.loads(returned["value"]) if isinstance(returned["value"], str) else returned["value"]
+    assert moved == {"champion": previous, "previous_champion": champion, "resumed": True}, moved
+    last = variable(stack, "churnops_last_promotion")
+    assert last is not None and last.get("rolled_back") is True, last
+    assert (str(last["version"]), str(last["previous_version"]), last["run_id"]) == (previous, champion, run_id), (
+        "the Variable disagrees with the registry"
+    )
+    rolled = {v.version for v in versions_by(stack, "churnops.decision_run", run_id)}
+    assert rolled == {previous, champion}, "one rollback: both versions tagged by this run"
+    assert all(
+        v.tags["churnops.decision"] == "rolled_back" for v in versions_by(stack, "churnops.decision_run", run_id)
+    )
 
 
 def test_mlflow_down_during_monitoring_fails_clearly_publishes_nothing_and_succeeds_after(promotion_outage):

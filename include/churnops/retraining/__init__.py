@@ -24,7 +24,7 @@ from churnops.retraining.policy import (
     paired_bootstrap_gain,
 )
 from churnops.retraining.state import COOLDOWN_DAYS_VAR, LAST_PROMOTION_VAR, FileState, PromotionState
-from churnops.retraining.steps import check_cooldown, record_skip, rollback_and_record, run_retraining
+from churnops.retraining.steps import check_cooldown, record_skip, rollback_and_record, rollback_plan, run_retraining
 from churnops.retraining.windows import add_recent_days, evaluation_days, training_days, training_window
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "record_decision",
     "record_skip",
     "rollback_and_record",
+    "rollback_plan",
     "run_retraining",
     "training_days",
     "training_window",

@@ -10,7 +10,6 @@ from typing import Any
 from churnops.config import ChurnopsConfig, load_config
 from churnops.data import label_vector
 from churnops.days import parse_day
-from churnops.faults import crash_point
 from churnops.monitoring import champion_version, load_model, positive_scores
 from churnops.retraining.policy import decide_promotion, paired_bootstrap_gain
 from churnops.retraining.state import PromotionState
@@ -104,8 +103,8 @@ def apply_decision(
     context: dict[str, str],
     forced: bool = False,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Promote (under the registry's promotion lock, re-checked there) and record it in the state, or tag the
-    rejected challenger.
+    """Promote and record it in the state (both under the registry's promotion lock, the champion re-checked
+    there), or tag the rejected challenger.
 
     A promotion that loses a race (``@champion`` moved since the evaluation) becomes the
     decision ``conflict`` with the reason, tagged on the challenger; nothing else changes.
@@ -126,23 +125,24 @@ def apply_decision(
 
     registry = config.registry
     if comparison["promote"]:
-        try:
-            promote_version(registry, comparison["challenger_version"], comparison["champion_version"], tags)
-        except PromotionConflict as exc:  # another promotion won the race: record why this one did not
-            tags = {**tags, "churnops.decision": "conflict", "churnops.decision_reason": str(exc)[:4000]}
-            comparison = {**comparison, "promote": False, "reason": str(exc)}
-        else:
-            crash_point("promote:after_aliases")  # the fault tests' SIGKILL: aliases moved, state not yet
+
+        def record(moved: dict[str, Any]) -> None:  # under the promotion lock, right after the move
             state.record_promotion(
                 {
                     "date": as_of.isoformat(),
-                    "version": comparison["challenger_version"],
-                    "previous_version": comparison["champion_version"],
+                    "version": moved["champion"],
+                    "previous_version": moved["previous_champion"],
                     "run_id": context.get("run_id", ""),
                     "dag_id": context.get("dag_id", ""),
                     "forced": forced,
                 }
             )
+
+        try:
+            promote_version(registry, comparison["challenger_version"], comparison["champion_version"], tags, record)
+        except PromotionConflict as exc:  # another promotion won the race: record why this one did not
+            tags = {**tags, "churnops.decision": "conflict", "churnops.decision_reason": str(exc)[:4000]}
+            comparison = {**comparison, "promote": False, "reason": str(exc)}
     if not comparison["promote"]:
         client = MlflowClient()
         for key, value in tags.items():

@@ -9,7 +9,7 @@ date rule uses the run's as-of date, never the wall clock.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from churnops import training
 from churnops.config import ChurnopsConfig, load_config
@@ -20,19 +20,19 @@ from churnops.retraining.policy import cooldown_status
 from churnops.retraining.state import PromotionState
 from churnops.retraining.windows import add_recent_days
 from churnops.tracking import (
+    PromotionConflict,
     RunContext,
     configure_mlflow,
     get_or_create_parent_run,
+    plan_rollback,
     rollback_champion,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "check_cooldown",
     "record_skip",
     "rollback_and_record",
+    "rollback_plan",
     "run_retraining",
 ]
 
@@ -138,25 +138,57 @@ def run_retraining(
     }
 
 
+def rollback_plan(config: ChurnopsConfig) -> dict[str, str | None]:
+    """The rollback to do now (:func:`churnops.tracking.plan_rollback`), made once and carried out by
+    :func:`rollback_and_record`, on every retry the same.
+
+    Args:
+        config: the registered model.
+
+    Returns:
+        ``{"champion", "rollback_to"}``.
+
+    Raises:
+        ChurnopsInputError: there is no ``@previous_champion`` to roll back to.
+    """
+    configure_mlflow(config)
+    try:
+        return plan_rollback(config.registry)
+    except ValueError as exc:
+        raise ChurnopsInputError(str(exc)) from exc
+
+
 def rollback_and_record(
-    config: ChurnopsConfig, state: PromotionState, context: dict[str, Any], reason: str
+    config: ChurnopsConfig,
+    state: PromotionState,
+    context: dict[str, Any],
+    reason: str,
+    plan: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Move ``@champion`` back to ``@previous_champion``, tag both and record it as the last promotion.
+
+    The move is a compare-and-set on the planned pair, and the record is written under the
+    promotion lock with it (:func:`churnops.tracking.rollback_champion`): a retry with the same
+    plan finishes its own move instead of swapping the aliases back.
 
     Args:
         config: the registered model.
         state: where the rollback is recorded.
         context: the run (``dag_id``, ``run_id`` and ``logical_date``, whose day is the rollback's date).
         reason: why, recorded on both versions and in the state.
+        plan: :func:`rollback_plan`'s plan (None: plan it now).
 
     Returns:
-        ``{"champion", "previous_champion"}`` after the swap.
+        ``{"champion", "previous_champion", "resumed"}`` after the swap.
 
     Raises:
-        ChurnopsInputError: there is no ``@previous_champion`` to roll back to.
+        ChurnopsInputError: there is no ``@previous_champion`` to roll back to, or the registry no
+            longer shows the planned pair (another promotion or rollback came first; nothing changed).
     """
-
-    configure_mlflow(config)
+    if plan is None:
+        plan = rollback_plan(config)  # configures MLflow too
+    else:
+        configure_mlflow(config)
     day = (context.get("logical_date") or "")[:10]
     tags = {
         "churnops.decision": "rolled_back",
@@ -164,19 +196,21 @@ def rollback_and_record(
         "churnops.decision_run": context.get("run_id", ""),
         "churnops.decision_as_of": day,
     }
+
+    def record(moved: dict[str, Any]) -> None:  # under the promotion lock, right after the move
+        state.record_promotion(
+            {
+                "date": day,
+                "version": moved["champion"],
+                "previous_version": moved["previous_champion"],
+                "run_id": context.get("run_id", ""),
+                "dag_id": context.get("dag_id", ""),
+                "rolled_back": True,
+                "reason": reason,
+            }
+        )
+
     try:
-        moved = rollback_champion(config.registry, tags)
-    except ValueError as exc:
+        return rollback_champion(config.registry, plan, tags, record)
+    except PromotionConflict as exc:  # a retry cannot help: the plan is stale, a new rollback must be planned
         raise ChurnopsInputError(str(exc)) from exc
-    state.record_promotion(
-        {
-            "date": day,
-            "version": moved["champion"],
-            "previous_version": moved["previous_champion"],
-            "run_id": context.get("run_id", ""),
-            "dag_id": context.get("dag_id", ""),
-            "rolled_back": True,
-            "reason": reason,
-        }
-    )
-    return moved

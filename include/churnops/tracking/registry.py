@@ -7,20 +7,29 @@ otherwise ``@challenger`` (promotion is the retraining DAG's decision).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from churnops.config import RegistryConfig
+from churnops.faults import crash_point
 
 __all__ = [
     "PromotionConflict",
+    "PromotionLockTimeout",
+    "Record",
     "alias_version",
     "assign_training_alias",
     "last_decision",
     "model_aliases",
+    "plan_rollback",
     "promote_version",
     "promotion_lock",
+    "promotion_lock_path",
     "register_version",
     "rollback_champion",
     "version_tags",
@@ -123,7 +132,32 @@ def model_aliases(registry: RegistryConfig, version: str) -> list[str]:
 
 
 class PromotionConflict(RuntimeError):
-    """``@champion`` moved between evaluation and promotion: another promotion won the race."""
+    """``@champion`` moved between the plan and the move: another promotion or rollback won the race."""
+
+
+class PromotionLockTimeout(RuntimeError):
+    """The promotion lock stayed held past ``registry.lock_timeout_seconds``.
+
+    Not bad input: the holder may finish or die, so a retry later can succeed.
+    """
+
+
+Record = Callable[[dict[str, Any]], None]
+"""Writes the record of an alias move (the promotion state); called while the lock is held."""
+
+
+def promotion_lock_path(registry: RegistryConfig) -> Path:
+    """The model's promotion lock file, ``$CHURNOPS_HOME/locks/promotion-<model>.lock``.
+
+    Args:
+        registry: the registered model's name (one lock per model).
+
+    Returns:
+        The lock file's path (it may not exist yet).
+    """
+    from churnops.config import churnops_home
+
+    return churnops_home() / "locks" / f"promotion-{registry.model_name}.lock"
 
 
 @contextmanager
@@ -132,42 +166,81 @@ def promotion_lock(registry: RegistryConfig) -> Iterator[None]:
 
     MLflow's alias moves are last-writer-wins and it has no compare-and-set, so every
     promotion and rollback (the retraining DAG, ``churnops retrain``, ``churnops rollback``,
-    the rollback DAG) checks and moves ``@champion`` under an exclusive ``flock`` on
-    ``$CHURNOPS_HOME/locks/promotion-<model>.lock``. That serialises processes on one machine
-    and containers sharing the ``$CHURNOPS_HOME`` volume; the Airflow pool
-    ``churnops_promotion`` (one slot) also queues the DAGs' promote tasks. Workers on several
-    hosts need a lock their storage honours (``flock`` over NFS may not be).
+    the rollback DAG) checks and moves ``@champion``, and records the move, under an exclusive
+    ``flock`` on :func:`promotion_lock_path`. That serialises processes on one machine and
+    containers sharing the ``$CHURNOPS_HOME`` volume; the Airflow pool ``churnops_promotion``
+    (one slot) also queues the DAGs' promote tasks. Workers on several hosts need a lock their
+    storage honours (``flock`` over NFS may not be).
+
+    The wait is bounded by ``registry.lock_timeout_seconds``: a hung holder makes the waiter
+    fail (and Airflow retry it later) instead of occupying a worker slot forever.
 
     Args:
-        registry: the registered model's name (one lock per model).
+        registry: the registered model's name (one lock per model) and the wait's limit.
+
+    Raises:
+        PromotionLockTimeout: the lock was still held when the wait ran out.
     """
     import fcntl
 
-    from churnops.config import churnops_home
-
-    path = churnops_home() / "locks" / f"promotion-{registry.model_name}.lock"
+    path = promotion_lock_path(registry)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        _acquire(handle, path, registry.lock_timeout_seconds)
         try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _acquire(handle: IO[str], path: Path, timeout: float) -> None:
+    """Take the exclusive ``flock`` on ``handle``, polling until ``timeout`` seconds have passed."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
+    handle.seek(0)
+    holder = handle.read().strip() or "unknown"
+    raise PromotionLockTimeout(
+        f"the promotion lock {path} is still held after waiting {timeout:g} s "
+        f"(registry.lock_timeout_seconds; taken by pid, host, time: {holder}); "
+        "another promotion or rollback is running or hung; retry later"
+    )
+
+
 def promote_version(
-    registry: RegistryConfig, challenger: str, expected_champion: str | None, tags: dict[str, str]
+    registry: RegistryConfig,
+    challenger: str,
+    expected_champion: str | None,
+    tags: dict[str, str],
+    record: Record | None = None,
 ) -> dict[str, Any]:
     """Move ``@champion`` to ``challenger`` and ``@previous_champion`` to the old champion.
 
     Under :func:`promotion_lock`, re-checks that ``@champion`` is still the version that was
-    evaluated right before moving it, so of two racing promotions exactly one wins.
+    evaluated right before moving it, so of two racing promotions exactly one wins, and writes
+    the move's record before releasing the lock, so no other move can come between the two.
 
     Args:
         registry: the model's name and alias names.
         challenger: the version to promote.
         expected_champion: the ``@champion`` it was evaluated against (None: there was none).
         tags: set on the challenger and on the old champion (if any).
+        record: called with the result once the aliases and tags are set, still under the lock.
 
     Returns:
         ``{"champion", "previous_champion", "resumed"}``; ``resumed`` is True when a retry
@@ -175,9 +248,13 @@ def promote_version(
 
     Raises:
         PromotionConflict: ``@champion`` is no longer ``expected_champion``.
+        PromotionLockTimeout: another move held the lock too long.
     """
     with promotion_lock(registry):
-        return _promote(registry, challenger, expected_champion, tags)
+        moved = _promote(registry, challenger, expected_champion, tags)
+        if record is not None:
+            record(moved)
+        return moved
 
 
 def _promote(
@@ -200,6 +277,7 @@ def _promote(
         client.set_registered_model_alias(name, registry.previous_champion_alias, expected_champion)
     if not resumed:
         client.set_registered_model_alias(name, registry.champion_alias, challenger)
+    crash_point("promote:after_aliases")  # the fault tests' SIGKILL: aliases moved, no tags nor record yet
     if alias_version(registry, registry.challenger_alias) == challenger:
         client.delete_registered_model_alias(name, registry.challenger_alias)
     for version in filter(None, {challenger, expected_champion}):
@@ -208,37 +286,93 @@ def _promote(
     return {"champion": challenger, "previous_champion": expected_champion, "resumed": resumed}
 
 
-def rollback_champion(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
-    """Swap ``@champion`` and ``@previous_champion`` (undo the last promotion), under :func:`promotion_lock`.
+def plan_rollback(registry: RegistryConfig) -> dict[str, str | None]:
+    """The rollback to do now: ``@champion`` back to ``@previous_champion``.
+
+    A plan is made once and handed to :func:`rollback_champion` (by the rollback DAG through
+    XCom), so that a retried rollback carries out the same plan instead of planning again from
+    the swapped aliases and swapping them back.
 
     Args:
         registry: the model's name and alias names.
-        tags: set on both versions (the new ``@champion`` and, if any, the one it replaces).
 
     Returns:
-        ``{"champion", "previous_champion"}`` after the swap.
+        ``{"champion": the current @champion (or None), "rollback_to": the @previous_champion}``.
 
     Raises:
-        ValueError: there is no ``@previous_champion``.
+        ValueError: there is no ``@previous_champion``, or it is the ``@champion`` already.
     """
-    with promotion_lock(registry):
-        return _rollback(registry, tags)
-
-
-def _rollback(registry: RegistryConfig, tags: dict[str, str]) -> dict[str, Any]:
-    client = _client()
     name = registry.model_name
     current = alias_version(registry, registry.champion_alias)
     previous = alias_version(registry, registry.previous_champion_alias)
     if previous is None:
         raise ValueError(f"{name} has no @{registry.previous_champion_alias} to roll back to")
-    client.set_registered_model_alias(name, registry.champion_alias, previous)
-    if current is not None:
-        client.set_registered_model_alias(name, registry.previous_champion_alias, current)
-    for version in filter(None, {previous, current}):
+    if previous == current:
+        raise ValueError(
+            f"@{registry.champion_alias} and @{registry.previous_champion_alias} of {name} are both version "
+            f"{current}: nothing to roll back to"
+        )
+    return {"champion": current, "rollback_to": previous}
+
+
+def rollback_champion(
+    registry: RegistryConfig, plan: dict[str, str | None], tags: dict[str, str], record: Record | None = None
+) -> dict[str, Any]:
+    """Carry out a :func:`plan_rollback` plan: swap ``@champion`` and ``@previous_champion``, by compare-and-set.
+
+    Under :func:`promotion_lock`, the swap is made only if the registry still shows the planned
+    pair. A retry that finds the plan's own move done (both aliases moved, or only ``@champion``
+    when the first attempt died between the two) finishes it; any other pair means a rival
+    promotion or rollback came first, and nothing is changed. The record is written before the
+    lock is released.
+
+    Args:
+        registry: the model's name and alias names.
+        plan: ``{"champion", "rollback_to"}`` from :func:`plan_rollback`.
+        tags: set on both versions (the new ``@champion`` and, if any, the one it replaces).
+        record: called with the result once the aliases and tags are set, still under the lock.
+
+    Returns:
+        ``{"champion", "previous_champion", "resumed"}`` after the swap; ``resumed`` is True
+        when a retry found its own earlier move done and only finished it.
+
+    Raises:
+        PromotionConflict: the registry no longer shows the planned pair.
+        PromotionLockTimeout: another move held the lock too long.
+    """
+    with promotion_lock(registry):
+        moved = _rollback(registry, plan["champion"], str(plan["rollback_to"]), tags)
+        if record is not None:
+            record(moved)
+        return moved
+
+
+def _rollback(registry: RegistryConfig, demoted: str | None, target: str, tags: dict[str, str]) -> dict[str, Any]:
+    client = _client()
+    name = registry.model_name
+    current = alias_version(registry, registry.champion_alias)
+    previous = alias_version(registry, registry.previous_champion_alias)
+    # @champion moves first: a retry finding it on the target is this plan's own move, whole
+    # (@previous_champion on the demoted version) or cut short (still on the target).
+    resumed = current == target and previous in {demoted, target}
+    if (current, previous) != (demoted, target) and not resumed:
+        raise PromotionConflict(
+            f"@{registry.champion_alias} of {name} is version {current} and @{registry.previous_champion_alias} "
+            f"{previous}, not the planned {demoted} and {target}; another promotion or rollback happened "
+            "meanwhile, so this rollback is abandoned and nothing was changed"
+        )
+    if current != target:
+        client.set_registered_model_alias(name, registry.champion_alias, target)
+    if previous != demoted:
+        if demoted is None:  # there was no champion: nothing to go back to after this
+            client.delete_registered_model_alias(name, registry.previous_champion_alias)
+        else:
+            client.set_registered_model_alias(name, registry.previous_champion_alias, demoted)
+    crash_point("rollback:after_aliases")  # the fault tests' SIGKILL: aliases swapped, no tags nor record yet
+    for version in filter(None, {target, demoted}):
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
-    return {"champion": previous, "previous_champion": current}
+    return {"champion": target, "previous_champion": demoted, "resumed": resumed}
 
 
 def version_tags(registry: RegistryConfig, version: str) -> dict[str, str]:

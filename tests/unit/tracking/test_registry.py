@@ -58,7 +58,13 @@ def test_first_version_is_champion_later_ones_challenger(logged_models):
 
 
 def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_champion(logged_models):
-    from churnops.tracking.registry import PromotionConflict, promote_version, rollback_champion, version_tags
+    from churnops.tracking.registry import (
+        PromotionConflict,
+        plan_rollback,
+        promote_version,
+        rollback_champion,
+        version_tags,
+    )
 
     (run_a, uri_a), (run_b, uri_b) = logged_models
     first, _ = register_version(uri_a, run_a, REGISTRY, {})
@@ -77,7 +83,10 @@ def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_cham
     assert version_tags(REGISTRY, second)["churnops.decision"] == "promoted"
     assert version_tags(REGISTRY, first)["churnops.decision"] == "promoted"
 
-    rollback_champion(REGISTRY, {"churnops.decision": "rolled_back"})
+    plan = plan_rollback(REGISTRY)
+    assert plan == {"champion": second, "rollback_to": first}
+    moved = rollback_champion(REGISTRY, plan, {"churnops.decision": "rolled_back"})
+    assert moved == {"champion": first, "previous_champion": second, "resumed": False}
     assert (alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")) == (first, second)
 
 
@@ -227,12 +236,161 @@ def test_two_racing_promotions_promote_exactly_one(churnops_home):
     # A rollback waits for the lock too.
     import threading
 
-    from churnops.tracking.registry import promotion_lock, rollback_champion
+    from churnops.tracking.registry import plan_rollback, promotion_lock, rollback_champion
 
     done = threading.Event()
+    plan = plan_rollback(REGISTRY)
     with promotion_lock(REGISTRY):
-        worker = threading.Thread(target=lambda: (rollback_champion(REGISTRY, {}), done.set()))
+        worker = threading.Thread(target=lambda: (rollback_champion(REGISTRY, plan, {}), done.set()))
         worker.start()
         assert not done.wait(1.0), "a rollback moved @champion while a promotion held the lock"
     worker.join(30)
     assert done.is_set() and alias_version(REGISTRY, "champion") == "1"
+
+
+# --- rollback: a compare-and-set on the planned pair ------------------------------------------------------------
+
+
+@pytest.fixture
+def promoted(logged_models):
+    """Version 2 promoted over version 1: ``@champion`` 2, ``@previous_champion`` 1."""
+    from churnops.tracking.registry import promote_version
+
+    (run_a, uri_a), (run_b, uri_b) = logged_models
+    first, _ = register_version(uri_a, run_a, REGISTRY, {})
+    assign_training_alias(REGISTRY, first)
+    second, _ = register_version(uri_b, run_b, REGISTRY, {})
+    assign_training_alias(REGISTRY, second)
+    promote_version(REGISTRY, second, expected_champion=first, tags={})
+    return first, second
+
+
+def champions() -> tuple[str | None, str | None]:
+    return alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")
+
+
+@pytest.mark.parametrize(
+    "done_before_the_crash",
+    [("champion", "previous_champion"), ("champion",)],
+    ids=["both-aliases-moved", "only-champion-moved"],
+)
+def test_a_rollback_retried_after_its_aliases_moved_finishes_instead_of_swapping_back(promoted, done_before_the_crash):
+    """The first attempt died after moving both aliases, or between the two: the retry, with the same plan,
+    ends with the aliases swapped exactly once and reports that it resumed."""
+    from churnops.tracking.registry import _client, plan_rollback, rollback_champion, version_tags
+
+    first, second = promoted
+    plan = plan_rollback(REGISTRY)
+    client = _client()  # the first attempt's alias moves, in its order, then the crash
+    moves = {"champion": first, "previous_champion": second}
+    for alias in done_before_the_crash:
+        client.set_registered_model_alias(REGISTRY.model_name, alias, moves[alias])
+
+    recorded = []
+    moved = rollback_champion(REGISTRY, plan, {"churnops.decision": "rolled_back"}, recorded.append)
+    assert moved == {"champion": first, "previous_champion": second, "resumed": True}
+    assert champions() == (first, second), "the retry swapped the aliases back"
+    assert recorded == [moved]
+    assert version_tags(REGISTRY, first)["churnops.decision"] == "rolled_back"
+    assert version_tags(REGISTRY, second)["churnops.decision"] == "rolled_back"
+    again = rollback_champion(REGISTRY, plan, {})
+    assert (again["resumed"], champions()) == (True, (first, second)), "the same plan never swaps twice"
+
+
+def test_a_rollback_whose_planned_pair_was_moved_by_a_rival_conflicts_and_changes_nothing(promoted, logged_models):
+    """Planned "2 back to 1"; before it runs, another promotion (3 over 2) moves @champion."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from churnops.tracking.registry import PromotionConflict, plan_rollback, promote_version, rollback_champion
+
+    first, second = promoted
+    plan = plan_rollback(REGISTRY)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(
+            LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1])),
+            name="model",
+            serialization_format="cloudpickle",
+        )
+    third, _ = register_version(info.model_uri, run.info.run_id, REGISTRY, {})
+    promote_version(REGISTRY, third, expected_champion=second, tags={})
+
+    recorded = []
+    with pytest.raises(PromotionConflict, match="not the planned 2 and 1"):
+        rollback_champion(REGISTRY, plan, {"churnops.decision": "rolled_back"}, recorded.append)
+    assert champions() == (third, second), "a conflicting rollback moved an alias"
+    assert recorded == [], "a conflicting rollback recorded itself"
+    from churnops.tracking.registry import version_tags
+
+    assert all("churnops.decision" not in version_tags(REGISTRY, v) for v in (first, second, third))
+
+
+def test_nothing_to_roll_back_to_is_refused_when_planning(promoted):
+    from churnops.tracking.registry import _client, plan_rollback
+
+    first, _ = promoted
+    _client().set_registered_model_alias(REGISTRY.model_name, "champion", first)  # a half-done swap, seen afresh
+    with pytest.raises(ValueError, match="both version 1"):
+        plan_rollback(REGISTRY)
+    _client().delete_registered_model_alias(REGISTRY.model_name, "previous_champion")
+    with pytest.raises(ValueError, match="no @previous_champion"):
+        plan_rollback(REGISTRY)
+
+
+# --- the promotion lock waits with a deadline ---------------------------------------------------------------------
+
+
+def test_the_promotion_lock_gives_up_after_its_deadline_with_a_retryable_error(churnops_home):
+    """Another process holds the lock and hangs: the waiter fails after ``lock_timeout_seconds``,
+    naming the lock file and the wait, and takes the lock once the holder is gone."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from churnops.errors import ChurnopsInputError
+    from churnops.tracking.registry import PromotionLockTimeout, promotion_lock, promotion_lock_path
+
+    registry = RegistryConfig(model_name="unit-test-model", lock_timeout_seconds=0.5)
+    path = promotion_lock_path(registry)
+    path.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(120)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        outcome: list[BaseException | str] = []
+
+        def wait_for_the_lock() -> None:  # a thread, so that a wait without a deadline fails the test, not hangs it
+            try:
+                with promotion_lock(registry):
+                    outcome.append("acquired")
+            except BaseException as exc:
+                outcome.append(exc)
+
+        started = time.monotonic()
+        waiter = threading.Thread(target=wait_for_the_lock, daemon=True)
+        waiter.start()
+        waiter.join(10)
+        assert outcome, "the promotion lock waited past its deadline"
+        (error,) = outcome
+        assert isinstance(error, PromotionLockTimeout), error
+        assert not isinstance(error, ChurnopsInputError), "a busy lock is not bad input: Airflow must retry"
+        assert str(path) in str(error) and "0.5 s" in str(error)
+        assert 0.5 <= time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    with promotion_lock(registry):  # the holder died: its lock went with it
+        assert path.read_text().split()[0] == str(os.getpid())
