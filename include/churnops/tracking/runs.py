@@ -143,6 +143,10 @@ def use_tracking_store() -> str:
         mlflow.set_tracking_uri(uri)
     if mlflow.get_registry_uri() != uri:
         mlflow.set_registry_uri(uri)
+    # Every model load downloads the version's artifacts (to check their digest): MLflow's
+    # progress bar would add dozens of lines to stderr, where a CLI error must be one line.
+    # An operator's own setting wins.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return uri
 
 
