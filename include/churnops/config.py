@@ -118,6 +118,16 @@ class ValidationConfig(_Strict):
     """Allowed closed intervals of numeric columns; infinities are always rejected."""
     max_unmatched_fraction: float = Field(0.05, ge=0, le=1)
     """Merge fails when a source loses more than this share of its ids in the join."""
+    max_file_bytes: int = Field(16 * 2**30, ge=1)
+    """A raw file (batch, labels, training source) larger than this is rejected unread, and
+    quarantined as a record without a copy. 16 GiB: a 10,000,000-row day is about 1.5 GB as CSV."""
+    max_columns: int = Field(10_000, ge=1)
+    """A file with more columns (CSV header, Parquet footer) is rejected before any row is parsed."""
+    max_line_bytes: int = Field(8 * 2**20, ge=1)
+    """A CSV file with a longer line (bytes, found by a streaming scan) is rejected before any row is parsed."""
+    max_parquet_uncompressed_bytes: int = Field(32 * 2**30, ge=1)
+    """A Parquet file whose row groups hold more bytes uncompressed (as its footer declares) is rejected
+    before any row is decoded: a decompression bomb. 32 GiB: a 10,000,000-row day holds about 0.5 GB."""
 
 
 class RatioFeature(_Strict):
