@@ -51,7 +51,8 @@ class Source(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     path: Path
-    """CSV or Parquet file; relative paths resolve against the config file's folder."""
+    """CSV or Parquet file; relative paths resolve against the config file's folder. It must be a
+    regular file: a symbolic link, FIFO or device there is refused (folders on the way may be links)."""
     format: Literal["csv", "parquet"] | None = None
     """Defaults to the file extension."""
     columns: list[str] | None = None
@@ -426,7 +427,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
         path: the YAML file; None picks one as :func:`resolve_config_path` does.
 
     Returns:
-        The validated config, with each source path resolved against the file's folder.
+        The validated config, with each source path made absolute against the file's folder
+        (normalised, not resolved: a symbolic link stays a link).
 
     Raises:
         ConfigError: the file is missing, is not YAML, or breaks the schema.
@@ -445,7 +447,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
     dataset = raw.get("dataset")
     for source in dataset.get("sources") or [] if isinstance(dataset, dict) else []:
         if isinstance(source, dict) and "path" in source:
-            source["path"] = str((config_path.parent / str(source["path"])).resolve())
+            # Absolute, but a link as the file itself is kept as such, for the readers to refuse.
+            source["path"] = os.path.abspath(config_path.parent / str(source["path"]))
     try:
         return ChurnopsConfig.model_validate(raw)
     except ValueError as exc:

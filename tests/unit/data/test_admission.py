@@ -173,7 +173,9 @@ def test_quarantine_of_a_file_over_max_file_bytes_is_a_record_only(tmp_path):
 
 def wide_csv(columns: int) -> bytes:
     names = ["id", "age", "income", "plan", "flag", "y"] + [f"x{i}" for i in range(columns - 6)]
-    return (",".join(names) + "\n" + ",".join(["c1", "30", "5", "basic", "no", "yes"] + ["0"] * (columns - 6)) + "\n").encode()
+    return (
+        ",".join(names) + "\n" + ",".join(["c1", "30", "5", "basic", "no", "yes"] + ["0"] * (columns - 6)) + "\n"
+    ).encode()
 
 
 def parquet_file(frame: pd.DataFrame, **options) -> bytes:
@@ -199,7 +201,13 @@ LIMITS = {
         "max_columns",
         "40 columns",
     ),
-    "header_line": ("main.csv", b"id," + b"a" * 5000 + b"\nc1,1\n", {"max_line_bytes": 1000}, "max_line_bytes", "header"),
+    "header_line": (
+        "main.csv",
+        b"id," + b"a" * 5000 + b"\nc1,1\n",
+        {"max_line_bytes": 1000},
+        "max_line_bytes",
+        "header",
+    ),
     "data_line": (
         "main.csv",
         toy_csv(3) + LONG + b"\n" + toy_csv(3).split(b"\n", 1)[1],
@@ -277,3 +285,21 @@ def test_longest_line_agrees_with_splitting_the_whole_file(block, seed):
     length, offset = longest_line(io.BytesIO(content), block)
     assert length == expected
     assert expected == 0 or content[offset : offset + length].replace(b"\r", b"\n").find(b"\n") == -1
+
+
+def test_a_config_keeps_a_source_that_is_a_link_as_a_link(tmp_path, secret):
+    from churnops.config import load_config
+    from tests.helpers import edit_config, write_config
+
+    def relative_accounts(raw: dict) -> None:
+        for source in raw["dataset"]["sources"]:
+            if source["name"] == "accounts":
+                source["path"] = "data/accounts.csv"
+
+    config_path = edit_config(write_config(tmp_path / "config.yaml"), relative_accounts)
+    (tmp_path / "data").mkdir()
+    os.symlink(secret, tmp_path / "data" / "accounts.csv")
+    config = load_config(config_path)
+    (accounts,) = [s for s in config.dataset.sources if s.name == "accounts"]
+    assert accounts.path == tmp_path / "data" / "accounts.csv", "not resolved to what the link points at"
+    assert rules(validate_source(accounts, config)[1]) == ["regular_file"]
