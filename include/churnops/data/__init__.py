@@ -15,6 +15,7 @@ from churnops.data.admission import (
     NotRegularFileError,
     admission_findings,
     file_kind,
+    file_sha256,
     is_regular_file,
     open_regular,
 )
@@ -24,7 +25,6 @@ from churnops.data.sources import (
     SourceReadError,
     assign_split,
     csv_cut_short,
-    file_sha256,
     iter_source,
     label_vector,
     merge_sources,

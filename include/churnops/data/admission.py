@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "NotRegularFileError",
     "admission_findings",
     "file_kind",
+    "file_sha256",
     "is_regular_file",
     "longest_line",
     "open_regular",
@@ -140,6 +142,19 @@ def open_regular(path: str | Path) -> BinaryIO:
         raise NotRegularFileError(path, _KINDS.get(stat.S_IFMT(mode), "special file"))
     os.set_blocking(descriptor, True)  # O_NONBLOCK only served the open
     return os.fdopen(descriptor, "rb")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a regular file's bytes, as hex (read a mebibyte at a time; a link is not followed).
+
+    Raises:
+        NotRegularFileError: the name is not a regular file.
+    """
+    digest = hashlib.sha256()
+    with open_regular(path) as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def admission_findings(source: Source, config: ChurnopsConfig) -> list[Finding]:

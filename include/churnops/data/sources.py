@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from churnops.config import ChurnopsConfig, Source
-from churnops.data.admission import NotRegularFileError, open_regular
+from churnops.data.admission import NotRegularFileError, file_sha256, open_regular
 from churnops.data.values import as_text_series
 from churnops.errors import ChurnopsInputError
 
@@ -27,7 +27,6 @@ __all__ = [
     "SourceReadError",
     "assign_split",
     "csv_cut_short",
-    "file_sha256",
     "iter_source",
     "label_vector",
     "merge_sources",
@@ -395,19 +394,6 @@ def label_vector(frame: pd.DataFrame, config: ChurnopsConfig) -> np.ndarray:
     """
     target = as_text_series(frame[config.dataset.target])
     return (target == config.dataset.positive_label).to_numpy(dtype=np.int64)
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a regular file's bytes, as hex (read a mebibyte at a time; a link is not followed).
-
-    Raises:
-        NotRegularFileError: the name is not a regular file.
-    """
-    digest = hashlib.sha256()
-    with open_regular(path) as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sources_digest(config: ChurnopsConfig) -> str:

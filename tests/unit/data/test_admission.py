@@ -69,13 +69,14 @@ def name_of(kind: str, folder: Path, secret: Path) -> tuple[Path, str]:
     """``folder/main.csv`` made a link to ``secret`` or a special file; what ``file_kind`` says of it."""
     folder.mkdir(exist_ok=True)
     path = folder / "main.csv"
-    if kind == "link_to_secret":
-        os.symlink(secret, path)
-        return path, f"symbolic link to {str(secret)!r}"
+    if kind in ("link_to_secret", "dangling_link"):
+        target = secret if kind == "link_to_secret" else folder / "nowhere.csv"
+        os.symlink(target, path)
+        return path, f"symbolic link to {str(target)!r}"
     return path, make_special(path, kind)
 
 
-KINDS = ("link_to_secret", *SPECIAL_KINDS)
+KINDS = ("link_to_secret", "dangling_link", *SPECIAL_KINDS)
 
 
 # --- what a name is, and opening only regular files ------------------------------------------------------------------
