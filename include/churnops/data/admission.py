@@ -49,8 +49,8 @@ RECORD_ONLY_RULES = frozenset({"regular_file", "max_file_bytes"})
 """Rules whose rejected file is quarantined as a record only, neither copied nor hashed: what is not
 a regular file (its target is never read) and a file over ``validation.max_file_bytes``."""
 
-SCAN_BLOCK_BYTES = 1 << 20
-"""Bytes :func:`longest_line` reads at a time: its memory, whatever the file's lines."""
+SCAN_BLOCK_BYTES = 1 << 18
+"""Bytes :func:`longest_line` reads at a time: its memory, whatever the file's lines (small enough to stay in cache)."""
 
 _KINDS = {
     stat.S_IFLNK: "symbolic link",
