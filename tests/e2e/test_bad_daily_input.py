@@ -110,6 +110,15 @@ def link_to_secret(name: str, payload: Callable[[pd.DataFrame], bytes]) -> Write
     return write
 
 
+def dangling_link(name: str) -> Writer:
+    """``name``: a symbolic link to nothing."""
+
+    def write(folder: Path, frame: pd.DataFrame) -> None:
+        os.symlink(folder / "nowhere.csv", folder / name)
+
+    return write
+
+
 def special(name: str, kind: str) -> Writer:
     """``name``: a FIFO or a character device (see ``tests.helpers.make_special``)."""
 
@@ -261,6 +270,7 @@ CASES: dict[str, Case] = {
     "pickle_in_incoming": Case(pickle_trap, error="no batch for"),  # never loaded: only CSV/Parquet are data
     # a batch file that is not a regular file, or over a size limit: refused before any row is parsed
     "link_to_secret": Case(link_to_secret("batch.csv", as_csv), rule="regular_file", error="is a symbolic link to"),
+    "dangling_link": Case(dangling_link("batch.csv"), rule="regular_file", error="is a symbolic link to"),
     "fifo": Case(special("batch.csv", "fifo"), rule="regular_file", error="is a FIFO, not a regular file"),
     "char_device": Case(special("batch.csv", "char_device"), rule="regular_file", error="not a regular file"),
     "over_max_file_bytes": Case(
@@ -291,6 +301,9 @@ CASES: dict[str, Case] = {
     ),
     "labels_link_to_secret": Case(
         labels=link_to_secret("labels.csv", as_csv), accepted=rejected_labels("regular_file", text="symbolic link to")
+    ),
+    "labels_dangling_link": Case(
+        labels=dangling_link("labels.csv"), accepted=rejected_labels("regular_file", text="symbolic link to")
     ),
     "labels_fifo": Case(labels=special("labels.csv", "fifo"), accepted=rejected_labels("regular_file", text="a FIFO")),
     "labels_char_device": Case(labels=special("labels.csv", "char_device"), accepted=rejected_labels("regular_file")),
