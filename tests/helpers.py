@@ -76,3 +76,45 @@ def same_size_out_of_range(path: Path, column: str = "tenure") -> bytes:
             lines[number] = b",".join(cells)
             return b"\n".join(lines)
     raise AssertionError(f"no {column} to change")
+
+
+SPECIAL_KINDS = ("fifo", "char_device", "link_to_dev_zero")
+
+
+def make_special(path: Path, kind: str) -> str:
+    """Create at ``path`` a name that is not a regular file; returns what ``file_kind`` says of it.
+
+    ``fifo``: a FIFO (reading it blocks until a writer comes). ``char_device``: a character
+    device like ``/dev/zero`` (endless bytes), or a symbolic link to ``/dev/zero`` where creating
+    a device is not permitted. ``link_to_dev_zero``: that link.
+    """
+    import stat
+
+    if kind == "fifo":
+        os.mkfifo(path)
+        return "FIFO"
+    if kind == "char_device":
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero's numbers
+            return "character device"
+        except PermissionError:
+            pass
+    os.symlink("/dev/zero", path)
+    return "symbolic link to '/dev/zero'"
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail with TimeoutError when the block runs longer than ``seconds`` (a read blocked on a FIFO included)."""
+    import signal
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s: blocked?")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

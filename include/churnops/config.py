@@ -51,7 +51,8 @@ class Source(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     path: Path
-    """CSV or Parquet file; relative paths resolve against the config file's folder."""
+    """CSV or Parquet file; relative paths resolve against the config file's folder. It must be a
+    regular file: a symbolic link, FIFO or device there is refused (folders on the way may be links)."""
     format: Literal["csv", "parquet"] | None = None
     """Defaults to the file extension."""
     columns: list[str] | None = None
@@ -118,6 +119,16 @@ class ValidationConfig(_Strict):
     """Allowed closed intervals of numeric columns; infinities are always rejected."""
     max_unmatched_fraction: float = Field(0.05, ge=0, le=1)
     """Merge fails when a source loses more than this share of its ids in the join."""
+    max_file_bytes: int = Field(16 * 2**30, ge=1)
+    """A raw file (batch, labels, training source) larger than this is rejected unread, and
+    quarantined as a record without a copy. 16 GiB: a 10,000,000-row day is about 1.5 GB as CSV."""
+    max_columns: int = Field(10_000, ge=1)
+    """A file with more columns (CSV header, Parquet footer) is rejected before any row is parsed."""
+    max_line_bytes: int = Field(8 * 2**20, ge=1)
+    """A CSV file with a longer line (bytes, found by a streaming scan) is rejected before any row is parsed."""
+    max_parquet_uncompressed_bytes: int = Field(32 * 2**30, ge=1)
+    """A Parquet file whose row groups hold more bytes uncompressed (as its footer declares) is rejected
+    before any row is decoded: a decompression bomb. 32 GiB: a 10,000,000-row day holds about 0.5 GB."""
 
 
 class RatioFeature(_Strict):
@@ -419,7 +430,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
         path: the YAML file; None picks one as :func:`resolve_config_path` does.
 
     Returns:
-        The validated config, with each source path resolved against the file's folder.
+        The validated config, with each source path made absolute against the file's folder
+        (normalised, not resolved: a symbolic link stays a link).
 
     Raises:
         ConfigError: the file is missing, is not YAML, or breaks the schema.
@@ -438,7 +450,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
     dataset = raw.get("dataset")
     for source in dataset.get("sources") or [] if isinstance(dataset, dict) else []:
         if isinstance(source, dict) and "path" in source:
-            source["path"] = str((config_path.parent / str(source["path"])).resolve())
+            # Absolute, but a link as the file itself is kept as such, for the readers to refuse.
+            source["path"] = os.path.abspath(config_path.parent / str(source["path"]))
     try:
         return ChurnopsConfig.model_validate(raw)
     except ValueError as exc:

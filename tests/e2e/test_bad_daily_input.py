@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from churnops.cli import main
-from tests.helpers import churnops_environment, write_config
+from churnops.data import RECORD_ONLY_RULES
+from tests.helpers import churnops_environment, deadline, make_special, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -93,6 +94,55 @@ def pickle_trap(folder: Path, frame: pd.DataFrame) -> None:
     (folder / "batch.pkl").write_bytes(pickle.dumps(_Trap(folder.parent / "UNPICKLED")))
 
 
+SECRET = "SECRET-TOKEN-5b9e"  # in every file of secrets a link points at; never to be found under quarantine/
+
+
+def link_to_secret(name: str, payload: Callable[[pd.DataFrame], bytes]) -> Writer:
+    """``name``: a symbolic link to a file of secrets outside CHURNOPS_HOME (a valid table holding SECRET)."""
+
+    def write(folder: Path, frame: pd.DataFrame) -> None:
+        secrets = folder.parents[1].parent / f"{folder.parents[1].name}-secrets"
+        secrets.mkdir(exist_ok=True)
+        target = secrets / f"{folder.parent.name}-{folder.name}-{name}"
+        target.write_bytes(payload(frame.assign(customerid=frame["customerid"].astype(str) + SECRET)))
+        os.symlink(target, folder / name)
+
+    return write
+
+
+def dangling_link(name: str) -> Writer:
+    """``name``: a symbolic link to nothing."""
+
+    def write(folder: Path, frame: pd.DataFrame) -> None:
+        os.symlink(folder / "nowhere.csv", folder / name)
+
+    return write
+
+
+def special(name: str, kind: str) -> Writer:
+    """``name``: a FIFO or a character device (see ``tests.helpers.make_special``)."""
+
+    def write(folder: Path, frame: pd.DataFrame) -> None:
+        make_special(folder / name, kind)
+
+    return write
+
+
+def as_csv(frame: pd.DataFrame) -> bytes:
+    return frame.astype(str).to_csv(index=False).encode()
+
+
+def padded_parquet(frame: pd.DataFrame) -> bytes:
+    """A decompression bomb: 16 MB of text once decompressed, a few kilobytes as stored."""
+    buffer = io.BytesIO()
+    frame.assign(pad="0" * 20_000).to_parquet(buffer, index=False, compression="zstd", use_dictionary=False)
+    return buffer.getvalue()
+
+
+def wide(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(**{f"extra{i}": "0" for i in range(40)})
+
+
 def csv_cut_short(by: int) -> Callable[[pd.DataFrame], bytes]:
     """The frame as CSV bytes missing their last ``by`` bytes: a write interrupted mid-line."""
     return lambda frame: frame.astype(str).to_csv(index=False).encode()[:-by]
@@ -135,7 +185,10 @@ class Case:
 
 
 def rejected_labels(rule: str, column: str | None = None, text: str | None = None, file: str = "labels.csv"):
-    """The day's label file is rejected for ``rule``: quarantined, left out of performance and retraining."""
+    """The day's label file is rejected for ``rule``: quarantined, left out of performance and retraining.
+
+    Quarantined as a copy of its bytes, or, for a rule in ``RECORD_ONLY_RULES``, as a record only.
+    """
 
     def check(report: dict, performance: dict, home: Path, label_day: date) -> None:
         assert report["n_labels"] == 0, "no row of a rejected label file may count"
@@ -147,7 +200,11 @@ def rejected_labels(rule: str, column: str | None = None, text: str | None = Non
         folder = home / "quarantine" / "labels" / f"date={label_day}" / file
         reason = json.loads((folder / "reason.json").read_text())
         assert text is None or text in json.dumps(reason["findings"]), reason
-        assert (folder / file).read_bytes() == (home / "labels" / f"date={label_day}" / file).read_bytes()
+        if rule in RECORD_ONLY_RULES:
+            assert [p.name for p in folder.iterdir()] == ["reason.json"], "neither the file nor its target is copied"
+            assert (reason["copy"], reason["sha256"]) == (None, None) and reason["kind"], reason
+        else:
+            assert (folder / file).read_bytes() == (home / "labels" / f"date={label_day}" / file).read_bytes()
         # Retraining uses the same verdict: the day's batch trains, its rejected labels do not.
         from churnops.config import load_config
         from churnops.monitoring.intake import accepted_files
@@ -171,6 +228,11 @@ def scored(report: dict, performance: dict, home: Path, label_day: date) -> None
 
 
 GENDER_NULLS_20 = {"validation": {"null_fraction": {"totalcharges": 0.01, "gender": 0.2}}}
+# Limits a day's 800-row batch (117 KB as CSV, 20 columns, lines under 200 bytes) passes and the broken file does not.
+MAX_FILE_BYTES_200K = {"validation": {"max_file_bytes": 200_000}}
+MAX_COLUMNS_30 = {"validation": {"max_columns": 30}}
+MAX_LINE_2000 = {"validation": {"max_line_bytes": 2000}}
+MAX_UNCOMPRESSED_4M = {"validation": {"max_parquet_uncompressed_bytes": 4_000_000}}
 
 # fmt: off  (one case per line, aligned as a table)
 CASES: dict[str, Case] = {
@@ -206,6 +268,19 @@ CASES: dict[str, Case] = {
     ),
     "wrong_delimiter": Case(csv(sep=";"), rule="required_column", column="customerid"),
     "pickle_in_incoming": Case(pickle_trap, error="no batch for"),  # never loaded: only CSV/Parquet are data
+    # a batch file that is not a regular file, or over a size limit: refused before any row is parsed
+    "link_to_secret": Case(link_to_secret("batch.csv", as_csv), rule="regular_file", error="is a symbolic link to"),
+    "dangling_link": Case(dangling_link("batch.csv"), rule="regular_file", error="is a symbolic link to"),
+    "fifo": Case(special("batch.csv", "fifo"), rule="regular_file", error="is a FIFO, not a regular file"),
+    "char_device": Case(special("batch.csv", "char_device"), rule="regular_file", error="not a regular file"),
+    "over_max_file_bytes": Case(
+        csv(lambda f: f.assign(pad="x" * 200)), config=MAX_FILE_BYTES_200K, rule="max_file_bytes"
+    ),
+    "over_max_columns": Case(csv(wide), config=MAX_COLUMNS_30, rule="max_columns"),
+    "over_max_line_bytes": Case(csv(cell(3, "contract", "x" * 5000)), config=MAX_LINE_2000, rule="max_line_bytes"),
+    "parquet_bomb": Case(
+        raw_bytes("batch.parquet", padded_parquet), config=MAX_UNCOMPRESSED_4M, rule="max_parquet_uncompressed_bytes"
+    ),
     # labels (of the day DELAY days before the monitored one)
     "label_outside_classes": Case(
         labels=labels_csv(cell(4, "churn", "Maybe")), accepted=rejected_labels("label_values", "churn", text="Maybe")
@@ -223,6 +298,32 @@ CASES: dict[str, Case] = {
     ),
     "labels_truncated_csv": Case(
         labels=raw_bytes("labels.csv", csv_cut_short(5)), accepted=rejected_labels("truncated")
+    ),
+    "labels_link_to_secret": Case(
+        labels=link_to_secret("labels.csv", as_csv), accepted=rejected_labels("regular_file", text="symbolic link to")
+    ),
+    "labels_dangling_link": Case(
+        labels=dangling_link("labels.csv"), accepted=rejected_labels("regular_file", text="symbolic link to")
+    ),
+    "labels_fifo": Case(labels=special("labels.csv", "fifo"), accepted=rejected_labels("regular_file", text="a FIFO")),
+    "labels_char_device": Case(labels=special("labels.csv", "char_device"), accepted=rejected_labels("regular_file")),
+    "labels_over_max_file_bytes": Case(
+        labels=labels_csv(lambda f: f.assign(pad="x" * 400)),
+        config=MAX_FILE_BYTES_200K,
+        accepted=rejected_labels("max_file_bytes"),
+    ),
+    "labels_over_max_columns": Case(
+        labels=labels_csv(wide), config=MAX_COLUMNS_30, accepted=rejected_labels("max_columns")
+    ),
+    "labels_over_max_line_bytes": Case(
+        labels=labels_csv(cell(4, "churn", "x" * 5000)),
+        config=MAX_LINE_2000,
+        accepted=rejected_labels("max_line_bytes"),
+    ),
+    "labels_parquet_bomb": Case(
+        labels=raw_bytes("labels.parquet", padded_parquet),
+        config=MAX_UNCOMPRESSED_4M,
+        accepted=rejected_labels("max_parquet_uncompressed_bytes", file="labels.parquet"),
     ),
     "labels_for_unscored_ids": Case(
         labels=labels_csv(lambda f: f.assign(customerid="never-" + f["customerid"])), accepted=unscored_labels
@@ -273,18 +374,22 @@ def test_bad_daily_input(name, home, capsys, tmp_path):
             sections.setdefault(section, {}).update(changes)
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(sections))
         argv += ["--config", str(tmp_path / "config.yaml")]
+    # is_file() is False for a FIFO or a device: the test never reads one either
     raw_before = {p: p.read_bytes() for kind in ("incoming", "labels") for p in (home / kind).rglob("*") if p.is_file()}
     others_before = outputs_of_other_days(home, {day.isoformat(), label_day.isoformat()})
     client = MlflowClient()
     versions_before = len(client.search_model_versions("name = 'churn-predictor'"))
 
-    code = main(argv)
+    with deadline(300):  # a reader blocked on a FIFO fails the case instead of hanging the suite
+        code = main(argv)
     out, err = capsys.readouterr()
 
     assert {p: p.read_bytes() for p in raw_before} == raw_before, "raw files are never modified"
     assert outputs_of_other_days(home, {day.isoformat(), label_day.isoformat()}) == others_before
     assert len(client.search_model_versions("name = 'churn-predictor'")) == versions_before
     assert str(client.get_model_version_by_alias("churn-predictor", "champion").version) == "1", "no model promoted"
+    quarantined = [p for p in (home / "quarantine").rglob("*") if p.is_file()]
+    assert not [p for p in quarantined if SECRET.encode() in p.read_bytes()], "a link's target was copied"
     if case.accepted is not None:
         assert code == 0, err
         reports = home / "reports" / f"date={day}"
@@ -307,7 +412,11 @@ def test_bad_daily_input(name, home, capsys, tmp_path):
         reason = json.loads(reason_file.read_text())
         assert case.rule in {f["rule"] for f in reason["findings"]}
         copied = reason_file.parent / reason_file.parent.name
-        assert copied.read_bytes() == (incoming / reason_file.parent.name).read_bytes(), "quarantined untouched"
+        if case.rule in RECORD_ONLY_RULES:  # a record: what the name is, no copy of it or of what it points at
+            assert [p.name for p in reason_file.parent.iterdir()] == ["reason.json"]
+            assert (reason["copy"], reason["sha256"]) == (None, None) and reason["kind"], reason
+        else:
+            assert copied.read_bytes() == (incoming / reason_file.parent.name).read_bytes(), "quarantined untouched"
 
 
 def test_the_pickle_trap_fires_when_unpickled(tmp_path):

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from churnops.cli import main
-from tests.helpers import edit_config
+from churnops.data import RECORD_ONLY_RULES
+from tests.helpers import deadline, edit_config, make_special
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +47,73 @@ def as_parquet(name: str, change=lambda payload: payload):
         (data / f"{name}.csv").unlink()
 
         def point_at_parquet(raw: dict) -> None:
+            for source in raw["dataset"]["sources"]:
+                if source["name"] == name:
+                    source["path"] = str(data / f"{name}.parquet")
+
+        edit_config(config, point_at_parquet)
+
+    return mutate
+
+
+SECRET = "SECRET-TOKEN-c41d"  # in the file of secrets a link points at; never to be found under quarantine/
+
+
+def link_to_secret(name: str):
+    """The source a symbolic link to a file of secrets outside the data folder: a valid table, so following the
+    link would train on it."""
+
+    def mutate(data: Path, config: Path) -> None:
+        path = data / f"{name}.csv"
+        secret = data.parent / f"secret-{name}.csv"
+        pd.read_csv(path, dtype=str, keep_default_na=False).assign(note=SECRET).to_csv(secret, index=False)
+        path.unlink()
+        os.symlink(secret, path)
+
+    return mutate
+
+
+def special(name: str, kind: str):
+    """The source a FIFO or a character device (``tests.helpers.make_special``)."""
+
+    def mutate(data: Path, config: Path) -> None:
+        (data / f"{name}.csv").unlink()
+        make_special(data / f"{name}.csv", kind)
+
+    return mutate
+
+
+def with_limits(then, **limits):
+    """``then`` edits the data; the config sets the ``validation`` limits."""
+
+    def mutate(data: Path, config: Path) -> None:
+        then(data, config)
+        edit_config(config, lambda raw: raw["validation"].update(limits))
+
+    return mutate
+
+
+def larger_than_the_others(name: str):
+    """The source padded past the other sources' sizes, and ``max_file_bytes`` set to the largest of those."""
+
+    def mutate(data: Path, config: Path) -> None:
+        edit_csv(name, lambda f: f.assign(pad="x" * 300))(data, config)
+        limit = max(p.stat().st_size for p in data.iterdir() if p.name != f"{name}.csv")
+        edit_config(config, lambda raw: raw["validation"].update(max_file_bytes=limit))
+
+    return mutate
+
+
+def parquet_bomb(name: str):
+    """The source as Parquet with a padding column: 20 MB of text once decompressed, a few kilobytes stored."""
+
+    def mutate(data: Path, config: Path) -> None:
+        frame = pd.read_csv(data / f"{name}.csv", dtype=str, keep_default_na=False).assign(pad="0" * 4000)
+        frame.to_parquet(data / f"{name}.parquet", index=False, compression="zstd", use_dictionary=False)
+        (data / f"{name}.csv").unlink()
+
+        def point_at_parquet(raw: dict) -> None:
+            raw["validation"]["max_parquet_uncompressed_bytes"] = 4_000_000
             for source in raw["dataset"]["sources"]:
                 if source["name"] == name:
                     source["path"] = str(data / f"{name}.parquet")
@@ -152,6 +221,24 @@ CASES = {
         "readable",
     ),
     "truncated_parquet": (as_parquet("accounts", lambda b: b[: len(b) // 2]), "accounts", None, "readable"),
+    # a source that is not a regular file, or over a size limit: refused before any row is parsed
+    "link_to_secret": (link_to_secret("accounts"), "accounts", None, "regular_file"),
+    "fifo": (special("accounts", "fifo"), "accounts", None, "regular_file"),
+    "char_device": (special("accounts", "char_device"), "accounts", None, "regular_file"),
+    "over_max_file_bytes": (larger_than_the_others("accounts"), "accounts", None, "max_file_bytes"),
+    "over_max_columns": (
+        with_limits(edit_csv("accounts", lambda f: f.assign(**{f"x{i}": "0" for i in range(40)})), max_columns=30),
+        "accounts",
+        None,
+        "max_columns",
+    ),
+    "over_max_line_bytes": (
+        with_limits(edit_csv("accounts", set_cell(3, "contract", "x" * 5000)), max_line_bytes=2000),
+        "accounts",
+        None,
+        "max_line_bytes",
+    ),
+    "parquet_bomb": (parquet_bomb("accounts"), "accounts", None, "max_parquet_uncompressed_bytes"),
 }
 # fmt: on
 
@@ -163,18 +250,19 @@ def test_bad_training_input(case, telco_copy, churnops_home, capsys):
     mutate, source, column, rule = CASES[case]
     data = telco_copy.parent / "data"
     mutate(data, telco_copy)
-    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    before = {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()}  # never a FIFO or a device
 
     if rule is None:  # accepted: a quick model on the edited sources
         assert main(["train", "--config", str(telco_copy), "--families", "logistic_regression", "--cv-folds", "2"]) == 0
-        assert {p.name: p.read_bytes() for p in data.iterdir()} == before, "raw files must not change"
+        assert {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()} == before, "raw files must not change"
         assert not (churnops_home / "quarantine").exists()
         (snapshot,) = {p for p in churnops_home.rglob("*.parquet") if "snapshot" in str(p)} or {None}
         assert snapshot is not None and "note" not in pd.read_parquet(snapshot).columns
         assert [m.name for m in MlflowClient().search_registered_models()] == ["churn-predictor"]
         return
 
-    code = main(["train", "--config", str(telco_copy)])
+    with deadline(300):  # a reader blocked on a FIFO fails the case instead of hanging the suite
+        code = main(["train", "--config", str(telco_copy)])
     _, err = capsys.readouterr()
 
     assert code == 2
@@ -182,13 +270,19 @@ def test_bad_training_input(case, telco_copy, churnops_home, capsys):
     assert f"source {source!r}" in err and rule in err
     if column:
         assert f"column {column!r}" in err
-    assert {p.name: p.read_bytes() for p in data.iterdir()} == before, "raw files must not change"
+    assert {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()} == before, "raw files must not change"
 
     reasons = list((churnops_home / "quarantine").rglob("reason.json"))
     assert [r.parent.name for r in reasons] == [source]
     reason = json.loads(reasons[0].read_text())
     assert (reason["findings"][0]["column"], reason["findings"][0]["rule"]) == (column, rule)
-    (quarantined,) = [p for p in reasons[0].parent.iterdir() if p.name != "reason.json"]
-    assert quarantined.read_bytes() == before[quarantined.name], "the quarantined copy is the raw file"
+    if rule in RECORD_ONLY_RULES:  # a record: what the name is, no copy of it or of what it points at
+        assert [p.name for p in reasons[0].parent.iterdir()] == ["reason.json"]
+        assert (reason["copy"], reason["sha256"]) == (None, None) and reason["kind"], reason
+    else:
+        (quarantined,) = [p for p in reasons[0].parent.iterdir() if p.name != "reason.json"]
+        assert quarantined.read_bytes() == before[quarantined.name], "the quarantined copy is the raw file"
+    quarantined_files = [p for p in (churnops_home / "quarantine").rglob("*") if p.is_file()]
+    assert not [p for p in quarantined_files if SECRET.encode() in p.read_bytes()], "a link's target was copied"
 
     assert MlflowClient().search_registered_models() == [], "no model may be registered from bad input"

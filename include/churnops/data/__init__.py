@@ -1,5 +1,7 @@
 """Raw data in and files out: reading and typing sources, validating them, and storing results.
 
+- :mod:`~churnops.data.admission`: what may be read at all: only regular files (no link, FIFO or
+  device), within the ``validation.max_*`` size limits, judged before any row is parsed.
 - :mod:`~churnops.data.sources`: read CSV/Parquet sources (whole or in chunks), type them as
   the config declares, merge them on the id and assign the hash split.
 - :mod:`~churnops.data.values`: what a cell means: null tokens, text, the declared types.
@@ -8,13 +10,21 @@
 - :mod:`~churnops.data.storage`: day partitions, atomic writers and the quarantine.
 """
 
+from churnops.data.admission import (
+    RECORD_ONLY_RULES,
+    NotRegularFileError,
+    admission_findings,
+    file_kind,
+    file_sha256,
+    is_regular_file,
+    open_regular,
+)
 from churnops.data.findings import DataValidationError, Finding, shape_findings
 from churnops.data.sources import (
     SPLIT_COLUMN,
     SourceReadError,
     assign_split,
     csv_cut_short,
-    file_sha256,
     iter_source,
     label_vector,
     merge_sources,
@@ -52,11 +62,14 @@ from churnops.data.values import (
 
 __all__ = [
     "NULL_TOKENS",
+    "RECORD_ONLY_RULES",
     "SPLIT_COLUMN",
     "DataValidationError",
     "Finding",
+    "NotRegularFileError",
     "SourceReadError",
     "Tally",
+    "admission_findings",
     "as_text",
     "as_text_series",
     "assign_split",
@@ -65,12 +78,15 @@ __all__ = [
     "coerce_types",
     "csv_cut_short",
     "cut_short_findings",
+    "file_kind",
     "file_sha256",
+    "is_regular_file",
     "is_text",
     "iter_source",
     "label_vector",
     "merge_sources",
     "missing_mask",
+    "open_regular",
     "partition",
     "probe_source",
     "quarantine",

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from churnops.config import ChurnopsConfig, Source
+from churnops.data.admission import NotRegularFileError, file_sha256, open_regular
 from churnops.data.values import as_text_series
 from churnops.errors import ChurnopsInputError
 
@@ -26,10 +27,10 @@ __all__ = [
     "SourceReadError",
     "assign_split",
     "csv_cut_short",
-    "file_sha256",
     "iter_source",
     "label_vector",
     "merge_sources",
+    "open_source",
     "read_source",
     "sources_digest",
 ]
@@ -43,32 +44,36 @@ class SourceReadError(ChurnopsInputError):
     Args:
         source: the source's name (kept as ``self.source``).
         message: what went wrong.
+        rule: the rule a finding made of it names (kept as ``self.rule``): ``readable``, or
+            ``regular_file`` for a name that is not a regular file.
     """
 
-    def __init__(self, source: str, message: str) -> None:
+    def __init__(self, source: str, message: str, rule: str = "readable") -> None:
         super().__init__(f"source {source!r}: {message}")
         self.source = source
+        self.rule = rule
 
 
 def read_source(source: Source) -> pd.DataFrame:
     """Read a source as strings (CSV) or as stored (Parquet), without altering it.
 
     CSV cells are kept as text so that type checks can tell an unparsable value from a
-    blank one; :func:`coerce_types` does the conversion.
+    blank one; :func:`coerce_types` does the conversion. Only a regular file is read
+    (:func:`~churnops.data.admission.open_regular`).
 
     Returns:
         The table; an empty frame for an empty CSV file.
 
     Raises:
-        SourceReadError: the file is missing or cannot be read as CSV or Parquet.
+        SourceReadError: the file is missing, not a regular file, or cannot be read as CSV or Parquet.
     """
     path = Path(source.path)
-    if not path.is_file():
-        raise SourceReadError(source.name, f"file not found: {path}")
+    raw = open_source(source)
     try:
-        if source.file_format == "parquet":
-            return _read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        with raw:
+            if source.file_format == "parquet":
+                return _read_parquet(raw)
+            return pd.read_csv(raw, dtype=str, keep_default_na=False, encoding="utf-8")
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
@@ -93,7 +98,7 @@ def csv_cut_short(path: Path, tail_bytes: int = 1 << 16) -> str | None:
     """
     import csv
 
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         head = handle.read(tail_bytes)
         size = handle.seek(0, 2)
         handle.seek(max(0, size - tail_bytes))
@@ -143,49 +148,71 @@ def iter_source(
 
     Raises:
         ValueError: ``chunk_rows`` is below 1 or ``[start, stop)`` is not a row range.
-        SourceReadError: the file is missing or cannot be read (a requested column it lacks included).
+        SourceReadError: the file is missing, not a regular file, or cannot be read (a requested
+            column it lacks included).
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"bad row range [{start}, {stop})")
     path = Path(source.path)
-    if not path.is_file():
-        raise SourceReadError(source.name, f"file not found: {path}")
+    raw = open_source(source)
     try:
-        if source.file_format == "parquet":
-            yield from _iter_parquet(path, chunk_rows, columns, start, stop)
-            return
-        lines = None if stop is None else stop - start
-        if lines == 0:
-            return
-        reader = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-            chunksize=chunk_rows,
-            usecols=columns,
-            skiprows=range(1, start + 1) if start else None,
-            nrows=lines,
-        )
-        with reader:
-            for chunk in reader:
-                chunk.index = pd.RangeIndex(start, start + len(chunk))
-                start += len(chunk)
-                yield chunk
+        with raw:
+            if source.file_format == "parquet":
+                yield from _iter_parquet(raw, chunk_rows, columns, start, stop)
+                return
+            yield from _iter_csv(raw, chunk_rows, columns, start, stop)
     except pd.errors.EmptyDataError:
         return
     except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
         raise SourceReadError(source.name, f"unreadable {source.file_format} file {path}: {exc}") from exc
 
 
+def open_source(source: Source) -> BinaryIO:
+    """The source's file, opened by :func:`~churnops.data.admission.open_regular` (only a regular file).
+
+    Raises:
+        SourceReadError: the file is missing (rule ``readable``) or not a regular file (``regular_file``).
+    """
+    path = Path(source.path)
+    try:
+        return open_regular(path)
+    except FileNotFoundError:
+        raise SourceReadError(source.name, f"file not found: {path}") from None
+    except NotRegularFileError as exc:
+        raise SourceReadError(source.name, str(exc), rule="regular_file") from exc
+
+
+def _iter_csv(
+    raw: BinaryIO, chunk_rows: int, columns: list[str] | None, start: int, stop: int | None
+) -> Iterator[pd.DataFrame]:
+    lines = None if stop is None else stop - start
+    if lines == 0:
+        return
+    reader = pd.read_csv(
+        raw,
+        dtype=str,
+        keep_default_na=False,
+        encoding="utf-8",
+        chunksize=chunk_rows,
+        usecols=columns,
+        skiprows=range(1, start + 1) if start else None,
+        nrows=lines,
+    )
+    with reader:
+        for chunk in reader:
+            chunk.index = pd.RangeIndex(start, start + len(chunk))
+            start += len(chunk)
+            yield chunk
+
+
 def _iter_parquet(
-    path: Path, chunk_rows: int, columns: list[str] | None, start: int = 0, stop: int | None = None
+    raw: BinaryIO, chunk_rows: int, columns: list[str] | None, start: int = 0, stop: int | None = None
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    probe = pq.ParquetFile(path)
+    probe = pq.ParquetFile(raw)
     if columns is not None:
         absent = [c for c in columns if c not in probe.schema_arrow.names]
         if absent:
@@ -207,7 +234,7 @@ def _iter_parquet(
             groups.append(group)
         offset += size
     dictionary = [c for c in _small_dictionary_columns(probe) if c in columns]
-    handle = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else probe
+    handle = pq.ParquetFile(raw, read_dictionary=dictionary) if dictionary else probe
     # Batches of chunk_rows from the first group, shifted by `skip`, re-cut at chunk boundaries.
     batches = (
         _expand_dictionaries(batch.to_pandas(), dictionary)
@@ -234,8 +261,8 @@ DICTIONARY_PAGE_LIMIT = 1 << 16
 """Largest dictionary page (bytes) of a text column that :func:`_read_parquet` decodes via its codes."""
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """``pd.read_parquet(path)``, faster on dictionary-encoded text columns.
+def _read_parquet(raw: BinaryIO) -> pd.DataFrame:
+    """``pd.read_parquet(raw)``, faster on dictionary-encoded text columns.
 
     Such columns (categories written by Arrow, e.g. churnops' simulated days) are read as
     Arrow dictionaries and expanded from their codes, instead of Arrow materialising every
@@ -244,10 +271,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     """
     import pyarrow.parquet as pq
 
-    columns = _small_dictionary_columns(pq.ParquetFile(path))
+    columns = _small_dictionary_columns(pq.ParquetFile(raw))
     if not columns:
-        return pd.read_parquet(path)
-    return _expand_dictionaries(pd.read_parquet(path, read_dictionary=columns), columns)
+        return pd.read_parquet(raw)
+    return _expand_dictionaries(pd.read_parquet(raw, read_dictionary=columns), columns)
 
 
 def _expand_dictionaries(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -367,15 +394,6 @@ def label_vector(frame: pd.DataFrame, config: ChurnopsConfig) -> np.ndarray:
     """
     target = as_text_series(frame[config.dataset.target])
     return (target == config.dataset.positive_label).to_numpy(dtype=np.int64)
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, as hex (read a mebibyte at a time)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sources_digest(config: ChurnopsConfig) -> str:

@@ -13,20 +13,20 @@ target whose owner is gone, never those of a live writer or of another host.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from churnops.config import Source, churnops_home
-from churnops.data.sources import file_sha256
+from churnops.data.admission import RECORD_ONLY_RULES, REGULAR_FILE, NotRegularFileError, file_kind, open_regular
 from churnops.faults import crash_point
 from churnops.processes import OWNER_PATTERN, owner_is_gone, process_owner
 
@@ -195,10 +195,16 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def quarantine(source: Source, findings: list[Finding], destination: Path, context: dict) -> Path:
-    """Copy the offending file (bytes untouched) and a ``reason.json`` into ``destination``.
+    """Record a rejected file in ``destination``: a ``reason.json`` and, where safe, a copy of its bytes, untouched.
+
+    Only a regular file is copied, read through :func:`~churnops.data.admission.open_regular` (a
+    link is never followed), and not when a finding's rule is in
+    :data:`~churnops.data.admission.RECORD_ONLY_RULES` (not a regular file; over
+    ``validation.max_file_bytes``, which no copy should double). Otherwise ``reason.json`` is the
+    record: it says what the name is (``kind``), with neither a copy nor a SHA-256 of what it points at.
 
     Args:
-        source: the rejected source (a missing file is recorded without a copy).
+        source: the rejected source.
         findings: why it was rejected.
         destination: the quarantine folder (created).
         context: more keys for ``reason.json`` (the step, the run, the message).
@@ -208,18 +214,34 @@ def quarantine(source: Source, findings: list[Finding], destination: Path, conte
     """
     destination.mkdir(parents=True, exist_ok=True)
     path = Path(source.path)
-    copied = None
-    if path.is_file():
-        copied = destination / path.name
-        with replaced_atomically(copied) as temporary:
-            shutil.copyfile(path, temporary)
+    kind, copied, sha256 = file_kind(path), None, None
+    if kind == REGULAR_FILE and not any(f.rule in RECORD_ONLY_RULES for f in findings):
+        try:
+            with open_regular(path) as raw, replaced_atomically(destination / path.name) as temporary:
+                sha256 = _copy_hashing(raw, temporary)
+            copied = destination / path.name
+        except NotRegularFileError as exc:  # replaced by a link, FIFO or device since the check
+            kind = exc.kind
+        except FileNotFoundError:
+            kind = "missing"
     reason = {
         "source": source.name,
         "path": str(path),
-        "sha256": file_sha256(path) if path.is_file() else None,
+        "kind": kind,
+        "sha256": sha256,
         "copy": str(copied) if copied else None,
         "findings": [asdict(f) for f in findings],
         **context,
     }
     write_json(destination / "reason.json", reason)
     return destination
+
+
+def _copy_hashing(raw: BinaryIO, target: Path) -> str:
+    # One pass: the copy's bytes are the bytes hashed.
+    digest = hashlib.sha256()
+    with target.open("wb") as out:
+        for block in iter(lambda: raw.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from churnops.config import ChurnopsConfig, Source
+from churnops.data.admission import admission_findings, is_regular_file
 from churnops.data.findings import Finding, shape_findings
-from churnops.data.sources import SourceReadError, csv_cut_short, iter_source, read_source
+from churnops.data.sources import SourceReadError, csv_cut_short, iter_source, open_source, read_source
 from churnops.data.tally import Tally, tally_findings
 
 __all__ = [
@@ -68,9 +69,10 @@ def validate_chunks(
 def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding], int]:
     """:func:`shape_findings` of a file and its row count, without reading its rows into frames.
 
-    Parquet: the footer only. CSV: the header, then the lines counted in chunks of one column
-    (which also finds a file that cannot be decoded or parsed). The row rules (types, ranges,
-    nulls, unique ids, labels) need the rows: :class:`Tally` gathers them as the rows are read.
+    First :func:`~churnops.data.admission.admission_findings` (a regular file within the size
+    limits), then Parquet: the footer only. CSV: the header, then the lines counted in chunks of
+    one column (which also finds a file that cannot be decoded or parsed). The row rules (types,
+    ranges, nulls, unique ids, labels) need the rows: :class:`Tally` gathers them as the rows are read.
 
     Args:
         source: the file to probe.
@@ -83,27 +85,32 @@ def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding],
     import pyarrow.parquet as pq
 
     path = Path(source.path)
+    refused = admission_findings(source, config)
+    if refused:
+        return refused, 0
     try:
-        if not path.is_file():
-            raise SourceReadError(source.name, f"file not found: {path}")
-        if source.file_format == "parquet":
-            try:
-                handle = pq.ParquetFile(path)
-            except Exception as exc:  # pyarrow raises several types for a damaged file
-                raise SourceReadError(source.name, f"unreadable parquet file {path}: {exc}") from exc
-            index = {
-                c for c in (handle.schema_arrow.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)
-            }
-            columns = [c for c in handle.schema_arrow.names if c not in index]
-            rows = handle.metadata.num_rows
-        else:
-            try:
-                columns = list(pd.read_csv(path, dtype=str, nrows=0, encoding="utf-8").columns)
-            except pd.errors.EmptyDataError:
-                columns = []
+        with open_source(source) as raw:
+            if source.file_format == "parquet":
+                try:
+                    handle = pq.ParquetFile(raw)
+                except Exception as exc:  # pyarrow raises several types for a damaged file
+                    raise SourceReadError(source.name, f"unreadable parquet file {path}: {exc}") from exc
+                index = {
+                    c
+                    for c in (handle.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+                    if isinstance(c, str)
+                }
+                columns = [c for c in handle.schema_arrow.names if c not in index]
+                rows = handle.metadata.num_rows
+            else:
+                try:
+                    columns = list(pd.read_csv(raw, dtype=str, nrows=0, encoding="utf-8").columns)
+                except pd.errors.EmptyDataError:
+                    columns = []
+        if source.file_format != "parquet":
             rows = sum(len(chunk) for chunk in iter_source(source, 1 << 20, columns[:1])) if columns else 0
     except SourceReadError as exc:
-        return [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])], 0
+        return [Finding(source.name, None, exc.rule, str(exc).split(": ", 1)[-1])], 0
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
         return [Finding(source.name, None, "readable", f"unreadable csv file {path}: {exc}")], 0
     return cut_short_findings(source) + shape_findings(columns, rows, source, config), rows
@@ -112,7 +119,7 @@ def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding],
 def cut_short_findings(source: Source) -> list[Finding]:
     """A CSV file cut short (:func:`~churnops.data.sources.csv_cut_short`) as a ``truncated`` finding."""
     path = Path(source.path)
-    if source.file_format != "csv" or not path.is_file():
+    if source.file_format != "csv" or not is_regular_file(path):
         return []
     why = csv_cut_short(path)
     return [Finding(source.name, None, "truncated", why)] if why else []
@@ -121,6 +128,8 @@ def cut_short_findings(source: Source) -> list[Finding]:
 def validate_source(source: Source, config: ChurnopsConfig) -> tuple[pd.DataFrame, list[Finding]]:
     """Read and check one source; an unreadable file is a finding, not a crash.
 
+    A file :func:`~churnops.data.admission.admission_findings` refuses is not read.
+
     Args:
         source: the file to check.
         config: the dataset and its validation rules.
@@ -128,15 +137,20 @@ def validate_source(source: Source, config: ChurnopsConfig) -> tuple[pd.DataFram
     Returns:
         The frame as read (empty when unreadable) and its findings.
     """
+    refused = admission_findings(source, config)
+    if refused:
+        return pd.DataFrame(), refused
     try:
         frame = read_source(source)
     except SourceReadError as exc:
-        return pd.DataFrame(), [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])]
+        return pd.DataFrame(), [Finding(source.name, None, exc.rule, str(exc).split(": ", 1)[-1])]
     return frame, cut_short_findings(source) + validate_frame(frame, source, config)
 
 
 def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows: int) -> list[Finding]:
     """:func:`validate_source`'s findings, reading the file ``chunk_rows`` rows at a time (no frame returned).
+
+    A file :func:`~churnops.data.admission.admission_findings` refuses is not read.
 
     Args:
         source: the file to check.
@@ -146,7 +160,10 @@ def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows
     Returns:
         The findings; empty when the source passes.
     """
+    refused = admission_findings(source, config)
+    if refused:
+        return refused
     try:
         return cut_short_findings(source) + validate_chunks(lambda: iter_source(source, chunk_rows), source, config)
     except SourceReadError as exc:
-        return [Finding(source.name, None, "readable", str(exc).split(": ", 1)[-1])]
+        return [Finding(source.name, None, exc.rule, str(exc).split(": ", 1)[-1])]

@@ -9,6 +9,7 @@ producer has written the marker.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -72,10 +73,20 @@ class BatchNotArrivedError(MissingBatchError):
 
 
 def batch_files(folder: Path) -> list[Path]:
-    """The CSV and Parquet files of a day's folder, sorted by name (none when the folder is absent)."""
+    """The CSV and Parquet entries of a day's folder, sorted by name (none when the folder is absent).
+
+    Listed without following links: every entry but a folder is listed, a symbolic link, FIFO or
+    device too, so that checking it refuses it by name (rule ``regular_file``) instead of the
+    day silently lacking a file or its reader following the link.
+    """
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".parquet", ".pq", ".csv"} and p.is_file())
+    with os.scandir(folder) as entries:
+        return sorted(
+            Path(e.path)
+            for e in entries
+            if Path(e.name).suffix.lower() in {".parquet", ".pq", ".csv"} and not e.is_dir(follow_symlinks=False)
+        )
 
 
 def read_files(config: ChurnopsConfig, files: list[Path]) -> pd.DataFrame:

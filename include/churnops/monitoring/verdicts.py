@@ -9,8 +9,10 @@ identity (:func:`stored_verdict`); any other is judged again, never approved on 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -54,12 +56,12 @@ the times (the change time cannot be set back), a replacement the inode. Not the
 workers on several hosts mounting one shared folder see the same file under different ones."""
 
 
-def _identity(stat: os.stat_result) -> dict[str, int]:
+def _identity(info: os.stat_result) -> dict[str, int]:
     return {
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "ctime_ns": stat.st_ctime_ns,
-        "inode": stat.st_ino,
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+        "inode": info.st_ino,
     }
 
 
@@ -75,7 +77,7 @@ def file_identity(path: Path) -> dict[str, int]:
     Raises:
         OSError: it cannot be looked at (e.g. it is gone).
     """
-    return _identity(os.stat(path))
+    return _identity(os.lstat(path))  # the name's own: a link is not followed (its reader refuses it)
 
 
 def _differences(was: dict[str, Any], now: dict[str, Any] | None) -> str:
@@ -110,12 +112,18 @@ def reading(path: Path, expected: dict[str, Any] | None = None) -> Iterator[dict
         FileChangedError: it is gone, differs from ``expected``, or changed during the read.
     """
     try:
-        # Non-blocking: opening a FIFO must not hang; a regular file reads the same either way.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        # Only a regular file is opened, without following a link; a link, FIFO or device is
+        # identified by its name alone (its reader refuses it: rule regular_file).
+        regular = stat.S_ISREG(os.lstat(path).st_mode)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW) if regular else None
     except FileNotFoundError as exc:
         raise FileChangedError(f"{path} changed: it is gone") from exc
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise FileChangedError(f"{path} changed: it was replaced by a link") from exc
     try:
-        before = _identity(os.fstat(descriptor))
+        before = _identity(os.fstat(descriptor) if descriptor is not None else os.lstat(path))
         if expected is not None and {k: expected.get(k) for k in IDENTITY_FIELDS} != before:
             raise FileChangedError(
                 f"{path} is not the file that was judged or planned: {_differences(expected, before)}."
@@ -128,20 +136,22 @@ def reading(path: Path, expected: dict[str, Any] | None = None) -> Iterator[dict
                 raise FileChangedError(f"{path} changed while it was read ({exc})") from exc
             raise
         if _changed_since(descriptor, path, before):
-            now = _identity(os.stat(path)) if path.exists() else None
+            now = _identity(os.lstat(path)) if os.path.lexists(path) else None
             raise FileChangedError(
                 f"{path} changed while it was read: {_differences(before, now)}. It was not judged;"
                 " run the day again once its producer has finished (monitoring.arrival_marker makes the"
                 " monitoring DAG wait for a finished day)"
             )
     finally:
-        os.close(descriptor)
+        if descriptor is not None:
+            os.close(descriptor)
 
 
-def _changed_since(descriptor: int, path: Path, before: dict[str, int]) -> bool:
+def _changed_since(descriptor: int | None, path: Path, before: dict[str, int]) -> bool:
     """Whether the open file was written to, or its path now names another file."""
     try:
-        return _identity(os.fstat(descriptor)) != before or _identity(os.stat(path)) != before
+        opened = _identity(os.fstat(descriptor)) if descriptor is not None else before
+        return opened != before or _identity(os.lstat(path)) != before
     except FileNotFoundError:
         return True
 

@@ -61,7 +61,7 @@ def check_sources(config: ChurnopsConfig, ctx: RunContext, out_dir: Path) -> dic
     Raises:
         DataValidationError: after quarantining the failing sources.
     """
-    from churnops.data import Finding, file_sha256, sources_digest, validate_source
+    from churnops.data import RECORD_ONLY_RULES, Finding, file_sha256, is_regular_file, sources_digest, validate_source
 
     ds = config.dataset
     report: dict[str, Any] = {}
@@ -71,9 +71,11 @@ def check_sources(config: ChurnopsConfig, ctx: RunContext, out_dir: Path) -> dic
         frame, found = validate_source(source, config)
         findings += found
         provided |= set(frame.columns)
+        # Not what a link points at, nor a pass over a file too big to be read.
+        hashable = is_regular_file(source.path) and not any(f.rule in RECORD_ONLY_RULES for f in found)
         report[source.name] = {
             "path": str(source.path),
-            "sha256": file_sha256(source.path) if Path(source.path).is_file() else None,
+            "sha256": file_sha256(source.path) if hashable else None,
             "rows": int(len(frame)),
             "columns": list(map(str, frame.columns)),
             "findings": [asdict(f) for f in found],

@@ -102,6 +102,7 @@ def test_quarantine_copies_bytes_and_writes_reason(tmp_path):
     assert reason == {
         "source": "main",
         "path": str(path),
+        "kind": "regular file",
         "sha256": hashlib.sha256(content).hexdigest(),
         "copy": str(destination / "main.csv"),
         "findings": [asdict(f) for f in findings],
