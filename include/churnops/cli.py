@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metadata DB) cannot be reached. Errors go to stderr in one line.
     """
     args = _parser().parse_args(argv)
-    from churnops.errors import ChurnopsInputError, PromotionStateUnavailable
+    from churnops.errors import ChurnopsInputError, ChurnopsRetryableError
 
     handler = {
         "train": _train,
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChurnopsInputError as exc:
         print(f"churnops {args.command}: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
-    except PromotionStateUnavailable as exc:
+    except ChurnopsRetryableError as exc:  # the state store, the promotion lock, a file still being written
         print(f"churnops {args.command}: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 1
     if args.json:

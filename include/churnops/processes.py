@@ -1,7 +1,11 @@
 """Who owns a temporary file or an MLflow run, and whether that owner is gone.
 
 An owner is ``<host>_<pid>_<start>``: the machine's name (letters, digits and ``-`` only), the
-process id and the process's start time in centiseconds since the epoch. A process killed
+process id and the process's start time. On Linux the start time is the kernel's own count of
+clock ticks since boot (``/proc/<pid>/stat``), which no change of the wall clock moves (psutil's
+``create_time`` adds the boot time as the wall clock gives it now, so an NTP step would make every
+live owner look like another process); elsewhere it is psutil's ``create_time`` in centiseconds
+since the epoch. A process killed
 with SIGKILL cleans up nothing; whatever it owned names it, so a later process can tell "mine and
 dead" from "someone else's, alive":
 
@@ -30,7 +34,22 @@ def _host() -> str:
 
 
 def _started(pid: int) -> str | None:
-    """The start time of process ``pid`` (centiseconds since the epoch), or None if it is gone or a zombie."""
+    """The start time of process ``pid`` (see the module's note), or None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        return None if os.path.isdir("/proc/self") else _started_by_psutil(pid)
+    except OSError:
+        return _started_by_psutil(pid)
+    # pid (comm) state ppid … starttime: comm may hold spaces and parentheses, so count from its end.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):  # a zombie or dead process runs nothing
+        return None
+    return fields[19].decode()  # field 22 of the line: start time in clock ticks after boot
+
+
+def _started_by_psutil(pid: int) -> str | None:
     import psutil
 
     try:

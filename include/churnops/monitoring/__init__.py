@@ -51,7 +51,7 @@ from churnops.monitoring.steps import (
     report_step,
     run_monitoring,
 )
-from churnops.monitoring.verdicts import FileChangedError
+from churnops.monitoring.verdicts import FileChangedError, FileChangingError
 
 __all__ = [
     "SCORE_COLUMN",
@@ -59,6 +59,7 @@ __all__ = [
     "BatchNotArrivedError",
     "CurrentSide",
     "FileChangedError",
+    "FileChangingError",
     "MissingBatchError",
     "NoChampionError",
     "accepted_files",

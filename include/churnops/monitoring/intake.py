@@ -249,7 +249,7 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
 
     Raises:
         ValueError: ``kind`` is neither ``incoming`` nor ``labels``.
-        FileChangedError: a file changed while it was judged.
+        FileChangingError: a file changed while it was judged (retryable).
     """
     if kind not in {"incoming", "labels"}:
         raise ValueError(f"kind must be incoming or labels, not {kind!r}")
@@ -287,13 +287,13 @@ def read_accepted(config: ChurnopsConfig, kind: str, day: date) -> pd.DataFrame:
         Their rows in file order, indexed from 0; an empty frame without accepted files.
 
     Raises:
-        FileChangedError: a file changed after it was judged, or while it was read.
+        FileChangingError: a file changed after it was judged, or while it was read (retryable).
     """
     import pandas as pd
 
     frames = []
     for path in accepted_files(config, kind, day)[0]:
-        with reading(path, judged_identity(kind, day, path)):
+        with reading(path, judged_identity(kind, day, path), judged_afresh=True):
             frames.append(_typed_file(config, path))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

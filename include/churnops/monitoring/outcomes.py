@@ -74,7 +74,7 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
         order = np.argsort(keys, kind="stable")
         keys, scores = keys[order], scores[order]
         for path in label_files:
-            with reading(path, judged_identity("labels", label_day, path)):
+            with reading(path, judged_identity("labels", label_day, path), judged_afresh=True):
                 for chunk in iter_source(Source(name=path.stem, path=path), size, [ds.id_column, ds.target]):
                     chunk = coerce_types(chunk, ds)
                     chunk = chunk[chunk[ds.id_column].notna()]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churnops.data import partition, write_json
-from churnops.errors import ChurnopsInputError
+from churnops.errors import ChurnopsInputError, ChurnopsRetryableError
 
 if TYPE_CHECKING:
     from churnops.data import Finding
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IDENTITY_FIELDS",
     "FileChangedError",
+    "FileChangingError",
     "file_identity",
     "judged_identity",
     "reading",
@@ -43,6 +44,15 @@ class FileChangedError(ChurnopsInputError):
     Nothing is judged, quarantined or published on such a view. A retry of the failing task
     cannot help (the day's plan holds the file as it was read), so the task fails at once; the
     day is then run again from ``check_batch``, which judges the file as it is by then.
+    """
+
+
+class FileChangingError(ChurnopsRetryableError):
+    """A file changed while it was read, or between its judgement and the read that follows it.
+
+    Its producer is most likely still writing: nothing is judged on that view, and a retry (which
+    judges the file afresh, or finds the plan stale and fails at once with
+    :class:`FileChangedError`) can succeed once the file is still.
     """
 
 
@@ -92,24 +102,31 @@ def _differences(was: dict[str, Any], now: dict[str, Any] | None) -> str:
 
 
 @contextmanager
-def reading(path: Path, expected: dict[str, Any] | None = None) -> Iterator[dict[str, int]]:
+def reading(
+    path: Path, expected: dict[str, Any] | None = None, *, judged_afresh: bool = False
+) -> Iterator[dict[str, int]]:
     """Hold a file open while it is read, so what was read is known and was not moving.
 
     Its identity is taken from the open descriptor before the read; after the read (or when the
     read fails) the descriptor and the path must still show it, else the read saw a file being
-    written or replaced and :class:`FileChangedError` stands in for any result or error of the
-    read (a half-written file is never quarantined as damaged).
+    written or replaced and :class:`FileChangingError` (retryable) stands in for any result or
+    error of the read (a half-written file is never quarantined as damaged).
 
     Args:
         path: the file.
         expected: the identity the file must have from the start (e.g. its verdict's or the
             day's plan's); None: whatever it is.
+        judged_afresh: ``expected`` is a verdict the caller's next attempt judges again (labels,
+            retraining windows), not a fixed plan: a file that differs from it is still changing
+            (:class:`FileChangingError`, retryable) rather than a stale plan (:class:`FileChangedError`).
 
     Yields:
         The identity the read saw (:func:`file_identity`'s fields).
 
     Raises:
-        FileChangedError: it is gone, differs from ``expected``, or changed during the read.
+        FileChangedError: it is gone, or differs from a planned ``expected``.
+        FileChangingError: it changed during the read, or differs from an ``expected`` verdict
+            that is ``judged_afresh``.
     """
     try:
         # Only a regular file is opened, without following a link; a link, FIFO or device is
@@ -125,7 +142,7 @@ def reading(path: Path, expected: dict[str, Any] | None = None) -> Iterator[dict
     try:
         before = _identity(os.fstat(descriptor) if descriptor is not None else os.lstat(path))
         if expected is not None and {k: expected.get(k) for k in IDENTITY_FIELDS} != before:
-            raise FileChangedError(
+            raise (FileChangingError if judged_afresh else FileChangedError)(
                 f"{path} is not the file that was judged or planned: {_differences(expected, before)}."
                 " Nothing is published or approved on the old judgement; run the day again to judge it as it is now"
             )
@@ -133,13 +150,13 @@ def reading(path: Path, expected: dict[str, Any] | None = None) -> Iterator[dict
             yield before
         except Exception as exc:
             if _changed_since(descriptor, path, before):
-                raise FileChangedError(f"{path} changed while it was read ({exc})") from exc
+                raise FileChangingError(f"{path} changed while it was read ({exc})") from exc
             raise
         if _changed_since(descriptor, path, before):
             now = _identity(os.lstat(path)) if os.path.lexists(path) else None
-            raise FileChangedError(
+            raise FileChangingError(
                 f"{path} changed while it was read: {_differences(before, now)}. It was not judged;"
-                " run the day again once its producer has finished (monitoring.arrival_marker makes the"
+                " a retry judges it once its producer has finished (monitoring.arrival_marker makes the"
                 " monitoring DAG wait for a finished day)"
             )
     finally:

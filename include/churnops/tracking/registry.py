@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from churnops.config import RegistryConfig
+from churnops.errors import ChurnopsRetryableError
 from churnops.faults import crash_point
 
 __all__ = [
@@ -135,7 +136,7 @@ class PromotionConflict(RuntimeError):
     """``@champion`` moved between the plan and the move: another promotion or rollback won the race."""
 
 
-class PromotionLockTimeout(RuntimeError):
+class PromotionLockTimeout(ChurnopsRetryableError):
     """The promotion lock stayed held past ``registry.lock_timeout_seconds``.
 
     Not bad input: the holder may finish or die, so a retry later can succeed.

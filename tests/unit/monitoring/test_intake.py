@@ -13,7 +13,15 @@ import pytest
 from churnops.config import load_config
 from churnops.data import partition
 from churnops.devtools import write_days
-from churnops.monitoring import BatchNotArrivedError, FileChangedError, accepted_files, arrived, check_batch
+from churnops.errors import ChurnopsInputError, ChurnopsRetryableError
+from churnops.monitoring import (
+    BatchNotArrivedError,
+    FileChangedError,
+    FileChangingError,
+    accepted_files,
+    arrived,
+    check_batch,
+)
 from churnops.monitoring.verdicts import reading, record_verdict, stored_verdict
 from tests.helpers import same_size_out_of_range
 
@@ -90,13 +98,13 @@ def test_a_verdict_records_the_file_as_read_not_as_it_is_when_written(day_writte
 
 def test_reading_refuses_a_file_that_changes_during_the_read_or_is_not_the_expected_one(day_written):
     path = as_csv(day_written)
-    with pytest.raises(FileChangedError, match="changed while it was read: its size went from"):
+    with pytest.raises(FileChangingError, match="changed while it was read: its size went from"):
         with reading(path):
             with path.open("ab") as handle:
                 handle.write(b"appended,row\n")
     with reading(path) as identity:
         pass
-    with pytest.raises(FileChangedError, match="changed while it was read"):  # an error of the read gives way
+    with pytest.raises(FileChangingError, match="changed while it was read"):  # an error of the read gives way
         with reading(path):
             path.write_bytes(b"")
             raise ValueError("the parser met a half-written line")
@@ -107,6 +115,27 @@ def test_reading_refuses_a_file_that_changes_during_the_read_or_is_not_the_expec
     with pytest.raises(FileChangedError, match="gone"):
         with reading(path):
             pass
+
+
+def test_a_file_still_being_written_is_retried_a_stale_plan_fails_at_once(day_written):
+    path = as_csv(day_written)
+    with reading(path) as judged:
+        pass
+    time.sleep(0.05)
+    with path.open("ab") as handle:  # the producer appends after the file was judged
+        handle.write(b"appended,row\n")
+    # A verdict judged afresh on the next attempt (labels, retraining windows): a retry helps.
+    with pytest.raises(FileChangingError, match="not the file that was judged or planned"):
+        with reading(path, judged, judged_afresh=True):
+            pass
+    # A day's fixed plan (shards, merge): a retry would read the same stale plan.
+    with pytest.raises(FileChangedError):
+        with reading(path, judged):
+            pass
+    assert issubclass(FileChangingError, ChurnopsRetryableError) and not issubclass(
+        FileChangingError, ChurnopsInputError
+    )
+    assert issubclass(FileChangedError, ChurnopsInputError)
 
 
 def with_markers(config, **markers):
