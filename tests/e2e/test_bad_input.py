@@ -286,3 +286,19 @@ def test_bad_training_input(case, telco_copy, churnops_home, capsys):
     assert not [p for p in quarantined_files if SECRET.encode() in p.read_bytes()], "a link's target was copied"
 
     assert MlflowClient().search_registered_models() == [], "no model may be registered from bad input"
+
+
+def test_a_source_changed_after_validate_is_never_trained_on(churnops_home, telco_copy):
+    from churnops import training
+    from churnops.config import load_config
+    from churnops.tracking import RunContext
+
+    started = training.start_run(RunContext("cli-train", "changed-source"), str(telco_copy))
+    validated = training.validate_sources(started)
+    source = load_config(telco_copy).dataset.sources[0].path
+    lines = source.read_text().splitlines(keepends=True)
+    source.write_text("".join(lines[:-1]))  # the producer rewrites it after the check: one row fewer
+
+    with pytest.raises(training.SourcesChangedError, match="changed after validate checked them"):
+        training.merge(validated)
+    assert not (churnops_home / "runs").exists() or not list((churnops_home / "runs").rglob("merged.parquet"))

@@ -11,9 +11,17 @@
 from churnops.training.candidates import evaluate_candidates, register_chosen, train_family
 from churnops.training.checks import check_sources, quarantine_dir, reject
 from churnops.training.run import TrainingRun, git_commit, run_dir_for, start_run, training_step
-from churnops.training.steps import build_features, merge, preprocess, run_training, validate_sources
+from churnops.training.steps import (
+    SourcesChangedError,
+    build_features,
+    merge,
+    preprocess,
+    run_training,
+    validate_sources,
+)
 
 __all__ = [
+    "SourcesChangedError",
     "TrainingRun",
     "build_features",
     "check_sources",

@@ -19,12 +19,21 @@ from churnops.training.checks import check_sources, quarantine_dir, reject
 from churnops.training.run import start_run, training_step
 
 __all__ = [
+    "SourcesChangedError",
     "build_features",
     "merge",
     "preprocess",
     "run_training",
     "validate_sources",
 ]
+
+
+class SourcesChangedError(ChurnopsInputError):
+    """A training source changed between ``validate`` and a later step reading it.
+
+    A retry would read the changed file against the same validation: the run fails at once, and
+    a new run validates the sources as they are.
+    """
 
 
 def validate_sources(previous: dict[str, Any]) -> dict[str, Any]:
@@ -72,14 +81,22 @@ def merge(previous: dict[str, Any]) -> dict[str, Any]:
     Raises:
         DataValidationError: a source loses more than ``validation.max_unmatched_fraction`` of
             its ids, or no id is in every source (the sources are quarantined first).
+        SourcesChangedError: a source is not the one ``validate`` checked.
     """
     import mlflow
 
-    from churnops.data import Finding, coerce_types, merge_sources, read_source
+    from churnops.data import Finding, coerce_types, merge_sources, read_source, sources_digest
 
     with training_step(previous, "merge") as (run, config, run_dir):
         ds = config.dataset
         frames = {s.name: coerce_types(read_source(s), ds) for s in ds.sources}
+        # Read first, then compare: what was read is what validate checked, or nothing is trained.
+        if (digest := sources_digest(config)) != previous["sources_digest"]:
+            raise SourcesChangedError(
+                f"the training sources changed after validate checked them (digest {previous['sources_digest'][:12]}, "
+                f"now {digest[:12]}): nothing is trained on unchecked data; run the training again to validate "
+                "them as they are now"
+            )
         merged, report = merge_sources(frames, ds.id_column)
         limit = config.validation.max_unmatched_fraction
         findings = [
