@@ -163,3 +163,49 @@ def test_a_killed_training_leaves_no_running_run_nor_temporary_after_its_rerun_o
     runs = runs_by_status(tmp_path)
     assert "RUNNING" not in runs
     assert {("second", "pipeline"), ("second", "register")} <= runs["FAILED"]
+
+
+def test_a_cli_retraining_killed_after_moving_the_aliases_records_its_promotion_when_rerun(tmp_path):
+    """The CLI's twin of the scheduler case: the rerun of ``retrain__<day>`` resumes its promotion."""
+    from datetime import timedelta
+
+    write_config(
+        tmp_path / "config.yaml",
+        training={"families": ["logistic_regression"], "cv_folds": 2},
+        policy={"bootstrap_samples": 100},
+    )
+    env = environment(tmp_path) | {"CHURNOPS_STATE": "file"}
+    start, stable, days = date(2026, 1, 1), 10, 40
+    drift = (start + timedelta(days=stable)).isoformat()
+    common = ["--rows-per-day", "1500", "--seed", "7"]
+    for argv in (
+        ["train"],
+        ["simulate", "--start", start.isoformat(), "--days", str(stable), "--scenario", "stable", *common],
+        [
+            "simulate",
+            "--start",
+            drift,
+            "--days",
+            str(days - stable),
+            "--scenario",
+            "mixed",
+            "--drift-start",
+            drift,
+            "--ramp-days",
+            "3",
+            *common,
+        ],
+    ):
+        done = subprocess.run([str(CHURNOPS), *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    retrain = [str(CHURNOPS), "retrain", "--date", (start + timedelta(days=days - 1)).isoformat(), "--json"]
+
+    killed = subprocess.run(retrain, env=env | {"CHURNOPS_CRASH_AT": "promote:after_aliases"}, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    rerun = subprocess.run(retrain, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+
+    outcome = json.loads(rerun.stdout)
+    assert (outcome["decision"], outcome["challenger_version"], outcome["champion_version"]) == ("promoted", "2", "1")
+    recorded = json.loads((tmp_path / "state" / "promotion.json").read_text())["churnops_last_promotion"]
+    assert (recorded["version"], recorded["previous_version"]) == ("2", "1"), "the promotion is recorded once resumed"

@@ -124,7 +124,7 @@ def run_retraining(
     prepared = training.build_features(training.preprocess(prepared))
     trained = [training.train_family(prepared, family) for family in started["families"]]
     registered = training.register_chosen(training.evaluate_candidates(trained))
-    comparison = compare_on_fresh_window(registered, prepared["evaluation"], started["run"]["config_path"])
+    comparison = _compared_once(registered, prepared["evaluation"], started["run"])
     context = {"run_id": ctx.run_id, "dag_id": ctx.dag_id, "parent_run_id": registered["parent_run_id"]}
     outcome = record_decision(config, comparison, as_of, state, context, forced=gate["forced"])
     return {
@@ -156,6 +156,31 @@ def rollback_plan(config: ChurnopsConfig) -> dict[str, str | None]:
         return plan_rollback(config.registry)
     except ValueError as exc:
         raise ChurnopsInputError(str(exc)) from exc
+
+
+def _compared_once(registered: dict[str, Any], evaluation: str, run: dict[str, Any]) -> dict[str, Any]:
+    """The run's comparison, made once: a rerun of the same run reuses the one it saved.
+
+    A promotion killed after moving the aliases leaves its challenger as ``@champion``; compared
+    again, it would read as "already the champion" and the rerun would never record the promotion.
+    The saved comparison (as the DAG's XCom keeps it for a retried ``promote``) names the champion
+    it was evaluated against, so the promotion resumes and is recorded.
+    """
+    import json
+    from pathlib import Path
+
+    from churnops.data import write_json
+
+    saved = Path(run["run_dir"]) / "comparison.json"
+    try:
+        comparison = json.loads(saved.read_text())
+        if isinstance(comparison, dict) and comparison.get("challenger_version") == registered["model_version"]:
+            return comparison
+    except (OSError, ValueError):
+        pass  # none saved yet, or not whole: compare
+    comparison = compare_on_fresh_window(registered, evaluation, run["config_path"])
+    write_json(saved, comparison)
+    return comparison
 
 
 def rollback_and_record(
