@@ -95,7 +95,7 @@ def airflow_state(airflow_db, two_champions, monkeypatch):
 def test_a_cli_rollback_is_recorded_in_the_airflow_variable_the_dags_read(airflow_state, capsys):
     code, moved, err = run_cli(capsys, "rollback", "--date", "2026-06-01", "--reason", "bad calls", "--json")
     assert code == 0, err
-    assert moved == {"champion": "1", "previous_champion": "2"}
+    assert moved == {"champion": "1", "previous_champion": "2", "resumed": False}
 
     recorded = json.loads(airflow_cli("variables", "get", "churnops_last_promotion"))
     assert (recorded["date"], recorded["version"], recorded["previous_version"]) == ("2026-06-01", "1", "2")
