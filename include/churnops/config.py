@@ -437,14 +437,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChurnopsConfig:
         ConfigError: the file is missing, is not YAML, or breaks the schema.
     """
     config_path = resolve_config_path(path)
-    try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config {config_path} is not UTF-8 text") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {config_path} is not valid YAML: {exc}") from exc
+    raw = _read_yaml(config_path)
     if not isinstance(raw, dict):
         raise ConfigError(f"config {config_path} must be a mapping with a 'dataset' section")
     dataset = raw.get("dataset")
@@ -483,20 +476,24 @@ def load_orchestration_config(path: str | os.PathLike[str] | None = None) -> Orc
 
 @lru_cache(maxsize=8)
 def _orchestration_of(config_path: Path, mtime_ns: int, size: int) -> OrchestrationConfig:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = _read_yaml(config_path, loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    section = raw.get("orchestration") if isinstance(raw, dict) else None
     try:
-        raw = yaml.load(config_path.read_text(encoding="utf-8"), Loader=loader)
+        return OrchestrationConfig.model_validate(section or {})
+    except ValueError as exc:
+        raise ConfigError(f"invalid config {config_path}: orchestration.{_one_line(exc)}") from exc
+
+
+def _read_yaml(config_path: Path, loader: Any = yaml.SafeLoader) -> Any:
+    """The config file's YAML document, any failure to read or parse it as a :class:`ConfigError`."""
+    try:
+        return yaml.load(config_path.read_text(encoding="utf-8"), Loader=loader)
     except OSError as exc:
         raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config {config_path} is not UTF-8 text") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {config_path} is not valid YAML: {exc}") from exc
-    section = raw.get("orchestration") if isinstance(raw, dict) else None
-    try:
-        return OrchestrationConfig.model_validate(section or {})
-    except ValueError as exc:
-        raise ConfigError(f"invalid config {config_path}: orchestration.{_one_line(exc)}") from exc
 
 
 def _one_line(exc: ValueError) -> str:
