@@ -118,3 +118,25 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def log_tiny_models(count: int = 2) -> list[tuple[str, str]]:
+    """``count`` tiny real sklearn models, each logged (cloudpickle) in its own run of the config's
+    experiment in the current MLflow store: ``[(run_id, model_uri)]``."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from churnops.config import load_config
+    from churnops.tracking import configure_mlflow
+
+    experiment_id = configure_mlflow(load_config())
+    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    logged = []
+    for _ in range(count):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = mlflow.sklearn.log_model(
+                LogisticRegression().fit(X, y), name="model", serialization_format="cloudpickle"
+            )
+            logged.append((run.info.run_id, info.model_uri))
+    return logged

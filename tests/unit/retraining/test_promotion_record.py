@@ -14,6 +14,7 @@ import pytest
 
 from churnops.config import RegistryConfig, load_config
 from churnops.tracking import alias_version, promotion_lock_path
+from tests.helpers import log_tiny_models
 
 REGISTRY = RegistryConfig(model_name="record-test-model")
 
@@ -47,21 +48,11 @@ class LockProbingState:
 @pytest.fixture
 def champion_and_challenger(churnops_home) -> tuple[str, str]:
     """Two registered versions of a tiny real model: ``@champion`` 1 and ``@challenger`` 2."""
-    import mlflow
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
+    from churnops.tracking import assign_training_alias, register_version
 
-    from churnops.tracking import assign_training_alias, configure_mlflow, register_version
-
-    experiment_id = configure_mlflow(load_config())
-    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
     versions = []
-    for _ in range(2):
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(
-                LogisticRegression().fit(X, y), name="model", serialization_format="cloudpickle"
-            )
-        version, _ = register_version(info.model_uri, run.info.run_id, REGISTRY, {})
+    for run_id, model_uri in log_tiny_models(2):
+        version, _ = register_version(model_uri, run_id, REGISTRY, {})
         assign_training_alias(REGISTRY, version)
         versions.append(version)
     return versions[0], versions[1]

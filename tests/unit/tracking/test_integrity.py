@@ -24,6 +24,7 @@ from churnops.tracking import (
     register_version,
     version_tags,
 )
+from tests.helpers import log_tiny_models
 
 REGISTRY = RegistryConfig(model_name="integrity-test-model")
 ROWS = [[0.5], [2.5]]
@@ -110,22 +111,7 @@ def test_a_link_or_special_file_among_the_artifacts_is_refused(tmp_path, kind):
 @pytest.fixture
 def logged(churnops_home):
     """Two tiny real models, each logged in its own run: [(run_id, model_uri)]."""
-    import mlflow
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    from churnops.tracking import configure_mlflow
-
-    experiment_id = configure_mlflow(load_config())
-    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
-    logged = []
-    for _ in range(2):
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(
-                LogisticRegression().fit(X, y), name="model", serialization_format="cloudpickle"
-            )
-            logged.append((run.info.run_id, info.model_uri))
-    return logged
+    return log_tiny_models(2)
 
 
 def register(run_id: str, model_uri: str, with_digest: bool = True) -> str:

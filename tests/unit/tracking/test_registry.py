@@ -7,6 +7,7 @@ import pytest
 from churnops.config import RegistryConfig, load_config
 from churnops.tracking.registry import alias_version, assign_training_alias, model_aliases, register_version
 from churnops.tracking.runs import configure_mlflow
+from tests.helpers import log_tiny_models
 
 REGISTRY = RegistryConfig(model_name="unit-test-model")
 
@@ -14,20 +15,7 @@ REGISTRY = RegistryConfig(model_name="unit-test-model")
 @pytest.fixture
 def logged_models(churnops_home):
     """Two tiny real sklearn models, each logged in its own run: [(run_id, model_uri)]."""
-    import mlflow
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    experiment_id = configure_mlflow(load_config())
-    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
-    logged = []
-    for _ in range(2):
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(
-                LogisticRegression().fit(X, y), name="model", serialization_format="cloudpickle"
-            )
-            logged.append((run.info.run_id, info.model_uri))
-    return logged
+    return log_tiny_models(2)
 
 
 def test_register_twice_for_the_same_run_gives_one_version(logged_models):
