@@ -198,6 +198,18 @@ def _postgres_or_none(purpose: str = "airflow", port: int = 5432) -> tuple[_Post
         return None, f"cannot create a database: {exc}"
 
 
+def stop_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a process started in a session of its own, with its whole group; SIGKILL after ``timeout`` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 class AirflowStack:
     """The running processes, their environment, and REST helpers with useful failure messages."""
 
@@ -375,15 +387,7 @@ class AirflowStack:
 
     def stop_process(self, name: str) -> None:
         """SIGTERM one process group (SIGKILL if it lingers) and forget it, so check_alive does not miss it."""
-        process = self.processes.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(self.processes.pop(name), timeout=60)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():

@@ -14,7 +14,6 @@ import configparser
 import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.airflow_stack import LEAKY_PREFIXES, free_port
+from tests.airflow_stack import LEAKY_PREFIXES, free_port, stop_group
 from tests.helpers import ROOT
 
 pytest.importorskip("flask_wtf", reason="Flask-WTF (mlflow[auth] in requirements.txt) is not installed")
@@ -98,14 +97,7 @@ def server(tmp_path_factory) -> Iterator[dict[str, str]]:
             time.sleep(1)
         yield {"uri": uri, "admin_password": admin_password}
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(process, timeout=30)
         log.close()
 
 
