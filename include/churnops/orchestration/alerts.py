@@ -72,7 +72,7 @@ def retrain_alert(origin: Origin, summary: dict[str, Any]) -> Alert:
         **origin.model_dump(),
         event="retrain",
         decision="retrain",
-        headline="retraining triggered: " + ("; ".join(reasons) or "no reason given"),
+        headline="retrain: " + ("; ".join(reasons) or "no reason given"),
         details={
             "reasons": reasons,
             "drifted_features": list(summary.get("drifted_features") or []),

@@ -40,8 +40,7 @@ SUMMARY = {
 def test_a_retrain_alert_names_dag_day_decision_reasons_and_drifted_features():
     text = render_text(retrain_alert(MONITORING, SUMMARY))
     assert text.splitlines()[0] == (
-        "[churnops] churn_monitoring 2026-10-12: retraining triggered: "
-        "dataset drift: 11/19 features drifted (share 0.58 > 0.3)"
+        "[churnops] churn_monitoring 2026-10-12: retrain: dataset drift: 11/19 features drifted (share 0.58 > 0.3)"
     )
     for line in (
         "Event: retrain",
