@@ -1,18 +1,24 @@
-"""Alerts under ``dag.test()``: a task alerts once it has failed for good (after its last retry), the
-deciding tasks alert their event, and an alert that cannot be delivered never costs a run.
+"""Alerts under ``dag.test()`` and ``airflow dags test``: a task alerts once it has failed for good
+(after its last retry), the deciding tasks alert their event, and an alert that cannot be delivered
+never costs a run.
 
 The connection ``churnops_alerts`` is ``AIRFLOW_CONN_CHURNOPS_ALERTS`` pointing at a local webhook
-receiver (:class:`tests.alert_sinks.HttpSink`). The whole loop's events (retrain, promotion,
-cooldown stop, rollback) are checked in ``tests/e2e/test_loop.py`` and under the real scheduler in
-``tests/integration/test_scheduler_loop.py``.
+receiver (:class:`tests.alert_sinks.HttpSink`), or at a local SMTP server for ``airflow dags test``.
+The whole loop's events (retrain, promotion, cooldown stop, rollback) are checked in
+``tests/e2e/test_loop.py`` and under the real scheduler in ``tests/integration/test_scheduler_loop.py``.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pendulum
 import pytest
 
-from tests.alert_sinks import HttpSink
+from tests.alert_sinks import HttpSink, SmtpSink
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -115,3 +121,40 @@ def test_a_churnops_dag_failing_on_a_missing_day_alerts_at_once(airflow_db, chur
     (text,) = sink.texts()
     assert text.splitlines()[0] == "[churnops] churn_monitoring 2026-10-12: task check_batch failed after try 1 of 4"
     assert "Day: 2026-10-12" in text and "Decision: failed" in text and "date=2026-10-12" in text
+
+
+def test_airflow_dags_test_mails_a_failed_task_to_an_smtp_server(tmp_path):
+    """The CLI in a process of its own, on a fresh metadata DB, its alerts mailed to a local SMTP server."""
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "CHURNOPS_", "MLFLOW_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
+            "AIRFLOW__API__BASE_URL": "http://airflow.test:8080",
+            "CHURNOPS_HOME": str(tmp_path / "churnops"),
+        }
+    )
+
+    def airflow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(bin_dir / "airflow"), *args], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300
+        )
+
+    migrated = airflow("db", "migrate")
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    with SmtpSink() as mail:
+        env["AIRFLOW_CONN_CHURNOPS_ALERTS"] = mail.connection()
+        done = airflow("dags", "test", "churn_monitoring", "2026-10-12")
+    assert mail.received, f"no mail\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    (sent,) = mail.received
+    assert sent["message"]["Subject"] == (
+        "[churnops] churn_monitoring 2026-10-12: task check_batch failed after try 1 of 4"
+    )
+    lines = mail.texts()[0].splitlines()
+    assert "DAG: churn_monitoring" in lines and "Day: 2026-10-12" in lines and "Decision: failed" in lines
+    log = next(line for line in lines if line.startswith("Log: "))
+    assert log.startswith("Log: http://airflow.test:8080/dags/churn_monitoring/runs/manual__"), log
+    assert log.endswith("/tasks/check_batch?try_number=1"), log
