@@ -40,6 +40,10 @@ _STYLE = """<style>
 </style>"""
 
 
+_REGISTERED: set[str] = set()
+"""Names of the churnops stat tests registered with evidently in this process."""
+
+
 @dataclass
 class EvidentlyView:
     """Evidently's part of the page and what it was computed on.
@@ -145,6 +149,7 @@ def verdict_section(verdicts: dict[str, Any], report: dict[str, Any]) -> str:
 
 def _secondary_heading(view: EvidentlyView, verdicts: dict[str, Any]) -> str:
     rule = verdicts["thresholds"]
+    title = "Evidently's view (secondary: for browsing the distributions; the table above decides)"
     if view.page is None:
         text = (
             f"No evidently view: the reference has {view.n_reference} rows and the current data "
@@ -152,7 +157,6 @@ def _secondary_heading(view: EvidentlyView, verdicts: dict[str, Any]) -> str:
         )
     else:
         text = (
-            "Evidently's view (secondary: for browsing the distributions; the table above decides). "
             f"It runs churnops' tests and rule (p < {rule['p_value']:g} and effect > {rule['min_effect_size']:g}) "
             f"on seeded samples of {view.n_reference} reference and {view.n_current} current rows, so it can "
             "differ from the table where churnops sees more rows: its chi-square counts every row of both "
@@ -163,7 +167,7 @@ def _secondary_heading(view: EvidentlyView, verdicts: dict[str, Any]) -> str:
         )
         if view.not_shown:
             text += f" Not shown by evidently (no value on one side): {', '.join(view.not_shown)}."
-    return f'<div id="churnops-secondary" data-role="secondary"><h2>{_text(text)}</h2></div>'
+    return f'<div id="churnops-secondary" data-role="secondary"><h2>{_text(title)}</h2><p>{_text(text)}</p></div>'
 
 
 def render_page(verdicts: dict[str, Any], report: dict[str, Any], view: EvidentlyView) -> str:
@@ -199,6 +203,7 @@ def _churnops_stattests(monitoring: MonitoringConfig) -> tuple[str, str]:
     from evidently.legacy.core import ColumnType
 
     def judged(test: Callable[[pd.Series, pd.Series], dict]) -> Callable[..., tuple[float, bool]]:
+        # Evidently hands over its threshold (the p-value one); churnops' rule needs the effect size too.
         def run(reference: pd.Series, current: pd.Series, feature_type: Any, threshold: float) -> tuple[float, bool]:
             stats = test(reference, current)
             return stats["p_value"], is_drifted(stats, monitoring)
@@ -207,11 +212,14 @@ def _churnops_stattests(monitoring: MonitoringConfig) -> tuple[str, str]:
 
     suffix = f"p{monitoring.p_value:g}_effect{monitoring.min_effect_size:g}"
     names = f"churnops_ks_{suffix}", f"churnops_chi2_contingency_{suffix}"
+    if names[0] in _REGISTERED:  # a long-lived worker writes many pages: register each rule once
+        return names
     for name, label, kind, test in (
         (names[0], "churnops KS p-value", ColumnType.Numerical, numeric_drift),
         (names[1], "churnops chi-square contingency p-value", ColumnType.Categorical, categorical_drift),
     ):
         register_stattest(StatTest(name, label, [kind], monitoring.p_value), judged(test))
+    _REGISTERED.add(names[0])
     return names
 
 
