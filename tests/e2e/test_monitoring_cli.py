@@ -392,6 +392,59 @@ def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     assert late["realized_roc_auc"] == round(roc_auc_score(outcomes["label"], outcomes["score"]), 12)
 
 
+def test_precision_recall_and_f1_at_the_versions_threshold_beside_the_roc_auc(home, capsys):
+    from mlflow import MlflowClient
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    from churnops.config import load_config
+    from churnops.days import matured_days
+    from churnops.monitoring.outcomes import matured_outcomes
+    from churnops.monitoring.report import decide
+    from churnops.monitoring.steps import performance_step
+    from churnops.tracking import version_tags, version_threshold
+
+    day = D0 + timedelta(days=11)
+    for scored_day in (D0 + timedelta(days=offset) for offset in range(5)):  # the days whose labels have matured
+        if not (home / "predictions" / f"date={scored_day}").exists():
+            assert main(["monitor", "--date", scored_day.isoformat()]) == 0
+    capsys.readouterr()
+    code, report, err = run(capsys, "monitor", "--date", day.isoformat(), "--json")
+    assert code == 0, err
+    assert report["n_labels"] == 5 * 800
+    config = load_config()
+    threshold = version_threshold(report["model_version"], config.registry)
+    assert version_tags(config.registry, report["model_version"])["churnops.threshold_rule"] == "max_f1"
+    assert report["threshold"] == threshold != 0.5, "the version's own threshold, not the default"
+    outcomes = matured_outcomes(config, matured_days(config, day))
+    flagged = outcomes["score"] >= threshold
+    expected = {
+        "precision": precision_score(outcomes["label"], flagged),
+        "recall": recall_score(outcomes["label"], flagged),
+        "f1": f1_score(outcomes["label"], flagged),
+    }
+    assert {k: report[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+    performance = json.loads((home / "reports" / f"date={day}" / "performance.json").read_text())["performance"]
+    assert performance["confusion"]["tp"] == int((flagged & (outcomes["label"] == 1)).sum())
+    logged = MlflowClient().get_run(report["mlflow_run_id"]).data.metrics
+    assert {k: logged[k] for k in ("precision", "recall", "f1", "threshold")} == pytest.approx(
+        {**expected, "threshold": threshold}
+    )
+    assert logged["realized_roc_auc"] == report["realized_roc_auc"]
+
+    # A configured minimum above the day's F1 is an alarm the decision names.
+    strict = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"min_f1": 0.99})})
+    try:
+        judged = performance_step(strict, day, {"model_version": report["model_version"]})["performance"]
+        decision = decide({"drifted_features": [], "dataset_drift": False}, {"drifted": False}, judged)
+        assert judged["alarm"] is True and decision["decision"] == "retrain"
+        assert [r for r in decision["reasons"] if "below min_f1 0.99" in r] == [
+            f"realized f1 {judged['f1']:.4f} at threshold {threshold:.4f} is below min_f1 0.99"
+            f" ({report['n_labels']} labels)"
+        ]
+    finally:
+        performance_step(config, day, {"model_version": report["model_version"]})  # the day's file as configured
+
+
 @pytest.mark.parametrize("bad_date", ["../../etc", "2026-13-45", "yesterday"])
 def test_a_bad_date_is_a_one_line_error(home, capsys, bad_date):
     code, _, err = run(capsys, "monitor", "--date", bad_date)

@@ -113,7 +113,8 @@ def build_report(
         decision: :func:`decide`'s result.
 
     Returns:
-        The report: the headline figures, the decision with its reasons and notes (a rejected
+        The report: the headline figures (realized ROC-AUC, and precision, recall and F1 at the
+        version's ``threshold``: None until labels are judged), the decision with its reasons and notes (a rejected
         label file is a note) and ``details`` (the path of ``feature_drift.json``, the prediction
         and performance results).
     """
@@ -134,6 +135,10 @@ def build_report(
         "prediction_drift": prediction["drifted"],
         "target_drift": performance["target_drift"]["drifted"],
         "realized_roc_auc": realized["realized_roc_auc"],
+        "threshold": realized["threshold"],
+        "precision": realized["precision"],
+        "recall": realized["recall"],
+        "f1": realized["f1"],
         "n_labels": realized["n_labels"],
         "decision": decision["decision"],
         "reasons": decision["reasons"],
@@ -207,8 +212,9 @@ def log_report(
         for key in ("rows", "drift_share", "dataset_drift", "prediction_drift", "target_drift", "n_labels")
     }
     metrics["retrain"] = float(report["decision"] == "retrain")
-    if report["realized_roc_auc"] is not None:
-        metrics["realized_roc_auc"] = report["realized_roc_auc"]
+    for key in ("realized_roc_auc", "threshold", "precision", "recall", "f1"):
+        if report.get(key) is not None:
+            metrics[key] = float(report[key])
     for key, value in metrics.items():
         client.log_metric(run_id, key, value, step=0)
     for key, value in {

@@ -33,7 +33,7 @@ from churnops.monitoring.report import build_report, decide, log_report, write_r
 from churnops.monitoring.sampling import CurrentSide, sample_rows
 from churnops.monitoring.scoring import SCORE_COLUMN, load_model, positive_scores, reference_frame, shared_reads
 from churnops.monitoring.shards import score_batch
-from churnops.tracking import version_tags
+from churnops.tracking import version_tags, version_threshold
 
 __all__ = ["feature_drift_step", "performance_step", "prediction_drift_step", "report_step", "run_monitoring"]
 
@@ -90,7 +90,8 @@ def prediction_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[
 
 
 def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, Any]) -> dict[str, Any]:
-    """Target drift and realized ROC-AUC on the labels matured within the trailing window.
+    """Target drift, realized ROC-AUC and precision, recall and F1 at the scoring version's threshold
+    (:func:`~churnops.tracking.version_threshold`) on the labels matured within the trailing window.
 
     Args:
         config: the dataset and the monitoring settings.
@@ -106,12 +107,14 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
     outcomes = matured_outcomes(config, days)
     reference_labels = label_vector(reference_frame(config, scored["model_version"]), config)
     target = target_drift(reference_labels, outcomes["label"].to_numpy(dtype=int), config.monitoring)
-    holdout = version_tags(config.registry, scored["model_version"]).get("churnops.test_roc_auc")
+    tags = version_tags(config.registry, scored["model_version"])
+    holdout = tags.get("churnops.test_roc_auc")
     performance = realized_performance(
         outcomes["label"].to_numpy(dtype=int),
         outcomes[SCORE_COLUMN].to_numpy(),
         float(holdout) if holdout else None,
         config.monitoring,
+        version_threshold(tags),
     )
     result = {
         "window": [days[0].isoformat(), days[-1].isoformat()],
