@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from churnops.cli import main
-from tests.helpers import churnops_environment, same_size_out_of_range, write_config
+from tests.helpers import churnops_environment, read_drift_page, same_size_out_of_range, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -72,6 +72,37 @@ def test_monitor_prints_the_documented_json_and_reruns_identically(home, capsys)
     client = MlflowClient()
     experiment = client.get_experiment_by_name("churnops-telco-monitoring")
     assert len(client.search_runs([experiment.experiment_id], f"tags.`churnops.monitoring_date` = '{day}'")) == 1
+
+
+def test_the_drift_page_of_a_drifted_day_shows_the_verdicts_of_feature_drift_json(home, capsys):
+    """Per feature, the page's test, statistic, p-value, effect size, thresholds and verdict are
+    feature_drift.json's, exactly; its drifted count is the decision's; evidently's part is marked secondary."""
+    day = date(2027, 6, 1)
+    simulate = ["simulate", "--start", day.isoformat(), "--days", "1", "--rows-per-day", "800", "--seed", "3"]
+    drifting = ["--scenario", "covariate_drift", "--drift-start", day.isoformat(), "--ramp-days", "1"]
+    assert run(capsys, *simulate, *drifting)[0] == 0
+    code, result, err = run(capsys, "monitor", "--date", day.isoformat(), "--json")
+    assert code == 0, err
+    reports = home / "reports" / f"date={day}"
+    verdicts = json.loads((reports / "feature_drift.json").read_text())
+    assert result["decision"] == "retrain" and result["dataset_drift"] is True
+    drifted = result["drifted_features"]
+    assert len(drifted) == len(verdicts["drifted_features"]) >= 2
+    assert f"{len(drifted)} of {verdicts['n_features']} features drifted" in result["reasons"][0]
+
+    text = (reports / "drift_report.html").read_text(encoding="utf-8")
+    page = read_drift_page(text)
+    rule = {key: verdicts["thresholds"][key] for key in ("p_value", "min_effect_size")}
+    assert rule == {"p_value": 0.05, "min_effect_size": 0.1}
+    fields = ("test", "statistic", "p_value", "effect_size", "drifted")
+    assert {name: {f: row[f] for f in (*fields, "threshold")} for name, row in page["features"].items()} == {
+        row["feature"]: {**{f: row[f] for f in fields}, "threshold": rule} for row in verdicts["features"]
+    }
+    assert [name for name, row in page["features"].items() if row["drifted"]] == drifted
+    assert int(page["fields"]["n_drifted"]) == len(drifted)
+    assert (page["fields"]["decision"], page["fields"]["dataset_drift"]) == ("retrain", "yes")
+    assert page["roles"] == ["verdict", "secondary"]
+    assert "Evidently's view (secondary" in text
 
 
 def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):

@@ -9,11 +9,13 @@
 - :mod:`~churnops.monitoring.drift`: the feature, prediction and target drift tests.
 - :mod:`~churnops.monitoring.outcomes`: matured labels and the realized performance.
 - :mod:`~churnops.monitoring.report`: the decision, the report and its MLflow run.
+- :mod:`~churnops.monitoring.report_page`: the day's drift page (churnops' verdicts, then evidently's view).
 - :mod:`~churnops.monitoring.steps`: the steps the DAG and ``churnops monitor`` run.
 """
 
 from churnops.monitoring.drift import (
     categorical_drift,
+    drift_rule,
     drift_summary,
     feature_drift,
     numeric_drift,
@@ -31,7 +33,8 @@ from churnops.monitoring.intake import (
     read_files,
 )
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
-from churnops.monitoring.report import build_report, decide, drift_report_html, log_report, write_report
+from churnops.monitoring.report import build_report, decide, log_report, write_report
+from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.sampling import CurrentSide, current_side, sample_rows
 from churnops.monitoring.scoring import (
     SCORE_COLUMN,
@@ -72,6 +75,7 @@ __all__ = [
     "current_side",
     "decide",
     "drift_report_html",
+    "drift_rule",
     "drift_summary",
     "feature_drift",
     "feature_drift_step",

@@ -26,7 +26,7 @@ from typing import Any
 from churnops.config import ChurnopsConfig
 from churnops.data import label_vector, partition, write_json
 from churnops.days import matured_days, parse_day
-from churnops.monitoring.drift import drift_summary, feature_drift, prediction_drift, target_drift
+from churnops.monitoring.drift import drift_rule, drift_summary, feature_drift, prediction_drift, target_drift
 from churnops.monitoring.intake import check_batch
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
 from churnops.monitoring.report import build_report, decide, log_report, write_report
@@ -51,7 +51,8 @@ def feature_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str
 
     Returns:
         :func:`~churnops.monitoring.drift.drift_summary`'s verdict plus ``feature_drift``, the
-        path of the per-feature results.
+        path of the per-feature results (written with the verdict and the ``thresholds`` of
+        :func:`~churnops.monitoring.drift.drift_rule`, which the report page renders).
     """
     day = parse_day(day)
     ds = config.dataset
@@ -59,7 +60,8 @@ def feature_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str
     current = CurrentSide.load(Path(scored["drift_parts"]) / "current_side")
     rows = feature_drift(reference, current, ds.numeric_features, ds.categorical_features, config.monitoring)
     summary = drift_summary(rows, config.monitoring)
-    path = write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
+    record = {"features": rows, **summary, "thresholds": drift_rule(config.monitoring)}
+    path = write_json(partition("reports", day) / "feature_drift.json", record)
     return {**summary, "feature_drift": str(path)}
 
 
