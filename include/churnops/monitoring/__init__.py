@@ -9,6 +9,8 @@
 - :mod:`~churnops.monitoring.drift`: the feature, prediction and target drift tests.
 - :mod:`~churnops.monitoring.outcomes`: matured labels and the realized performance.
 - :mod:`~churnops.monitoring.report`: the decision, the report and its MLflow run.
+- :mod:`~churnops.monitoring.history`: the last N days' reports as a table and a chart
+  (drawn by :mod:`~churnops.monitoring.history_chart`).
 - :mod:`~churnops.monitoring.steps`: the steps the DAG and ``churnops monitor`` run.
 """
 
@@ -19,6 +21,14 @@ from churnops.monitoring.drift import (
     numeric_drift,
     prediction_drift,
     target_drift,
+)
+from churnops.monitoring.history import (
+    HistoryDay,
+    champion_moves,
+    format_history,
+    last_monitored_day,
+    read_history,
+    write_history,
 )
 from churnops.monitoring.intake import (
     BatchNotArrivedError,
@@ -60,6 +70,7 @@ __all__ = [
     "CurrentSide",
     "FileChangedError",
     "FileChangingError",
+    "HistoryDay",
     "MissingBatchError",
     "NoChampionError",
     "accepted_files",
@@ -67,6 +78,7 @@ __all__ = [
     "batch_files",
     "build_report",
     "categorical_drift",
+    "champion_moves",
     "champion_version",
     "check_batch",
     "current_side",
@@ -75,6 +87,8 @@ __all__ = [
     "drift_summary",
     "feature_drift",
     "feature_drift_step",
+    "format_history",
+    "last_monitored_day",
     "load_model",
     "log_report",
     "matured_outcomes",
@@ -87,6 +101,7 @@ __all__ = [
     "prediction_drift_step",
     "read_accepted",
     "read_files",
+    "read_history",
     "realized_performance",
     "reference_frame",
     "report_step",
@@ -96,5 +111,6 @@ __all__ = [
     "score_shard",
     "shared_reads",
     "target_drift",
+    "write_history",
     "write_report",
 ]

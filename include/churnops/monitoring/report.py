@@ -21,6 +21,7 @@ import pandas as pd
 from churnops.config import ChurnopsConfig
 from churnops.data import partition, write_json, write_text_atomically
 from churnops.features import MISSING
+from churnops.monitoring.history import link_history_chart
 from churnops.monitoring.sampling import as_numeric, capped_pair, category_label
 from churnops.monitoring.scoring import reference_frame
 from churnops.tracking import announce_run, ensure_experiment
@@ -290,6 +291,7 @@ def write_report(
         config.monitoring.sample_size,
         config.monitoring.seed,
     )
+    link_history_chart(html_path, config.monitoring.history_days)  # history.png, written beside it by report_step
     return json_path, html_path
 
 
@@ -300,6 +302,7 @@ def log_report(
     json_path: Path,
     html_path: Path | None,
     context: dict[str, str] | None = None,
+    chart: Path | None = None,
 ) -> str:
     """Record the report on the day's MLflow run (metrics, decision tags, the files) and finish it.
 
@@ -310,6 +313,7 @@ def log_report(
         json_path: the written report.
         html_path: the written page, or None.
         context: more tags for the run (e.g. the DAG's id and run id).
+        chart: the written history chart, or None.
 
     Returns:
         The run's id.
@@ -336,7 +340,8 @@ def log_report(
     }.items():
         client.set_tag(run_id, key, value)
     client.log_artifact(run_id, str(json_path))
-    if html_path is not None:
-        client.log_artifact(run_id, str(html_path))
+    for path in (html_path, chart):
+        if path is not None:
+            client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED")
     return run_id
