@@ -247,6 +247,9 @@ class MonitoringConfig(_Strict):
     """A day of more rows is split into shards of at most this many rows (whole chunks), scored
     by parallel mapped tasks of ``churn_monitoring`` whose parts one task merges. The result
     does not depend on the shard count."""
+    history_days: int = Field(30, ge=1)
+    """Days the monitoring history chart (``history.png``, beside each day's report) and
+    ``churnops history`` cover: the monitored day and the days before it."""
     html_report: bool = True
     """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
     (plotly figures per column); the JSON report and the decision do not depend on it."""

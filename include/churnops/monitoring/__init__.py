@@ -10,6 +10,8 @@
 - :mod:`~churnops.monitoring.outcomes`: matured labels and the realized performance.
 - :mod:`~churnops.monitoring.report`: the decision, the report and its MLflow run.
 - :mod:`~churnops.monitoring.report_page`: the day's drift page (churnops' verdicts, then evidently's view).
+- :mod:`~churnops.monitoring.history`: the last N days' reports as a table and a chart
+  (drawn by :mod:`~churnops.monitoring.history_chart`).
 - :mod:`~churnops.monitoring.steps`: the steps the DAG and ``churnops monitor`` run.
 """
 
@@ -21,6 +23,14 @@ from churnops.monitoring.drift import (
     numeric_drift,
     prediction_drift,
     target_drift,
+)
+from churnops.monitoring.history import (
+    HistoryDay,
+    champion_moves,
+    format_history,
+    last_monitored_day,
+    read_history,
+    write_history,
 )
 from churnops.monitoring.intake import (
     BatchNotArrivedError,
@@ -63,6 +73,7 @@ __all__ = [
     "CurrentSide",
     "FileChangedError",
     "FileChangingError",
+    "HistoryDay",
     "MissingBatchError",
     "NoChampionError",
     "accepted_files",
@@ -70,6 +81,7 @@ __all__ = [
     "batch_files",
     "build_report",
     "categorical_drift",
+    "champion_moves",
     "champion_version",
     "check_batch",
     "current_side",
@@ -79,6 +91,8 @@ __all__ = [
     "drift_summary",
     "feature_drift",
     "feature_drift_step",
+    "format_history",
+    "last_monitored_day",
     "load_model",
     "log_report",
     "matured_outcomes",
@@ -91,6 +105,7 @@ __all__ = [
     "prediction_drift_step",
     "read_accepted",
     "read_files",
+    "read_history",
     "realized_performance",
     "reference_frame",
     "report_step",
@@ -100,5 +115,6 @@ __all__ = [
     "score_shard",
     "shared_reads",
     "target_drift",
+    "write_history",
     "write_report",
 ]

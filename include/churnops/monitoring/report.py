@@ -18,6 +18,7 @@ import pandas as pd
 
 from churnops.config import ChurnopsConfig
 from churnops.data import partition, write_json
+from churnops.monitoring.history import link_history_chart
 from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.scoring import reference_frame
 from churnops.tracking import announce_run, ensure_experiment
@@ -179,6 +180,7 @@ def write_report(
     drift_report_html(
         reference_frame(config, scored["model_version"]), current, html_path, verdicts, report, config.monitoring
     )
+    link_history_chart(html_path, config.monitoring.history_days)  # history.png, written beside it by report_step
     return json_path, html_path
 
 
@@ -189,6 +191,7 @@ def log_report(
     json_path: Path,
     html_path: Path | None,
     context: dict[str, str] | None = None,
+    chart: Path | None = None,
 ) -> str:
     """Record the report on the day's MLflow run (metrics, decision tags, the files) and finish it.
 
@@ -199,6 +202,7 @@ def log_report(
         json_path: the written report.
         html_path: the written page, or None.
         context: more tags for the run (e.g. the DAG's id and run id).
+        chart: the written history chart, or None.
 
     Returns:
         The run's id.
@@ -225,7 +229,8 @@ def log_report(
     }.items():
         client.set_tag(run_id, key, value)
     client.log_artifact(run_id, str(json_path))
-    if html_path is not None:
-        client.log_artifact(run_id, str(html_path))
+    for path in (html_path, chart):
+        if path is not None:
+            client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED")
     return run_id

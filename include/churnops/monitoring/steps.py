@@ -7,7 +7,7 @@ Every step is keyed by the monitored day (the run's logical date, given as a dat
     incoming/date=D/*.parquet|csv     the day's batch (read only)
     labels/date=D/*.parquet|csv       outcomes of day D's customers (read only)
     predictions/date=D/predictions.parquet
-    reports/date=D/*.json, drift_report.html
+    reports/date=D/*.json, drift_report.html, history.png (days D-N+1..D's reports drawn)
     work/monitoring/date=D/shard-*/   each shard's scores and drift parts (merged into the above)
     quarantine/monitoring/date=D/...  rejected batch files with reason.json
 
@@ -27,6 +27,7 @@ from churnops.config import ChurnopsConfig
 from churnops.data import label_vector, partition, write_json
 from churnops.days import matured_days, parse_day
 from churnops.monitoring.drift import drift_rule, drift_summary, feature_drift, prediction_drift, target_drift
+from churnops.monitoring.history import write_history
 from churnops.monitoring.intake import check_batch
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
 from churnops.monitoring.report import build_report, decide, log_report, write_report
@@ -137,7 +138,8 @@ def report_step(
     performance: dict[str, Any],
     context: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Decide, write the day's report (JSON + evidently HTML unless switched off) and log it to the day's MLflow run.
+    """Decide, write the day's report (JSON + evidently HTML unless switched off) and its history chart,
+    and log them to the day's MLflow run.
 
     Args:
         config: the dataset and the monitoring settings.
@@ -149,16 +151,23 @@ def report_step(
         context: more tags for the day's MLflow run.
 
     Returns:
-        The report without its details, with the paths written (``report``, ``html``) and the
-        ``mlflow_run_id``.
+        The report without its details, with the paths written (``report``, ``html``, ``history``:
+        the chart of the last ``monitoring.history_days`` days) and the ``mlflow_run_id``.
     """
     day = parse_day(day)
     decision = decide(features, prediction, performance["performance"])
     report = build_report(day, scored, features, prediction, performance, decision)
     json_path, html_path = write_report(config, day, report, scored)
-    run_id = log_report(config, day, report, json_path, html_path, context)
+    _, chart = write_history(config, day)
+    run_id = log_report(config, day, report, json_path, html_path, context, chart)
     summary = {k: v for k, v in report.items() if k != "details"}
-    return {**summary, "report": str(json_path), "html": html_path and str(html_path), "mlflow_run_id": run_id}
+    return {
+        **summary,
+        "report": str(json_path),
+        "html": html_path and str(html_path),
+        "history": str(chart),
+        "mlflow_run_id": run_id,
+    }
 
 
 def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
