@@ -19,6 +19,7 @@ from churnops.errors import ChurnopsInputError
 
 __all__ = [
     "PACKAGE_DIR",
+    "AlertsConfig",
     "ChurnopsConfig",
     "ConfigError",
     "DEFAULT_CONFIG_PATH",
@@ -346,6 +347,13 @@ the largest benchmarked tables, so only a hung step reaches it. ``orchestration.
 overrides any of them."""
 
 
+class AlertsConfig(_Strict):
+    """Where alerts go (the Airflow connection ``churnops_alerts`` says how they are sent)."""
+
+    to: list[str] = []
+    """Mail recipients when the connection is SMTP and its extra names no ``to``."""
+
+
 class OrchestrationConfig(_Strict):
     """How Airflow runs churnops' tasks.
 
@@ -359,6 +367,8 @@ class OrchestrationConfig(_Strict):
     worker slot for ever. A sensor's wait is bounded by its own ``timeout``; this bounds each poke."""
     default_timeout_minutes: float = Field(60, gt=0)
     """The ``execution_timeout`` of a task whose id neither mapping names."""
+    alerts: AlertsConfig = AlertsConfig()
+    """Alert recipients (read when an alert is sent, from the deployment's config like the rest of this section)."""
 
     @field_validator("timeout_minutes")
     @classmethod

@@ -54,6 +54,8 @@ def test_every_dag_follows_house_rules(dagbag):
             assert task.retries >= 2, (dag.dag_id, task.task_id)
             # transient failures back off (30 s, 60 s, 120 s …); bad input fails at once regardless
             assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay, (dag.dag_id, task.task_id)
+            # a task failing for good (after its last retry) sends an alert
+            assert [type(c).__name__ for c in task.on_failure_callback] == ["ChurnopsNotifier"], task.task_id
 
 
 def test_every_task_has_its_steps_execution_timeout(dagbag):

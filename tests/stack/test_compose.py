@@ -4,7 +4,7 @@ The compose file is validated against the compose-spec JSON schema, then its str
 asserted: the services of Airflow's official 3.x stack, healthchecks and start-up order,
 secrets only from .env and never on a command line, a non-superuser database role each for
 Airflow and MLflow, MLflow's basic-auth app, the named volumes' mount points owned in the image
-and re-owned by airflow-init, a memory limit on the workers, only the two UIs published and only
+and re-owned by airflow-init, a memory limit on the workers, only the UIs (Airflow, MLflow, Mailpit) published and only
 on 127.0.0.1.
 """
 
@@ -59,9 +59,9 @@ def test_compose_file_matches_the_compose_spec_schema():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_official_airflow_services_plus_postgres_redis_and_mlflow(compose):
+def test_the_official_airflow_services_plus_postgres_redis_mlflow_and_a_mail_catcher(compose):
     services = compose["services"]
-    assert set(services) == AIRFLOW_SERVICES | {"postgres", "redis", "mlflow"}
+    assert set(services) == AIRFLOW_SERVICES | {"postgres", "redis", "mlflow", "mailpit"}
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
     assert commands == {
         "airflow-apiserver": "api-server",
@@ -123,9 +123,9 @@ def test_project_folders_are_mounted_and_settings_loaded_at_init(compose):
     assert "CREATE DATABASE" in INIT_SQL.read_text()
 
 
-def test_only_the_two_uis_are_published_and_only_on_localhost(compose):
+def test_only_the_uis_are_published_and_only_on_localhost(compose):
     published = {name: service["ports"] for name, service in compose["services"].items() if service.get("ports")}
-    assert set(published) == {"airflow-apiserver", "mlflow"}
+    assert set(published) == {"airflow-apiserver", "mlflow", "mailpit"}
     for ports in published.values():
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), port
@@ -355,3 +355,16 @@ def test_the_workers_have_a_memory_limit_set_from_env(compose):
     lines = (ROOT / ".env.example").read_text().splitlines()
     example = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     assert example["AIRFLOW_WORKER_MEMORY_LIMIT"] == f"{limit.group(1)}g"
+
+
+def test_alerts_go_to_the_development_mail_catcher(compose):
+    """The tasks' churnops_alerts connection is plain SMTP to mailpit:1025 (docs/alerts.md), pinned image."""
+    import json
+
+    mailpit = compose["services"]["mailpit"]
+    assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", mailpit["image"]), "pin Mailpit's version"
+    for name in ("airflow-worker", "airflow-scheduler", "airflow-dag-processor"):
+        connection = json.loads(compose["services"][name]["environment"]["AIRFLOW_CONN_CHURNOPS_ALERTS"])
+        assert connection["conn_type"] == "smtp" and (connection["host"], connection["port"]) == ("mailpit", 1025)
+        assert connection["extra"]["disable_ssl"] is connection["extra"]["disable_tls"] is True
+        assert connection["extra"]["to"], "recipients, or orchestration.alerts.to in the config"
