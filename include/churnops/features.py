@@ -155,18 +155,20 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "columns_")
         _require_columns(X, self.columns_)
-        out = pd.DataFrame(index=X.index)
+        # Columns are built first and framed once: inserting them one by one costs a block
+        # insertion each, most of the time of a request of a few rows.
+        columns: dict[str, pd.Series] = {}
         for column in self.numeric or []:
             values = X[column]
             if not pd.api.types.is_numeric_dtype(values):
                 values = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
-            out[column] = values.astype("float64").replace([np.inf, -np.inf], np.nan)
+            columns[column] = values.astype("float64").replace([np.inf, -np.inf], np.nan)
         for column in self.categorical or []:
             if self.as_category:
-                out[column] = pd.Series(text_categorical(X[column]), index=X.index, name=column)
+                columns[column] = pd.Series(text_categorical(X[column]), index=X.index, name=column)
             else:
-                out[column] = _texts(X[column])
-        return out
+                columns[column] = _texts(X[column])
+        return pd.DataFrame(columns, index=X.index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "columns_")
