@@ -132,14 +132,14 @@ def check_rows(
         if missing:
             raise BadRequest(422, f"missing column(s) {', '.join(missing)}")
     else:
-        for number, row in enumerate(rows):
-            if not required.issubset(row):
-                missing = [c for c in input_columns if c not in row]
-                raise BadRequest(422, f"row {number} lacks column(s) {', '.join(missing)}")
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        frame = pd.DataFrame({c: [row.get(c) for row in rows] for c in columns if c in required or c == id_column})
-        ignored = [c for c in columns if c not in required and c != id_column]
-        return _checked(frame, input_columns, numeric, id_column, ignored)
+        if not all(map(required.issubset, rows)):
+            number = next(n for n, row in enumerate(rows) if not required.issubset(row))
+            missing = [c for c in input_columns if c not in rows[number]]
+            raise BadRequest(422, f"row {number} lacks column(s) {', '.join(missing)}")
+        keys = set().union(*rows)
+        kept = [*input_columns, *([id_column] if id_column in keys else [])]
+        ignored = sorted(str(c) for c in keys - set(kept))
+        return _checked(pd.DataFrame(rows, columns=kept), input_columns, numeric, id_column, ignored)
     ignored = [str(c) for c in frame.columns if c not in required and c != id_column]
     return _checked(frame.drop(columns=ignored), input_columns, numeric, id_column, ignored)
 

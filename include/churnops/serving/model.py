@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from churnops.config import ChurnopsConfig
-from churnops.serving.explain import Explainer, build_explainer, positive_column
+from churnops.serving.explain import Explainer, build_explainer, positive_column, predict_options
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,7 +107,9 @@ class ServedModel:
         """
         transformed = self.pipeline[:-1].transform(rows)
         estimator = self.pipeline[-1]
-        probability = np.asarray(estimator.predict_proba(transformed), dtype="float64")[:, positive_column(estimator)]
+        options = predict_options(self.family, len(rows))
+        proba = estimator.predict_proba(transformed, **options)
+        probability = np.asarray(proba, dtype="float64")[:, positive_column(estimator)]
         label = (probability >= self.threshold).astype(int)
         serving = config.serving
         levels = np.asarray(serving.risk_levels, dtype=object)
