@@ -143,6 +143,7 @@ def _compose_env(args: argparse.Namespace) -> dict[str, Any]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW_UI_PORT": 8080,
         "MLFLOW_UI_PORT": 5000,
+        "CHURNOPS_SERVE_PORT": 8000,
         "AIRFLOW_WORKER_MEMORY_LIMIT": "6g",
     }
 
