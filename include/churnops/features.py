@@ -219,7 +219,11 @@ def _ratio(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
 
 def _count_equal(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
     value = str(spec["value"])
-    return sum(pd.Series(_equals(frame[c], value), index=frame.index).astype("float64") for c in spec["columns"])
+    # Counted in one array (exact: whole numbers), not as a Series per column added up.
+    hits = np.zeros(len(frame), dtype="float64")
+    for column in spec["columns"]:
+        hits += _equals(frame[column], value)
+    return pd.Series(hits, index=frame.index)
 
 
 def _equals(values: pd.Series, value: str) -> np.ndarray:
@@ -314,8 +318,11 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _codes(values: pd.Series, categories: np.ndarray) -> np.ndarray:
-        # Re-mapped once per distinct value; a cell outside ``categories`` gets -1.
-        return pd.Categorical(_labels(values), categories=pd.Index(categories, dtype=object)).codes.astype(np.intp)
+        # Re-mapped once per distinct value (an index lookup of the few labels, then a take);
+        # a cell outside ``categories`` gets -1.
+        labels = _labels(values)
+        mapping = pd.Index(categories, dtype=object).get_indexer(labels.categories)
+        return np.append(mapping, -1).astype(np.intp)[np.asarray(labels.codes, dtype=np.intp)]
 
 
 def _labels(values: pd.Series) -> pd.Categorical:
