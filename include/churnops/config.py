@@ -25,6 +25,7 @@ __all__ = [
     "MODEL_FAMILIES",
     "OrchestrationConfig",
     "STEP_TIMEOUT_MINUTES",
+    "ThresholdConfig",
     "churnops_home",
     "load_config",
     "load_orchestration_config",
@@ -166,6 +167,25 @@ class FeaturesConfig(_Strict):
     derived: list[DerivedFeature] = []
 
 
+class ThresholdConfig(_Strict):
+    """How training chooses the decision threshold, on the training split's out-of-fold scores."""
+
+    rule: Literal["max_f1", "cost"] = "max_f1"
+    """``max_f1``: the threshold of the highest F1; ``cost``: of the lowest
+    ``cost_false_negative`` × FN + ``cost_false_positive`` × FP."""
+    cost_false_negative: float = Field(5.0, gt=0)
+    """Cost of a churner the model misses (rule ``cost``)."""
+    cost_false_positive: float = Field(1.0, gt=0)
+    """Cost of a customer flagged who would have stayed (rule ``cost``)."""
+
+    @property
+    def label(self) -> str:
+        """The rule as recorded on a version: ``max_f1`` or ``cost:fn=<cost>,fp=<cost>``."""
+        if self.rule == "max_f1":
+            return "max_f1"
+        return f"cost:fn={self.cost_false_negative:g},fp={self.cost_false_positive:g}"
+
+
 class TrainingConfig(_Strict):
     families: list[ModelFamily] = list(MODEL_FAMILIES)
     cv_folds: int = Field(5, ge=2, le=20)
@@ -183,6 +203,8 @@ class TrainingConfig(_Strict):
     """Big tables: a random forest draws at most this many rows for each tree (scikit-learn's
     ``max_samples``) unless its params set ``max_samples``, so its cost stops growing with the
     table; boosters (XGBoost ``hist``, LightGBM) and logistic regression scale as they are."""
+    threshold: ThresholdConfig = ThresholdConfig()
+    """The decision threshold's rule: recorded on the version, used for its holdout and monitored F1."""
 
     @field_validator("families")
     @classmethod
@@ -205,6 +227,11 @@ class MonitoringConfig(_Strict):
     """Performance alarm when realized ROC-AUC on matured labels falls below this ..."""
     max_roc_auc_drop: float = Field(0.05, ge=0, le=1)
     """... or more than this below the champion's holdout ROC-AUC."""
+    min_precision: float | None = Field(None, ge=0, le=1)
+    """Performance alarm when realized precision at the scoring version's threshold falls below this
+    (null: no alarm); likewise ``min_recall`` and ``min_f1``."""
+    min_recall: float | None = Field(None, ge=0, le=1)
+    min_f1: float | None = Field(None, ge=0, le=1)
     min_labels: int = Field(200, ge=1)
     """Realized performance is judged only with at least this many matured labels."""
     label_delay_days: int = Field(7, ge=0)
@@ -220,6 +247,9 @@ class MonitoringConfig(_Strict):
     """A day of more rows is split into shards of at most this many rows (whole chunks), scored
     by parallel mapped tasks of ``churn_monitoring`` whose parts one task merges. The result
     does not depend on the shard count."""
+    history_days: int = Field(30, ge=1)
+    """Days the monitoring history chart (``history.png``, beside each day's report) and
+    ``churnops history`` cover: the monitored day and the days before it."""
     html_report: bool = True
     """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
     (plotly figures per column); the JSON report and the decision do not depend on it."""
