@@ -110,9 +110,13 @@ def test_health_model_info_and_docs(stack):
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["model_version"] == "1"
     info = client.get("/model-info").json()
-    tag = MlflowClient().get_model_version("churn-predictor", "1").tags["churnops.artifact_sha256"]
+    from churnops.tracking import version_threshold
+
+    version = MlflowClient().get_model_version("churn-predictor", "1")
+    tag = version.tags["churnops.artifact_sha256"]
     assert info["model_name"] == "churn-predictor" and info["model_version"] == "1" and info["alias"] == "champion"
-    assert info["family"] == "lightgbm" and info["threshold"] == 0.5 and info["reasons_unit"] == "log_odds"
+    assert info["family"] == "lightgbm" and info["reasons_unit"] == "log_odds"
+    assert info["threshold"] == version_threshold(version), "the version's own threshold"
     assert info["artifact_sha256"] == tag and len(tag) == 64
     assert {"cv_roc_auc", "test_roc_auc"} <= set(info["training_metrics"])
     assert info["input_columns"][:3] == ["tenure", "monthlycharges", "totalcharges"]
@@ -124,19 +128,21 @@ def test_health_model_info_and_docs(stack):
 
 def test_predictions_are_the_pyfunc_probabilities_with_labels_bands_and_reasons(stack):
     from churnops.config import load_config
-    from churnops.tracking import load_registered_model
+    from churnops.tracking import load_registered_model, version_threshold
 
     config = load_config(stack["config"])
+    threshold = version_threshold("1", config.registry)
     frame = telco_rows()
     response = predict(stack["client"], records(frame))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model_name"] == "churn-predictor" and body["model_version"] == "1" and body["threshold"] == 0.5
+    assert body["model_name"] == "churn-predictor" and body["model_version"] == "1" and body["threshold"] == threshold
     assert response.headers["X-Churnops-Model-Version"] == "1"
     pyfunc = np.asarray(load_registered_model(config.registry, "1").predict(frame))[:, 1]
     served = np.array([p["probability"] for p in body["predictions"]])
     assert np.array_equal(served, pyfunc), "exactly what the registered pyfunc returns"
-    assert [p["label"] for p in body["predictions"]] == (pyfunc >= 0.5).astype(int).tolist()
+    assert [p["label"] for p in body["predictions"]] == (pyfunc >= threshold).astype(int).tolist()
+    assert 0 < sum(p["label"] for p in body["predictions"]) < len(frame)
     bands = np.array(["low", "medium", "high"])[np.searchsorted([0.3, 0.6], pyfunc, side="right")]
     assert [p["risk"] for p in body["predictions"]] == bands.tolist()
     assert {p["risk"] for p in body["predictions"]} == {"low", "medium", "high"}

@@ -6,7 +6,7 @@
   points at, atomically; a version that fails to load is refused and the old one keeps serving.
 - :mod:`~churnops.serving.model`: one version loaded through
   :func:`churnops.tracking.load_registered_model` (digest checked), its threshold
-  (version tag ``churnops.threshold``, 0.5 without), risk bands and reasons.
+  (:func:`churnops.tracking.version_threshold`), risk bands and reasons.
 - :mod:`~churnops.serving.explain`: per-row contributions in raw feature names.
 - :mod:`~churnops.serving.inputs`: a request's rows parsed and checked (4xx for the caller's mistakes).
 - :mod:`~churnops.serving.requests_log`: served rows written under ``serving/date=D/``, as ``incoming/``.
@@ -19,18 +19,10 @@ from churnops.serving.app import create_app, serve
 from churnops.serving.explain import Explainer, build_explainer, top_reasons
 from churnops.serving.follow import ChampionFollower
 from churnops.serving.inputs import BadRequest, check_rows, rows_from_csv, rows_from_json
-from churnops.serving.model import (
-    DEFAULT_THRESHOLD,
-    THRESHOLD_TAG,
-    ServedModel,
-    load_served_model,
-    version_threshold,
-)
+from churnops.serving.model import ServedModel, load_served_model
 from churnops.serving.requests_log import RequestLog
 
 __all__ = [
-    "DEFAULT_THRESHOLD",
-    "THRESHOLD_TAG",
     "BadRequest",
     "ChampionFollower",
     "Explainer",
@@ -44,5 +36,4 @@ __all__ = [
     "rows_from_json",
     "serve",
     "top_reasons",
-    "version_threshold",
 ]

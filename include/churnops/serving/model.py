@@ -18,35 +18,9 @@ from churnops.serving.explain import Explainer, build_explainer, positive_column
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_THRESHOLD", "THRESHOLD_TAG", "Prediction", "ServedModel", "load_served_model", "version_threshold"]
+__all__ = ["Prediction", "ServedModel", "load_served_model"]
 
 log = logging.getLogger(__name__)
-
-THRESHOLD_TAG = "churnops.threshold"
-"""The model-version tag holding the version's decision threshold (a float as text)."""
-DEFAULT_THRESHOLD = 0.5
-"""The threshold of a version without :data:`THRESHOLD_TAG`."""
-
-
-def version_threshold(tags: dict[str, str]) -> float:
-    """A version's decision threshold: its :data:`THRESHOLD_TAG`, else :data:`DEFAULT_THRESHOLD`.
-
-    Args:
-        tags: the model version's tags.
-
-    Returns:
-        The threshold, in [0, 1].
-
-    Raises:
-        ValueError: the tag is not a number in [0, 1].
-    """
-    text = tags.get(THRESHOLD_TAG)
-    if text is None:
-        return DEFAULT_THRESHOLD
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{THRESHOLD_TAG}={text!r} is not a probability")
-    return value
 
 
 @dataclass(frozen=True)
@@ -140,7 +114,7 @@ def load_served_model(config: ChurnopsConfig, version: str) -> ServedModel:
     """
     from mlflow import MlflowClient
 
-    from churnops.tracking import ARTIFACT_DIGEST_TAG, load_registered_model, use_tracking_store
+    from churnops.tracking import ARTIFACT_DIGEST_TAG, load_registered_model, use_tracking_store, version_threshold
 
     registry = config.registry
     use_tracking_store()
@@ -163,7 +137,7 @@ def load_served_model(config: ChurnopsConfig, version: str) -> ServedModel:
         version=str(version),
         alias=registry.champion_alias,
         family=family,
-        threshold=version_threshold(tags),
+        threshold=version_threshold(tags),  # the tag churnops.threshold, else 0.5
         artifact_sha256=tags.get(ARTIFACT_DIGEST_TAG, ""),
         input_columns=[str(c) for c in columns],
         training_metrics=metrics,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from churnops.config import load_config
-from churnops.serving import THRESHOLD_TAG, ChampionFollower, version_threshold
+from churnops.serving import ChampionFollower
 from tests.helpers import TELCO_CONFIG
 
 
@@ -114,16 +114,3 @@ def test_the_polling_thread_follows_and_stops(registry):
     finally:
         follower.stop()
     assert not follower._thread.is_alive()
-
-
-@pytest.mark.parametrize(
-    ("tags", "expected"), [({}, 0.5), ({THRESHOLD_TAG: "0.35"}, 0.35), ({THRESHOLD_TAG: "1"}, 1.0)]
-)
-def test_a_versions_threshold_is_its_tag_else_one_half(tags, expected):
-    assert version_threshold(tags) == expected
-
-
-@pytest.mark.parametrize("text", ["1.5", "-0.1", "high"])
-def test_a_threshold_tag_that_is_no_probability_is_refused(text):
-    with pytest.raises(ValueError):
-        version_threshold({THRESHOLD_TAG: text})
