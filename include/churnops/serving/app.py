@@ -24,8 +24,6 @@ from churnops.serving.requests_log import RequestLog
 
 __all__ = ["create_app", "serve"]
 
-log = logging.getLogger(__name__)
-
 
 class PredictRequest(BaseModel):
     rows: list[dict[str, Any]] = Field(

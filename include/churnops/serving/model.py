@@ -6,7 +6,6 @@ so a swap to another version (:mod:`churnops.serving.follow`) never changes a re
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Prediction", "ServedModel", "load_served_model"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
