@@ -112,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace existing Variables and connections (default: keep them)"
     )
     command("compose-env", "Print a .env for docker-compose.yaml with freshly generated secrets.")
+    serve = command(
+        "serve", "Serve @champion over HTTP (POST /predict, GET /health, /model-info, /docs), following the alias."
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     return parser
 
 
@@ -148,8 +153,16 @@ def _compose_env(args: argparse.Namespace) -> dict[str, Any]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW_UI_PORT": 8080,
         "MLFLOW_UI_PORT": 5000,
+        "CHURNOPS_SERVE_PORT": 8000,
         "AIRFLOW_WORKER_MEMORY_LIMIT": "6g",
     }
+
+
+def _serve(args: argparse.Namespace) -> dict[str, Any]:
+    from churnops.config import load_config
+    from churnops.serving import serve
+
+    return serve(load_config(args.config), host=args.host, port=args.port)
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
@@ -313,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rollback": _rollback,
         "airflow-settings": _airflow_settings,
         "compose-env": _compose_env,
+        "serve": _serve,
     }[args.command]
     if not args.verbose:
         _quiet_libraries()

@@ -303,6 +303,36 @@ class RegistryConfig(_Strict):
     """How long a promotion or rollback waits for the promotion lock before it fails (and is retried)."""
 
 
+class ServingConfig(_Strict):
+    """``churnops serve``: the prediction service in front of ``@champion``."""
+
+    poll_seconds: float = Field(30.0, gt=0)
+    """How often the service asks the registry where ``@champion`` points, and swaps to a new version."""
+    max_rows: int = Field(10_000, ge=1)
+    """Rows one request may carry; more is refused with 413."""
+    risk_levels: list[str] = ["low", "medium", "high"]
+    """The ``risk`` band names, from the lowest probability up: one more than ``risk_cut_points``."""
+    risk_cut_points: list[float] = [0.3, 0.6]
+    """Increasing probabilities in (0, 1) where the next band starts (a probability equal to a cut is above it)."""
+    reasons_top_k: int = Field(3, ge=1)
+    """Reasons per row: the raw features with the largest absolute contributions."""
+    log_requests: bool = False
+    """Write every predicted row to ``$CHURNOPS_HOME/serving/date=YYYY-MM-DD/`` (Parquet, as ``incoming/``)."""
+    log_flush_rows: int = Field(10_000, ge=1)
+    """Logged rows are written in one Parquet file once this many are buffered ..."""
+    log_flush_seconds: float = Field(60.0, gt=0)
+    """... or once the oldest buffered row is this old (and when the service stops)."""
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> ServingConfig:
+        cuts = self.risk_cut_points
+        if len(self.risk_levels) != len(cuts) + 1:
+            raise ValueError("risk_levels must name one band more than risk_cut_points has cuts")
+        if any(not 0 < c < 1 for c in cuts) or any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
+            raise ValueError("risk_cut_points must increase strictly, each within (0, 1)")
+        return self
+
+
 class TrackingConfig(_Strict):
     experiment_name: str | None = None
     """Defaults to ``churnops-<dataset.name>``."""
@@ -406,6 +436,7 @@ class ChurnopsConfig(_Strict):
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> ChurnopsConfig:
