@@ -6,7 +6,7 @@
 Starts Airflow 3 (api-server, scheduler, dag-processor; LocalExecutor; SQLite metadata DB) and
 the MLflow UI, all on 127.0.0.1, loads airflow_settings.yaml, then drives the loop through
 Airflow's public interfaces: churn_training (REST trigger) → simulated days ending today (--days,
-20 by default): a few stable ones, then simulate's relation_shift (the feature mix and the
+18 by default): a few stable ones, then simulate's relation_shift (the feature mix and the
 feature→churn relation change) → churn_monitoring for yesterday (REST trigger): the shifted day
 triggers churn_retraining, whose challenger has learnt the new relation and is promoted →
 churn_monitoring unpaused: the scheduler monitors today, a shifted day, whose retraining stops at
@@ -37,7 +37,7 @@ from demo_summary import print_summary
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DAG_IDS = ("churn_training", "churn_monitoring", "churn_retraining", "churn_rollback")
-SHIFTED_TRAINING_DAYS = 2
+SHIFTED_TRAINING_DAYS = 1
 """Shifted days the challenger learns from before the evaluation window (simulate's relation_shift)."""
 
 
@@ -208,8 +208,8 @@ def main() -> int:
     parser.add_argument(
         "--days",
         type=int,
-        default=20,
-        help="days simulated, ending today: stable, then the relation shifts (the last 17 with the bundled config)",
+        default=18,
+        help="days simulated, ending today: stable, then the relation shifts (the last 16 with the bundled config)",
     )
     parser.add_argument("--config", type=Path, help="churnops config (default: the bundled Telco config)")
     args = parser.parse_args()

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.integration
 
 def test_demo_promotes_on_the_shift_then_stops_at_the_cooldown_and_stops_everything(tmp_path):
     home = tmp_path / "demo"
-    # One family, 2 folds, no HTML pages and 19 days (2 stable) keep it short; `make demo` trains
-    # all four families on 20 days.
+    # One family, 2 folds, no HTML pages and 1,000-row days keep it short; `make demo` trains all
+    # four families on 2,000-row days. 18 days: 2 stable, then the 16 the shift and the cooldown need.
     config = write_config(
         tmp_path / "config.yaml",
         training={"families": ["logistic_regression"], "cv_folds": 2},
@@ -39,7 +39,7 @@ def test_demo_promotes_on_the_shift_then_stops_at_the_cooldown_and_stops_everyth
             "--rows-per-day",
             "1000",
             "--days",
-            "19",
+            "18",
             "--config",
             str(config),
         ],
@@ -51,7 +51,7 @@ def test_demo_promotes_on_the_shift_then_stops_at_the_cooldown_and_stops_everyth
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((home / "summary.json").read_text())
     decisions = summary["monitoring"]
-    assert len(decisions) == 19 and "(no report)" not in decisions.values(), decisions
+    assert len(decisions) == 18 and "(no report)" not in decisions.values(), decisions
     days = sorted(decisions)
     assert [decisions[d] for d in days[:2]] == ["none"] * 2, f"stable days: {decisions}"
     assert [decisions[d] for d in days[-2:]] == ["retrain"] * 2, f"yesterday and today are shifted: {decisions}"
