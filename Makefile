@@ -44,7 +44,7 @@ lint: install  ## what CI checks before the tests: ruff, the format, the types
 mlflow-ui: install  ## MLflow UI on the demo's store (while the demo is not running)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.demo/churnops/mlflow.db --host 127.0.0.1 --port 5000
 
-bench: install  ## every benchmark (training, DAG parse, monitoring 10^5-10^7 rows, scoring, sharding, a 60-day backfill); ~55 min
+bench: install  ## every benchmark (training, DAG parse, monitoring 10^5-10^7 rows, scoring, serving, sharding, a 60-day backfill); ~55 min
 	$(BIN)/python bench/run_all.py
 
 constraints:  ## re-resolve constraints.txt from requirements-dev.txt (which includes requirements.txt) in a scratch venv (removed afterwards)

@@ -14,10 +14,13 @@
    LocalExecutor on PostgreSQL, sequential and then 4 runs at a time (``RESULTS_BACKFILL.md``,
    ``backfill.json``): wall times, identical results, no lock errors. ~30 min; the fault tests
    (``tests/integration/test_faults_under_scheduler.py``) run a 4-day backfill in CI instead.
-5. A scaling plot of the monitored days: wall time and peak RSS against rows (``scaling.png``),
+5. ``bench_serving.py``: ``churnops serve`` with a LightGBM champion over HTTP: one-row latency,
+   10,000-row throughput with and without reasons, 50 concurrent clients for 20 s
+   (``RESULTS_SERVING.md``, ``serving.json``).
+6. A scaling plot of the monitored days: wall time and peak RSS against rows (``scaling.png``),
    linked from a section appended to ``RESULTS.md`` with the sharded and backfill figures.
 
-``--smoke`` runs the training and monitoring scripts at toy sizes (one family, 2 folds, 2,000-
+``--smoke`` runs the training, monitoring and serving scripts at toy sizes (one family, 2 folds, 2,000-
 and 5,000-row days) into ``--out-dir``: what CI runs (``tests/bench/test_bench_smoke.py``) so
 they keep working. The Airflow benchmarks (sharded, backfill) start a whole stack each; CI runs
 the same paths as tests instead (``tests/integration/test_celery_executor.py``,
@@ -142,6 +145,26 @@ def backfill_section(payload: dict) -> str:
     )
 
 
+def serving_section(results: dict) -> str:
+    single, concurrent = results["single"], results["concurrent"]
+    lines = [
+        "## Serving (`bench/bench_serving.py`)",
+        "",
+        f"`churnops serve`, {results['family']} champion; details in `RESULTS_SERVING.md`.",
+        "",
+        "| measure | result |",
+        "|---|---:|",
+        f"| one row, reasons on: p50 / p99 | {single['p50_ms']:.1f} ms / {single['p99_ms']:.1f} ms |",
+        *[
+            f"| {b['rows']:,} rows, {'with' if b['explain'] else 'without'} reasons | {b['rows_per_s']:,.0f} rows/s |"
+            for b in results["big"]
+        ],
+        f"| {concurrent['clients']} clients for {concurrent['seconds']:.0f} s: errors, p99 | "
+        f"{concurrent['errors']}, {concurrent['p99_ms']:.1f} ms |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
@@ -175,9 +198,14 @@ def main() -> None:
             "1000",
             *monitoring[-4:],
         ]
+    serving = ["--output", str(out / "RESULTS_SERVING.md"), "--json-out", str(out / "serving.json")]
+    if args.smoke:
+        serving += ["--family", "logistic_regression", "--single", "20", "--big-rows", "500", "--big-repeat", "1"]
+        serving += ["--clients", "5", "--seconds", "2"]
     sharded = ["--output", str(out / "RESULTS_SHARDED.md"), "--json-out", str(out / "sharded.json")]
     run("bench_training.py", *training)
     run("bench_monitoring.py", *monitoring)
+    run("bench_serving.py", *serving)
     sharded_ran = not args.smoke and run("bench_sharded.py", *sharded, may_skip=True)
     if not args.smoke:
         run("bench_backfill.py", "--output", str(out / "RESULTS_BACKFILL.md"), "--json-out", str(out / "backfill.json"))
@@ -189,6 +217,8 @@ def main() -> None:
         summary.read_text().rstrip("\n")
         + "\n\n"
         + scaling_section(results, plot)
+        + "\n"
+        + serving_section(json.loads((out / "serving.json").read_text()))
         + "\n"
         + (
             sharded_section(json.loads((out / "sharded.json").read_text()))
@@ -202,7 +232,7 @@ def main() -> None:
             else ""
         )
     )
-    print(f"wrote {summary}, {out / 'RESULTS_MONITORING.md'}, {plot}")
+    print(f"wrote {summary}, {out / 'RESULTS_MONITORING.md'}, {out / 'RESULTS_SERVING.md'}, {plot}")
 
 
 if __name__ == "__main__":

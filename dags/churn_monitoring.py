@@ -172,11 +172,15 @@ def churn_monitoring():
 
     @task.branch
     def decide(summary: dict, params: dict | None = None) -> str:
-        """Retrain on dataset drift or a performance alarm (not from backfills unless allowed)."""
+        """Retrain (and alert) on dataset drift or a performance alarm; not from backfills unless allowed."""
         if summary["decision"] != "retrain":
             return "no_retraining"
         if is_backfill() and not params["retrain_from_backfill"]:
             return "no_retraining"
+        from churnops.orchestration.alerts import retrain_alert
+        from churnops.orchestration.notifier import send_alert
+
+        send_alert(retrain_alert, summary)
         return "trigger_retraining"
 
     trigger_retraining = TriggerDagRunOperator(

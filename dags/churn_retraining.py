@@ -70,7 +70,7 @@ def churn_retraining():
     @task.short_circuit
     @fail_fast_on_bad_input
     def check_cooldown(params: dict | None = None) -> bool:
-        """Stop here inside the cooldown (unless forced); the reason goes to the log and MLflow."""
+        """Stop here inside the cooldown (unless forced); the reason goes to the log, MLflow and an alert."""
         import logging
 
         from churnops.config import load_config
@@ -82,7 +82,11 @@ def churn_retraining():
         verdict = check_cooldown(config, run_as_of(params), AirflowVariableState(), params["force"])
         logging.getLogger(__name__).warning("cooldown check: %s", verdict["reason"])
         if not verdict["proceed"]:
+            from churnops.orchestration.alerts import cooldown_alert
+            from churnops.orchestration.notifier import send_alert
+
             record_skip(config, RunContext(**airflow_run_context()), verdict)
+            send_alert(cooldown_alert, verdict)
         return verdict["proceed"]
 
     @task
@@ -112,6 +116,8 @@ def churn_retraining():
 
     def _record(comparison: dict, params: dict) -> dict:
         from churnops.config import load_config
+        from churnops.orchestration.alerts import decision_alert
+        from churnops.orchestration.notifier import send_alert
         from churnops.orchestration.variables import AirflowVariableState
         from churnops.retraining import record_decision
 
@@ -119,7 +125,9 @@ def churn_retraining():
         context = {"run_id": ctx["run_id"], "dag_id": ctx["dag_id"], "parent_run_id": comparison["parent_run_id"]}
         config = load_config(comparison["config_path"])
         state = AirflowVariableState()
-        return record_decision(config, comparison, run_as_of(params), state, context, forced=bool(params["force"]))
+        result = record_decision(config, comparison, run_as_of(params), state, context, forced=bool(params["force"]))
+        send_alert(decision_alert, result)  # a promotion, or a rejection (a lost race included)
+        return result
 
     @task(pool=PROMOTION_POOL)
     @fail_fast_on_bad_input

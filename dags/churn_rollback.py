@@ -57,12 +57,16 @@ def churn_rollback():
     @task(pool=PROMOTION_POOL)
     @fail_fast_on_bad_input
     def rollback(planned: dict, params: dict | None = None) -> dict:
-        """Swap @champion and @previous_champion as planned; record it in the Variable."""
+        """Swap @champion and @previous_champion as planned; record it in the Variable; alert."""
+        from churnops.orchestration.alerts import rollback_alert
+        from churnops.orchestration.notifier import send_alert
         from churnops.orchestration.variables import AirflowVariableState
         from churnops.retraining import rollback_and_record
 
         config = run_config(params["config_path"])
-        return rollback_and_record(config, AirflowVariableState(), airflow_run_context(), params["reason"], planned)
+        moved = rollback_and_record(config, AirflowVariableState(), airflow_run_context(), params["reason"], planned)
+        send_alert(rollback_alert, moved, params["reason"])
+        return moved
 
     rollback(plan())
 

@@ -140,3 +140,50 @@ def log_tiny_models(count: int = 2) -> list[tuple[str, str]]:
             )
             logged.append((run.info.run_id, info.model_uri))
     return logged
+
+
+def read_drift_page(text: str) -> dict:
+    """What a drift page states, read back with the stdlib HTML parser.
+
+    Returns:
+        ``{"features": {name: {field: exact JSON value of its data-value}}, "fields": {field: text}
+        of the headline elements outside the table, "roles": [data-role of the sections, in page order]}``.
+    """
+    import json
+    from html.parser import HTMLParser
+
+    class Reader(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features: dict[str, dict] = {}
+            self.fields: dict[str, str] = {}
+            self.roles: list[str] = []
+            self.row: dict | None = None
+            self.field: str | None = None
+
+        def handle_starttag(self, tag, attrs):
+            found = dict(attrs)
+            if "data-role" in found:
+                self.roles.append(found["data-role"])
+            if tag == "tr" and "data-feature" in found:
+                self.row = self.features.setdefault(found["data-feature"], {})
+            if "data-field" in found:
+                if tag == "td" and self.row is not None:
+                    self.row[found["data-field"]] = json.loads(found["data-value"])
+                else:
+                    self.field = found["data-field"]
+                    self.fields[self.field] = ""
+
+        def handle_endtag(self, tag):
+            if tag == "tr":
+                self.row = None
+            if tag in ("strong", "span"):
+                self.field = None
+
+        def handle_data(self, data):
+            if self.field is not None:
+                self.fields[self.field] += data
+
+    reader = Reader()
+    reader.feed(text)
+    return {"features": reader.features, "fields": reader.fields, "roles": reader.roles}

@@ -19,12 +19,14 @@ from churnops.errors import ChurnopsInputError
 
 __all__ = [
     "PACKAGE_DIR",
+    "AlertsConfig",
     "ChurnopsConfig",
     "ConfigError",
     "DEFAULT_CONFIG_PATH",
     "MODEL_FAMILIES",
     "OrchestrationConfig",
     "STEP_TIMEOUT_MINUTES",
+    "ThresholdConfig",
     "churnops_home",
     "load_config",
     "load_orchestration_config",
@@ -166,6 +168,25 @@ class FeaturesConfig(_Strict):
     derived: list[DerivedFeature] = []
 
 
+class ThresholdConfig(_Strict):
+    """How training chooses the decision threshold, on the training split's out-of-fold scores."""
+
+    rule: Literal["max_f1", "cost"] = "max_f1"
+    """``max_f1``: the threshold of the highest F1; ``cost``: of the lowest
+    ``cost_false_negative`` × FN + ``cost_false_positive`` × FP."""
+    cost_false_negative: float = Field(5.0, gt=0)
+    """Cost of a churner the model misses (rule ``cost``)."""
+    cost_false_positive: float = Field(1.0, gt=0)
+    """Cost of a customer flagged who would have stayed (rule ``cost``)."""
+
+    @property
+    def label(self) -> str:
+        """The rule as recorded on a version: ``max_f1`` or ``cost:fn=<cost>,fp=<cost>``."""
+        if self.rule == "max_f1":
+            return "max_f1"
+        return f"cost:fn={self.cost_false_negative:g},fp={self.cost_false_positive:g}"
+
+
 class TrainingConfig(_Strict):
     families: list[ModelFamily] = list(MODEL_FAMILIES)
     cv_folds: int = Field(5, ge=2, le=20)
@@ -183,6 +204,8 @@ class TrainingConfig(_Strict):
     """Big tables: a random forest draws at most this many rows for each tree (scikit-learn's
     ``max_samples``) unless its params set ``max_samples``, so its cost stops growing with the
     table; boosters (XGBoost ``hist``, LightGBM) and logistic regression scale as they are."""
+    threshold: ThresholdConfig = ThresholdConfig()
+    """The decision threshold's rule: recorded on the version, used for its holdout and monitored F1."""
 
     @field_validator("families")
     @classmethod
@@ -205,6 +228,11 @@ class MonitoringConfig(_Strict):
     """Performance alarm when realized ROC-AUC on matured labels falls below this ..."""
     max_roc_auc_drop: float = Field(0.05, ge=0, le=1)
     """... or more than this below the champion's holdout ROC-AUC."""
+    min_precision: float | None = Field(None, ge=0, le=1)
+    """Performance alarm when realized precision at the scoring version's threshold falls below this
+    (null: no alarm); likewise ``min_recall`` and ``min_f1``."""
+    min_recall: float | None = Field(None, ge=0, le=1)
+    min_f1: float | None = Field(None, ge=0, le=1)
     min_labels: int = Field(200, ge=1)
     """Realized performance is judged only with at least this many matured labels."""
     label_delay_days: int = Field(7, ge=0)
@@ -220,6 +248,9 @@ class MonitoringConfig(_Strict):
     """A day of more rows is split into shards of at most this many rows (whole chunks), scored
     by parallel mapped tasks of ``churn_monitoring`` whose parts one task merges. The result
     does not depend on the shard count."""
+    history_days: int = Field(30, ge=1)
+    """Days the monitoring history chart (``history.png``, beside each day's report) and
+    ``churnops history`` cover: the monitored day and the days before it."""
     html_report: bool = True
     """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
     (plotly figures per column); the JSON report and the decision do not depend on it."""
@@ -272,6 +303,36 @@ class RegistryConfig(_Strict):
     """How long a promotion or rollback waits for the promotion lock before it fails (and is retried)."""
 
 
+class ServingConfig(_Strict):
+    """``churnops serve``: the prediction service in front of ``@champion``."""
+
+    poll_seconds: float = Field(30.0, gt=0)
+    """How often the service asks the registry where ``@champion`` points, and swaps to a new version."""
+    max_rows: int = Field(10_000, ge=1)
+    """Rows one request may carry; more is refused with 413."""
+    risk_levels: list[str] = ["low", "medium", "high"]
+    """The ``risk`` band names, from the lowest probability up: one more than ``risk_cut_points``."""
+    risk_cut_points: list[float] = [0.3, 0.6]
+    """Increasing probabilities in (0, 1) where the next band starts (a probability equal to a cut is above it)."""
+    reasons_top_k: int = Field(3, ge=1)
+    """Reasons per row: the raw features with the largest absolute contributions."""
+    log_requests: bool = False
+    """Write every predicted row to ``$CHURNOPS_HOME/serving/date=YYYY-MM-DD/`` (Parquet, as ``incoming/``)."""
+    log_flush_rows: int = Field(10_000, ge=1)
+    """Logged rows are written in one Parquet file once this many are buffered ..."""
+    log_flush_seconds: float = Field(60.0, gt=0)
+    """... or once the oldest buffered row is this old (and when the service stops)."""
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> ServingConfig:
+        cuts = self.risk_cut_points
+        if len(self.risk_levels) != len(cuts) + 1:
+            raise ValueError("risk_levels must name one band more than risk_cut_points has cuts")
+        if any(not 0 < c < 1 for c in cuts) or any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
+            raise ValueError("risk_cut_points must increase strictly, each within (0, 1)")
+        return self
+
+
 class TrackingConfig(_Strict):
     experiment_name: str | None = None
     """Defaults to ``churnops-<dataset.name>``."""
@@ -316,6 +377,13 @@ the largest benchmarked tables, so only a hung step reaches it. ``orchestration.
 overrides any of them."""
 
 
+class AlertsConfig(_Strict):
+    """Where alerts go (the Airflow connection ``churnops_alerts`` says how they are sent)."""
+
+    to: list[str] = []
+    """Mail recipients when the connection is SMTP and its extra names no ``to``."""
+
+
 class OrchestrationConfig(_Strict):
     """How Airflow runs churnops' tasks.
 
@@ -329,6 +397,8 @@ class OrchestrationConfig(_Strict):
     worker slot for ever. A sensor's wait is bounded by its own ``timeout``; this bounds each poke."""
     default_timeout_minutes: float = Field(60, gt=0)
     """The ``execution_timeout`` of a task whose id neither mapping names."""
+    alerts: AlertsConfig = AlertsConfig()
+    """Alert recipients (read when an alert is sent, from the deployment's config like the rest of this section)."""
 
     @field_validator("timeout_minutes")
     @classmethod
@@ -366,6 +436,7 @@ class ChurnopsConfig(_Strict):
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> ChurnopsConfig:

@@ -155,18 +155,20 @@ class RawInputCoercer(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "columns_")
         _require_columns(X, self.columns_)
-        out = pd.DataFrame(index=X.index)
+        # Columns are built first and framed once: inserting them one by one costs a block
+        # insertion each, most of the time of a request of a few rows.
+        columns: dict[str, pd.Series] = {}
         for column in self.numeric or []:
             values = X[column]
             if not pd.api.types.is_numeric_dtype(values):
                 values = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
-            out[column] = values.astype("float64").replace([np.inf, -np.inf], np.nan)
+            columns[column] = values.astype("float64").replace([np.inf, -np.inf], np.nan)
         for column in self.categorical or []:
             if self.as_category:
-                out[column] = pd.Series(text_categorical(X[column]), index=X.index, name=column)
+                columns[column] = pd.Series(text_categorical(X[column]), index=X.index, name=column)
             else:
-                out[column] = _texts(X[column])
-        return out
+                columns[column] = _texts(X[column])
+        return pd.DataFrame(columns, index=X.index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "columns_")
@@ -217,7 +219,11 @@ def _ratio(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
 
 def _count_equal(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
     value = str(spec["value"])
-    return sum(pd.Series(_equals(frame[c], value), index=frame.index).astype("float64") for c in spec["columns"])
+    # Counted in one array (exact: whole numbers), not as a Series per column added up.
+    hits = np.zeros(len(frame), dtype="float64")
+    for column in spec["columns"]:
+        hits += _equals(frame[column], value)
+    return pd.Series(hits, index=frame.index)
 
 
 def _equals(values: pd.Series, value: str) -> np.ndarray:
@@ -312,8 +318,11 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _codes(values: pd.Series, categories: np.ndarray) -> np.ndarray:
-        # Re-mapped once per distinct value; a cell outside ``categories`` gets -1.
-        return pd.Categorical(_labels(values), categories=pd.Index(categories, dtype=object)).codes.astype(np.intp)
+        # Re-mapped once per distinct value (an index lookup of the few labels, then a take);
+        # a cell outside ``categories`` gets -1.
+        labels = _labels(values)
+        mapping = pd.Index(categories, dtype=object).get_indexer(labels.categories)
+        return np.append(mapping, -1).astype(np.intp)[np.asarray(labels.codes, dtype=np.intp)]
 
 
 def _labels(values: pd.Series) -> pd.Categorical:

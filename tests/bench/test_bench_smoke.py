@@ -34,6 +34,10 @@ def test_run_all_smoke_writes_every_result_and_the_plot(tmp_path):
     assert [m["rows"] for m in results["monitoring"]] == [2000, 5000]
     assert all(m["max_p_value_diff"] < 1e-9 for m in results["monitoring"]), "churnops' p-values equal scipy's"
     assert "Scoring throughput" in (tmp_path / "RESULTS_MONITORING.md").read_text()
+    serving = json.loads((tmp_path / "serving.json").read_text())
+    assert serving["single"]["requests"] == 20 and serving["single"]["versions"] == ["1"]
+    assert [b["rows"] for b in serving["big"]] == [500, 500] and serving["concurrent"]["errors"] == 0
+    assert "## Serving (`bench/bench_serving.py`)" in summary and "| 500 rows, with reasons |" in summary
     # The Airflow benchmarks are left to `make bench`; their paths run as integration tests.
     assert "## Sharded monitoring under Airflow\n\nSkipped: not run by --smoke." in summary
     assert not (tmp_path / "sharded.json").exists() and not (tmp_path / "backfill.json").exists()

@@ -28,20 +28,30 @@ def test_no_import_errors(dagbag):
 def test_dag_file_parses_fast_without_heavy_imports(dag_file):
     # A fresh interpreter, so nothing imported by other tests hides a heavy import; Airflow's
     # models are loaded first, as in the DAG processor, and the time is Airflow's own measure.
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "dag_parse_probe.py"), str(DAGS / dag_file)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    def probe() -> dict:
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "dag_parse_probe.py"), str(DAGS / dag_file)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    result = probe()
     assert result["import_errors"] == {} and result["dags"] == [dag_file.removesuffix(".py")]
     assert result["heavy"] == [], f"{dag_file} imports {result['heavy']} at parse time"
     # 0.04-0.3 s on the 2-core reference machines when quiet (the same file parses up to 3x slower on
-    # one machine than another); the limit leaves room for a CI machine under the suite's two
-    # workers, and stays far below what one heavy import (pandas alone: about 0.5 s) costs.
-    assert result["seconds"] < 0.5, f"{dag_file} took {result['seconds']:.2f}s to parse"
+    # one machine than another); the limit stays far below what one heavy import (pandas alone:
+    # about 0.5 s) costs. A reading over it is taken again, up to three in all, and the best one
+    # counts: a busy machine (the suite's other worker, a neighbour's build) only ever adds to a
+    # reading, while a heavy import costs every one of them.
+    seconds = result["seconds"]
+    for _ in range(2):
+        if seconds < 0.5:
+            break
+        seconds = min(seconds, probe()["seconds"])
+    assert seconds < 0.5, f"{dag_file} took {seconds:.2f}s to parse (best of three)"
 
 
 def test_every_dag_follows_house_rules(dagbag):
@@ -54,6 +64,8 @@ def test_every_dag_follows_house_rules(dagbag):
             assert task.retries >= 2, (dag.dag_id, task.task_id)
             # transient failures back off (30 s, 60 s, 120 s …); bad input fails at once regardless
             assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay, (dag.dag_id, task.task_id)
+            # a task failing for good (after its last retry) sends an alert
+            assert [type(c).__name__ for c in task.on_failure_callback] == ["ChurnopsNotifier"], task.task_id
 
 
 def test_every_task_has_its_steps_execution_timeout(dagbag):

@@ -112,6 +112,11 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
             "test_accuracy",
             "test_log_loss",
             "test_brier",
+            "threshold",
+            "test_tp",
+            "test_fp",
+            "test_fn",
+            "test_tn",
         ):
             assert key in metrics, (run.data.tags["churnops.step"], key)
         assert 0.75 < metrics["cv_roc_auc_mean"] < 1
@@ -128,6 +133,9 @@ def test_training_dag_end_to_end(training_dag, churnops_home):
     assert version.tags["churnops.dag_run_id"] == dag_run.run_id
     assert version.tags["churnops.training_run_id"] == parent.info.run_id
     assert len(version.tags["churnops.dataset_digest"]) == 64
+    assert version.tags["churnops.threshold_rule"] == "max_f1"
+    assert float(version.tags["churnops.threshold"]) == best.data.metrics["threshold"]
+    assert "classification_report.txt" in {a.path for a in client.list_artifacts(best.info.run_id)}
 
     rows = raw_merged_rows()
     rows.loc[rows.index[0], "contract"] = "Ten year"  # a category never seen in training

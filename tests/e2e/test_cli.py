@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from churnops.cli import main
+from tests.helpers import write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +80,66 @@ def test_config_from_environment_variable(capsys, churnops_home, tmp_path, monke
     monkeypatch.setenv("CHURNOPS_CONFIG", str(missing))
     code, _, err = run_cli(capsys, "validate")
     assert code == 2 and str(missing) in err
+
+
+def test_training_chooses_the_threshold_by_the_config_rule_and_records_it_on_the_version(
+    capsys, churnops_home, tmp_path
+):
+    import pandas as pd
+    from mlflow import MlflowClient
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    from churnops.config import load_config
+    from churnops.data import SPLIT_COLUMN, label_vector
+    from churnops.modeling import choose_threshold, fit_family
+    from churnops.tracking import load_registered_model, version_tags, version_threshold
+
+    config_path = write_config(
+        tmp_path / "cost.yaml",
+        training={
+            "families": ["logistic_regression"],
+            "cv_folds": 2,
+            "threshold": {"rule": "cost", "cost_false_negative": 5, "cost_false_positive": 1},
+        },
+    )
+    code, summary, err = run_cli(capsys, "train", "--json", "--config", str(config_path))
+    assert code == 0, err
+    config = load_config(config_path)
+    tags = version_tags(config.registry, summary["model_version"])
+    threshold = summary["threshold"]
+    assert tags["churnops.threshold_rule"] == summary["threshold_rule"] == "cost:fn=5,fp=1"
+    assert (
+        float(tags["churnops.threshold"]) == threshold == version_threshold(summary["model_version"], config.registry)
+    )
+
+    # Chosen on the training split's out-of-fold scores, by the rule: the same CV gives the same threshold.
+    snapshot = pd.read_parquet(tags["churnops.snapshot_path"])
+    train, test = snapshot[snapshot[SPLIT_COLUMN] == "train"], snapshot[snapshot[SPLIT_COLUMN] == "test"]
+    features = config.dataset.feature_columns
+    again = fit_family("logistic_regression", train[features], label_vector(train, config), config)
+    assert choose_threshold(again.oof_labels, again.oof_scores, config.training.threshold) == threshold
+    assert threshold < 0.5, "a missed churner costing five false alarms flags more customers than 0.5 would"
+
+    # The holdout's business metrics are those at the threshold, on the version and on its training run.
+    y_test = label_vector(test, config)
+    flagged = (
+        load_registered_model(config.registry, summary["model_version"]).predict(test[features])[:, 1] >= threshold
+    )
+    expected = {
+        "precision": precision_score(y_test, flagged),
+        "recall": recall_score(y_test, flagged),
+        "f1": f1_score(y_test, flagged),
+    }
+    for name, value in expected.items():
+        assert float(tags[f"churnops.test_{name}"]) == pytest.approx(value, abs=1e-6)
+        assert summary[f"test_{name}"] == pytest.approx(value)
+    client = MlflowClient()
+    run = client.get_run(client.get_model_version(config.registry.model_name, summary["model_version"]).run_id)
+    metrics = run.data.metrics
+    assert metrics["threshold"] == threshold and metrics["test_f1"] == pytest.approx(expected["f1"])
+    assert metrics["test_tp"] + metrics["test_fn"] == y_test.sum()
+    assert metrics["test_tp"] + metrics["test_fp"] == flagged.sum()
+    report = json.loads(
+        Path(client.download_artifacts(run.info.run_id, "classification_report.json", str(tmp_path))).read_text()
+    )
+    assert report["threshold"] == threshold and report["Yes"]["recall"] == pytest.approx(expected["recall"])

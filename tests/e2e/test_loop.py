@@ -2,17 +2,22 @@
 
 train → simulate 10 stable then drifted days → monitor 20 days (stable days never trigger,
 drifted ones do, with the deterministic run id) → churn_retraining decides per policy →
-a second retraining inside the cooldown stops early → ``force`` overrides it.
+a second retraining inside the cooldown stops early → ``force`` overrides it. Each event is
+alerted to a local webhook receiver (the ``churnops_alerts`` connection set in the environment).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pendulum
 import pytest
 
+from tests.alert_sinks import HttpSink
 from tests.helpers import ROOT, churnops_environment, write_config
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +50,7 @@ def loop(airflow_db, tmp_path_factory):
             "shard_rows": 500,
         },
     )
-    with churnops_environment(home, config):
+    with churnops_environment(home, config), HttpSink() as alerts, alerts_to(alerts):
         cfg = load_config(config)
         write_days(cfg, home, D0, STABLE, rows_per_day=1500, scenario="stable", seed=7)
         write_days(
@@ -62,7 +67,26 @@ def loop(airflow_db, tmp_path_factory):
         dags = DagBag(dag_folder=str(ROOT / "dags")).dags
         run = dags["churn_training"].test(logical_date=pendulum.datetime(2026, 8, 31, tz="UTC"))
         assert str(run.state) == "success"
-        yield {"home": home, "config": cfg, "dags": dags}
+        yield {"home": home, "config": cfg, "dags": dags, "alerts": alerts}
+
+
+@contextmanager
+def alerts_to(sink: HttpSink) -> Iterator[None]:
+    """``churnops_alerts`` pointing at ``sink`` for the module (the previous value restored after)."""
+    saved = os.environ.get("AIRFLOW_CONN_CHURNOPS_ALERTS")
+    os.environ["AIRFLOW_CONN_CHURNOPS_ALERTS"] = sink.connection()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("AIRFLOW_CONN_CHURNOPS_ALERTS", None)
+        else:
+            os.environ["AIRFLOW_CONN_CHURNOPS_ALERTS"] = saved
+
+
+def alerted(loop, event: str) -> list[str]:
+    """The first line of each alert of ``event`` received so far."""
+    return [t.splitlines()[0] for t in loop["alerts"].texts() if f"Event: {event}" in t.splitlines()]
 
 
 def states(dag_run) -> dict[str, str]:
@@ -117,6 +141,10 @@ def test_monitoring_flags_drifted_days_only_and_queues_one_retraining_each(loop)
     for day in (d for d, hit in flagged.items() if hit):
         run = queued[f"monitoring__{day}"]
         assert run["conf"]["as_of"] == day.isoformat() and run["conf"]["reason"]
+    retrain_alerts = alerted(loop, "retrain")
+    alerted_days = [line.split()[2].rstrip(":") for line in retrain_alerts]
+    assert alerted_days == [d.isoformat() for d, hit in flagged.items() if hit], "one alert per retraining triggered"
+    assert all(line.startswith("[churnops] churn_monitoring ") and ": retrain: " in line for line in retrain_alerts)
 
     # A rerun of a day replaces its report and MLflow run and does not start a second retraining.
     day = drifted[0]
@@ -155,6 +183,9 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
         assert tasks["reject"] == "success" and tasks["promote"] == "skipped"
         assert challenger.tags["churnops.decision"] == "rejected"
     assert gain > 0.01, f"the drifted window should give the challenger a real gain, got {gain}"
+    assert alerted(loop, "promotion") == [
+        f"[churnops] churn_retraining {as_of}: challenger promoted: version 2 is @champion"
+    ]
 
     blocked = retraining.test(
         logical_date=pendulum.datetime(2026, 12, 2, tz="UTC"),
@@ -166,6 +197,9 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
     experiment = client.get_experiment_by_name("churnops-telco")
     skipped = client.search_runs([experiment.experiment_id], "tags.`churnops.decision` = 'skipped'")
     assert len(skipped) == 1 and "in cooldown" in skipped[0].data.tags["churnops.decision_reason"]
+    assert alerted(loop, "cooldown_stop") == [
+        f"[churnops] churn_retraining {as_of + timedelta(days=1)}: retraining stopped by the cooldown"
+    ]
 
     forced = retraining.test(
         logical_date=pendulum.datetime(2026, 12, 3, tz="UTC"),
@@ -197,6 +231,9 @@ def test_rollback_from_the_ui_dag_swaps_the_aliases_and_records_it(loop):
     assert client.get_model_version("loop-model", previous).tags["churnops.decision"] == "rolled_back"
     state = json.loads(Variable.get("churnops_last_promotion"))  # noqa: AIR311
     assert state["rolled_back"] is True and state["version"] == previous and state["date"] == "2026-12-05"
+    assert alerted(loop, "rollback") == [
+        f"[churnops] churn_rollback 2026-12-05: rolled back: version {previous} is @champion again"
+    ]
 
 
 def test_the_day_waits_for_its_arrival_marker_and_nothing_is_quarantined_meanwhile(loop):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from churnops.cli import main
-from tests.helpers import churnops_environment, same_size_out_of_range, write_config
+from tests.helpers import churnops_environment, read_drift_page, same_size_out_of_range, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -72,6 +72,37 @@ def test_monitor_prints_the_documented_json_and_reruns_identically(home, capsys)
     client = MlflowClient()
     experiment = client.get_experiment_by_name("churnops-telco-monitoring")
     assert len(client.search_runs([experiment.experiment_id], f"tags.`churnops.monitoring_date` = '{day}'")) == 1
+
+
+def test_the_drift_page_of_a_drifted_day_shows_the_verdicts_of_feature_drift_json(home, capsys):
+    """Per feature, the page's test, statistic, p-value, effect size, thresholds and verdict are
+    feature_drift.json's, exactly; its drifted count is the decision's; evidently's part is marked secondary."""
+    day = date(2027, 6, 1)
+    simulate = ["simulate", "--start", day.isoformat(), "--days", "1", "--rows-per-day", "800", "--seed", "3"]
+    drifting = ["--scenario", "covariate_drift", "--drift-start", day.isoformat(), "--ramp-days", "1"]
+    assert run(capsys, *simulate, *drifting)[0] == 0
+    code, result, err = run(capsys, "monitor", "--date", day.isoformat(), "--json")
+    assert code == 0, err
+    reports = home / "reports" / f"date={day}"
+    verdicts = json.loads((reports / "feature_drift.json").read_text())
+    assert result["decision"] == "retrain" and result["dataset_drift"] is True
+    drifted = result["drifted_features"]
+    assert len(drifted) == len(verdicts["drifted_features"]) >= 2
+    assert f"{len(drifted)} of {verdicts['n_features']} features drifted" in result["reasons"][0]
+
+    text = (reports / "drift_report.html").read_text(encoding="utf-8")
+    page = read_drift_page(text)
+    rule = {key: verdicts["thresholds"][key] for key in ("p_value", "min_effect_size")}
+    assert rule == {"p_value": 0.05, "min_effect_size": 0.1}
+    fields = ("test", "statistic", "p_value", "effect_size", "drifted")
+    assert {name: {f: row[f] for f in (*fields, "threshold")} for name, row in page["features"].items()} == {
+        row["feature"]: {**{f: row[f] for f in fields}, "threshold": rule} for row in verdicts["features"]
+    }
+    assert [name for name, row in page["features"].items() if row["drifted"]] == drifted
+    assert int(page["fields"]["n_drifted"]) == len(drifted)
+    assert (page["fields"]["decision"], page["fields"]["dataset_drift"]) == ("retrain", "yes")
+    assert page["roles"] == ["verdict", "secondary"]
+    assert "Evidently's view (secondary" in text
 
 
 def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
@@ -359,6 +390,59 @@ def test_realized_roc_auc_appears_once_labels_mature(home, capsys):
     assert outcomes["score"].tolist() == merged["score"].tolist()
     assert outcomes["label"].tolist() == (merged["churn"] == "Yes").astype(int).tolist()
     assert late["realized_roc_auc"] == round(roc_auc_score(outcomes["label"], outcomes["score"]), 12)
+
+
+def test_precision_recall_and_f1_at_the_versions_threshold_beside_the_roc_auc(home, capsys):
+    from mlflow import MlflowClient
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    from churnops.config import load_config
+    from churnops.days import matured_days
+    from churnops.monitoring.outcomes import matured_outcomes
+    from churnops.monitoring.report import decide
+    from churnops.monitoring.steps import performance_step
+    from churnops.tracking import version_tags, version_threshold
+
+    day = D0 + timedelta(days=11)
+    for scored_day in (D0 + timedelta(days=offset) for offset in range(5)):  # the days whose labels have matured
+        if not (home / "predictions" / f"date={scored_day}").exists():
+            assert main(["monitor", "--date", scored_day.isoformat()]) == 0
+    capsys.readouterr()
+    code, report, err = run(capsys, "monitor", "--date", day.isoformat(), "--json")
+    assert code == 0, err
+    assert report["n_labels"] == 5 * 800
+    config = load_config()
+    threshold = version_threshold(report["model_version"], config.registry)
+    assert version_tags(config.registry, report["model_version"])["churnops.threshold_rule"] == "max_f1"
+    assert report["threshold"] == threshold != 0.5, "the version's own threshold, not the default"
+    outcomes = matured_outcomes(config, matured_days(config, day))
+    flagged = outcomes["score"] >= threshold
+    expected = {
+        "precision": precision_score(outcomes["label"], flagged),
+        "recall": recall_score(outcomes["label"], flagged),
+        "f1": f1_score(outcomes["label"], flagged),
+    }
+    assert {k: report[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+    performance = json.loads((home / "reports" / f"date={day}" / "performance.json").read_text())["performance"]
+    assert performance["confusion"]["tp"] == int((flagged & (outcomes["label"] == 1)).sum())
+    logged = MlflowClient().get_run(report["mlflow_run_id"]).data.metrics
+    assert {k: logged[k] for k in ("precision", "recall", "f1", "threshold")} == pytest.approx(
+        {**expected, "threshold": threshold}
+    )
+    assert logged["realized_roc_auc"] == report["realized_roc_auc"]
+
+    # A configured minimum above the day's F1 is an alarm the decision names.
+    strict = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"min_f1": 0.99})})
+    try:
+        judged = performance_step(strict, day, {"model_version": report["model_version"]})["performance"]
+        decision = decide({"drifted_features": [], "dataset_drift": False}, {"drifted": False}, judged)
+        assert judged["alarm"] is True and decision["decision"] == "retrain"
+        assert [r for r in decision["reasons"] if "below min_f1 0.99" in r] == [
+            f"realized f1 {judged['f1']:.4f} at threshold {threshold:.4f} is below min_f1 0.99"
+            f" ({report['n_labels']} labels)"
+        ]
+    finally:
+        performance_step(config, day, {"model_version": report["model_version"]})  # the day's file as configured
 
 
 @pytest.mark.parametrize("bad_date", ["../../etc", "2026-13-45", "yesterday"])

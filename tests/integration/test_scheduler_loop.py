@@ -16,7 +16,10 @@ churnops plugin is loaded:
 3. churn_monitoring for a fully drifted day (REST, with that logical date) takes the
    ``trigger_retraining`` branch → the scheduler runs churn_retraining ``monitoring__<day>``,
    which promotes or rejects per the policy (promotion in the one-slot pool, Variable, aliases)
-   → a second retraining inside the cooldown stops after ``check_cooldown``.
+   → a second retraining inside the cooldown stops after ``check_cooldown``;
+4. alerts: the stack's ``churnops_alerts`` connection (``AIRFLOW_CONN_CHURNOPS_ALERTS``) points at
+   a local SMTP sink, which receives the retrain decision, the promotion, the cooldown stop and a
+   task's failure (a day without data), each naming its DAG, day and decision.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_stack import MLFLOW, free_port
+from tests.airflow_stack import MLFLOW, free_port, running_stack
+from tests.alert_sinks import SmtpSink
 from tests.helpers import TELCO_DATA
 from tests.integration.loop_steps import (
     D0,
@@ -48,6 +52,31 @@ pytestmark = pytest.mark.integration
 
 BACKFILL_DAYS = [D0 + timedelta(days=d) for d in (SIMULATED - 5, SIMULATED - 4, SIMULATED - 3)]  # drifted too
 TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def mail():
+    """The SMTP server alerts are mailed to."""
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def airflow_stack(tmp_path_factory, mail):
+    """The LocalExecutor stack, its alerts going to :func:`mail` through the connection set in the environment."""
+    env = {"AIRFLOW_CONN_CHURNOPS_ALERTS": mail.connection()}
+    with running_stack(tmp_path_factory.mktemp("airflow-it"), extra_env=env) as stack:
+        yield stack
+
+
+def alerts(mail: SmtpSink, event: str, dag_id: str, day: date, timeout: float = 30) -> list[str]:
+    """The texts of the mailed alerts of one event of a DAG on a day (waiting a little for them)."""
+
+    def matching(texts: list[str]) -> list[str]:
+        wanted = {f"Event: {event}", f"DAG: {dag_id}", f"Day: {day.isoformat()}"}
+        return [t for t in texts if wanted <= set(t.splitlines())]
+
+    return matching(mail.wait_for(lambda texts: bool(matching(texts)), timeout))
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +152,7 @@ def backfill_run_id(day: date) -> str:
     return f"backfill__{day.isoformat()}T00:00:00+00:00"
 
 
-def test_backfill_monitors_each_day_once_and_never_triggers_retraining(loop):
+def test_backfill_monitors_each_day_once_and_never_triggers_retraining(loop, mail):
     stack = loop
     first, last = BACKFILL_DAYS[0].isoformat(), BACKFILL_DAYS[-1].isoformat()
     started = time.monotonic()
@@ -191,13 +220,21 @@ def test_backfill_monitors_each_day_once_and_never_triggers_retraining(loop):
     TIMINGS["monitoring backfill rerun (--reprocess-behavior completed)"] = round(time.monotonic() - started, 1)
     assert results() == before, "a reprocessed backfill duplicated a result"
     assert all(stack.dag_run("churn_retraining", f"monitoring__{day}") is None for day in BACKFILL_DAYS)
+    retrain_mails = [t for t in mail.texts() if "Event: retrain" in t]
+    assert not any(f"Day: {day}" in t for t in retrain_mails for day in BACKFILL_DAYS), "a backfill alerted a retrain"
 
 
-def test_drifted_day_triggers_a_retraining_that_decides_per_policy(loop):
+def test_drifted_day_triggers_a_retraining_that_decides_per_policy(loop, mail):
     drifted_day_triggers_a_retraining_that_decides_per_policy(loop, TIMINGS)
+    (retrain,) = alerts(mail, "retrain", "churn_monitoring", DAY)
+    assert "Decision: retrain" in retrain and "Drifted features: " in retrain, retrain
+    (promotion,) = alerts(mail, "promotion", "churn_retraining", DAY)  # the previous step asserts a promotion
+    assert "Decision: promoted" in promotion and f"Run: monitoring__{DAY}" in promotion, promotion
+    (loop.root / "alerts.txt").write_text("\n\n".join(mail.texts()))  # the mails as sent, for a reader
+    print(f"\nmailed alerts (e.g.):\n{retrain}\n\n{promotion}")
 
 
-def test_retraining_inside_the_cooldown_stops_after_check_cooldown(loop):
+def test_retraining_inside_the_cooldown_stops_after_check_cooldown(loop, mail):
     stack = loop
     last_promotion = variable(stack, "churnops_last_promotion")
     if last_promotion is None:
@@ -218,6 +255,22 @@ def test_retraining_inside_the_cooldown_stops_after_check_cooldown(loop):
     assert len(skipped) == 1 and "in cooldown" in skipped[0].data.tags["churnops.decision_reason"]
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(last_promotion["version"])
     assert variable(stack, "churnops_last_promotion") == last_promotion
+    (stop,) = alerts(mail, "cooldown_stop", "churn_retraining", DAY + timedelta(days=1))
+    assert "Decision: skipped" in stop and f"Run: {run_id}" in stop and "in cooldown" in stop, stop
+
+
+def test_a_task_that_fails_for_good_is_mailed_with_its_log_url(loop, mail):
+    """A day without data: check_batch fails at its first try (bad input is not retried), and alerts."""
+    stack, day = loop, D0 + timedelta(days=SIMULATED + 5)
+    run_id = f"it_missing__{day}"
+    stack.trigger("churn_monitoring", run_id, logical_date=f"{day}T00:00:00Z")
+    stack.wait_for_run("churn_monitoring", run_id, timeout=180, expect="failed")
+    assert stack.task_states("churn_monitoring", run_id)["check_batch"] == "failed"
+    (failure,) = alerts(mail, "task_failed", "churn_monitoring", day)
+    lines = failure.splitlines()
+    assert lines[0] == f"[churnops] churn_monitoring {day}: task check_batch failed after try 1 of 4", failure
+    assert "Decision: failed" in lines and "Task: check_batch" in lines, failure
+    assert f"Log: {stack.base_url}/dags/churn_monitoring/runs/{run_id}/tasks/check_batch?try_number=1" in lines
 
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.access(p, os.X_OK)), None)

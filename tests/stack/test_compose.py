@@ -4,7 +4,7 @@ The compose file is validated against the compose-spec JSON schema, then its str
 asserted: the services of Airflow's official 3.x stack, healthchecks and start-up order,
 secrets only from .env and never on a command line, a non-superuser database role each for
 Airflow and MLflow, MLflow's basic-auth app, the named volumes' mount points owned in the image
-and re-owned by airflow-init, a memory limit on the workers, only the two UIs published and only
+and re-owned by airflow-init, a memory limit on the workers, only the UIs (Airflow, MLflow, Mailpit) published and only
 on 127.0.0.1.
 """
 
@@ -59,9 +59,9 @@ def test_compose_file_matches_the_compose_spec_schema():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_official_airflow_services_plus_postgres_redis_and_mlflow(compose):
+def test_the_official_airflow_services_plus_postgres_redis_mlflow_a_mail_catcher_and_the_prediction_service(compose):
     services = compose["services"]
-    assert set(services) == AIRFLOW_SERVICES | {"postgres", "redis", "mlflow"}
+    assert set(services) == AIRFLOW_SERVICES | {"postgres", "redis", "mlflow", "mailpit", "churnops-serve"}
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
     assert commands == {
         "airflow-apiserver": "api-server",
@@ -123,9 +123,9 @@ def test_project_folders_are_mounted_and_settings_loaded_at_init(compose):
     assert "CREATE DATABASE" in INIT_SQL.read_text()
 
 
-def test_only_the_two_uis_are_published_and_only_on_localhost(compose):
+def test_only_the_uis_and_the_prediction_service_are_published_and_only_on_localhost(compose):
     published = {name: service["ports"] for name, service in compose["services"].items() if service.get("ports")}
-    assert set(published) == {"airflow-apiserver", "mlflow"}
+    assert set(published) == {"airflow-apiserver", "mlflow", "mailpit", "churnops-serve"}
     for ports in published.values():
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), port
@@ -342,6 +342,27 @@ def test_mlflow_runs_the_basic_auth_app_and_the_tasks_log_in_with_env_credential
     assert re.search(r"^mlflow\[auth\]==", (ROOT / "requirements.txt").read_text(), re.M)
 
 
+# -- the prediction service ------------------------------------------------------------------------
+
+
+def test_churnops_serve_runs_the_image_on_the_registry_and_the_digest_records(compose):
+    services = compose["services"]
+    serve = services["churnops-serve"]
+    assert serve["image"] == services["airflow-worker"]["image"] and "build" in serve
+    assert serve["command"] == ["churnops", "serve", "--host", "0.0.0.0"]
+    assert serve["entrypoint"][0] == "/usr/bin/dumb-init", "signals reach the server; not `airflow <command>`"
+    env, worker_env = serve["environment"], services["airflow-worker"]["environment"]
+    for name in ("CHURNOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert env[name] == worker_env[name], name
+    # load_registered_model checks each version against churnops' record on the shared volume.
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in serve["volumes"]}
+    assert mounts["churnops-data"] == env["CHURNOPS_HOME"] and mounts["./include"] == "/opt/churnops/include"
+    assert serve["ports"] == ["127.0.0.1:${CHURNOPS_SERVE_PORT:-8000}:8000"]
+    assert serve["healthcheck"]["test"] == ["CMD", "curl", "--fail", "http://localhost:8000/health"]
+    assert serve["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert not any(k.startswith("AIRFLOW__") for k in env), "no Airflow secret where none is needed"
+
+
 # -- resources -----------------------------------------------------------------------------------
 
 
@@ -355,3 +376,16 @@ def test_the_workers_have_a_memory_limit_set_from_env(compose):
     lines = (ROOT / ".env.example").read_text().splitlines()
     example = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     assert example["AIRFLOW_WORKER_MEMORY_LIMIT"] == f"{limit.group(1)}g"
+
+
+def test_alerts_go_to_the_development_mail_catcher(compose):
+    """The tasks' churnops_alerts connection is plain SMTP to mailpit:1025 (docs/alerts.md), pinned image."""
+    import json
+
+    mailpit = compose["services"]["mailpit"]
+    assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", mailpit["image"]), "pin Mailpit's version"
+    for name in ("airflow-worker", "airflow-scheduler", "airflow-dag-processor"):
+        connection = json.loads(compose["services"][name]["environment"]["AIRFLOW_CONN_CHURNOPS_ALERTS"])
+        assert connection["conn_type"] == "smtp" and (connection["host"], connection["port"]) == ("mailpit", 1025)
+        assert connection["extra"]["disable_ssl"] is connection["extra"]["disable_tls"] is True
+        assert connection["extra"]["to"], "recipients, or orchestration.alerts.to in the config"

@@ -34,11 +34,15 @@ RANK = {
     "retraining": 7,
     "orchestration": 8,
     "devtools": 8.5,
+    "serving": 8.7,
     "cli": 9,
     "__init__": 9,
 }
-# Units of one rank that stay apart: the training pipeline and daily monitoring share only what lies below them.
-APART = [{"training", "monitoring"}]
+# Units that stay apart: the training pipeline and daily monitoring share only what lies below them;
+# the prediction service reads the registry (tracking) and the model's code, never the loop's steps.
+APART = [{"training", "monitoring"}] + [
+    {"serving", unit} for unit in ("training", "monitoring", "retraining", "orchestration", "devtools")
+]
 SUBPACKAGES = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
 
 

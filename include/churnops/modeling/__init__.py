@@ -3,6 +3,8 @@
 - :mod:`~churnops.modeling.models`: one scikit-learn pipeline per family (the preprocessing of
   :mod:`churnops.features` plus the estimator), cross-validated and fitted.
 - :mod:`~churnops.modeling.metrics`: holdout metrics, calibration, plots and the choice of the best.
+- :mod:`~churnops.modeling.thresholds`: the decision threshold chosen by a rule on out-of-fold
+  scores, and precision, recall, F1 and the confusion counts at it.
 """
 
 from churnops.modeling.metrics import (
@@ -22,13 +24,16 @@ from churnops.modeling.models import (
     fit_family,
     model_signature,
 )
+from churnops.modeling.thresholds import choose_threshold, classification_report_at, threshold_metrics
 
 __all__ = [
     "FitResult",
     "build_estimator",
     "build_model",
     "choose_best",
+    "choose_threshold",
     "classification_metrics",
+    "classification_report_at",
     "comparison_table",
     "cv_rows",
     "diagnostic_figures",
@@ -37,4 +42,5 @@ __all__ = [
     "feature_importance",
     "fit_family",
     "model_signature",
+    "threshold_metrics",
 ]

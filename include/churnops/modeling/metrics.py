@@ -86,7 +86,9 @@ def feature_importance(model: Pipeline) -> pd.Series:
     return pd.Series(values, index=[str(n) for n in names]).sort_values(ascending=False)
 
 
-def diagnostic_figures(y_true: np.ndarray, proba: np.ndarray, importance: pd.Series, title: str) -> dict[str, Any]:
+def diagnostic_figures(
+    y_true: np.ndarray, proba: np.ndarray, importance: pd.Series, title: str, threshold: float = 0.5
+) -> dict[str, Any]:
     """Matplotlib figures keyed by artifact file name: ROC, PR, confusion, calibration, importance.
 
     Args:
@@ -94,6 +96,7 @@ def diagnostic_figures(y_true: np.ndarray, proba: np.ndarray, importance: pd.Ser
         proba: positive-class probabilities on the holdout.
         importance: :func:`feature_importance` (the top 20 are drawn).
         title: prefix of every figure's title (the family).
+        threshold: the decision threshold of the confusion matrix.
 
     Returns:
         The figures by file name (``roc_curve.png``, …); the caller closes them.
@@ -115,8 +118,9 @@ def diagnostic_figures(y_true: np.ndarray, proba: np.ndarray, importance: pd.Ser
     skm.RocCurveDisplay.from_predictions(y_true, proba, ax=new("roc_curve.png"), plot_chance_level=True)
     skm.PrecisionRecallDisplay.from_predictions(y_true, proba, ax=new("pr_curve.png"), plot_chance_level=True)
     skm.ConfusionMatrixDisplay.from_predictions(
-        y_true, (proba >= 0.5).astype(int), ax=new("confusion_matrix.png"), colorbar=False
+        y_true, (proba >= threshold).astype(int), ax=new("confusion_matrix.png"), colorbar=False
     )
+    figures["confusion_matrix.png"].axes[0].set_title(f"{title}: confusion matrix at threshold {threshold:.4f}")
     CalibrationDisplay.from_predictions(y_true, proba, n_bins=10, ax=new("calibration.png"))
     top = importance.head(20)[::-1]
     ax = new("feature_importance.png")

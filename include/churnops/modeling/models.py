@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin
-from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from churnops.config import ChurnopsConfig, ModelFamily
@@ -152,12 +153,16 @@ class FitResult:
         params: the estimator's parameters.
         cv_scores: ROC-AUC of each fold.
         cv_rows: rows the CV folds were cut from (all of them, or the ``cv_max_rows`` sample).
+        oof_scores: each of those rows' positive-class probability from the fold's model that did not see it.
+        oof_labels: their 0/1 labels.
     """
 
     model: Pipeline
     params: dict[str, Any]
     cv_scores: np.ndarray
     cv_rows: int
+    oof_scores: np.ndarray
+    oof_labels: np.ndarray
 
     @property
     def cv_roc_auc_mean(self) -> float:
@@ -169,7 +174,10 @@ class FitResult:
 
 
 def fit_family(family: str, X: pd.DataFrame, y: np.ndarray, config: ChurnopsConfig) -> FitResult:
-    """Stratified k-fold CV ROC-AUC on (X, y), then a final fit on all of it.
+    """Stratified k-fold CV on (X, y), then a final fit on all of it.
+
+    The folds' out-of-fold probabilities are kept (the decision threshold is chosen on them) and
+    each fold's ROC-AUC is computed from its own rows' probabilities.
 
     Folds run one after another (``n_jobs=1``): the estimators already use both cores,
     mapped training tasks may run side by side, and only one fold's copy of the rows exists
@@ -183,19 +191,28 @@ def fit_family(family: str, X: pd.DataFrame, y: np.ndarray, config: ChurnopsConf
         config: the dataset's features and the training settings.
 
     Returns:
-        The fitted model with its parameters and CV scores.
+        The fitted model with its parameters, CV scores and out-of-fold probabilities.
     """
     params = estimator_params(family, config, len(X))
     folds = StratifiedKFold(n_splits=config.training.cv_folds, shuffle=True, random_state=config.training.seed)
     picked = cv_rows(y, config)
-    X_cv, y_cv = (X, y) if picked is None else (X.iloc[picked], y[picked])
-    cv_rows_used = len(X_cv)
-    scores = cross_validate(build_model(family, config, len(X)), X_cv, y_cv, cv=folds, scoring="roc_auc", n_jobs=1)[
-        "test_score"
-    ]
-    del X_cv, y_cv
+    X_cv, y_cv = (X, y) if picked is None else (X.iloc[picked], np.asarray(y)[picked])
+    y_cv = np.asarray(y_cv)
+    oof = cross_val_predict(
+        build_model(family, config, len(X)), X_cv, y_cv, cv=folds, method="predict_proba", n_jobs=1
+    )[:, 1]
+    # A seeded StratifiedKFold splits the same rows again: each fold is scored on its own rows.
+    scores = [roc_auc_score(y_cv[test], oof[test]) for _, test in folds.split(X_cv, y_cv)]
+    del X_cv
     model = build_model(family, config, len(X)).fit(X, y)
-    return FitResult(model=model, params=params, cv_scores=np.asarray(scores, dtype=float), cv_rows=cv_rows_used)
+    return FitResult(
+        model=model,
+        params=params,
+        cv_scores=np.asarray(scores, dtype=float),
+        cv_rows=len(y_cv),
+        oof_scores=np.asarray(oof, dtype=float),
+        oof_labels=y_cv,
+    )
 
 
 def cv_rows(y: np.ndarray, config: ChurnopsConfig) -> np.ndarray | None:

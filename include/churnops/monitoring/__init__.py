@@ -9,16 +9,28 @@
 - :mod:`~churnops.monitoring.drift`: the feature, prediction and target drift tests.
 - :mod:`~churnops.monitoring.outcomes`: matured labels and the realized performance.
 - :mod:`~churnops.monitoring.report`: the decision, the report and its MLflow run.
+- :mod:`~churnops.monitoring.report_page`: the day's drift page (churnops' verdicts, then evidently's view).
+- :mod:`~churnops.monitoring.history`: the last N days' reports as a table and a chart
+  (drawn by :mod:`~churnops.monitoring.history_chart`).
 - :mod:`~churnops.monitoring.steps`: the steps the DAG and ``churnops monitor`` run.
 """
 
 from churnops.monitoring.drift import (
     categorical_drift,
+    drift_rule,
     drift_summary,
     feature_drift,
     numeric_drift,
     prediction_drift,
     target_drift,
+)
+from churnops.monitoring.history import (
+    HistoryDay,
+    champion_moves,
+    format_history,
+    last_monitored_day,
+    read_history,
+    write_history,
 )
 from churnops.monitoring.intake import (
     BatchNotArrivedError,
@@ -31,7 +43,8 @@ from churnops.monitoring.intake import (
     read_files,
 )
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
-from churnops.monitoring.report import build_report, decide, drift_report_html, log_report, write_report
+from churnops.monitoring.report import build_report, decide, log_report, write_report
+from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.sampling import CurrentSide, current_side, sample_rows
 from churnops.monitoring.scoring import (
     SCORE_COLUMN,
@@ -60,6 +73,7 @@ __all__ = [
     "CurrentSide",
     "FileChangedError",
     "FileChangingError",
+    "HistoryDay",
     "MissingBatchError",
     "NoChampionError",
     "accepted_files",
@@ -67,14 +81,18 @@ __all__ = [
     "batch_files",
     "build_report",
     "categorical_drift",
+    "champion_moves",
     "champion_version",
     "check_batch",
     "current_side",
     "decide",
     "drift_report_html",
+    "drift_rule",
     "drift_summary",
     "feature_drift",
     "feature_drift_step",
+    "format_history",
+    "last_monitored_day",
     "load_model",
     "log_report",
     "matured_outcomes",
@@ -87,6 +105,7 @@ __all__ = [
     "prediction_drift_step",
     "read_accepted",
     "read_files",
+    "read_history",
     "realized_performance",
     "reference_frame",
     "report_step",
@@ -96,5 +115,6 @@ __all__ = [
     "score_shard",
     "shared_reads",
     "target_drift",
+    "write_history",
     "write_report",
 ]

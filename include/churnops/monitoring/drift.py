@@ -33,8 +33,10 @@ __all__ = [
     "as_scores",
     "categorical_drift",
     "categorical_drift_from_counts",
+    "drift_rule",
     "drift_summary",
     "feature_drift",
+    "is_drifted",
     "numeric_drift",
     "prediction_drift",
     "target_drift",
@@ -146,14 +148,41 @@ def categorical_drift_from_counts(reference_counts: pd.Series, current_counts: p
     }
 
 
-def _drifted(stats: dict, monitoring: MonitoringConfig) -> bool:
+def drift_rule(monitoring: MonitoringConfig) -> dict:
+    """The thresholds a verdict was judged by, for the records that carry the verdict.
+
+    Args:
+        monitoring: the settings that hold them.
+
+    Returns:
+        ``{"p_value", "min_effect_size", "drifted_feature_share"}``: a test flags drift when its
+        p-value is below ``p_value`` and its effect size exceeds ``min_effect_size``; the dataset
+        drifts when the share of drifted features exceeds ``drifted_feature_share``.
+    """
+    return {
+        "p_value": monitoring.p_value,
+        "min_effect_size": monitoring.min_effect_size,
+        "drifted_feature_share": monitoring.drifted_feature_share,
+    }
+
+
+def is_drifted(stats: dict, monitoring: MonitoringConfig) -> bool:
+    """The drift rule: ``p_value`` below ``monitoring.p_value``, ``effect_size`` above ``min_effect_size``.
+
+    Args:
+        stats: a test's result (:func:`numeric_drift`, :func:`categorical_drift`).
+        monitoring: the thresholds.
+
+    Returns:
+        Whether the test flags drift.
+    """
     return bool(stats["p_value"] < monitoring.p_value and stats["effect_size"] > monitoring.min_effect_size)
 
 
 def _judged(stats: dict, n_reference: int, n_current: int, monitoring: MonitoringConfig) -> dict:
     # sample_size records the rows each side contributed after the cap, for the report.
     sample_size = {"reference": n_reference, "current": n_current}
-    return {**stats, "drifted": _drifted(stats, monitoring), "sample_size": sample_size}
+    return {**stats, "drifted": is_drifted(stats, monitoring), "sample_size": sample_size}
 
 
 def feature_drift(

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnops.config import ChurnopsConfig, MonitoringConfig, Source
 from churnops.data import coerce_types, iter_source, label_vector, partition
+from churnops.modeling import threshold_metrics
 from churnops.monitoring.drift import as_scores
 from churnops.monitoring.intake import accepted_files, batch_files
 from churnops.monitoring.scoring import SCORE_COLUMN
@@ -119,25 +120,35 @@ def realized_performance(
     scores: ArrayLike,
     reference_roc_auc: float | None,
     monitoring: MonitoringConfig,
+    threshold: float = 0.5,
 ) -> dict:
-    """ROC-AUC on matured labels, compared with the floor and with the champion's holdout ROC-AUC.
+    """ROC-AUC on matured labels, compared with the floor and with the champion's holdout ROC-AUC,
+    and precision, recall and F1 at the scoring version's decision threshold.
 
-    ROC-AUC values and the drop are rounded to :data:`DECIMALS` decimals before comparison,
-    so a drop exactly equal to ``max_roc_auc_drop`` (in decimal) does not raise an alarm.
+    ROC-AUC values, the drop and the threshold metrics are rounded to :data:`DECIMALS` decimals
+    before comparison, so a drop exactly equal to ``max_roc_auc_drop`` (in decimal) does not
+    raise an alarm, nor a precision exactly at ``min_precision``.
 
     Args:
         y_true: matured 0/1 labels.
         scores: the model's positive-class probabilities for the same rows.
         reference_roc_auc: the champion's holdout ROC-AUC, or None when unknown.
-        monitoring: ``min_labels``, ``min_roc_auc`` and ``max_roc_auc_drop``.
+        monitoring: ``min_labels``, ``min_roc_auc``, ``max_roc_auc_drop`` and the optional
+            ``min_precision``, ``min_recall`` and ``min_f1``.
+        threshold: the scoring version's decision threshold (a row scored at least this is
+            predicted positive).
 
     Returns:
-        ``{"n_labels", "realized_roc_auc", "reference_roc_auc", "drop", "alarm", "reasons"}``.
-        ``realized_roc_auc`` is None with fewer than ``min_labels`` labels or a single class;
-        ``drop`` is reference − realized, None when either is None. ``alarm`` is realized <
-        ``min_roc_auc`` or drop > ``max_roc_auc_drop`` (False when realized is None).
-        ``reasons`` explains the alarm, or why performance was not judged; empty otherwise.
+        ``{"n_labels", "realized_roc_auc", "reference_roc_auc", "drop", "threshold", "precision",
+        "recall", "f1", "confusion", "alarm", "reasons"}``. ``realized_roc_auc`` and the metrics at
+        the threshold are None with fewer than ``min_labels`` labels or a single class
+        (``confusion``, ``{"tn", "fp", "fn", "tp"}``, is then None too); ``drop`` is reference −
+        realized, None when either is None. ``alarm`` is realized < ``min_roc_auc``, drop >
+        ``max_roc_auc_drop``, or a metric at the threshold below its configured minimum (False
+        when not judged). ``reasons`` explains the alarm, or why performance was not judged;
+        empty otherwise.
     """
+
     labels = np.asarray(y_true).astype("int64").ravel()
     probabilities = as_scores(scores)
     if len(labels) != len(probabilities):
@@ -145,6 +156,7 @@ def realized_performance(
     n_labels = len(labels)
     reasons: list[str] = []
     realized: float | None = None
+    at_threshold: dict | None = None
     if n_labels < monitoring.min_labels:
         reasons.append(
             f"performance not judged: {n_labels} matured labels, fewer than min_labels {monitoring.min_labels}"
@@ -153,6 +165,10 @@ def realized_performance(
         reasons.append(f"performance not judged: all {n_labels} matured labels are {int(labels[0])}, ROC-AUC undefined")
     else:
         realized = round(float(roc_auc_score(labels, probabilities)), DECIMALS)
+        at_threshold = threshold_metrics(labels, probabilities, threshold)
+    business = {
+        k: None if at_threshold is None else round(at_threshold[k], DECIMALS) for k in ("precision", "recall", "f1")
+    }
 
     reference = None if reference_roc_auc is None else float(reference_roc_auc)
     drop = None if realized is None or reference is None else round(reference - realized, DECIMALS)
@@ -169,11 +185,22 @@ def realized_performance(
                 f"realized ROC-AUC {realized:.4f} is {drop:.4f} below the champion's {reference:.4f}"
                 f" (max_roc_auc_drop {monitoring.max_roc_auc_drop:g})"
             )
+        for name, value in business.items():
+            floor = getattr(monitoring, f"min_{name}")
+            if floor is not None and value is not None and value < floor:
+                alarm = True
+                reasons.append(
+                    f"realized {name} {value:.4f} at threshold {threshold:.4f} is below min_{name} {floor:g}"
+                    f" ({n_labels} labels)"
+                )
     return {
         "n_labels": n_labels,
         "realized_roc_auc": realized,
         "reference_roc_auc": reference,
         "drop": drop,
+        "threshold": float(threshold),
+        **business,
+        "confusion": None if at_threshold is None else {k: at_threshold[k] for k in ("tn", "fp", "fn", "tp")},
         "alarm": alarm,
         "reasons": reasons,
     }

@@ -7,7 +7,7 @@ Every step is keyed by the monitored day (the run's logical date, given as a dat
     incoming/date=D/*.parquet|csv     the day's batch (read only)
     labels/date=D/*.parquet|csv       outcomes of day D's customers (read only)
     predictions/date=D/predictions.parquet
-    reports/date=D/*.json, drift_report.html
+    reports/date=D/*.json, drift_report.html, history.png (days D-N+1..D's reports drawn)
     work/monitoring/date=D/shard-*/   each shard's scores and drift parts (merged into the above)
     quarantine/monitoring/date=D/...  rejected batch files with reason.json
 
@@ -26,14 +26,15 @@ from typing import Any
 from churnops.config import ChurnopsConfig
 from churnops.data import label_vector, partition, write_json
 from churnops.days import matured_days, parse_day
-from churnops.monitoring.drift import drift_summary, feature_drift, prediction_drift, target_drift
+from churnops.monitoring.drift import drift_rule, drift_summary, feature_drift, prediction_drift, target_drift
+from churnops.monitoring.history import write_history
 from churnops.monitoring.intake import check_batch
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
 from churnops.monitoring.report import build_report, decide, log_report, write_report
 from churnops.monitoring.sampling import CurrentSide, sample_rows
 from churnops.monitoring.scoring import SCORE_COLUMN, load_model, positive_scores, reference_frame, shared_reads
 from churnops.monitoring.shards import score_batch
-from churnops.tracking import version_tags
+from churnops.tracking import version_tags, version_threshold
 
 __all__ = ["feature_drift_step", "performance_step", "prediction_drift_step", "report_step", "run_monitoring"]
 
@@ -51,7 +52,8 @@ def feature_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str
 
     Returns:
         :func:`~churnops.monitoring.drift.drift_summary`'s verdict plus ``feature_drift``, the
-        path of the per-feature results.
+        path of the per-feature results (written with the verdict and the ``thresholds`` of
+        :func:`~churnops.monitoring.drift.drift_rule`, which the report page renders).
     """
     day = parse_day(day)
     ds = config.dataset
@@ -59,7 +61,8 @@ def feature_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[str
     current = CurrentSide.load(Path(scored["drift_parts"]) / "current_side")
     rows = feature_drift(reference, current, ds.numeric_features, ds.categorical_features, config.monitoring)
     summary = drift_summary(rows, config.monitoring)
-    path = write_json(partition("reports", day) / "feature_drift.json", {"features": rows, **summary})
+    record = {"features": rows, **summary, "thresholds": drift_rule(config.monitoring)}
+    path = write_json(partition("reports", day) / "feature_drift.json", record)
     return {**summary, "feature_drift": str(path)}
 
 
@@ -88,7 +91,8 @@ def prediction_drift_step(config: ChurnopsConfig, day: date | str, scored: dict[
 
 
 def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, Any]) -> dict[str, Any]:
-    """Target drift and realized ROC-AUC on the labels matured within the trailing window.
+    """Target drift, realized ROC-AUC and precision, recall and F1 at the scoring version's threshold
+    (:func:`~churnops.tracking.version_threshold`) on the labels matured within the trailing window.
 
     Args:
         config: the dataset and the monitoring settings.
@@ -104,12 +108,14 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
     outcomes = matured_outcomes(config, days)
     reference_labels = label_vector(reference_frame(config, scored["model_version"]), config)
     target = target_drift(reference_labels, outcomes["label"].to_numpy(dtype=int), config.monitoring)
-    holdout = version_tags(config.registry, scored["model_version"]).get("churnops.test_roc_auc")
+    tags = version_tags(config.registry, scored["model_version"])
+    holdout = tags.get("churnops.test_roc_auc")
     performance = realized_performance(
         outcomes["label"].to_numpy(dtype=int),
         outcomes[SCORE_COLUMN].to_numpy(),
         float(holdout) if holdout else None,
         config.monitoring,
+        version_threshold(tags),
     )
     result = {
         "window": [days[0].isoformat(), days[-1].isoformat()],
@@ -132,7 +138,8 @@ def report_step(
     performance: dict[str, Any],
     context: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Decide, write the day's report (JSON + evidently HTML unless switched off) and log it to the day's MLflow run.
+    """Decide, write the day's report (JSON + evidently HTML unless switched off) and its history chart,
+    and log them to the day's MLflow run.
 
     Args:
         config: the dataset and the monitoring settings.
@@ -144,16 +151,23 @@ def report_step(
         context: more tags for the day's MLflow run.
 
     Returns:
-        The report without its details, with the paths written (``report``, ``html``) and the
-        ``mlflow_run_id``.
+        The report without its details, with the paths written (``report``, ``html``, ``history``:
+        the chart of the last ``monitoring.history_days`` days) and the ``mlflow_run_id``.
     """
     day = parse_day(day)
     decision = decide(features, prediction, performance["performance"])
     report = build_report(day, scored, features, prediction, performance, decision)
     json_path, html_path = write_report(config, day, report, scored)
-    run_id = log_report(config, day, report, json_path, html_path, context)
+    _, chart = write_history(config, day)
+    run_id = log_report(config, day, report, json_path, html_path, context, chart)
     summary = {k: v for k, v in report.items() if k != "details"}
-    return {**summary, "report": str(json_path), "html": html_path and str(html_path), "mlflow_run_id": run_id}
+    return {
+        **summary,
+        "report": str(json_path),
+        "html": html_path and str(html_path),
+        "history": str(chart),
+        "mlflow_run_id": run_id,
+    }
 
 
 def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:

@@ -45,15 +45,23 @@ def dag_settings(*tags: str, retries: int = 3) -> dict[str, Any]:
     Returns:
         ``start_date``, ``catchup`` (off), ``max_active_runs`` (1), ``tags`` and ``default_args``
         (with ``orchestration.default_timeout_minutes`` as every task's ``execution_timeout``;
-        :func:`with_step_timeouts` then gives each task its own step's).
+        :func:`with_step_timeouts` then gives each task its own step's; and a
+        :class:`~churnops.orchestration.notifier.ChurnopsNotifier` as ``on_failure_callback``, the
+        alert of a task that failed for good).
     """
+    from churnops.orchestration.notifier import ChurnopsNotifier
+
     default = deployment_orchestration().default_timeout_minutes
     return {
         "start_date": START_DATE,
         "catchup": False,
         "max_active_runs": 1,
         "tags": ["churnops", *tags],
-        "default_args": task_defaults(retries, timeout_minutes=default),
+        "default_args": {
+            **task_defaults(retries, timeout_minutes=default),
+            # Fires once a task has failed for good (a retry goes to on_retry_callback instead).
+            "on_failure_callback": [ChurnopsNotifier()],
+        },
     }
 
 

@@ -7,6 +7,8 @@
 - :mod:`~churnops.tracking.integrity`: each registered version's artifact digest, recorded at
   registration (MLflow tag and churnops' own record) and checked by :func:`load_registered_model`,
   the one way to load a registered version.
+- :mod:`~churnops.tracking.thresholds`: each version's decision threshold (its ``churnops.threshold``
+  tag, 0.5 without one), read by :func:`version_threshold`.
 """
 
 from churnops.tracking.integrity import (
@@ -50,11 +52,21 @@ from churnops.tracking.runs import (
     tracking_uri,
     use_tracking_store,
 )
+from churnops.tracking.thresholds import (
+    DEFAULT_THRESHOLD,
+    THRESHOLD_RULE_TAG,
+    THRESHOLD_TAG,
+    threshold_tags,
+    version_threshold,
+)
 
 __all__ = [
     "ARTIFACT_DIGEST_TAG",
+    "DEFAULT_THRESHOLD",
     "OWNER_TAG",
     "TAG_PREFIX",
+    "THRESHOLD_RULE_TAG",
+    "THRESHOLD_TAG",
     "ArtifactDigest",
     "ModelIntegrityError",
     "PromotionConflict",
@@ -83,8 +95,10 @@ __all__ = [
     "register_version",
     "rollback_champion",
     "step_run",
+    "threshold_tags",
     "tracking_outage",
     "tracking_uri",
     "use_tracking_store",
     "version_tags",
+    "version_threshold",
 ]

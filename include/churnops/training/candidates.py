@@ -27,14 +27,19 @@ def _active_run_id() -> str:
 
 
 def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
-    """Cross-validate and fit one model family; log metrics, plots and the model.
+    """Cross-validate and fit one model family; choose its threshold; log metrics, plots and the model.
+
+    The decision threshold is chosen by ``training.threshold`` on the out-of-fold probabilities
+    of the training split; the holdout's F1, precision, recall, accuracy and confusion counts
+    are measured at it, and its classification report is logged (text and JSON).
 
     Args:
         previous: :func:`build_features`' result.
         family: one of :data:`~churnops.config.MODEL_FAMILIES`.
 
     Returns:
-        ``previous`` plus ``candidate``: the family, its run and model URI, CV and holdout metrics.
+        ``previous`` plus ``candidate``: the family, its run and model URI, CV and holdout
+        metrics, ``threshold``, ``threshold_rule`` and ``confusion`` (holdout counts at the threshold).
     """
     import matplotlib.pyplot as plt
     import mlflow
@@ -42,11 +47,14 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
 
     from churnops.data import SPLIT_COLUMN, label_vector
     from churnops.modeling import (
+        choose_threshold,
         classification_metrics,
+        classification_report_at,
         diagnostic_figures,
         feature_importance,
         fit_family,
         model_signature,
+        threshold_metrics,
     )
 
     with training_step(previous, f"train/{family}", **{"churnops.family": family}) as (run, config, run_dir):
@@ -57,10 +65,23 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
         y_train, y_test = label_vector(train, config), label_vector(test, config)
         result = fit_family(family, X_train, y_train, config)
         proba = result.model.predict_proba(X_test)[:, 1]
-        test_metrics = classification_metrics(y_test, proba)
+        rule = config.training.threshold
+        threshold = choose_threshold(result.oof_labels, result.oof_scores, rule)
+        test_metrics = classification_metrics(y_test, proba, threshold)
+        at_threshold = threshold_metrics(y_test, proba, threshold)
+        confusion = {k: at_threshold[k] for k in ("tn", "fp", "fn", "tp")}
+        report_text, report = classification_report_at(
+            y_test, proba, threshold, (f"not {ds.positive_label}", ds.positive_label)
+        )
 
         mlflow.log_params(
-            {"family": family, "cv_folds": config.training.cv_folds, "cv_rows": result.cv_rows, **result.params}
+            {
+                "family": family,
+                "cv_folds": config.training.cv_folds,
+                "cv_rows": result.cv_rows,
+                "threshold_rule": rule.label,
+                **result.params,
+            }
         )
         for fold, score in enumerate(result.cv_scores):
             mlflow.log_metric("cv_roc_auc", float(score), step=fold)
@@ -68,12 +89,17 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
             {
                 "cv_roc_auc_mean": result.cv_roc_auc_mean,
                 "cv_roc_auc_std": result.cv_roc_auc_std,
+                "threshold": threshold,
+                "cv_f1_at_threshold": threshold_metrics(result.oof_labels, result.oof_scores, threshold)["f1"],
                 **{f"test_{k}": v for k, v in test_metrics.items()},
+                **{f"test_{k}": float(v) for k, v in confusion.items()},
             }
         )
+        mlflow.log_text(f"threshold {threshold!r} ({rule.label})\n\n{report_text}", "classification_report.txt")
+        mlflow.log_dict({"threshold": threshold, "threshold_rule": rule.label, **report}, "classification_report.json")
         importance = feature_importance(result.model)
         mlflow.log_text(importance.to_csv(header=["importance"]), "feature_importance.csv")
-        for name, figure in diagnostic_figures(y_test, proba, importance, family).items():
+        for name, figure in diagnostic_figures(y_test, proba, importance, family, threshold).items():
             mlflow.log_figure(figure, f"plots/{name}")
             plt.close(figure)
         example = X_train.dropna().head(5)
@@ -98,6 +124,9 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
             "cv_roc_auc_mean": result.cv_roc_auc_mean,
             "cv_roc_auc_std": result.cv_roc_auc_std,
             "test_metrics": test_metrics,
+            "threshold": threshold,
+            "threshold_rule": rule.label,
+            "confusion": confusion,
         }
         return {**previous, "candidate": candidate}
 
@@ -137,10 +166,15 @@ def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
             client.log_text(target, f"{markdown}\n\n**Choice:** {reason}\n", "model_comparison.md")
             client.set_tag(target, "churnops.best_model", best["family"])
             client.set_tag(target, "churnops.choice_reason", reason)
+            client.set_tag(target, "churnops.threshold_rule", best["threshold_rule"])
         for key, value in {
             "best_cv_roc_auc": best["cv_roc_auc_mean"],
             "best_test_roc_auc": best["test_metrics"]["roc_auc"],
             "best_test_ece": best["test_metrics"]["ece"],
+            "threshold": best["threshold"],
+            "best_test_precision": best["test_metrics"]["precision"],
+            "best_test_recall": best["test_metrics"]["recall"],
+            "best_test_f1": best["test_metrics"]["f1"],
         }.items():
             client.log_metric(run.parent_run_id, key, value)
         mlflow.log_metrics({"n_candidates": len(candidates), "best_cv_roc_auc": best["cv_roc_auc_mean"]})
@@ -170,6 +204,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
         model_aliases,
         record_artifact_digest,
         register_version,
+        threshold_tags,
     )
 
     with training_step(chosen, "register") as (run, config, run_dir):
@@ -188,6 +223,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             "churnops.training_run_id": run.parent_run_id,
             "churnops.cv_roc_auc": f"{best['cv_roc_auc_mean']:.6f}",
             **{f"churnops.test_{k}": f"{v:.6f}" for k, v in best["test_metrics"].items()},
+            **threshold_tags(best["threshold"], best["threshold_rule"]),
         }
         version, created = register_version(best["model_uri"], best["run_id"], config.registry, tags)
         record_artifact_digest(config.registry, version)
@@ -204,6 +240,11 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             "cv_roc_auc": best["cv_roc_auc_mean"],
             "test_roc_auc": best["test_metrics"]["roc_auc"],
             "test_ece": best["test_metrics"]["ece"],
+            "threshold": best["threshold"],
+            "threshold_rule": best["threshold_rule"],
+            "test_precision": best["test_metrics"]["precision"],
+            "test_recall": best["test_metrics"]["recall"],
+            "test_f1": best["test_metrics"]["f1"],
             "rows": chosen["rows_merged"],
             "model_name": config.registry.model_name,
             "model_version": version,

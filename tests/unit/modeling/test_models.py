@@ -156,6 +156,23 @@ def test_fit_family_is_reproducible_with_the_seed(data):
     np.testing.assert_array_equal(first.model.predict_proba(X), second.model.predict_proba(X))
 
 
+@pytest.mark.parametrize("family", ["logistic_regression", "random_forest"])
+def test_fit_family_keeps_the_out_of_fold_probabilities_its_cv_scores_come_from(family, data):
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_validate
+
+    X, y = data
+    config = make_config()
+    result = fit_family(family, X, y, config)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=7)
+    np.testing.assert_array_equal(result.oof_labels, y)
+    expected = cross_val_predict(build_model(family, config, len(X)), X, y, cv=folds, method="predict_proba")[:, 1]
+    np.testing.assert_allclose(result.oof_scores, expected)
+    assert not np.allclose(result.oof_scores, result.model.predict_proba(X)[:, 1]), "not the final model's scores"
+    # the same fold ROC-AUCs as scikit-learn's own cross-validation
+    auc = cross_validate(build_model(family, config, len(X)), X, y, cv=folds, scoring="roc_auc")["test_score"]
+    np.testing.assert_allclose(result.cv_scores, auc, atol=1e-12)
+
+
 def test_fit_family_uses_cv_folds(data):
     X, y = data
     result = fit_family("logistic_regression", X, y, make_config(cv_folds=4))
@@ -171,7 +188,8 @@ def test_big_tables_cross_validate_on_a_stratified_sample_and_fit_every_row():
     np.testing.assert_array_equal(picked, cv_rows(y, config))
     assert cv_rows(y, make_config(cv_max_rows=None)) is None and cv_rows(y[:900], config) is None
     result = fit_family("logistic_regression", X, y, config)
-    assert result.cv_rows == 1_000
+    assert result.cv_rows == 1_000 and len(result.oof_scores) == len(result.oof_labels) == 1_000
+    np.testing.assert_array_equal(result.oof_labels, y[picked])
     # the CV is that of the sample, the model that of every row
     sample = fit_family("logistic_regression", X.iloc[picked], y[picked], make_config(cv_max_rows=None))
     np.testing.assert_allclose(result.cv_scores, sample.cv_scores)

@@ -65,3 +65,47 @@ def test_realized_performance_matches_sklearn(monitoring):
     scores = np.clip(y * 0.3 + rng.random(1000) * 0.7, 0, 1)
     result = realized_performance(y, scores, None, monitoring())
     assert result["realized_roc_auc"] == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+# --- business metrics at the version's threshold -----------------------------------------------------------------
+
+
+def test_precision_recall_and_f1_are_measured_at_the_given_threshold(monitoring):
+    y, scores = _labels_with_auc_075(50)  # positives 0.2 and 0.4, negatives 0.1 and 0.3
+    at_half = realized_performance(y, scores, None, monitoring())
+    assert (at_half["threshold"], at_half["precision"], at_half["recall"], at_half["f1"]) == (0.5, 0.0, 0.0, 0.0)
+    # From 0.3: 50 positives (0.4) and 50 negatives (0.3) flagged, 50 positives (0.2) missed.
+    at_030 = realized_performance(y, scores, None, monitoring(), threshold=0.3)
+    assert (at_030["precision"], at_030["recall"], at_030["f1"]) == (0.5, 0.5, 0.5)
+    assert at_030["confusion"] == {"tn": 50, "fp": 50, "fn": 50, "tp": 50}
+    assert at_030["realized_roc_auc"] == at_half["realized_roc_auc"] == 0.75, "the ranking ignores the threshold"
+    assert at_030["alarm"] is False, "no minimum configured: no alarm"
+
+
+@pytest.mark.parametrize(
+    ("minimum", "alarm", "reason"),
+    [
+        pytest.param(
+            {"min_precision": 0.6}, True, "realized precision 0.5000 at threshold 0.3000 is below min_precision 0.6"
+        ),
+        pytest.param({"min_recall": 0.51}, True, "realized recall 0.5000 at threshold 0.3000 is below min_recall 0.51"),
+        pytest.param({"min_f1": 0.7}, True, "realized f1 0.5000 at threshold 0.3000 is below min_f1 0.7"),
+        pytest.param({"min_f1": 0.5, "min_precision": 0.5, "min_recall": 0.5}, False, None, id="at-the-minimum"),
+    ],
+)
+def test_a_configured_minimum_raises_an_alarm_the_decision_names(minimum, alarm, reason, monitoring):
+    from churnops.monitoring.report import decide
+
+    y, scores = _labels_with_auc_075(50)
+    result = realized_performance(y, scores, None, monitoring(**minimum), threshold=0.3)
+    assert result["alarm"] is alarm
+    verdict = decide({"drifted_features": [], "dataset_drift": False}, {"drifted": False}, result)
+    assert verdict["decision"] == ("retrain" if alarm else "none")
+    assert verdict["reasons"] == ([f"{reason} (200 labels)"] if alarm else [])
+
+
+def test_unjudged_days_have_no_business_metrics(monitoring):
+    y, scores = _labels_with_auc_075(10)  # 40 labels, fewer than min_labels
+    result = realized_performance(y, scores, None, monitoring(min_precision=0.9), threshold=0.3)
+    assert (result["precision"], result["recall"], result["f1"], result["confusion"]) == (None, None, None, None)
+    assert result["alarm"] is False and result["threshold"] == 0.3

@@ -1,16 +1,12 @@
-"""churnops.monitoring.report: the retrain decision, the report built from the steps' results, the HTML page."""
+"""churnops.monitoring.report: the retrain decision and the report built from the steps' results."""
 
 from __future__ import annotations
 
-import time
-import warnings
 from datetime import date
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from churnops.monitoring.report import build_report, decide, drift_report_html
+from churnops.monitoring.report import build_report, decide
 
 # --- decide ------------------------------------------------------------------------------------------------------
 
@@ -97,6 +93,10 @@ def performance_result(rejected_label_files: list[dict] | None = None, **realize
             "realized_roc_auc": 0.81,
             "reference_roc_auc": 0.83,
             "drop": 0.02,
+            "threshold": 0.31,
+            "precision": 0.52,
+            "recall": 0.74,
+            "f1": 0.61,
             **FINE,
             **realized,
         },
@@ -122,6 +122,10 @@ def test_build_report_takes_the_headline_figures_from_the_steps():
         "prediction_drift": True,
         "target_drift": True,
         "realized_roc_auc": 0.81,
+        "threshold": 0.31,
+        "precision": 0.52,
+        "recall": 0.74,
+        "f1": 0.61,
         "n_labels": 500,
         "decision": "none",
         "reasons": [],
@@ -159,60 +163,3 @@ def test_build_report_defaults_one_shard_no_notes_and_no_rejected_files():
     assert report["shards"] == 1
     assert report["notes"] == []
     assert (report["realized_roc_auc"], report["n_labels"]) == (None, 12)
-
-
-# --- drift_report_html -------------------------------------------------------------------------------------------
-
-
-def _telco_like(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, n).astype(float) + shift * 10,
-            "monthlycharges": rng.normal(65 + shift * 20, 30, n),
-            "contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
-            "paymentmethod": rng.choice(["Electronic check", "Mailed check", None], n),
-        }
-    )
-    frame.loc[frame.index[:5], "monthlycharges"] = np.nan
-    return frame
-
-
-NUMERIC, CATEGORICAL = ["tenure", "monthlycharges"], ["contract", "paymentmethod"]
-
-
-def test_drift_report_html_is_written_from_capped_samples(tmp_path, monkeypatch):
-    with warnings.catch_warnings():  # evidently's import drags in deprecated numpy/litestar APIs
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import evidently
-
-    seen: list[int] = []
-    original = evidently.Dataset.from_pandas
-
-    def spy(data, *args, **kwargs):
-        seen.append(len(data))
-        return original(data, *args, **kwargs)
-
-    monkeypatch.setattr(evidently.Dataset, "from_pandas", spy)
-    reference, current = _telco_like(200_000, 0), _telco_like(200_000, 1, shift=0.5)
-    started = time.perf_counter()
-    path = drift_report_html(reference, current, NUMERIC, CATEGORICAL, tmp_path / "out" / "drift.html", 2000, 0)
-    elapsed = time.perf_counter() - started
-    assert seen == [2000, 2000]
-    assert elapsed < 20, f"drift report took {elapsed:.1f}s"
-    assert path == tmp_path / "out" / "drift.html"
-    page = path.read_text(encoding="utf-8")
-    for name in NUMERIC + CATEGORICAL:
-        assert name in page
-    assert "churnops drift report on seeded samples of 2000 reference and 2000 current rows" in page
-
-
-def test_drift_report_html_survives_empty_columns_and_sides(tmp_path):
-    reference, current = _telco_like(300, 0), _telco_like(200, 1)
-    current["monthlycharges"] = np.nan  # Evidently refuses a numeric column without values
-    page = drift_report_html(reference, current, NUMERIC, CATEGORICAL, tmp_path / "a.html", 1000, 0).read_text()
-    assert "Not shown (no value on one side): monthlycharges." in page
-
-    empty = drift_report_html(reference, current.iloc[:0], NUMERIC, CATEGORICAL, tmp_path / "b.html", 1000, 0)
-    text = empty.read_text()
-    assert "the current data 0 rows" in text and "tenure, monthlycharges, contract, paymentmethod" in text

@@ -23,9 +23,21 @@ def test_dag_settings_give_every_dag_the_same_header():
     assert settings["catchup"] is False and settings["max_active_runs"] == 1
     assert settings["tags"] == ["churnops", "training", "weekly"]
     every_task = OrchestrationConfig().default_timeout_minutes
-    assert settings["default_args"] == task_defaults(timeout_minutes=every_task)
+    assert without_callbacks(settings["default_args"]) == task_defaults(timeout_minutes=every_task)
     assert settings["default_args"]["retries"] == 3
     assert settings["default_args"]["execution_timeout"] == timedelta(minutes=every_task)
+
+
+def without_callbacks(default_args: dict) -> dict:
+    return {k: v for k, v in default_args.items() if k != "on_failure_callback"}
+
+
+def test_a_task_that_fails_for_good_alerts_through_the_notifier():
+    from churnops.orchestration.notifier import ALERTS_CONN_ID, ChurnopsNotifier
+
+    (notifier,) = dag_settings()["default_args"]["on_failure_callback"]
+    assert isinstance(notifier, ChurnopsNotifier) and notifier.alert is None and notifier.conn_id == ALERTS_CONN_ID
+    assert "on_retry_callback" not in dag_settings()["default_args"], "a retry is not worth an alert"
 
 
 def test_the_start_date_is_a_fixed_day_in_utc():
@@ -37,7 +49,7 @@ def test_the_start_date_is_a_fixed_day_in_utc():
 
 def test_dag_settings_pass_the_retries_on_and_share_no_mutable_state():
     every_task = OrchestrationConfig().default_timeout_minutes
-    assert dag_settings(retries=0)["default_args"] == task_defaults(0, timeout_minutes=every_task)
+    assert without_callbacks(dag_settings(retries=0)["default_args"]) == task_defaults(0, timeout_minutes=every_task)
     one = dag_settings("monitoring")
     one["tags"].append("changed by one DAG")
     one["default_args"]["retries"] = 9

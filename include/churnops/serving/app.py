@@ -1,0 +1,205 @@
+"""The HTTP service: ``POST /predict``, ``GET /health``, ``GET /model-info`` and the OpenAPI docs at ``/docs``.
+
+Request bodies are read as bytes and parsed with msgspec (JSON) or pandas (CSV) instead of
+through pydantic models: a 10,000-row request would otherwise spend most of its time in
+per-cell validation. The pydantic models below only document the shapes in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from churnops.config import ChurnopsConfig
+from churnops.serving.follow import ChampionFollower
+from churnops.serving.inputs import BadRequest, check_rows, rows_from_csv, rows_from_json
+from churnops.serving.requests_log import RequestLog
+
+__all__ = ["create_app", "serve"]
+
+
+class PredictRequest(BaseModel):
+    rows: list[dict[str, Any]] = Field(
+        description="Raw rows as in a batch file: the model's input columns (see /model-info), optionally the id"
+    )
+
+
+class Reason(BaseModel):
+    feature: str
+    value: Any
+    contribution: float = Field(description="In /model-info's reasons_unit: log_odds or probability")
+
+
+class RowPrediction(BaseModel):
+    id: Any | None = Field(None, description="The row's id, when it has one")
+    probability: float = Field(description="P(positive class), exactly the registered pyfunc model's")
+    label: int = Field(description="1 when probability >= threshold")
+    risk: str
+    reasons: list[Reason] | None = Field(None, description="Absent with ?explain=false")
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    threshold: float
+    predictions: list[RowPrediction]
+
+
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictRequest.model_json_schema()},
+            "text/csv": {"schema": {"type": "string", "description": "a header line, then one row per line"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+    }
+}
+
+
+def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None) -> FastAPI:
+    """The prediction service for ``config``'s registered model, following ``@champion``.
+
+    Args:
+        config: the dataset (id column, numeric columns), the registry and the ``serving`` section.
+        follower: the champion follower (default: a new one, polling from startup to shutdown).
+
+    Returns:
+        The FastAPI app (run it with uvicorn).
+    """
+    follower = follower or ChampionFollower(config)
+    request_log: RequestLog | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal request_log
+        if config.serving.log_requests:
+            request_log = RequestLog(config)
+        follower.start()
+        try:
+            yield
+        finally:
+            follower.stop()
+            if request_log is not None:
+                request_log.close()
+
+    app = FastAPI(
+        title="churnops",
+        summary=f"Predictions of {config.registry.model_name}@{config.registry.champion_alias}",
+        lifespan=lifespan,
+    )
+    app.state.follower = follower
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        """200 once a model is served (with any refused version); 503 with the reason before."""
+        ready, body = follower.health()
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/model-info")
+    def model_info() -> JSONResponse:
+        """The served version: name, version, alias, family, training metrics, threshold, input columns, hash."""
+        model = follower.current
+        if model is None:
+            return JSONResponse({"detail": follower.error}, status_code=503)
+        return JSONResponse(model.info())
+
+    @app.post("/predict", response_model=PredictResponse, openapi_extra=_PREDICT_BODY)
+    async def predict(request: Request, explain: bool = Query(True, description="compute reasons")) -> Response:
+        """Predict raw rows (JSON ``{"rows": [...]}``, a CSV body or a CSV file upload)."""
+        model = follower.current  # this request's model, whatever a swap does meanwhile
+        if model is None:
+            return JSONResponse({"detail": follower.error}, status_code=503)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if content_type == "multipart/form-data":
+                body = await _uploaded_file(request)
+                content_type = "text/csv"
+            else:
+                body = await request.body()
+            return await run_in_threadpool(_predict, model, body, content_type, explain)
+        except BadRequest as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    def _predict(model: Any, body: bytes, content_type: str, explain: bool) -> Response:
+        import msgspec
+
+        serving, dataset = config.serving, config.dataset
+        if content_type in ("text/csv", "application/csv"):
+            raw: Any = rows_from_csv(body, serving.max_rows)
+        else:
+            raw = rows_from_json(body, serving.max_rows)
+        rows = check_rows(raw, model.input_columns, set(dataset.numeric_features), dataset.id_column)
+        result = model.predict(rows.frame, config, explain)
+        predictions = [
+            {"probability": p, "label": y, "risk": r}
+            for p, y, r in zip(result.probability.tolist(), result.label.tolist(), result.risk, strict=True)
+        ]
+        if rows.ids is not None:
+            for prediction, row_id in zip(predictions, rows.ids, strict=True):
+                if row_id is not None:
+                    prediction["id"] = row_id
+        if result.reasons is not None:
+            for prediction, reasons in zip(predictions, result.reasons, strict=True):
+                prediction["reasons"] = reasons
+        if request_log is not None:
+            request_log.add(rows.frame, model.input_columns)
+        payload = {
+            "model_name": model.model_name,
+            "model_version": model.version,
+            "threshold": model.threshold,
+            "predictions": predictions,
+        }
+        headers = {"X-Churnops-Model-Version": model.version}
+        if rows.ignored:
+            # Header values are Latin-1: other characters are written as escapes.
+            names = ", ".join(rows.ignored).replace('"', "'").encode("ascii", "backslashreplace").decode()
+            headers["Warning"] = f'299 churnops "unknown columns ignored: {names}"'
+        return Response(msgspec.json.encode(payload), media_type="application/json", headers=headers)
+
+    return app
+
+
+async def _uploaded_file(request: Request) -> bytes:
+    """The first file of a multipart upload."""
+    try:
+        form = await request.form()
+    except Exception as exc:  # a malformed multipart body is the caller's
+        raise BadRequest(400, f"the multipart body cannot be read: {exc}") from None
+    for value in form.values():
+        if hasattr(value, "read"):
+            return bytes(await value.read())
+    raise BadRequest(422, "the multipart body holds no file: upload the CSV as a file field")
+
+
+def serve(config: ChurnopsConfig, host: str = "127.0.0.1", port: int = 8000) -> dict[str, Any]:
+    """Run the service with uvicorn until it is stopped (Ctrl-C, SIGTERM).
+
+    Args:
+        config: the loaded config.
+        host: the address to listen on.
+        port: the port.
+
+    Returns:
+        What was served last: ``{"model_name", "model_version"}`` (the version None if none ever loaded).
+    """
+    import uvicorn
+
+    logging.getLogger("churnops").setLevel(logging.INFO)
+    if not logging.getLogger("churnops").handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("churnops").addHandler(handler)
+    follower = ChampionFollower(config)
+    uvicorn.run(create_app(config, follower), host=host, port=port, log_level="info")
+    current = follower.current
+    return {"model_name": config.registry.model_name, "model_version": current.version if current else None}

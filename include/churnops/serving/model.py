@@ -1,0 +1,155 @@
+"""The served model: one registered version loaded (digest checked), with what its answers need.
+
+:class:`ServedModel` is immutable: a request takes the current one once and uses it to the end,
+so a swap to another version (:mod:`churnops.serving.follow`) never changes a request halfway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from churnops.config import ChurnopsConfig
+from churnops.serving.explain import Explainer, build_explainer, positive_column, predict_options
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Prediction", "ServedModel", "load_served_model"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One request's answers, one entry per row."""
+
+    probability: np.ndarray
+    label: np.ndarray
+    risk: list[str]
+    reasons: list[list[dict[str, Any]]] | None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registered version in memory: its pipeline, explainer, threshold and description."""
+
+    model_name: str
+    version: str
+    alias: str
+    family: str
+    threshold: float
+    artifact_sha256: str
+    input_columns: list[str]
+    training_metrics: dict[str, float]
+    pyfunc: Any = field(repr=False)
+    """The MLflow pyfunc model, as :func:`churnops.tracking.load_registered_model` returned it."""
+    pipeline: Any = field(repr=False)
+    explainer: Explainer = field(repr=False)
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /model-info`` shows."""
+        return {
+            "model_name": self.model_name,
+            "model_version": self.version,
+            "alias": self.alias,
+            "family": self.family,
+            "threshold": self.threshold,
+            "artifact_sha256": self.artifact_sha256,
+            "input_columns": self.input_columns,
+            "training_metrics": self.training_metrics,
+            "reasons_unit": self.explainer.unit,
+        }
+
+    def predict(self, rows: pd.DataFrame, config: ChurnopsConfig, explain: bool) -> Prediction:
+        """Probabilities, labels, risk bands and (with ``explain``) reasons for ``rows``.
+
+        The pipeline's features step runs once; the estimator's ``predict_proba`` on its output
+        is what the pyfunc model's ``predict`` returns (the pipeline computes exactly that), and
+        the contributions are computed from the same transformed rows.
+
+        Args:
+            rows: raw rows holding at least :attr:`input_columns`.
+            config: ``serving`` (risk bands, reasons per row).
+            explain: compute reasons.
+
+        Returns:
+            The prediction.
+        """
+        transformed = self.pipeline[:-1].transform(rows)
+        estimator = self.pipeline[-1]
+        options = predict_options(self.family, len(rows))
+        proba = estimator.predict_proba(transformed, **options)
+        probability = np.asarray(proba, dtype="float64")[:, positive_column(estimator)]
+        label = (probability >= self.threshold).astype(int)
+        serving = config.serving
+        levels = np.asarray(serving.risk_levels, dtype=object)
+        risk = levels[np.searchsorted(serving.risk_cut_points, probability, side="right")].tolist()
+        reasons = None
+        if explain:
+            from churnops.serving.explain import top_reasons
+
+            raw = self.explainer.contributions(np.asarray(transformed, dtype="float64"))
+            values = rows[self.explainer.raw_columns].to_numpy(dtype=object)
+            reasons = top_reasons(raw, values, self.explainer.raw_columns, serving.reasons_top_k)
+        return Prediction(probability, label, risk, reasons)
+
+
+def load_served_model(config: ChurnopsConfig, version: str) -> ServedModel:
+    """Load ``version`` of the registered model for serving, its artifacts checked against their digest.
+
+    Args:
+        config: the registry section (model name, champion alias).
+        version: the exact version.
+
+    Returns:
+        The served model.
+
+    Raises:
+        churnops.tracking.ModelIntegrityError: the version's artifacts do not match their digest.
+        ValueError: the version has an invalid threshold tag or an unknown family.
+    """
+    from mlflow import MlflowClient
+
+    from churnops.tracking import ARTIFACT_DIGEST_TAG, load_registered_model, use_tracking_store, version_threshold
+
+    registry = config.registry
+    use_tracking_store()
+    model_version = MlflowClient().get_model_version(registry.model_name, version)
+    tags = dict(model_version.tags)
+    pyfunc = load_registered_model(registry, version)
+    pipeline = pyfunc.get_raw_model()
+    family = tags.get("churnops.family") or _family_of(pipeline[-1])
+    explainer = build_explainer(pipeline, family)
+    columns = (pyfunc.metadata.metadata or {}).get("churnops_input_columns") or explainer.raw_columns
+    metrics = {}
+    for key, value in tags.items():
+        if key == "churnops.cv_roc_auc" or key.startswith("churnops.test_"):
+            try:
+                metrics[key.removeprefix("churnops.")] = float(value)
+            except ValueError:
+                continue
+    return ServedModel(
+        model_name=registry.model_name,
+        version=str(version),
+        alias=registry.champion_alias,
+        family=family,
+        threshold=version_threshold(tags),  # the tag churnops.threshold, else 0.5
+        artifact_sha256=tags.get(ARTIFACT_DIGEST_TAG, ""),
+        input_columns=[str(c) for c in columns],
+        training_metrics=metrics,
+        pyfunc=pyfunc,
+        pipeline=pipeline,
+        explainer=explainer,
+    )
+
+
+def _family_of(estimator: Any) -> str:
+    """A version registered without a ``churnops.family`` tag: its family from the estimator's class."""
+    name = type(estimator).__name__
+    return {
+        "LGBMClassifier": "lightgbm",
+        "XGBClassifier": "xgboost",
+        "LogisticRegression": "logistic_regression",
+        "RandomForestClassifier": "random_forest",
+    }.get(name, name)

@@ -1,0 +1,315 @@
+"""``churnops serve`` as a real process on a free local port, against a real SQLite registry of trained models.
+
+The module trains a LightGBM champion (v1) and a logistic-regression challenger (v2), starts
+``churnops serve`` with a 1 s poll and request logging on, then checks every endpoint, the
+equality with the registered pyfunc, each bad input, a refused version and the alias follow.
+The tests run in file order: the later ones move ``@champion``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import TELCO_DATA, churnops_environment, write_config
+
+pytestmark = pytest.mark.e2e
+
+POLL_SECONDS = 1.0
+MAX_ROWS = 500
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def telco_rows() -> pd.DataFrame:
+    frames = [pd.read_csv(TELCO_DATA / f"{name}.csv", dtype=str) for name in ("customers", "services", "accounts")]
+    merged = frames[0].merge(frames[1], on="customerid").merge(frames[2], on="customerid")
+    return merged.drop(columns=["churn"]).head(300)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Two registered versions (v1 @champion: LightGBM, v2 @challenger: logistic regression) and a running server."""
+    from churnops.cli import main
+
+    root = tmp_path_factory.mktemp("serve-home")
+    config = write_config(
+        root / "config.yaml",
+        training={"families": ["lightgbm"], "cv_folds": 2},
+        serving={
+            "poll_seconds": POLL_SECONDS,
+            "max_rows": MAX_ROWS,
+            "log_requests": True,
+            "log_flush_seconds": 1,
+        },
+    )
+    with churnops_environment(root, config):
+        assert main(["train"]) == 0
+        assert main(["train", "--families", "logistic_regression"]) == 0
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(__file__).parents[2] / "include"), env.get("PYTHONPATH")])
+        )
+        log = (root / "serve.log").open("w")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "churnops.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert server.poll() is None, (root / "serve.log").read_text()[-3000:]
+                time.sleep(0.5)
+            else:
+                pytest.fail("the server never became ready:\n" + (root / "serve.log").read_text()[-3000:])
+            yield {"root": root, "client": client, "config": config, "log": root / "serve.log"}
+        finally:
+            client.close()
+            server.terminate()
+            server.wait(timeout=30)
+            log.close()
+
+
+def predict(client: httpx.Client, rows: list[dict], **params) -> httpx.Response:
+    return client.post("/predict", json={"rows": rows}, params=params)
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+def test_health_model_info_and_docs(stack):
+    from mlflow import MlflowClient
+
+    client = stack["client"]
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["model_version"] == "1"
+    info = client.get("/model-info").json()
+    from churnops.tracking import version_threshold
+
+    version = MlflowClient().get_model_version("churn-predictor", "1")
+    tag = version.tags["churnops.artifact_sha256"]
+    assert info["model_name"] == "churn-predictor" and info["model_version"] == "1" and info["alias"] == "champion"
+    assert info["family"] == "lightgbm" and info["reasons_unit"] == "log_odds"
+    assert info["threshold"] == version_threshold(version), "the version's own threshold"
+    assert info["artifact_sha256"] == tag and len(tag) == 64
+    assert {"cv_roc_auc", "test_roc_auc"} <= set(info["training_metrics"])
+    assert info["input_columns"][:3] == ["tenure", "monthlycharges", "totalcharges"]
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/predict", "/health", "/model-info"} <= set(paths)
+    assert "text/csv" in paths["/predict"]["post"]["requestBody"]["content"]
+
+
+def test_predictions_are_the_pyfunc_probabilities_with_labels_bands_and_reasons(stack):
+    from churnops.config import load_config
+    from churnops.tracking import load_registered_model, version_threshold
+
+    config = load_config(stack["config"])
+    threshold = version_threshold("1", config.registry)
+    frame = telco_rows()
+    response = predict(stack["client"], records(frame))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_name"] == "churn-predictor" and body["model_version"] == "1" and body["threshold"] == threshold
+    assert response.headers["X-Churnops-Model-Version"] == "1"
+    pyfunc = np.asarray(load_registered_model(config.registry, "1").predict(frame))[:, 1]
+    served = np.array([p["probability"] for p in body["predictions"]])
+    assert np.array_equal(served, pyfunc), "exactly what the registered pyfunc returns"
+    assert [p["label"] for p in body["predictions"]] == (pyfunc >= threshold).astype(int).tolist()
+    assert 0 < sum(p["label"] for p in body["predictions"]) < len(frame)
+    bands = np.array(["low", "medium", "high"])[np.searchsorted([0.3, 0.6], pyfunc, side="right")]
+    assert [p["risk"] for p in body["predictions"]] == bands.tolist()
+    assert {p["risk"] for p in body["predictions"]} == {"low", "medium", "high"}
+    assert [p["id"] for p in body["predictions"]] == frame["customerid"].tolist()
+    features = set(config.dataset.feature_columns)
+    for prediction, row in zip(body["predictions"], records(frame), strict=True):
+        reasons = prediction["reasons"]
+        assert len(reasons) == 3 and {r["feature"] for r in reasons} <= features
+        sizes = [abs(r["contribution"]) for r in reasons]
+        assert sizes == sorted(sizes, reverse=True) and sizes[0] > 0
+        assert all(r["value"] == row[r["feature"]] for r in reasons)
+
+    fast = predict(stack["client"], records(frame), explain="false").json()
+    assert [p["probability"] for p in fast["predictions"]] == served.tolist()
+    assert all("reasons" not in p for p in fast["predictions"])
+
+
+def test_csv_body_and_csv_upload_give_the_same_predictions(stack):
+    frame = telco_rows().head(20)
+    as_json = predict(stack["client"], records(frame)).json()["predictions"]
+    csv = frame.to_csv(index=False)
+    as_csv = stack["client"].post("/predict", content=csv, headers={"Content-Type": "text/csv"})
+    upload = stack["client"].post("/predict", files={"file": ("batch.csv", csv, "text/csv")})
+    assert as_csv.status_code == upload.status_code == 200, as_csv.text + upload.text
+    assert as_csv.json()["predictions"] == upload.json()["predictions"] == as_json
+
+
+def test_unknown_columns_are_ignored_and_named_in_a_warning_header(stack):
+    row = {**records(telco_rows().head(1))[0], "favourite_colour": "blue", "shoe_size": 44}
+    response = predict(stack["client"], [row])
+    assert response.status_code == 200
+    assert "favourite_colour, shoe_size" in response.headers["Warning"]
+
+
+BAD = {
+    "missing column": (lambda r: [{k: v for k, v in r.items() if k != "contract"}], 422, ["contract"]),
+    "wrong type": (lambda r: [r, {**r, "tenure": "twelve"}], 422, ["row 1", "tenure", "twelve"]),
+    "a list as a category": (lambda r: [{**r, "gender": ["F"]}], 422, ["row 0", "gender"]),
+    "a boolean as a number": (lambda r: [{**r, "monthlycharges": True}], 422, ["row 0", "monthlycharges"]),
+    "a row not an object": (lambda r: [r, [1, 2]], 422, ["row 1"]),
+    "no rows": (lambda r: [], 422, ["no rows"]),
+    "too many rows": (lambda r: [r] * (MAX_ROWS + 1), 413, [str(MAX_ROWS)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_a_4xx_naming_the_problem(stack, case):
+    make, status, words = BAD[case]
+    response = predict(stack["client"], make(records(telco_rows().head(1))[0]))
+    assert response.status_code == status, response.text
+    assert all(word in response.json()["detail"] for word in words), response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b'{"rows": {"a": 1}}', "application/json", 422),
+        (b"[1, 2]", "application/json", 422),
+        (b"", "text/csv", 400),
+        (b"tenure,contract\n1,Two year\n", "text/csv", 422),
+    ],
+)
+def test_malformed_bodies_are_4xx(stack, body, content_type, status):
+    response = stack["client"].post("/predict", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == status, response.text
+
+
+def test_served_rows_are_logged_in_the_incoming_layout(stack):
+    from churnops.config import load_config
+    from churnops.monitoring import read_files
+
+    frame = telco_rows().head(7).assign(customerid=[f"LOGGED-{i}" for i in range(7)])
+    assert predict(stack["client"], records(frame)).status_code == 200
+    folder = stack["root"] / "serving" / f"date={datetime.now(UTC).date().isoformat()}"
+    deadline = time.monotonic() + 30
+    logged = pd.DataFrame()
+    while time.monotonic() < deadline:
+        files = sorted(folder.glob("part-*.parquet"))
+        logged = pd.concat([pd.read_parquet(f) for f in files]) if files else logged
+        if "customerid" in logged and logged["customerid"].str.startswith("LOGGED-").sum() == 7:
+            break
+        time.sleep(0.5)
+    config = load_config(stack["config"])
+    assert list(logged.columns) == [config.dataset.id_column, *config.dataset.feature_columns]
+    mine = logged[logged["customerid"].str.startswith("LOGGED-")]
+    assert sorted(mine["customerid"]) == sorted(frame["customerid"])
+    typed = read_files(config, sorted(folder.glob("part-*.parquet")))  # what monitoring reads of incoming/
+    assert typed["tenure"].dtype == "float64" and len(typed) == len(logged)
+
+
+def set_champion(version: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias("churn-predictor", "champion", version)
+
+
+def test_a_version_whose_files_do_not_match_their_digest_is_refused_and_the_old_one_serves(stack):
+    from churnops.config import load_config
+    from churnops.tracking import digest_record_path, record_artifact_digest, register_version
+    from tests.helpers import log_tiny_models
+
+    config = load_config(stack["config"])
+    ((run_id, model_uri),) = log_tiny_models(1)
+    version, _ = register_version(model_uri, run_id, config.registry, {})
+    record_artifact_digest(config.registry, version)
+    record = digest_record_path(config.registry, version)
+    changed = {**json.loads(record.read_text()), "artifact_sha256": "0" * 64}
+    record.write_text(json.dumps(changed))
+    from mlflow import MlflowClient
+
+    MlflowClient().set_model_version_tag("churn-predictor", version, "churnops.artifact_sha256", "0" * 64)
+    set_champion(version)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            health = stack["client"].get("/health").json()
+            if version in health.get("refused_versions", {}):
+                break
+            time.sleep(0.3)
+        assert health["status"] == "ok" and health["model_version"] == "1"
+        assert "SHA-256" in health["refused_versions"][version]
+        answer = predict(stack["client"], records(telco_rows().head(2)))
+        assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+        assert f"version {version} (@champion) refused" in stack["log"].read_text()
+    finally:
+        set_champion("1")
+
+
+def test_moving_champion_is_followed_within_the_poll_with_no_failed_request(stack):
+    from mlflow import MlflowClient
+
+    MlflowClient().set_model_version_tag("churn-predictor", "2", "churnops.threshold", "0.2")
+    rows = records(telco_rows().head(50))
+    seen: list[tuple[float, float, int, str | None]] = []  # (sent, answered, status, version)
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=stack["client"].base_url, timeout=60) as own:
+            while not stop.is_set():
+                sent = time.monotonic()
+                response = predict(own, rows)
+                version = response.json().get("model_version") if response.status_code == 200 else None
+                seen.append((sent, time.monotonic(), response.status_code, version))
+
+    workers = [threading.Thread(target=hammer) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1)
+    moved = time.monotonic()
+    set_champion("2")
+    deadline = moved + 60
+    while time.monotonic() < deadline and not any(v == "2" for *_, v in seen):
+        time.sleep(0.1)
+    time.sleep(1)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert seen and all(status == 200 for _, _, status, _ in seen), {s for _, _, s, _ in seen}
+    first_new = min(answered for _, answered, _, v in seen if v == "2")
+    # A request sent before the swap may finish on the old version; none sent after it does.
+    assert all(v == "2" for sent, _, _, v in seen if sent > first_new), "the old version answered after the swap"
+    assert any(v == "1" for *_, v in seen), "requests were answered before the move too"
+    # Within the poll interval plus the new version's load (download, digest check, unpickle).
+    assert first_new - moved < POLL_SECONDS + 30
+    after = predict(stack["client"], rows).json()
+    assert after["model_version"] == "2" and after["threshold"] == 0.2
+    assert [p["label"] for p in after["predictions"]] == [int(p["probability"] >= 0.2) for p in after["predictions"]]
+    info = stack["client"].get("/model-info").json()
+    assert info["family"] == "logistic_regression" and info["reasons_unit"] == "log_odds"
