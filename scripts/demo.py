@@ -5,13 +5,16 @@
 
 Starts Airflow 3 (api-server, scheduler, dag-processor; LocalExecutor; SQLite metadata DB) and
 the MLflow UI, all on 127.0.0.1, loads airflow_settings.yaml, then drives the loop through
-Airflow's public interfaces: churn_training (REST trigger) → simulated days ending today
-(--days, 15 by default), the second half drifting → churn_monitoring unpaused (the scheduler
-monitors today, a drifted day, and triggers churn_retraining) and the days before it backfilled
-(`airflow backfill create`, which never triggers retraining) → a summary, the two URLs and
-the login. Everything lives under --home (default .demo/); every process it starts is stopped
-on exit. Airflow's SQLite connections come from churnops.orchestration.sqlite, so the backfill's and
-the scheduler's writes queue instead of failing.
+Airflow's public interfaces: churn_training (REST trigger) → simulated days ending today (--days,
+18 by default): a few stable ones, then simulate's relation_shift (the feature mix and the
+feature→churn relation change) → churn_monitoring for yesterday (REST trigger): the shifted day
+triggers churn_retraining, whose challenger has learnt the new relation and is promoted →
+churn_monitoring unpaused: the scheduler monitors today, a shifted day, whose retraining stops at
+the cooldown; the other days backfilled (`airflow backfill create`, which never triggers
+retraining) → a summary (each day's monitoring decision, each retraining's decision with its gain
+and reason, the aliases), the two URLs and the login. Everything lives under --home (default
+.demo/); every process it starts is stopped on exit. Airflow's SQLite connections come from
+churnops.orchestration.sqlite, so the backfill's and the scheduler's writes queue instead of failing.
 """
 
 from __future__ import annotations
@@ -26,12 +29,16 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from demo_summary import print_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DAG_IDS = ("churn_training", "churn_monitoring", "churn_retraining", "churn_rollback")
+SHIFTED_TRAINING_DAYS = 1
+"""Shifted days the challenger learns from before the evaluation window (simulate's relation_shift)."""
 
 
 def free_port(preferred: int) -> int:
@@ -199,21 +206,28 @@ def main() -> int:
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--rows-per-day", type=int, default=2000)
     parser.add_argument(
-        "--days", type=int, default=15, help="days simulated, ending today: the first half stable, the rest drifting"
+        "--days",
+        type=int,
+        default=18,
+        help="days simulated, ending today: stable, then the relation shifts (the last 16 with the bundled config)",
     )
     parser.add_argument("--config", type=Path, help="churnops config (default: the bundled Telco config)")
     args = parser.parse_args()
     from churnops.config import DEFAULT_CONFIG_PATH, load_config
 
     config = load_config(args.config or DEFAULT_CONFIG_PATH)  # what the demo's processes will use
-    # churn_retraining scores both models on matured labels: some must exist by today.
-    fewest_days = config.monitoring.label_delay_days + 2
-    if args.days < fewest_days:
+    # Yesterday's retraining scores both models on the matured window (policy.eval_window_days ending
+    # label_delay_days before it) and learns from the matured days before that: the shift starts
+    # SHIFTED_TRAINING_DAYS before the window, so both see it. Today's retraining then meets the cooldown.
+    window = config.policy.eval_window_days + config.monitoring.label_delay_days
+    shifted_days = SHIFTED_TRAINING_DAYS + window + 1  # through today
+    if args.days < shifted_days + 1:
         parser.error(
-            f"--days must be at least {fewest_days}: labels mature after "
-            f"{config.monitoring.label_delay_days} days and the retraining needs some"
+            f"--days must be at least {shifted_days + 1}: one stable day, then {shifted_days} shifted days "
+            f"(labels mature after {config.monitoring.label_delay_days} days, the evaluation window is "
+            f"{config.policy.eval_window_days} days, the challenger learns from {SHIFTED_TRAINING_DAYS} before it)"
         )
-    stable_days, drift_days = args.days // 2, args.days - args.days // 2  # today is the last drifted day
+    stable_days = args.days - shifted_days
     started = time.monotonic()
     home = args.home.resolve()
     if (home / "churnops").exists():
@@ -282,7 +296,7 @@ def main() -> int:
         today = datetime.now(UTC).date()
         first = today - timedelta(days=args.days - 1)
         drift_start = first + timedelta(days=stable_days)
-        step(f"simulating {first} … {today}: stable, then drifting from {drift_start}")
+        step(f"simulating {first} … {today}: stable, then the feature→churn relation shifts from {drift_start}")
         demo.run(
             "churnops",
             "simulate",
@@ -303,13 +317,13 @@ def main() -> int:
             "--start",
             drift_start.isoformat(),
             "--days",
-            str(drift_days),
+            str(shifted_days),
             "--scenario",
-            "mixed",
+            "relation_shift",
             "--drift-start",
             drift_start.isoformat(),
             "--ramp-days",
-            str(min(3, drift_days)),
+            "1",
             "--rows-per-day",
             str(args.rows_per_day),
             "--seed",
@@ -317,13 +331,23 @@ def main() -> int:
         )
         demo.wait_for_run("churn_training", "demo_training", 300)
 
-        step("churn_monitoring unpaused: the scheduler monitors today; a drifted day triggers churn_retraining")
+        yesterday = today - timedelta(days=1)
+        manual = f"manual__{yesterday.isoformat()}"
+        step(f"churn_monitoring {yesterday}: triggered through the REST API; a shifted day triggers churn_retraining")
+        # run_after = the day: queued ahead of today's scheduled run (max_active_runs is 1), whose
+        # retraining therefore starts after this one's decision.
+        midnight = f"{yesterday.isoformat()}T00:00:00Z"
+        demo.api(
+            "POST",
+            "/dags/churn_monitoring/dagRuns",
+            json={"dag_run_id": manual, "logical_date": midnight, "run_after": midnight},
+        )
+        step("churn_monitoring unpaused: the scheduler monitors today once that run is done")
         demo.api("PATCH", "/dags/churn_monitoring", json={"is_paused": False})
-        scheduled = f"scheduled__{today.isoformat()}T00:00:00+00:00"
-        demo.wait("today's scheduled monitoring run", lambda: demo.run_state("churn_monitoring", scheduled), 60)
+        last_backfilled = yesterday - timedelta(days=1)
         step(
             f"airflow backfill create --dag-id churn_monitoring --from-date {first} --to-date "
-            f"{today - timedelta(days=1)} (backfills never trigger retraining)"
+            f"{last_backfilled} (backfills never trigger retraining)"
         )
         demo.run(
             "airflow",
@@ -334,18 +358,21 @@ def main() -> int:
             "--from-date",
             first.isoformat(),
             "--to-date",
-            (today - timedelta(days=1)).isoformat(),
+            last_backfilled.isoformat(),
             "--max-active-runs",
             "3",
             attempts=5,
         )
-        demo.wait_for_run("churn_monitoring", scheduled, 300)
-        for day in range(args.days - 1):
+        demo.wait_for_run("churn_monitoring", manual, 600)
+        scheduled = f"scheduled__{today.isoformat()}T00:00:00+00:00"
+        demo.wait("today's scheduled monitoring run", lambda: demo.run_state("churn_monitoring", scheduled), 120)
+        demo.wait_for_run("churn_monitoring", scheduled, 600)
+        for day in (yesterday, today):  # a day that decided to retrain has triggered churn_retraining
+            if demo.run_state("churn_retraining", f"monitoring__{day.isoformat()}") is not None:
+                demo.wait_for_run("churn_retraining", f"monitoring__{day.isoformat()}", 600)
+        for day in range(args.days - 2):
             demo.wait_for_run("churn_monitoring", f"backfill__{first + timedelta(days=day)}T00:00:00+00:00", 600)
-        retraining = f"monitoring__{today.isoformat()}"
-        if demo.run_state("churn_retraining", retraining) is not None:
-            demo.wait_for_run("churn_retraining", retraining, 600)
-        print_summary(demo, first, today, retraining, time.monotonic() - started)
+        print_summary(demo, config, first, today, time.monotonic() - started)
         if args.exit:
             return 0
         print("Both UIs stay up until Ctrl-C.", flush=True)
@@ -357,45 +384,6 @@ def main() -> int:
         return 0
     finally:
         demo.stop()
-
-
-def print_summary(demo: Demo, first: date, today: date, retraining: str, elapsed: float) -> None:
-    status = json.loads(demo.run("churnops", "status", "--json", "--date", today.isoformat()))
-    decisions = []
-    for offset in range((today - first).days + 1):
-        day = first + timedelta(days=offset)
-        report = demo.churnops_home / "reports" / f"date={day}" / "drift_report.json"
-        decision = json.loads(report.read_text())["decision"] if report.exists() else "(no report)"
-        decisions.append((day, decision))
-    summary = {
-        "champion": status["champion"],
-        "previous_champion": status["previous_champion"],
-        "challenger": status["challenger"],
-        "monitoring": {d.isoformat(): decision for d, decision in decisions},
-        "retraining_run": retraining,
-        "retraining_state": demo.run_state("churn_retraining", retraining),
-        "last_decision": status["last_decision"],
-        "reports": str(demo.churnops_home / "reports"),
-        "seconds": round(elapsed, 1),
-        "listening": demo.listening(),  # local mode: every one on 127.0.0.1
-    }
-    (demo.home / "summary.json").write_text(json.dumps(summary, indent=2))
-    print("\n==> Summary")
-    print(
-        f"    model {status['model_name']}: @champion v{status['champion']}, "
-        f"@previous_champion {status['previous_champion'] and 'v' + str(status['previous_champion'])}, "
-        f"@challenger {status['challenger'] and 'v' + str(status['challenger'])}"
-    )
-    for day, decision in decisions:
-        print(f"    {day}  monitoring decision: {decision}")
-    print(f"    churn_retraining {retraining}: {summary['retraining_state']}")
-    if status["last_decision"]:
-        decision = status["last_decision"]
-        print(f"    decision on v{decision['version']}: {decision['decision']} ({decision['reason']})")
-    print(f"    reports: {summary['reports']}/date=YYYY-MM-DD/ (drift_report.json, drift_report.html)")
-    print(f"    summary: {demo.home / 'summary.json'}  ({elapsed:.0f} s)")
-    print(f"\n    Airflow UI  {demo.airflow_url}   login: admin / {demo.password()}")
-    print(f"    MLflow UI   {demo.mlflow_url}\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--days", type=int, required=True)
     simulate.add_argument("--rows-per-day", type=int, default=1000)
     simulate.add_argument(
-        "--scenario", default="stable", choices=["stable", "covariate_drift", "concept_drift", "mixed"]
+        "--scenario",
+        default="stable",
+        choices=["stable", "covariate_drift", "concept_drift", "mixed", "relation_shift"],
     )
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--drift-start", help="day the drift starts ramping up (default: --start)")

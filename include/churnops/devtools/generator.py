@@ -33,7 +33,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-SCENARIOS = ("stable", "covariate_drift", "concept_drift", "mixed")
+SCENARIOS = ("stable", "covariate_drift", "concept_drift", "mixed", "relation_shift")
 
 
 CHUNK_ROWS = 1_000_000
@@ -81,6 +81,16 @@ LOW_RISK_CHURN = 0.25
 HIGH_RISK_STAY = 0.5
 
 
+# Relation shift at full intensity (a rival's fiber offer): this share of the loyal fiber customers
+# (low-risk as above, on fiber) churn and this share of the high-risk ones without fiber stay. Unlike
+# concept_drift, which blurs the old relation, this sets a new one that a model retrained on a day or
+# two of it learns: it beats the population's model by 0.05-0.10 ROC-AUC on the shifted days (see tests).
+LOYAL_FIBER_CHURN = 0.8
+
+
+HIGH_RISK_NO_FIBER_STAY = 0.8
+
+
 @dataclass(frozen=True)
 class Prepared:
     """The population as arrays, plus the masks and weights the scenarios need."""
@@ -99,6 +109,8 @@ class Prepared:
     """Per-row log-weight at full covariate drift; None when no tilt rule applies."""
     low_risk: np.ndarray | None
     high_risk: np.ndarray | None
+    fiber: np.ndarray | None
+    """Rows on fiber optic; None without an internet-service column."""
 
     @property
     def size(self) -> int:
@@ -216,7 +228,8 @@ def prepare(frame: pd.DataFrame, config: ChurnopsConfig) -> Prepared:
     month_to_month = equals(CONTRACT, MONTH_TO_MONTH)
     long_contract = equals(CONTRACT, *LONG_CONTRACTS)
     short = None if tenure is None else tenure <= SHORT_TENURE  # NaN compares False: no tilt
-    traits = {"month_to_month": month_to_month, "fiber": equals(INTERNET, FIBER), "short_tenure": short}
+    fiber = equals(INTERNET, FIBER)
+    traits = {"month_to_month": month_to_month, "fiber": fiber, "short_tenure": short}
     present = {name: mask for name, mask in traits.items() if mask is not None}
     tilt = sum(TILT[name] * mask for name, mask in present.items()) if present else None
 
@@ -239,6 +252,7 @@ def prepare(frame: pd.DataFrame, config: ChurnopsConfig) -> Prepared:
         tilt=None if tilt is None else np.asarray(tilt, dtype="float64"),
         low_risk=low_risk,
         high_risk=high_risk,
+        fiber=fiber,
     )
 
 
@@ -289,19 +303,22 @@ def day_chunks(
     # shares its pre-drift history with the stable run byte for byte.
     active = scenario if intensity > 0 else "stable"
     entropy = [seed, day.toordinal(), SCENARIOS.index(active)]
-    covariate = active in ("covariate_drift", "mixed")
+    covariate = active in ("covariate_drift", "mixed", "relation_shift")
     concept = active in ("concept_drift", "mixed")
+    shift = active == "relation_shift"
     if covariate and prepared.tilt is None:
         log.warning("scenario %r: no contract/internetservice/tenure column, the covariate tilt is skipped", scenario)
     if concept and prepared.low_risk is None:
         log.warning("scenario %r: no contract/tenure column, the concept-drift rule is skipped", scenario)
+    if shift and (prepared.low_risk is None or prepared.fiber is None):
+        log.warning("scenario %r: no contract/tenure/internetservice column, the relation shift is skipped", scenario)
     flip_rate = float(np.random.default_rng(np.random.SeedSequence(entropy)).uniform(*FLIP_RATE_RANGE))
     for k, start in enumerate(range(0, rows, chunk_rows)):
         # spawn_key makes chunk k's stream distinct from the day's and from other chunks'
         # (a plain trailing 0 in the entropy would collide with the day's own seed).
         rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
         size = min(chunk_rows, rows - start)
-        yield generate(prepared, rng, start, size, intensity, covariate, concept, flip_rate)
+        yield generate(prepared, rng, start, size, intensity, covariate, concept, flip_rate, shift)
 
 
 def generate(
@@ -313,6 +330,7 @@ def generate(
     covariate: bool,
     concept: bool,
     flip_rate: float,
+    shift: bool = False,
 ) -> Chunk:
     # The order of draws is fixed; changing it changes every simulated day.
     if covariate and prepared.tilt is not None:
@@ -348,6 +366,12 @@ def generate(
         u = rng.random(size)
         positive[prepared.low_risk[source] & (u < LOW_RISK_CHURN * intensity)] = True
         positive[prepared.high_risk[source] & (u < HIGH_RISK_STAY * intensity)] = False
+
+    if shift and prepared.low_risk is not None and prepared.high_risk is not None and prepared.fiber is not None:
+        u = rng.random(size)  # drawn only here: every other scenario's draws stay as they were
+        fiber = prepared.fiber[source]
+        positive[prepared.low_risk[source] & fiber & (u < LOYAL_FIBER_CHURN * intensity)] = True
+        positive[prepared.high_risk[source] & ~fiber & (u < HIGH_RISK_NO_FIBER_STAY * intensity)] = False
 
     flipped = flips(rng, positive, flip_rate)
     positive ^= flipped

@@ -122,6 +122,10 @@ def simulate_day(
       customers (one/two-year contract or tenure ≥ 48) churn and up to 50 % of high-risk
       ones (month-to-month and tenure < 12) stay.
     * ``mixed``: both.
+    * ``relation_shift``: the covariate drift, and a new relation rather than a blurred one: up
+      to 80 % of loyal fiber-optic customers (low-risk as above) churn and up to 80 % of the
+      high-risk ones without fiber stay. A model retrained on a day or two of it learns the
+      new relation and beats the old model on later shifted days.
 
     The drift rules are Telco-specific: they key on the columns ``contract``,
     ``internetservice``, ``tenure`` and ``monthlycharges`` and their Telco values. With
