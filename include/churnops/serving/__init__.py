@@ -8,6 +8,8 @@
   :func:`churnops.tracking.load_registered_model` (digest checked), its threshold
   (:func:`churnops.tracking.version_threshold`), risk bands and reasons.
 - :mod:`~churnops.serving.explain`: per-row contributions in raw feature names.
+- :mod:`~churnops.serving.compiled`: the features step computed with NumPy from the fitted
+  pipeline, used only once it reproduces the pipeline's output exactly.
 - :mod:`~churnops.serving.inputs`: a request's rows parsed and checked (4xx for the caller's mistakes).
 - :mod:`~churnops.serving.requests_log`: served rows written under ``serving/date=D/``, as ``incoming/``.
 

@@ -8,6 +8,7 @@ and anything else, which is ignored and named back to the caller.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -161,7 +162,6 @@ def _checked(
 
 def _first_bad(values: pd.Series, numeric: bool) -> tuple[int, Any] | None:
     """The first (row, value) of a column that the model cannot read as its type, or None."""
-    import pandas as pd
 
     kind = values.dtype.kind
     if kind in "iuf":
@@ -177,12 +177,38 @@ def _first_bad(values: pd.Series, numeric: bool) -> tuple[int, Any] | None:
                 return row, value
     if not numeric or str not in types:
         return None
-    text = pd.Series([c if isinstance(c, str) else None for c in cells], dtype=object)
-    stripped = text.str.strip()
-    parsed = pd.to_numeric(stripped.where(~stripped.isin(NULL_TOKENS)), errors="coerce")
-    wrong = parsed.isna() & stripped.notna() & ~stripped.isin(NULL_TOKENS)
+    return _first_bad_number_text(cells)
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,2})?")
+"""Text that ``pd.to_numeric`` always reads as a finite number, at most :data:`_PLAIN_NUMBER_LENGTH` long."""
+_PLAIN_NUMBER_LENGTH = 18
+_NULL_TOKENS = frozenset(NULL_TOKENS)
+
+
+def _first_bad_number_text(cells: list[Any]) -> tuple[int, Any] | None:
+    """The first text cell of a number column that is neither a number nor a null token, or None.
+
+    Plain decimal text (most cells) is settled by a regular expression; only the rest goes
+    through ``pd.to_numeric``, the coercer's own reading.
+    """
+    import pandas as pd
+
+    unsure = []
+    for row, cell in enumerate(cells):
+        if isinstance(cell, str):
+            stripped = cell.strip()
+            if stripped in _NULL_TOKENS:
+                continue
+            if len(stripped) <= _PLAIN_NUMBER_LENGTH and _PLAIN_NUMBER.fullmatch(stripped):
+                continue
+            unsure.append(row)
+    if not unsure:
+        return None
+    stripped = pd.Series([cells[row] for row in unsure], dtype=object).str.strip()
+    wrong = pd.to_numeric(stripped, errors="coerce").isna().to_numpy()
     if wrong.any():
-        row = int(wrong.to_numpy().argmax())
+        row = unsure[int(wrong.argmax())]
         return row, cells[row]
     return None
 

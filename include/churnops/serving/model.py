@@ -6,16 +6,21 @@ so a swap to another version (:mod:`churnops.serving.follow`) never changes a re
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from churnops.config import ChurnopsConfig
+from churnops.serving.compiled import compile_features, matches_pipeline
 from churnops.serving.explain import Explainer, build_explainer, positive_column, predict_options
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Prediction", "ServedModel", "load_served_model"]
 
@@ -46,6 +51,8 @@ class ServedModel:
     """The MLflow pyfunc model, as :func:`churnops.tracking.load_registered_model` returned it."""
     pipeline: Any = field(repr=False)
     explainer: Explainer = field(repr=False)
+    features: Callable[[pd.DataFrame], np.ndarray] | None = field(default=None, repr=False)
+    """The pipeline's features step compiled to NumPy (:mod:`churnops.serving.compiled`), None to run the pipeline's."""
 
     def info(self) -> dict[str, Any]:
         """What ``GET /model-info`` shows."""
@@ -64,9 +71,10 @@ class ServedModel:
     def predict(self, rows: pd.DataFrame, config: ChurnopsConfig, explain: bool) -> Prediction:
         """Probabilities, labels, risk bands and (with ``explain``) reasons for ``rows``.
 
-        The pipeline's features step runs once; the estimator's ``predict_proba`` on its output
-        is what the pyfunc model's ``predict`` returns (the pipeline computes exactly that), and
-        the contributions are computed from the same transformed rows.
+        The features step runs once (compiled when :attr:`features` is set, its output identical
+        to the pipeline's); the estimator's ``predict_proba`` on its output is what the pyfunc
+        model's ``predict`` returns (the pipeline computes exactly that), and the contributions
+        are computed from the same transformed rows.
 
         Args:
             rows: raw rows holding at least :attr:`input_columns`.
@@ -76,7 +84,7 @@ class ServedModel:
         Returns:
             The prediction.
         """
-        transformed = self.pipeline[:-1].transform(rows)
+        transformed = self.features(rows) if self.features is not None else self.pipeline[:-1].transform(rows)
         estimator = self.pipeline[-1]
         options = predict_options(self.family, len(rows))
         proba = estimator.predict_proba(transformed, **options)
@@ -121,6 +129,12 @@ def load_served_model(config: ChurnopsConfig, version: str) -> ServedModel:
     pipeline = pyfunc.get_raw_model()
     family = tags.get("churnops.family") or _family_of(pipeline[-1])
     explainer = build_explainer(pipeline, family)
+    features = compile_features(pipeline[:-1])
+    if features is not None and not matches_pipeline(features, pipeline[:-1]):
+        log.warning(
+            "version %s: the compiled features differ from the pipeline's; serving through the pipeline", version
+        )
+        features = None
     columns = (pyfunc.metadata.metadata or {}).get("churnops_input_columns") or explainer.raw_columns
     metrics = {}
     for key, value in tags.items():
@@ -141,6 +155,7 @@ def load_served_model(config: ChurnopsConfig, version: str) -> ServedModel:
         pyfunc=pyfunc,
         pipeline=pipeline,
         explainer=explainer,
+        features=features,
     )
 
 

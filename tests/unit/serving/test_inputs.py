@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from churnops.data import NULL_TOKENS
 from churnops.serving import BadRequest, check_rows, rows_from_csv, rows_from_json
 
 COLUMNS = ["tenure", "totalcharges", "contract", "seniorcitizen"]
@@ -90,3 +91,26 @@ def test_csv_bodies():
     assert code == 422 and "totalcharges" in detail and "seniorcitizen" in detail
     code, detail = status(lambda: check(rows_from_csv(text.replace("1, ", "one, ").encode(), max_rows=5)))
     assert code == 422 and "row 0" in detail and "tenure" in detail
+
+
+def test_number_text_is_judged_as_the_coercer_reads_it():
+    # The regular expression settles plain decimals; whatever it accepts, pd.to_numeric reads
+    # as a number, and every other text is judged by pd.to_numeric itself.
+    import random
+
+    import pandas as pd
+
+    from churnops.serving.inputs import _first_bad_number_text
+
+    pieces = ["", " ", "+", "-", ".", "e", "E", "1", "0", "9", "5", "e9", "e99", "e999", "x", "_", "nan", "inf"]
+    rng = random.Random(0)
+    cells = [" 29.85 ", "1e999", "123456789012345678901", "1_000", "NaN", "null", "Infinity", "0x10", "1e-99"]
+    cells += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    for cell in cells:
+        stripped = pd.Series([cell], dtype=object).str.strip()
+        expected_bad = bool(
+            pd.to_numeric(stripped.where(~stripped.isin(NULL_TOKENS)), errors="coerce").isna().iloc[0]
+            and not stripped.isin(NULL_TOKENS).iloc[0]
+        )
+        assert (_first_bad_number_text([cell]) is not None) == expected_bad, cell
+    assert _first_bad_number_text(["1", " 2.5", "NA", "oops", "x"]) == (3, "oops")
