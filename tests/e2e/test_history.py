@@ -58,7 +58,8 @@ def home(tmp_path_factory):
         for offset in (0, 1, 2):
             assert main(["monitor", "--date", day(offset)]) == 0
         configure_mlflow(load_config())
-        promote_version(load_config().registry, "2", "1", {"churnops.decision": "promoted"})
+        promotion = {"churnops.decision": "promoted", "churnops.decision_as_of": day(3)}
+        promote_version(load_config().registry, "2", "1", promotion)
         for offset in (4, 5):
             assert main(["monitor", "--date", day(offset)]) == 0
         assert main(["rollback", "--date", day(5), "--reason", "history test"]) == 0
@@ -73,15 +74,21 @@ def run(capsys, *argv):
 
 
 def test_the_table_holds_what_each_days_report_says_with_gaps_and_champion_moves(home):
-    from churnops.monitoring import champion_moves, read_history
+    from churnops.config import load_config
+    from churnops.monitoring import champion_moves, logged_champion_moves, read_history
 
     rows = read_history(LAST, WINDOW)
     assert [r.date for r in rows] == [D0 + timedelta(days=k) for k in range(WINDOW)]
     assert [r.monitored for r in rows] == [True, True, True, False, True, True, True]
     assert [r.model_version for r in rows] == ["1", "1", "1", None, "2", "2", "1"]
-    assert champion_moves(rows) == [
-        {"date": day(4), "from": "1", "to": "2"},
-        {"date": day(6), "from": "2", "to": "1"},
+    assert champion_moves(rows) == [  # as the scoring tells them
+        {"date": day(4), "from": "1", "to": "2", "decision": "scored"},
+        {"date": day(6), "from": "2", "to": "1", "decision": "scored"},
+    ]
+    # The registry's move log tells the days they happened, and what they were.
+    assert champion_moves(rows, logged_champion_moves(load_config(), rows)) == [
+        {"date": day(3), "from": "1", "to": "2", "decision": "promoted"},
+        {"date": day(5), "from": "2", "to": "1", "decision": "rolled_back"},
     ]
     for row in rows:
         if not row.monitored:
@@ -138,8 +145,8 @@ def test_history_command_prints_the_table_and_writes_the_chart(home, capsys, tmp
         k: None for k in result["rows"][3] if k not in {"date", "monitored"}
     }
     assert result["champion_moves"] == [
-        {"date": day(4), "from": "1", "to": "2"},
-        {"date": day(6), "from": "2", "to": "1"},
+        {"date": day(3), "from": "1", "to": "2", "decision": "promoted"},
+        {"date": day(5), "from": "2", "to": "1", "decision": "rolled_back"},
     ]
     first = output.read_bytes()
     assert png_size(first) == (1000, 700)
@@ -151,7 +158,7 @@ def test_history_command_prints_the_table_and_writes_the_chart(home, capsys, tmp
     assert lines[0].split()[:2] == ["date", "champion"]
     assert lines[4].split() == [day(3), "no", "run"]
     assert "v2 (was v1)" in lines[5] and "v1 (was v2)" in lines[7]
-    assert f"@champion moved from v1 to v2 before {day(4)}" in text and f"chart: {output}" in text
+    assert f"@champion moved from v1 to v2 on {day(3)} (promoted)" in text and f"chart: {output}" in text
 
     code, result, err = run(capsys, "history", "--json")  # the config's 5 days, to the default place
     assert code == 0, err

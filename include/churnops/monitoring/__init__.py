@@ -29,6 +29,7 @@ from churnops.monitoring.history import (
     champion_moves,
     format_history,
     last_monitored_day,
+    logged_champion_moves,
     read_history,
     write_history,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "feature_drift",
     "feature_drift_step",
     "format_history",
+    "logged_champion_moves",
     "last_monitored_day",
     "load_model",
     "log_report",

@@ -25,6 +25,7 @@ from churnops.config import ChurnopsConfig, churnops_home
 from churnops.data import partition, write_text_atomically
 from churnops.days import parse_day, trailing_days
 from churnops.monitoring.history_chart import CHART_DPI, CHART_SIZE, render_history
+from churnops.tracking import read_champion_moves
 
 __all__ = [
     "CHART_DPI",
@@ -35,6 +36,7 @@ __all__ = [
     "format_history",
     "last_monitored_day",
     "link_history_chart",
+    "logged_champion_moves",
     "read_history",
     "render_history",
     "write_history",
@@ -157,20 +159,46 @@ def read_history(day: date | str, days: int) -> list[HistoryDay]:
     return rows
 
 
-def champion_moves(rows: list[HistoryDay]) -> list[dict[str, str]]:
-    """The ``@champion`` moves the table shows.
+def logged_champion_moves(config: ChurnopsConfig, rows: list[HistoryDay]) -> list[dict[str, Any]]:
+    """The ``@champion`` moves the registry's move log holds for the table's days.
+
+    Args:
+        config: the registered model.
+        rows: :func:`read_history`'s table (its first and last day bound the moves).
+
+    Returns:
+        ``[{"date": the move's as-of day, "from", "to", "decision", "run_id"}]``, oldest first.
+    """
+    if not rows:
+        return []
+    first, last = rows[0].date.isoformat(), rows[-1].date.isoformat()
+    return [m for m in read_champion_moves(config.registry) if first <= str(m["date"]) <= last]
+
+
+def champion_moves(rows: list[HistoryDay], logged: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The ``@champion`` moves of the table's days.
+
+    A move in the registry's log (``logged``) is shown on its as-of day, with its decision
+    (``promoted`` or ``rolled_back``); a version that first scored a day without a logged move
+    to it (a registry moved by hand, or days before the log existed) is shown on that day.
 
     Args:
         rows: :func:`read_history`'s table.
+        logged: :func:`logged_champion_moves` for the same days (None: none).
 
     Returns:
-        ``[{"date": first day scored by the new version, "from": version, "to": version}]``.
+        ``[{"date", "from", "to", "decision"}]``, by date; ``decision`` is ``scored`` for a move
+        seen only in which version scored the days.
     """
-    return [
-        {"date": r.date.isoformat(), "from": r.champion_moved_from, "to": str(r.model_version)}
+    logged = logged or []
+    covered = {str(m["to"]) for m in logged}
+    seen = [
+        {"date": r.date.isoformat(), "from": r.champion_moved_from, "to": str(r.model_version), "decision": "scored"}
         for r in rows
-        if r.champion_moved_from is not None
+        if r.champion_moved_from is not None and str(r.model_version) not in covered
     ]
+    moves = [{key: m.get(key) for key in ("date", "from", "to", "decision")} for m in logged] + seen
+    return sorted(moves, key=lambda m: str(m["date"]))
 
 
 def last_monitored_day() -> date | None:
@@ -244,6 +272,7 @@ def write_history(
     render_history(
         rows,
         target,
+        moves=champion_moves(rows, logged_champion_moves(config, rows)),
         title=f"{config.registry.model_name} on {config.dataset.name}: monitoring {rows[0].date} to {day}",
         drift_share_threshold=config.monitoring.drifted_feature_share,
         min_roc_auc=config.monitoring.min_roc_auc,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ def render_history(
     title: str,
     drift_share_threshold: float | None = None,
     min_roc_auc: float | None = None,
+    moves: Sequence[dict[str, Any]] | None = None,
 ) -> Path:
     """Draw the history table as a PNG of :data:`CHART_SIZE` at :data:`CHART_DPI`.
 
@@ -54,6 +56,8 @@ def render_history(
         title: the chart's title.
         drift_share_threshold: drawn on the drift panel (``monitoring.drifted_feature_share``).
         min_roc_auc: drawn on the ROC-AUC panel (``monitoring.min_roc_auc``).
+        moves: the ``@champion`` moves to mark (:func:`~churnops.monitoring.history.champion_moves`);
+            None: the versions that scored the days tell them.
 
     Returns:
         ``path``.
@@ -72,7 +76,13 @@ def render_history(
     _drift_panel(drift_axes, rows, x, drift_share_threshold)
     _auc_panel(auc_axes, rows, x, min_roc_auc)
     _decision_panel(decision_axes, rows, x)
-    _champion_moves((drift_axes, auc_axes, decision_axes), rows)
+    if moves is None:
+        moves = [
+            {"date": r.date.isoformat(), "from": r.champion_moved_from, "to": r.model_version, "decision": "scored"}
+            for r in rows
+            if r.champion_moved_from is not None
+        ]
+    _champion_moves((drift_axes, auc_axes, decision_axes), moves)
 
     if rows:
         decision_axes.set_xlim(mdates.date2num(rows[0].date) - 0.5, mdates.date2num(rows[-1].date) + 0.5)
@@ -135,23 +145,29 @@ def _decision_panel(axes: Any, rows: Sequence[HistoryDay], x: list[float]) -> No
     axes.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
 
 
-def _champion_moves(panels: Sequence[Any], rows: Sequence[HistoryDay]) -> None:
+def _champion_moves(panels: Sequence[Any], moves: Sequence[dict[str, Any]]) -> None:
     import matplotlib.dates as mdates
     from matplotlib.transforms import blended_transform_factory
 
     top = panels[0]
     text_at = blended_transform_factory(top.transData, top.transAxes)
-    for row in rows:
-        if row.champion_moved_from is None:
-            continue
-        # Between the last day scored by the old version and the first scored by the new one.
-        at = mdates.date2num(row.date) - 0.5
+    for move in moves:
+        day = mdates.date2num(date.fromisoformat(str(move["date"])))
+        if move.get("decision") == "scored":
+            # Only the scoring told it: between the last day the old version scored and the first of the new one.
+            at, label = day - 0.5, f"@champion v{move['from']} → v{move['to']}"
+        else:
+            # A logged promotion or rollback: after its as-of day's monitoring, which triggered it.
+            at = day + 0.4
+            label = f"@champion v{move['from']} → v{move['to']} ({move['decision']})"
+            if move.get("from") is None:
+                label = f"@champion v{move['to']} ({move['decision']})"
         for axes in panels:
             axes.axvline(at, color=_MOVE_COLOUR, linewidth=1.2)
         top.text(
             at + 0.05,
             0.97,
-            f"@champion v{row.champion_moved_from} → v{row.model_version}",
+            label,
             transform=text_at,
             fontsize=8,
             color=_MOVE_COLOUR,

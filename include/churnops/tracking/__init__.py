@@ -7,6 +7,7 @@
 - :mod:`~churnops.tracking.integrity`: each registered version's artifact digest, recorded at
   registration (MLflow tag and churnops' own record) and checked by :func:`load_registered_model`,
   the one way to load a registered version.
+- :mod:`~churnops.tracking.moves`: the log of every ``@champion`` move (promotions, rollbacks) with its day.
 - :mod:`~churnops.tracking.thresholds`: each version's decision threshold (its ``churnops.threshold``
   tag, 0.5 without one), read by :func:`version_threshold`.
 """
@@ -20,6 +21,7 @@ from churnops.tracking.integrity import (
     load_registered_model,
     record_artifact_digest,
 )
+from churnops.tracking.moves import champion_moves_path, read_champion_moves, record_champion_move
 from churnops.tracking.registry import (
     PromotionConflict,
     PromotionLockTimeout,
@@ -77,6 +79,7 @@ __all__ = [
     "announce_run",
     "artifact_digest",
     "assign_training_alias",
+    "champion_moves_path",
     "configure_mlflow",
     "digest_record_path",
     "ensure_experiment",
@@ -91,7 +94,9 @@ __all__ = [
     "promote_version",
     "promotion_lock",
     "promotion_lock_path",
+    "read_champion_moves",
     "record_artifact_digest",
+    "record_champion_move",
     "register_version",
     "rollback_champion",
     "step_run",

@@ -18,6 +18,7 @@ from typing import IO, Any
 from churnops.config import RegistryConfig
 from churnops.errors import ChurnopsRetryableError
 from churnops.faults import crash_point
+from churnops.tracking.moves import record_champion_move
 
 __all__ = [
     "PromotionConflict",
@@ -253,6 +254,7 @@ def promote_version(
     """
     with promotion_lock(registry):
         moved = _promote(registry, challenger, expected_champion, tags)
+        record_champion_move(registry, moved, tags)
         if record is not None:
             record(moved)
         return moved
@@ -343,6 +345,7 @@ def rollback_champion(
     """
     with promotion_lock(registry):
         moved = _rollback(registry, plan["champion"], str(plan["rollback_to"]), tags)
+        record_champion_move(registry, moved, tags)
         if record is not None:
             record(moved)
         return moved

@@ -92,8 +92,8 @@ def test_a_new_version_scoring_a_day_is_a_champion_move_even_across_a_gap(home):
     rows = read_history(D0 + timedelta(days=5), 6)
     assert [r.champion_moved_from for r in rows] == [None, None, None, "1", None, "2"]
     assert champion_moves(rows) == [
-        {"date": "2026-05-04", "from": "1", "to": "2"},
-        {"date": "2026-05-06", "from": "2", "to": "1"},
+        {"date": "2026-05-04", "from": "1", "to": "2", "decision": "scored"},
+        {"date": "2026-05-06", "from": "2", "to": "1", "decision": "scored"},
     ]
     # The window starts the history: the first day scored by v2 in it is no move.
     assert champion_moves(read_history(D0 + timedelta(days=4), 2)) == []

@@ -382,3 +382,30 @@ def test_the_promotion_lock_gives_up_after_its_deadline_with_a_retryable_error(c
         holder.stdout.close()
     with promotion_lock(registry):  # the holder died: its lock went with it
         assert path.read_text().split()[0] == str(os.getpid())
+
+
+def test_every_champion_move_is_logged_once_with_its_day_even_when_a_retry_finishes_it(logged_models):
+    """A promotion, its retry (which finds the move done) and a rollback: two lines in the move log."""
+    from churnops.tracking import champion_moves_path, read_champion_moves
+    from churnops.tracking.registry import plan_rollback, promote_version, rollback_champion
+
+    (run_a, uri_a), (run_b, uri_b) = logged_models
+    first, _ = register_version(uri_a, run_a, REGISTRY, {})
+    assign_training_alias(REGISTRY, first)
+    second, _ = register_version(uri_b, run_b, REGISTRY, {})
+    assign_training_alias(REGISTRY, second)
+    assert read_champion_moves(REGISTRY) == [], "registering and the first @champion are not moves"
+    promotion = {"churnops.decision": "promoted", "churnops.decision_as_of": "2026-03-02"}
+    promotion["churnops.decision_run"] = "r1"
+    promote_version(REGISTRY, second, expected_champion=first, tags=promotion)
+    assert promote_version(REGISTRY, second, expected_champion=first, tags=promotion)["resumed"]
+    rollback = {"churnops.decision": "rolled_back", "churnops.decision_as_of": "2026-03-04"}
+    rollback_champion(REGISTRY, plan_rollback(REGISTRY), rollback)
+
+    assert read_champion_moves(REGISTRY) == [
+        {"date": "2026-03-02", "from": first, "to": second, "decision": "promoted", "run_id": "r1"},
+        {"date": "2026-03-04", "from": second, "to": first, "decision": "rolled_back", "run_id": ""},
+    ]
+    with open(champion_moves_path(REGISTRY), "a") as log:  # a line cut short by a crash is skipped
+        log.write('{"date": "2026-03-0')
+    assert [m["decision"] for m in read_champion_moves(REGISTRY)] == ["promoted", "rolled_back"]
