@@ -24,7 +24,7 @@ from typing import Any
 from churnops.config import ChurnopsConfig, churnops_home
 from churnops.data import partition, write_text_atomically
 from churnops.days import parse_day, trailing_days
-from churnops.monitoring.history_chart import CHART_DPI, CHART_SIZE, render_history
+from churnops.monitoring.history_chart import CHART_DPI, CHART_SIZE, render_history, scored_moves
 from churnops.tracking import read_champion_moves
 
 __all__ = [
@@ -192,11 +192,7 @@ def champion_moves(rows: list[HistoryDay], logged: list[dict[str, Any]] | None =
     """
     logged = logged or []
     covered = {str(m["to"]) for m in logged}
-    seen = [
-        {"date": r.date.isoformat(), "from": r.champion_moved_from, "to": str(r.model_version), "decision": "scored"}
-        for r in rows
-        if r.champion_moved_from is not None and str(r.model_version) not in covered
-    ]
+    seen = [m for m in scored_moves(rows) if m["to"] not in covered]
     moves = [{key: m.get(key) for key in ("date", "from", "to", "decision")} for m in logged] + seen
     return sorted(moves, key=lambda m: str(m["date"]))
 

@@ -23,7 +23,7 @@ from churnops.data import replaced_atomically
 if TYPE_CHECKING:
     from churnops.monitoring.history import HistoryDay
 
-__all__ = ["CHART_DPI", "CHART_SIZE", "render_history"]
+__all__ = ["CHART_DPI", "CHART_SIZE", "render_history", "scored_moves"]
 
 CHART_SIZE = (10.0, 7.0)
 CHART_DPI = 100
@@ -38,6 +38,22 @@ _GAP_COLOUR = "#bdbdbd"
 def _values(rows: Sequence[HistoryDay], field: str) -> list[float]:
     # NaN breaks a line, so a day without a value (or without a run) shows as a gap.
     return [math.nan if getattr(r, field) is None else float(getattr(r, field)) for r in rows]
+
+
+def scored_moves(rows: Sequence[HistoryDay]) -> list[dict[str, Any]]:
+    """The ``@champion`` moves the scoring versions tell: each first day a new version scored.
+
+    Args:
+        rows: the days, oldest first.
+
+    Returns:
+        ``[{"date", "from", "to", "decision": "scored"}]``.
+    """
+    return [
+        {"date": r.date.isoformat(), "from": r.champion_moved_from, "to": str(r.model_version), "decision": "scored"}
+        for r in rows
+        if r.champion_moved_from is not None
+    ]
 
 
 def render_history(
@@ -76,13 +92,7 @@ def render_history(
     _drift_panel(drift_axes, rows, x, drift_share_threshold)
     _auc_panel(auc_axes, rows, x, min_roc_auc)
     _decision_panel(decision_axes, rows, x)
-    if moves is None:
-        moves = [
-            {"date": r.date.isoformat(), "from": r.champion_moved_from, "to": r.model_version, "decision": "scored"}
-            for r in rows
-            if r.champion_moved_from is not None
-        ]
-    _champion_moves((drift_axes, auc_axes, decision_axes), moves)
+    _champion_moves((drift_axes, auc_axes, decision_axes), scored_moves(rows) if moves is None else moves)
 
     if rows:
         decision_axes.set_xlim(mdates.date2num(rows[0].date) - 0.5, mdates.date2num(rows[-1].date) + 0.5)
