@@ -13,6 +13,18 @@ TELCO_CONFIG = ROOT / "include" / "config" / "telco.yaml"
 TELCO_DATA = ROOT / "include" / "data" / "telco"
 
 
+def telco_table(**read_csv: object):
+    """The bundled Telco sources joined on the customer id, in file order: a batch file's columns plus ``churn``.
+
+    Args:
+        **read_csv: options for every ``pandas.read_csv`` (e.g. ``dtype=str`` for the files' text as it is).
+    """
+    import pandas as pd
+
+    frames = [pd.read_csv(TELCO_DATA / f"{name}.csv", **read_csv) for name in ("customers", "services", "accounts")]
+    return frames[0].merge(frames[1], on="customerid").merge(frames[2], on="customerid")
+
+
 def sha256_tree(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 
 from churnops.config import load_config
-from tests.helpers import ROOT, TELCO_DATA
+from tests.helpers import ROOT, telco_table
 
 pytestmark = pytest.mark.e2e
 
@@ -56,10 +56,7 @@ def recorded_mlflow_runs(dag_run) -> dict[str, str]:
 
 def raw_merged_rows(n: int = 20) -> pd.DataFrame:
     """Rows as a user would send them: the sources read with pandas' default dtypes, joined."""
-    frame = pd.read_csv(TELCO_DATA / "customers.csv")
-    for name in ("services", "accounts"):
-        frame = frame.merge(pd.read_csv(TELCO_DATA / f"{name}.csv"), on="customerid")
-    return frame.drop(columns=["customerid", "churn"]).head(n)
+    return telco_table().drop(columns=["customerid", "churn"]).head(n)
 
 
 def test_training_dag_end_to_end(training_dag, churnops_home):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import TELCO_DATA, churnops_environment, write_config
+from tests.helpers import churnops_environment, telco_table, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +38,7 @@ def free_port() -> int:
 
 
 def telco_rows() -> pd.DataFrame:
-    frames = [pd.read_csv(TELCO_DATA / f"{name}.csv", dtype=str) for name in ("customers", "services", "accounts")]
-    merged = frames[0].merge(frames[1], on="customerid").merge(frames[2], on="customerid")
-    return merged.drop(columns=["churn"]).head(300)
+    return telco_table(dtype=str).drop(columns=["churn"]).head(300)
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ import pytest
 
 from tests.airflow_stack import MLFLOW, free_port, running_stack
 from tests.alert_sinks import SmtpSink
-from tests.helpers import TELCO_DATA
+from tests.helpers import telco_table
 from tests.integration.loop_steps import (
     D0,
     DAG_IDS,
@@ -107,12 +107,7 @@ def test_every_task_links_to_its_mlflow_run_and_the_ui_to_mlflow(loop):
 
 def raw_rows(n: int) -> dict:
     """``dataframe_split`` of raw merged Telco rows, as the CSV text has them (numbers as text included)."""
-    import pandas as pd
-
-    frame = pd.read_csv(TELCO_DATA / "customers.csv", dtype=str, keep_default_na=False)
-    for name in ("services", "accounts"):
-        frame = frame.merge(pd.read_csv(TELCO_DATA / f"{name}.csv", dtype=str, keep_default_na=False), on="customerid")
-    frame = frame.drop(columns=["customerid", "churn"]).head(n)
+    frame = telco_table(dtype=str, keep_default_na=False).drop(columns=["customerid", "churn"]).head(n)
     frame.loc[frame.index[0], "contract"] = "Ten year"  # never seen in training
     return {"dataframe_split": {"columns": list(frame.columns), "data": frame.values.tolist()}}
 

@@ -21,7 +21,7 @@ from churnops.devtools import generator, simulate
 from churnops.devtools.simulate import SCENARIOS, drift_intensity, population, simulate_day, write_days
 from churnops.errors import ChurnopsInputError
 from churnops.modeling.models import build_model
-from tests.helpers import TELCO_CONFIG, TELCO_DATA
+from tests.helpers import TELCO_CONFIG, telco_table
 
 START = date(2025, 3, 1)
 FULL = START + timedelta(days=30)  # far past the 10-day ramp: full intensity
@@ -76,8 +76,7 @@ def sha256(path: str | Path) -> str:
 def test_population_is_the_inner_join_of_the_typed_sources(config, pop):
     ds = config.dataset
     assert list(pop.columns) == [ds.id_column, *ds.feature_columns, ds.target]
-    raw = [pd.read_csv(TELCO_DATA / f"{name}.csv", dtype=str) for name in ("customers", "services", "accounts")]
-    joined = raw[0].merge(raw[1], on="customerid").merge(raw[2], on="customerid")
+    joined = telco_table(dtype=str)
     assert len(pop) == len(joined) and pop[ds.id_column].is_unique and pop[ds.id_column].is_monotonic_increasing
     assert all(pop[c].dtype == "float64" for c in ds.numeric_features)
     assert set(pop[ds.target]) == {"Yes", "No"}

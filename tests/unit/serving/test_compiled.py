@@ -11,15 +11,14 @@ import pytest
 from churnops.config import MODEL_FAMILIES, load_config
 from churnops.modeling import build_model
 from churnops.serving.compiled import CELLWISE_BELOW_ROWS, compile_features, matches_pipeline
-from tests.helpers import TELCO_CONFIG, TELCO_DATA
+from tests.helpers import TELCO_CONFIG, telco_table
 
 SMALL = {"lightgbm": {"n_estimators": 5}, "xgboost": {"n_estimators": 5}, "random_forest": {"n_estimators": 2}}
 
 
 @pytest.fixture(scope="module")
 def telco():
-    frames = [pd.read_csv(TELCO_DATA / f"{name}.csv") for name in ("customers", "services", "accounts")]
-    merged = frames[0].merge(frames[1], on="customerid").merge(frames[2], on="customerid").head(800)
+    merged = telco_table().head(800)
     config = load_config(TELCO_CONFIG).with_training(params=SMALL)
     return config, merged[config.dataset.feature_columns], (merged["churn"] == "Yes").to_numpy(dtype=int)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from churnops.config import MODEL_FAMILIES, load_config
 from churnops.modeling import build_model
 from churnops.serving import build_explainer, top_reasons
-from tests.helpers import TELCO_CONFIG, TELCO_DATA
+from tests.helpers import TELCO_CONFIG, telco_table
 
 SMALL = {
     "lightgbm": {"n_estimators": 30},
@@ -21,8 +20,7 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def telco():
-    frames = [pd.read_csv(TELCO_DATA / f"{name}.csv") for name in ("customers", "services", "accounts")]
-    merged = frames[0].merge(frames[1], on="customerid").merge(frames[2], on="customerid").head(1500)
+    merged = telco_table().head(1500)
     config = load_config(TELCO_CONFIG).with_training(params=SMALL)
     return config, merged[config.dataset.feature_columns], (merged["churn"] == "Yes").to_numpy(dtype=int)
 
