@@ -18,6 +18,17 @@ def logged_models(churnops_home):
     return log_tiny_models(2)
 
 
+@pytest.fixture
+def registered(logged_models):
+    """The two models registered as trainings do: version 1 ``@champion``, version 2 ``@challenger``."""
+    (run_a, uri_a), (run_b, uri_b) = logged_models
+    first, _ = register_version(uri_a, run_a, REGISTRY, {})
+    assign_training_alias(REGISTRY, first)
+    second, _ = register_version(uri_b, run_b, REGISTRY, {})
+    assign_training_alias(REGISTRY, second)
+    return first, second
+
+
 def test_register_twice_for_the_same_run_gives_one_version(logged_models):
     from mlflow import MlflowClient
 
@@ -45,7 +56,7 @@ def test_first_version_is_champion_later_ones_challenger(logged_models):
     assert model_aliases(REGISTRY, second) == ["challenger"]
 
 
-def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_champion(logged_models):
+def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_champion(registered):
     from churnops.tracking.registry import (
         PromotionConflict,
         plan_rollback,
@@ -54,11 +65,7 @@ def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_cham
         version_tags,
     )
 
-    (run_a, uri_a), (run_b, uri_b) = logged_models
-    first, _ = register_version(uri_a, run_a, REGISTRY, {})
-    assign_training_alias(REGISTRY, first)
-    second, _ = register_version(uri_b, run_b, REGISTRY, {})
-    assign_training_alias(REGISTRY, second)
+    first, second = registered
 
     with pytest.raises(PromotionConflict):
         promote_version(REGISTRY, second, expected_champion="7", tags={})
@@ -78,16 +85,12 @@ def test_promotion_moves_champion_and_previous_champion_and_refuses_a_stale_cham
     assert (alias_version(REGISTRY, "champion"), alias_version(REGISTRY, "previous_champion")) == (first, second)
 
 
-def test_a_promotion_retried_after_a_crash_finishes_instead_of_conflicting(logged_models):
+def test_a_promotion_retried_after_a_crash_finishes_instead_of_conflicting(registered):
     """Killed after moving @champion (before @challenger was dropped or the state written): the retry
     of the same decision resumes; a different challenger evaluated against the old champion still loses."""
     from churnops.tracking.registry import PromotionConflict, _client, promote_version, version_tags
 
-    (run_a, uri_a), (run_b, uri_b) = logged_models
-    first, _ = register_version(uri_a, run_a, REGISTRY, {})
-    assign_training_alias(REGISTRY, first)
-    second, _ = register_version(uri_b, run_b, REGISTRY, {})
-    assign_training_alias(REGISTRY, second)
+    first, second = registered
     client = _client()  # the first attempt's two alias moves, then the crash
     client.set_registered_model_alias(REGISTRY.model_name, "previous_champion", first)
     client.set_registered_model_alias(REGISTRY.model_name, "champion", second)
@@ -240,15 +243,11 @@ def test_two_racing_promotions_promote_exactly_one(churnops_home):
 
 
 @pytest.fixture
-def promoted(logged_models):
+def promoted(registered):
     """Version 2 promoted over version 1: ``@champion`` 2, ``@previous_champion`` 1."""
     from churnops.tracking.registry import promote_version
 
-    (run_a, uri_a), (run_b, uri_b) = logged_models
-    first, _ = register_version(uri_a, run_a, REGISTRY, {})
-    assign_training_alias(REGISTRY, first)
-    second, _ = register_version(uri_b, run_b, REGISTRY, {})
-    assign_training_alias(REGISTRY, second)
+    first, second = registered
     promote_version(REGISTRY, second, expected_champion=first, tags={})
     return first, second
 
@@ -384,16 +383,12 @@ def test_the_promotion_lock_gives_up_after_its_deadline_with_a_retryable_error(c
         assert path.read_text().split()[0] == str(os.getpid())
 
 
-def test_every_champion_move_is_logged_once_with_its_day_even_when_a_retry_finishes_it(logged_models):
+def test_every_champion_move_is_logged_once_with_its_day_even_when_a_retry_finishes_it(registered):
     """A promotion, its retry (which finds the move done) and a rollback: two lines in the move log."""
     from churnops.tracking import champion_moves_path, read_champion_moves
     from churnops.tracking.registry import plan_rollback, promote_version, rollback_champion
 
-    (run_a, uri_a), (run_b, uri_b) = logged_models
-    first, _ = register_version(uri_a, run_a, REGISTRY, {})
-    assign_training_alias(REGISTRY, first)
-    second, _ = register_version(uri_b, run_b, REGISTRY, {})
-    assign_training_alias(REGISTRY, second)
+    first, second = registered
     assert read_champion_moves(REGISTRY) == [], "registering and the first @champion are not moves"
     promotion = {"churnops.decision": "promoted", "churnops.decision_as_of": "2026-03-02"}
     promotion["churnops.decision_run"] = "r1"
