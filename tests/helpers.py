@@ -13,6 +13,22 @@ TELCO_CONFIG = ROOT / "include" / "config" / "telco.yaml"
 TELCO_DATA = ROOT / "include" / "data" / "telco"
 
 
+def toy_dataset(numeric: list[str], categorical: list[str] | None = None) -> dict:
+    """A config's ``dataset`` section for an in-memory toy table (id ``id``, target ``y``, positive ``"1"``).
+
+    Its one source never exists: the tests that use it hand the model frames, never files.
+    """
+    section = {
+        "name": "toy",
+        "id_column": "id",
+        "target": "y",
+        "positive_label": "1",
+        "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
+        "numeric_features": numeric,
+    }
+    return section | ({"categorical_features": categorical} if categorical is not None else {})
+
+
 def telco_table(**read_csv: object):
     """The bundled Telco sources joined on the customer id, in file order: a batch file's columns plus ``churn``.
 

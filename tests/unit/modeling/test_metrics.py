@@ -17,6 +17,7 @@ from churnops.modeling.metrics import (
     feature_importance,
 )
 from churnops.modeling.models import build_model
+from tests.helpers import toy_dataset
 
 # --- expected calibration error ----------------------------------------------------------------------------------
 
@@ -187,15 +188,7 @@ def test_comparison_table_top_row_is_the_chosen_model_on_a_full_tie():
 def toy_config() -> ChurnopsConfig:
     return ChurnopsConfig.model_validate(
         {
-            "dataset": {
-                "name": "toy",
-                "id_column": "id",
-                "target": "y",
-                "positive_label": "1",
-                "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-                "numeric_features": ["signal", "noise"],
-                "categorical_features": ["grp"],
-            },
+            "dataset": toy_dataset(["signal", "noise"], ["grp"]),
             "features": {"derived": [{"kind": "bins", "name": "signal_band", "column": "signal", "edges": [-1, 0, 1]}]},
             "training": {"params": {"random_forest": {"n_estimators": 20, "n_jobs": 1}}},
         }

@@ -17,6 +17,7 @@ from churnops.modeling.models import (
     fit_family,
     model_signature,
 )
+from tests.helpers import toy_dataset
 
 # Small and fast: few trees, leaves allowed on a 120-row table, one thread (OpenMP threads spin and
 # crawl when other processes share the cores).
@@ -30,15 +31,7 @@ FAST_PARAMS = {
 def make_config(**training) -> ChurnopsConfig:
     return ChurnopsConfig.model_validate(
         {
-            "dataset": {
-                "name": "toy",
-                "id_column": "id",
-                "target": "y",
-                "positive_label": "1",
-                "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-                "numeric_features": ["x1", "x2"],
-                "categorical_features": ["grp"],
-            },
+            "dataset": toy_dataset(["x1", "x2"], ["grp"]),
             "features": {"derived": [{"kind": "ratio", "name": "x_ratio", "numerator": "x1", "denominator": "x2"}]},
             "training": {"cv_folds": 3, "seed": 7, "params": FAST_PARAMS, **training},
         }

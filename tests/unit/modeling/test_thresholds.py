@@ -8,6 +8,7 @@ from sklearn.metrics import f1_score
 
 from churnops.config import ChurnopsConfig, ThresholdConfig
 from churnops.modeling.thresholds import choose_threshold, classification_report_at, threshold_metrics
+from tests.helpers import toy_dataset
 
 # Ten rows, scores 0.1 … 1.0; the positives are those scored 0.4, 0.6, 0.7, 0.9 and 1.0.
 Y = np.array([0, 0, 0, 1, 0, 1, 1, 0, 1, 1])
@@ -83,16 +84,7 @@ def test_the_rule_label_names_the_costs_and_the_config_rejects_bad_ones():
     assert ThresholdConfig().label == "max_f1"
     assert ThresholdConfig(rule="cost", cost_false_negative=5, cost_false_positive=1).label == "cost:fn=5,fp=1"
     assert ThresholdConfig(rule="cost", cost_false_negative=2.5).label == "cost:fn=2.5,fp=1"
-    base = {
-        "dataset": {
-            "name": "toy",
-            "id_column": "id",
-            "target": "y",
-            "positive_label": "1",
-            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-            "numeric_features": ["x"],
-        }
-    }
+    base = {"dataset": toy_dataset(["x"])}
     assert ChurnopsConfig.model_validate(base).training.threshold.rule == "max_f1"
     for bad in ({"rule": "youden"}, {"rule": "cost", "cost_false_positive": 0}, {"cost": 1}):
         with pytest.raises(ValueError):

@@ -7,18 +7,11 @@ import pandas as pd
 import pytest
 
 from churnops.config import ChurnopsConfig
+from tests.helpers import toy_dataset
 
 CONFIG = ChurnopsConfig.model_validate(
     {
-        "dataset": {
-            "name": "toy",
-            "id_column": "id",
-            "target": "y",
-            "positive_label": "1",
-            "sources": [{"name": "main", "path": "/nonexistent/main.csv"}],
-            "numeric_features": ["x1"],
-            "categorical_features": ["grp"],
-        },
+        "dataset": toy_dataset(["x1"], ["grp"]),
         "training": {"params": {"lightgbm": {"n_estimators": 10, "min_child_samples": 5, "n_jobs": 1}}},
     }
 )
