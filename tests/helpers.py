@@ -41,6 +41,19 @@ def telco_table(**read_csv: object):
     return frames[0].merge(frames[1], on="customerid").merge(frames[2], on="customerid")
 
 
+def telco_training_rows(rows: int, params: dict[str, dict]) -> tuple:
+    """The bundled config with ``training.params`` replaced, and the first ``rows`` joined Telco rows as ``X``, ``y``.
+
+    Returns:
+        ``(config, X, y)``: ``X`` the feature columns as pandas reads them, ``y`` 1 for a churner.
+    """
+    from churnops.config import load_config
+
+    table = telco_table().head(rows)
+    config = load_config(TELCO_CONFIG).with_training(params=params)
+    return config, table[config.dataset.feature_columns], (table["churn"] == "Yes").to_numpy(dtype=int)
+
+
 def sha256_tree(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 

@@ -8,19 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnops.config import MODEL_FAMILIES, load_config
+from churnops.config import MODEL_FAMILIES
 from churnops.modeling import build_model
 from churnops.serving.compiled import CELLWISE_BELOW_ROWS, compile_features, matches_pipeline
-from tests.helpers import TELCO_CONFIG, telco_table
+from tests.helpers import telco_training_rows
 
 SMALL = {"lightgbm": {"n_estimators": 5}, "xgboost": {"n_estimators": 5}, "random_forest": {"n_estimators": 2}}
 
 
 @pytest.fixture(scope="module")
 def telco():
-    merged = telco_table().head(800)
-    config = load_config(TELCO_CONFIG).with_training(params=SMALL)
-    return config, merged[config.dataset.feature_columns], (merged["churn"] == "Yes").to_numpy(dtype=int)
+    return telco_training_rows(800, SMALL)
 
 
 @pytest.fixture(scope="module")

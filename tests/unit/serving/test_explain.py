@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from churnops.config import MODEL_FAMILIES, load_config
+from churnops.config import MODEL_FAMILIES
 from churnops.modeling import build_model
 from churnops.serving import build_explainer, top_reasons
-from tests.helpers import TELCO_CONFIG, telco_table
+from tests.helpers import telco_training_rows
 
 SMALL = {
     "lightgbm": {"n_estimators": 30},
@@ -20,9 +20,7 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def telco():
-    merged = telco_table().head(1500)
-    config = load_config(TELCO_CONFIG).with_training(params=SMALL)
-    return config, merged[config.dataset.feature_columns], (merged["churn"] == "Yes").to_numpy(dtype=int)
+    return telco_training_rows(1500, SMALL)
 
 
 @pytest.fixture(scope="module")
