@@ -7,7 +7,7 @@ A day without a report (not run, rejected, still running) is a gap, never an err
 so a change between two monitored days is a move of the alias (a promotion or a rollback).
 
 :func:`write_history` draws ``history.png`` beside the day's report (the monitoring run logs it
-to the day's MLflow run and the HTML report links it, :func:`link_history_chart`);
+to the day's MLflow run and the HTML report links it first, :func:`history_link`);
 ``churnops history`` draws any day and window.
 """
 
@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from churnops.config import ChurnopsConfig, churnops_home
-from churnops.data import partition, write_text_atomically
+from churnops.data import partition
 from churnops.days import parse_day, trailing_days
 from churnops.monitoring.history_chart import CHART_DPI, CHART_SIZE, render_history, scored_moves
 from churnops.tracking import read_champion_moves
@@ -35,7 +34,7 @@ __all__ = [
     "champion_moves",
     "format_history",
     "last_monitored_day",
-    "link_history_chart",
+    "history_link",
     "logged_champion_moves",
     "read_history",
     "render_history",
@@ -276,27 +275,17 @@ def write_history(
     return rows, target
 
 
-_LINK_ID = "churnops-history"
-
-
-def link_history_chart(page: Path, days: int) -> Path:
-    """Put a link to the day's history chart (``history.png`` beside it) at the top of an HTML page.
+def history_link(days: int) -> str:
+    """The block that links the day's history chart (``history.png`` beside the page), put first on the page.
 
     Args:
-        page: the day's HTML report.
         days: the days the chart covers (named in the link).
 
     Returns:
-        ``page``, rewritten whole (a page that links it already is left as it is).
+        The HTML ``<div id="churnops-history">`` with the link.
     """
-    text = page.read_text(encoding="utf-8")
-    if f'id="{_LINK_ID}"' in text:
-        return page
-    block = (
-        f'<div id="{_LINK_ID}" style="padding:8px 16px;font-family:sans-serif;font-size:14px">'
+    return (
+        '<div id="churnops-history" style="padding:8px 16px;font-family:sans-serif;font-size:14px">'
         f'<a href="{HISTORY_CHART}">History of the last {days} days</a>: drift share, prediction drift, '
         "ROC-AUC, decisions and @champion moves</div>"
     )
-    body = re.search(r"<body[^>]*>", text, flags=re.IGNORECASE)
-    at = body.end() if body else 0
-    return write_text_atomically(page, text[:at] + block + text[at:])

@@ -18,7 +18,7 @@ import pandas as pd
 
 from churnops.config import ChurnopsConfig
 from churnops.data import partition, write_json
-from churnops.monitoring.history import link_history_chart
+from churnops.monitoring.history import history_link
 from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.scoring import reference_frame
 from churnops.tracking import announce_run, ensure_experiment
@@ -178,9 +178,14 @@ def write_report(
     # The page renders the verdicts from the file they were written to, so it shows what the JSON says.
     verdicts = json.loads(Path(report["details"]["features"]).read_text(encoding="utf-8"))
     drift_report_html(
-        reference_frame(config, scored["model_version"]), current, html_path, verdicts, report, config.monitoring
+        reference_frame(config, scored["model_version"]),
+        current,
+        html_path,
+        verdicts,
+        report,
+        config.monitoring,
+        header=history_link(config.monitoring.history_days),  # history.png, drawn beside it by report_step
     )
-    link_history_chart(html_path, config.monitoring.history_days)  # history.png, written beside it by report_step
     return json_path, html_path
 
 

@@ -170,18 +170,19 @@ def _secondary_heading(view: EvidentlyView, verdicts: dict[str, Any]) -> str:
     return f'<div id="churnops-secondary" data-role="secondary"><h2>{_text(title)}</h2><p>{_text(text)}</p></div>'
 
 
-def render_page(verdicts: dict[str, Any], report: dict[str, Any], view: EvidentlyView) -> str:
-    """The whole page: churnops' section, then evidently's part under its secondary heading.
+def render_page(verdicts: dict[str, Any], report: dict[str, Any], view: EvidentlyView, header: str = "") -> str:
+    """The whole page: ``header``, churnops' section, then evidently's part under its secondary heading.
 
     Args:
         verdicts: the record in ``feature_drift.json``.
         report: the day's report.
         view: :func:`evidently_view`'s result.
+        header: HTML put first in the body (the history chart's link).
 
     Returns:
         The HTML document.
     """
-    ours = verdict_section(verdicts, report) + _secondary_heading(view, verdicts)
+    ours = header + verdict_section(verdicts, report) + _secondary_heading(view, verdicts)
     if view.page is None:
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>churnops drift</title></head>"
@@ -312,6 +313,7 @@ def drift_report_html(
     verdicts: dict[str, Any],
     report: dict[str, Any],
     monitoring: MonitoringConfig,
+    header: str = "",
 ) -> Path:
     """Write the day's drift page: churnops' verdicts (from ``verdicts``), then evidently's view.
 
@@ -322,6 +324,7 @@ def drift_report_html(
         verdicts: the record in ``feature_drift.json``; its features name the columns.
         report: the day's report.
         monitoring: sample size, seed and thresholds of evidently's view.
+        header: HTML put first in the page's body (the history chart's link).
 
     Returns:
         ``path``.
@@ -333,5 +336,5 @@ def drift_report_html(
     path.parent.mkdir(parents=True, exist_ok=True)
     # Snapshot.save_html silently writes nothing when given a Path (it only handles str),
     # so the page is rendered and written here.
-    write_text_atomically(path, render_page(verdicts, report, view))
+    write_text_atomically(path, render_page(verdicts, report, view, header))
     return path

@@ -15,7 +15,6 @@ from churnops.monitoring.history import (
     champion_moves,
     format_history,
     last_monitored_day,
-    link_history_chart,
     read_history,
 )
 from churnops.monitoring.history_chart import render_history
@@ -154,14 +153,3 @@ def test_the_chart_is_a_png_of_the_documented_size_and_the_same_table_gives_the_
 def test_a_window_without_any_run_still_draws(tmp_path):
     rows = [HistoryDay(date=D0 + timedelta(days=k)) for k in range(3)]
     assert png_size(render_history(rows, tmp_path / "empty.png", "nothing yet").read_bytes()) == (1000, 700)
-
-
-def test_the_page_links_the_chart_once_right_after_its_body_tag(tmp_path):
-    page = tmp_path / "drift_report.html"
-    page.write_text('<html><head><title>x</title></head><body class="e"><div>evidently</div></body></html>')
-    link_history_chart(page, 30)
-    link_history_chart(page, 30)
-    text = page.read_text()
-    assert text.count('href="history.png"') == 1
-    assert text.index('<body class="e"><div id="churnops-history"') < text.index("evidently")
-    assert "History of the last 30 days" in text

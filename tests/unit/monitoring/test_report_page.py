@@ -168,3 +168,16 @@ def test_drift_report_html_survives_empty_columns_and_sides(tmp_path, monitoring
     text = drift_report_html(reference, current.iloc[:0], tmp_path / "b.html", verdicts, report, settings).read_text()
     assert "No evidently view: the reference has 300 rows and the current data 0 rows" in text
     assert set(read_drift_page(text)["features"]) == set(NUMERIC + CATEGORICAL)
+
+
+def test_the_page_links_the_history_chart_once_right_after_its_body_tag(tmp_path, monitoring):
+    from churnops.monitoring.history import history_link
+
+    settings = monitoring(sample_size=1000)
+    reference, current = _telco_like(300, 0), _telco_like(300, 1)
+    verdicts, report = verdicts_and_report(reference, current, settings)
+    path = drift_report_html(reference, current, tmp_path / "p.html", verdicts, report, settings, history_link(30))
+    text = path.read_text()
+    assert text.count('href="history.png"') == 1
+    assert text.index('<body><div id="churnops-history"') < text.index('<section id="churnops"')
+    assert "History of the last 30 days" in text
