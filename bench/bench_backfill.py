@@ -191,6 +191,18 @@ def markdown(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def recorded_command(args: argparse.Namespace) -> str:
+    """The command that gives these results: the options that shape the run, not where it writes."""
+    options = {
+        "--days": (args.days, 60),
+        "--rows-per-day": (args.rows_per_day, 1000),
+        "--max-active-runs": (args.max_active_runs, 4),
+        "--label-delay-days": (args.label_delay_days, 7),
+    }
+    given = [f"{flag} {value}" for flag, (value, default) in options.items() if value != default]
+    return " ".join(["python bench/bench_backfill.py", *given])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=60)
@@ -260,7 +272,7 @@ def main() -> None:
         database, errors = stack.database, lock_errors(stack)
     same = [d for d in sequential["digests"] if sequential["digests"][d] == concurrent["digests"][d]]
     payload = {
-        "command": "python bench/bench_backfill.py " + " ".join(sys.argv[1:]),
+        "command": recorded_command(args),
         "machine": {
             "cores": os.cpu_count(),
             "memory_gib": psutil.virtual_memory().total / 2**30,

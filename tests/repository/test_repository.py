@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -33,3 +34,16 @@ def test_the_pattern_finds_what_it_is_for():
     assert MACHINE_PATH.search("--output " + "/".join(["", "work", "main", "bench", "RESULTS.md"]))
     assert MACHINE_PATH.search("cd " + "/".join(["", "root", "project"]))
     assert not MACHINE_PATH.search("--output bench/RESULTS.md and /opt/churnops/airflow_settings.yaml")
+
+
+def test_the_commands_benchmark_results_record_name_no_absolute_path():
+    # A recorded command is what a reader reruns: an absolute path in it (a scratch output folder,
+    # say) names a folder of the machine the figures came from.
+    found = []
+    for name in tracked_text_files():
+        if not name.startswith("bench/") or not name.endswith(".json"):
+            continue
+        recorded = json.loads((ROOT / name).read_text()).get("command")
+        if isinstance(recorded, str):
+            found += [f"{name}: {word}" for word in recorded.split() if word.startswith("/")]
+    assert not found, "absolute paths in recorded benchmark commands:\n" + "\n".join(found)
