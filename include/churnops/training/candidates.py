@@ -129,7 +129,7 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
         mlflow.log_dict({"threshold": threshold, "threshold_rule": rule.label, **report}, "classification_report.json")
         importance = feature_importance(result.model)
         mlflow.log_text(importance.to_csv(header=["importance"]), "feature_importance.csv")
-        for name, figure in diagnostic_figures(y_test, proba, importance, family, threshold).items():
+        for name, figure in diagnostic_figures(y_test, proba, importance, family, threshold, uncalibrated).items():
             mlflow.log_figure(figure, f"plots/{name}")
             plt.close(figure)
         example = X_train.dropna().head(5)

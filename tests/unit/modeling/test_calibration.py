@@ -204,3 +204,25 @@ def test_the_pyfunc_of_a_calibrated_model_returns_the_calibrated_probabilities(t
     rows = X[1000:]
     assert np.array_equal(np.asarray(loaded.predict(rows)), model.predict_proba(rows))
     assert type(loaded.get_raw_model()) is CalibratedPipeline
+
+
+def test_the_calibration_figure_draws_the_uncalibrated_curve_beside_the_served_one():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from churnops.modeling import diagnostic_figures
+
+    y, raw = overconfident(2000, 0)
+    served = ScoreCalibrator("sigmoid").fit(raw, y).transform(raw)
+    importance = pd.Series([1.0], index=["x"])
+
+    def labels(uncalibrated):
+        figures = diagnostic_figures(y, served, importance, "toy", 0.5, uncalibrated)
+        shown = [text.get_text() for text in figures["calibration.png"].axes[0].get_legend().get_texts()]
+        for figure in figures.values():
+            plt.close(figure)
+        return shown
+
+    assert [label for label in labels(raw) if label != "Perfectly calibrated"] == ["served", "uncalibrated"]
+    assert [label for label in labels(served) if label != "Perfectly calibrated"] == ["served"]
+    assert [label for label in labels(None) if label != "Perfectly calibrated"] == ["served"]
