@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from churnops.cli import main
@@ -91,7 +92,7 @@ def test_training_chooses_the_threshold_by_the_config_rule_and_records_it_on_the
 
     from churnops.config import load_config
     from churnops.data import SPLIT_COLUMN, label_vector
-    from churnops.modeling import choose_threshold, fit_family
+    from churnops.modeling import calibrated_scores, choose_threshold, fit_family
     from churnops.tracking import load_registered_model, version_tags, version_threshold
 
     config_path = write_config(
@@ -112,12 +113,15 @@ def test_training_chooses_the_threshold_by_the_config_rule_and_records_it_on_the
         float(tags["churnops.threshold"]) == threshold == version_threshold(summary["model_version"], config.registry)
     )
 
-    # Chosen on the training split's out-of-fold scores, by the rule: the same CV gives the same threshold.
+    # Chosen on the training split's out-of-fold scores as the model calibrates them, by the rule:
+    # the same CV gives the same threshold.
     snapshot = pd.read_parquet(tags["churnops.snapshot_path"])
     train, test = snapshot[snapshot[SPLIT_COLUMN] == "train"], snapshot[snapshot[SPLIT_COLUMN] == "test"]
     features = config.dataset.feature_columns
     again = fit_family("logistic_regression", train[features], label_vector(train, config), config)
-    assert choose_threshold(again.oof_labels, again.oof_scores, config.training.threshold) == threshold
+    logged = load_registered_model(config.registry, summary["model_version"]).get_raw_model()
+    oof_scores = calibrated_scores(logged, again.oof_scores)
+    assert choose_threshold(again.oof_labels, oof_scores, config.training.threshold) == threshold
     assert threshold < 0.5, "a missed churner costing five false alarms flags more customers than 0.5 would"
 
     # The holdout's business metrics are those at the threshold, on the version and on its training run.
@@ -143,3 +147,45 @@ def test_training_chooses_the_threshold_by_the_config_rule_and_records_it_on_the
         Path(client.download_artifacts(run.info.run_id, "classification_report.json", str(tmp_path))).read_text()
     )
     assert report["threshold"] == threshold and report["Yes"]["recall"] == pytest.approx(expected["recall"])
+
+
+def test_training_calibrates_the_model_it_logs_and_records_the_scores_before_and_after(capsys, churnops_home, tmp_path):
+    import pandas as pd
+    from mlflow import MlflowClient
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import Pipeline
+
+    from churnops.config import load_config
+    from churnops.data import SPLIT_COLUMN, label_vector
+    from churnops.modeling import CalibratedPipeline, expected_calibration_error
+    from churnops.tracking import load_registered_model, version_tags
+
+    config_path = write_config(
+        tmp_path / "isotonic.yaml",
+        training={"families": ["logistic_regression"], "cv_folds": 2, "calibration": "isotonic"},
+    )
+    code, summary, err = run_cli(capsys, "train", "--json", "--config", str(config_path))
+    assert code == 0, err
+    config = load_config(config_path)
+    tags = version_tags(config.registry, summary["model_version"])
+    assert tags["churnops.calibration"] == summary["calibration"] == "isotonic"
+    run = MlflowClient().get_run(MlflowClient().get_model_version("churn-predictor", summary["model_version"]).run_id)
+    assert run.data.params["calibration"] == "isotonic" and run.data.params["calibration_setting"] == "isotonic"
+    metrics = run.data.metrics
+
+    # The registered pyfunc serves the calibrated probabilities: the holdout metrics are theirs ...
+    snapshot = pd.read_parquet(tags["churnops.snapshot_path"])
+    test = snapshot[snapshot[SPLIT_COLUMN] == "test"]
+    y_test = label_vector(test, config)
+    model = load_registered_model(config.registry, summary["model_version"])
+    served = model.predict(test[config.dataset.feature_columns])[:, 1]
+    assert type(model.get_raw_model()) is CalibratedPipeline
+    assert metrics["test_ece"] == pytest.approx(expected_calibration_error(y_test, served), abs=1e-12)
+    assert metrics["test_roc_auc"] == pytest.approx(roc_auc_score(y_test, served), abs=1e-12)
+    assert float(tags["churnops.test_ece"]) == pytest.approx(metrics["test_ece"], abs=1e-6)
+    # ... and the estimator's own scores, before the map, are recorded beside them.
+    raw = Pipeline(model.get_raw_model().steps).predict_proba(test[config.dataset.feature_columns])[:, 1]
+    assert not np.array_equal(raw, served)
+    assert metrics["test_ece_uncalibrated"] == pytest.approx(expected_calibration_error(y_test, raw), abs=1e-12)
+    assert metrics["test_roc_auc_uncalibrated"] == pytest.approx(roc_auc_score(y_test, raw), abs=1e-12)
+    assert metrics["test_ece_isotonic"] == metrics["test_ece"]

@@ -1,6 +1,7 @@
 """``churnops serve`` as a real process on a free local port, against a real SQLite registry of trained models.
 
-The module trains a LightGBM champion (v1) and a logistic-regression challenger (v2), starts
+The module trains a LightGBM champion (v1) and a logistic-regression challenger (v2), both
+calibrated (isotonic, so what is served is the calibrated pipeline's probability), starts
 ``churnops serve`` with a 1 s poll and request logging on, then checks every endpoint, the
 equality with the registered pyfunc, each bad input, a refused version and the alias follow.
 The tests run in file order: the later ones move ``@champion``.
@@ -49,7 +50,7 @@ def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve-home")
     config = write_config(
         root / "config.yaml",
-        training={"families": ["lightgbm"], "cv_folds": 2},
+        training={"families": ["lightgbm"], "cv_folds": 2, "calibration": "isotonic"},
         serving={
             "poll_seconds": POLL_SECONDS,
             "max_rows": MAX_ROWS,
@@ -114,6 +115,7 @@ def test_health_model_info_and_docs(stack):
     tag = version.tags["churnops.artifact_sha256"]
     assert info["model_name"] == "churn-predictor" and info["model_version"] == "1" and info["alias"] == "champion"
     assert info["family"] == "lightgbm" and info["reasons_unit"] == "log_odds"
+    assert info["calibration"] == version.tags["churnops.calibration"] == "isotonic"
     assert info["threshold"] == version_threshold(version), "the version's own threshold"
     assert info["artifact_sha256"] == tag and len(tag) == 64
     assert {"cv_roc_auc", "test_roc_auc"} <= set(info["training_metrics"])

@@ -3,10 +3,23 @@
 - :mod:`~churnops.modeling.models`: one scikit-learn pipeline per family (the preprocessing of
   :mod:`churnops.features` plus the estimator), cross-validated and fitted.
 - :mod:`~churnops.modeling.metrics`: holdout metrics, calibration, plots and the choice of the best.
+- :mod:`~churnops.modeling.calibration`: the probability calibration fitted on out-of-fold
+  scores and logged inside the model (:class:`~churnops.modeling.calibration.CalibratedPipeline`).
 - :mod:`~churnops.modeling.thresholds`: the decision threshold chosen by a rule on out-of-fold
   scores, and precision, recall, F1 and the confusion counts at it.
 """
 
+from churnops.modeling.calibration import (
+    CALIBRATION_METHODS,
+    MAX_ROC_AUC_DROP,
+    CalibratedPipeline,
+    CalibrationChoice,
+    ScoreCalibrator,
+    auto_choice,
+    calibrated_model,
+    calibrated_scores,
+    choose_calibration,
+)
 from churnops.modeling.metrics import (
     choose_best,
     classification_metrics,
@@ -27,10 +40,19 @@ from churnops.modeling.models import (
 from churnops.modeling.thresholds import choose_threshold, classification_report_at, threshold_metrics
 
 __all__ = [
+    "CALIBRATION_METHODS",
+    "MAX_ROC_AUC_DROP",
+    "CalibratedPipeline",
+    "CalibrationChoice",
     "FitResult",
+    "ScoreCalibrator",
+    "auto_choice",
     "build_estimator",
     "build_model",
+    "calibrated_model",
+    "calibrated_scores",
     "choose_best",
+    "choose_calibration",
     "choose_threshold",
     "classification_metrics",
     "classification_report_at",

@@ -87,7 +87,12 @@ def feature_importance(model: Pipeline) -> pd.Series:
 
 
 def diagnostic_figures(
-    y_true: np.ndarray, proba: np.ndarray, importance: pd.Series, title: str, threshold: float = 0.5
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    importance: pd.Series,
+    title: str,
+    threshold: float = 0.5,
+    uncalibrated: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Matplotlib figures keyed by artifact file name: ROC, PR, confusion, calibration, importance.
 
@@ -97,6 +102,8 @@ def diagnostic_figures(
         importance: :func:`feature_importance` (the top 20 are drawn).
         title: prefix of every figure's title (the family).
         threshold: the decision threshold of the confusion matrix.
+        uncalibrated: the estimator's own probabilities when ``proba`` are calibrated ones: drawn
+            beside them in the calibration figure.
 
     Returns:
         The figures by file name (``roc_curve.png``, …); the caller closes them.
@@ -121,7 +128,10 @@ def diagnostic_figures(
         y_true, (proba >= threshold).astype(int), ax=new("confusion_matrix.png"), colorbar=False
     )
     figures["confusion_matrix.png"].axes[0].set_title(f"{title}: confusion matrix at threshold {threshold:.4f}")
-    CalibrationDisplay.from_predictions(y_true, proba, n_bins=10, ax=new("calibration.png"))
+    ax = new("calibration.png")
+    CalibrationDisplay.from_predictions(y_true, proba, n_bins=10, ax=ax, name="served")
+    if uncalibrated is not None and not np.array_equal(uncalibrated, proba):
+        CalibrationDisplay.from_predictions(y_true, uncalibrated, n_bins=10, ax=ax, name="uncalibrated")
     top = importance.head(20)[::-1]
     ax = new("feature_importance.png")
     ax.barh(top.index, top.to_numpy())

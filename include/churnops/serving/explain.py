@@ -11,7 +11,7 @@ request, then summed back onto the raw columns a caller sent, through one matrix
   from (a ratio by its numerator and denominator, ``count_equal`` by its columns, ``bins`` by its column).
 
 The methods, per family (none permutes or samples; each row's contributions plus the bias
-add up exactly to the model's output for that row):
+add up exactly to the estimator's output for that row):
 
 - ``lightgbm``, ``xgboost``: TreeSHAP, the libraries' own ``pred_contrib`` / ``pred_contribs``,
   in log-odds;
@@ -20,6 +20,13 @@ add up exactly to the model's output for that row):
 - ``random_forest``: the fallback, the decision-path decomposition (Saabas): along each tree's
   path the change in the positive class's share at every split goes to the split's feature,
   averaged over the trees, in probability.
+
+A calibrated model (:class:`churnops.modeling.CalibratedPipeline`) serves its estimator's
+probability passed through a monotone map fitted after training. Reasons stay contributions to
+the estimator's own output (its log-odds margin, or the forest's probability) before that map:
+the map does not reverse the order of scores (isotonic is non-decreasing, the sigmoid increasing
+for any model that ranks better than chance), so a feature that raises the margin does not lower
+the served probability, but the contributions add up to the uncalibrated output, not to the served one.
 """
 
 from __future__ import annotations

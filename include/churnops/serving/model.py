@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from churnops.config import ChurnopsConfig
+from churnops.modeling import calibrated_scores
 from churnops.serving.compiled import compile_features, matches_pipeline
 from churnops.serving.explain import Explainer, build_explainer, positive_column, predict_options
 
@@ -66,15 +67,17 @@ class ServedModel:
             "input_columns": self.input_columns,
             "training_metrics": self.training_metrics,
             "reasons_unit": self.explainer.unit,
+            "calibration": getattr(getattr(self.pipeline, "calibrator", None), "method", "none"),
         }
 
     def predict(self, rows: pd.DataFrame, config: ChurnopsConfig, explain: bool) -> Prediction:
         """Probabilities, labels, risk bands and (with ``explain``) reasons for ``rows``.
 
         The features step runs once (compiled when :attr:`features` is set, its output identical
-        to the pipeline's); the estimator's ``predict_proba`` on its output is what the pyfunc
-        model's ``predict`` returns (the pipeline computes exactly that), and the contributions
-        are computed from the same transformed rows.
+        to the pipeline's); the estimator's ``predict_proba`` on its output, through the model's
+        calibrator when it has one, is what the pyfunc model's ``predict`` returns (the pipeline
+        computes exactly that), and the contributions are computed from the same transformed
+        rows (the uncalibrated estimator's, see :mod:`churnops.serving.explain`).
 
         Args:
             rows: raw rows holding at least :attr:`input_columns`.
@@ -88,7 +91,9 @@ class ServedModel:
         estimator = self.pipeline[-1]
         options = predict_options(self.family, len(rows))
         proba = estimator.predict_proba(transformed, **options)
-        probability = np.asarray(proba, dtype="float64")[:, positive_column(estimator)]
+        probability = calibrated_scores(
+            self.pipeline, np.asarray(proba, dtype="float64")[:, positive_column(estimator)]
+        )
         label = (probability >= self.threshold).astype(int)
         serving = config.serving
         levels = np.asarray(serving.risk_levels, dtype=object)

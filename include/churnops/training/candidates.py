@@ -27,11 +27,15 @@ def _active_run_id() -> str:
 
 
 def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
-    """Cross-validate and fit one model family; choose its threshold; log metrics, plots and the model.
+    """Cross-validate and fit one model family; calibrate it; choose its threshold; log metrics, plots and the model.
 
-    The decision threshold is chosen by ``training.threshold`` on the out-of-fold probabilities
-    of the training split; the holdout's F1, precision, recall, accuracy and confusion counts
-    are measured at it, and its classification report is logged (text and JSON).
+    The calibration (``training.calibration``) is fitted on the out-of-fold probabilities of the
+    training split and logged inside the model, so every metric, the threshold and every later
+    score are the calibrated probability's; the uncalibrated holdout ECE and ROC-AUC are logged
+    beside them (``test_ece_uncalibrated``, ``test_roc_auc_uncalibrated``). The decision
+    threshold is chosen by ``training.threshold`` on the calibrated out-of-fold probabilities;
+    the holdout's F1, precision, recall, accuracy and confusion counts are measured at it, and
+    its classification report is logged (text and JSON).
 
     Args:
         previous: :func:`build_features`' result.
@@ -39,7 +43,8 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
 
     Returns:
         ``previous`` plus ``candidate``: the family, its run and model URI, CV and holdout
-        metrics, ``threshold``, ``threshold_rule`` and ``confusion`` (holdout counts at the threshold).
+        metrics, ``threshold``, ``threshold_rule``, ``confusion`` (holdout counts at the threshold)
+        and ``calibration`` (the map applied: ``isotonic``, ``sigmoid`` or ``none``).
     """
     import matplotlib.pyplot as plt
     import mlflow
@@ -47,6 +52,9 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
 
     from churnops.data import SPLIT_COLUMN, label_vector
     from churnops.modeling import (
+        calibrated_model,
+        calibrated_scores,
+        choose_calibration,
         choose_threshold,
         classification_metrics,
         classification_report_at,
@@ -64,9 +72,14 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
         X_train, X_test = train[ds.feature_columns], test[ds.feature_columns]
         y_train, y_test = label_vector(train, config), label_vector(test, config)
         result = fit_family(family, X_train, y_train, config)
-        proba = result.model.predict_proba(X_test)[:, 1]
+        uncalibrated = result.model.predict_proba(X_test)[:, 1]
+        calibration = choose_calibration(
+            config.training.calibration, result.oof_labels, result.oof_scores, y_test, uncalibrated
+        )
+        model = calibrated_model(result.model, calibration.calibrator)
+        proba, oof_scores = calibrated_scores(model, uncalibrated), calibrated_scores(model, result.oof_scores)
         rule = config.training.threshold
-        threshold = choose_threshold(result.oof_labels, result.oof_scores, rule)
+        threshold = choose_threshold(result.oof_labels, oof_scores, rule)
         test_metrics = classification_metrics(y_test, proba, threshold)
         at_threshold = threshold_metrics(y_test, proba, threshold)
         confusion = {k: at_threshold[k] for k in ("tn", "fp", "fn", "tp")}
@@ -80,6 +93,8 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
                 "cv_folds": config.training.cv_folds,
                 "cv_rows": result.cv_rows,
                 "threshold_rule": rule.label,
+                "calibration": calibration.method,
+                "calibration_setting": calibration.setting,
                 **result.params,
             }
         )
@@ -90,23 +105,38 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
                 "cv_roc_auc_mean": result.cv_roc_auc_mean,
                 "cv_roc_auc_std": result.cv_roc_auc_std,
                 "threshold": threshold,
-                "cv_f1_at_threshold": threshold_metrics(result.oof_labels, result.oof_scores, threshold)["f1"],
+                "cv_f1_at_threshold": threshold_metrics(result.oof_labels, oof_scores, threshold)["f1"],
                 **{f"test_{k}": v for k, v in test_metrics.items()},
+                **{
+                    f"test_{measure}_{'uncalibrated' if method == 'none' else method}": value
+                    for method, measured in calibration.holdout.items()
+                    for measure, value in measured.items()
+                },
                 **{f"test_{k}": float(v) for k, v in confusion.items()},
             }
+        )
+        mlflow.set_tag("churnops.calibration_reason", calibration.reason)
+        mlflow.log_dict(
+            {
+                "setting": calibration.setting,
+                "method": calibration.method,
+                "reason": calibration.reason,
+                "holdout": calibration.holdout,
+            },
+            "calibration.json",
         )
         mlflow.log_text(f"threshold {threshold!r} ({rule.label})\n\n{report_text}", "classification_report.txt")
         mlflow.log_dict({"threshold": threshold, "threshold_rule": rule.label, **report}, "classification_report.json")
         importance = feature_importance(result.model)
         mlflow.log_text(importance.to_csv(header=["importance"]), "feature_importance.csv")
-        for name, figure in diagnostic_figures(y_test, proba, importance, family, threshold).items():
+        for name, figure in diagnostic_figures(y_test, proba, importance, family, threshold, uncalibrated).items():
             mlflow.log_figure(figure, f"plots/{name}")
             plt.close(figure)
         example = X_train.dropna().head(5)
         info = mlflow.sklearn.log_model(
-            result.model,
+            model,
             name="model",
-            signature=model_signature(config, result.model.predict_proba(example)),
+            signature=model_signature(config, model.predict_proba(example)),
             input_example=example,
             metadata={"churnops_input_columns": ds.feature_columns},
             pyfunc_predict_fn="predict_proba",
@@ -127,6 +157,7 @@ def train_family(previous: dict[str, Any], family: str) -> dict[str, Any]:
             "threshold": threshold,
             "threshold_rule": rule.label,
             "confusion": confusion,
+            "calibration": calibration.method,
         }
         return {**previous, "candidate": candidate}
 
@@ -167,6 +198,7 @@ def evaluate_candidates(trained: list[dict[str, Any]]) -> dict[str, Any]:
             client.set_tag(target, "churnops.best_model", best["family"])
             client.set_tag(target, "churnops.choice_reason", reason)
             client.set_tag(target, "churnops.threshold_rule", best["threshold_rule"])
+            client.set_tag(target, "churnops.calibration", best.get("calibration", "none"))
         for key, value in {
             "best_cv_roc_auc": best["cv_roc_auc_mean"],
             "best_test_roc_auc": best["test_metrics"]["roc_auc"],
@@ -224,6 +256,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             "churnops.cv_roc_auc": f"{best['cv_roc_auc_mean']:.6f}",
             **{f"churnops.test_{k}": f"{v:.6f}" for k, v in best["test_metrics"].items()},
             **threshold_tags(best["threshold"], best["threshold_rule"]),
+            "churnops.calibration": best.get("calibration", "none"),
         }
         version, created = register_version(best["model_uri"], best["run_id"], config.registry, tags)
         record_artifact_digest(config.registry, version)
@@ -242,6 +275,7 @@ def register_chosen(chosen: dict[str, Any]) -> dict[str, Any]:
             "test_ece": best["test_metrics"]["ece"],
             "threshold": best["threshold"],
             "threshold_rule": best["threshold_rule"],
+            "calibration": best.get("calibration", "none"),
             "test_precision": best["test_metrics"]["precision"],
             "test_recall": best["test_metrics"]["recall"],
             "test_f1": best["test_metrics"]["f1"],

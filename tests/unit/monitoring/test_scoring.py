@@ -94,3 +94,34 @@ def test_a_missing_column_is_named_with_either_schema(logged):
         models["current"].predict(day)
     with pytest.raises(Exception, match="grp"):
         positive_scores(models["legacy"], day, CONFIG)
+
+
+@pytest.mark.parametrize("kind", ["current", "legacy"])
+def test_a_calibrated_model_scores_the_day_with_its_calibrated_probabilities(logged, kind):
+    """Monitoring sees what serving serves: the calibrated model's probability, through either path."""
+    import mlflow
+
+    from churnops.modeling import ScoreCalibrator, calibrated_model
+    from churnops.monitoring.scoring import positive_scores
+
+    pipeline, models = logged
+    reference = rows(400, 4)
+    calibrator = ScoreCalibrator("sigmoid").fit(
+        pipeline.predict_proba(reference[CONFIG.dataset.feature_columns])[:, 1],
+        (reference["x1"].astype(float) > 0.3).astype(int),
+    )
+    calibrated = calibrated_model(pipeline, calibrator)
+    signature = models[kind].metadata.signature
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            calibrated,
+            name="model",
+            signature=signature,
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="cloudpickle",
+        )
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    day = rows(1_000, 5)
+    expected = calibrated.predict_proba(day[CONFIG.dataset.feature_columns])[:, 1]
+    assert not np.array_equal(expected, pipeline.predict_proba(day[CONFIG.dataset.feature_columns])[:, 1])
+    np.testing.assert_array_equal(positive_scores(model, day, CONFIG), expected)
