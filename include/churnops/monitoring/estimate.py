@@ -128,7 +128,9 @@ class ScoreSummary:
 
 
 def read_score_summary(predictions: Path | str, threshold: float, chunk_rows: int) -> ScoreSummary:
-    """The :class:`ScoreSummary` of a predictions file, reading only its score column, ``chunk_rows`` at a time.
+    """The :class:`ScoreSummary` of a predictions file, reading only its score column, a row group at a
+    time and adding it ``chunk_rows`` at a time (the day's predictions are written in row groups of
+    ``monitoring.chunk_rows``).
 
     Args:
         predictions: the day's ``predictions.parquet``.
@@ -141,8 +143,14 @@ def read_score_summary(predictions: Path | str, threshold: float, chunk_rows: in
     import pyarrow.parquet as pq
 
     summary = ScoreSummary(threshold=float(threshold))
-    for batch in pq.ParquetFile(predictions).iter_batches(batch_size=chunk_rows, columns=[SCORE_COLUMN]):
-        summary.add(batch.column(0).to_numpy(zero_copy_only=False))
+    file = pq.ParquetFile(predictions)
+    # Row group by row group: pyarrow's iter_batches keeps what it has read until the iterator
+    # ends (its memory grew with the day), a row group read is released once added.
+    for group in range(file.num_row_groups):
+        scores = file.read_row_group(group, columns=[SCORE_COLUMN]).column(0)
+        for start in range(0, len(scores), chunk_rows):
+            summary.add(scores.slice(start, chunk_rows).to_numpy(zero_copy_only=False))
+        del scores
     return summary
 
 
@@ -269,18 +277,20 @@ def estimated_performance(
     }
 
 
-def day_estimate(config: ChurnopsConfig, scored: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+def day_estimate(config: ChurnopsConfig, day: date, scored: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
     """The day's performance estimated from its scores alone, read a chunk at a time from its predictions.
 
     Args:
         config: the monitoring settings.
-        scored: ``merge_shards``' result (the predictions' path).
+        day: the monitored day.
+        scored: ``merge_shards``' result (its ``predictions``; without it, the day's predictions partition).
         tags: the scoring version's tags (holdout ROC-AUC and ECE, threshold).
 
     Returns:
         :func:`estimated_performance`'s result.
     """
-    summary = read_score_summary(scored["predictions"], version_threshold(tags), config.monitoring.chunk_rows)
+    predictions = scored.get("predictions") or partition("predictions", day) / "predictions.parquet"
+    summary = read_score_summary(predictions, version_threshold(tags), config.monitoring.chunk_rows)
     holdout, ece = tags.get("churnops.test_roc_auc"), tags.get(ECE_TAG)
     return estimated_performance(
         summary, float(holdout) if holdout else None, float(ece) if ece else None, config.monitoring

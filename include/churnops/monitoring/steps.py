@@ -129,7 +129,7 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
         "performance": performance,
         "rejected_label_files": outcomes.attrs["rejected_label_files"],
         "labels_without_prediction": outcomes.attrs["labels_without_prediction"],
-        "estimate": day_estimate(config, scored, tags),
+        "estimate": day_estimate(config, day, scored, tags),
         "estimate_errors": estimate_errors(
             outcomes["label"].to_numpy(dtype=int),
             outcomes[SCORE_COLUMN].to_numpy(),

@@ -101,7 +101,8 @@ def test_chunks_and_the_predictions_file_read_in_chunks_give_the_summary_of_all_
     for part in np.array_split(p, 7):
         chunked.add(part)
     path = tmp_path / "predictions.parquet"
-    pd.DataFrame({"customerid": [str(k) for k in range(len(p))], SCORE_COLUMN: p}).to_parquet(path)
+    frame = pd.DataFrame({"customerid": [str(k) for k in range(len(p))], SCORE_COLUMN: p})
+    frame.to_parquet(path, row_group_size=3_000)  # row groups of 3,000, each added 1,000 rows at a time
     read = read_score_summary(path, 0.3, chunk_rows=1_000)
     for summary in (chunked, read):
         assert summary.counts.shape == (BINS,) and summary.rows == len(p)
