@@ -12,7 +12,7 @@ and the expected confusion counts at any threshold are sums of those weights:
 * at the version's threshold ``t``: expected TP = Σ p over p ≥ t, FP = Σ (1 − p) over p ≥ t,
   FN = Σ p over p < t, and precision, recall and F1 from those.
 
-The day's scores are read from its predictions column by column, a chunk at a time, into a
+The day's score column is read from its predictions a row group at a time into a
 :class:`ScoreSummary`: :data:`BINS` equal-width score bins (count and Σ p of each) and the
 exact sums at the threshold, so the memory does not depend on the day's size. Scores in one
 bin count as tied: exact when they are equal (isotonic calibration gives steps), otherwise
@@ -20,8 +20,9 @@ off by at most half the weight of the pairs within a bin (bins are 1e-4 wide).
 
 The band is a parametric bootstrap over the day's scores: :data:`RESAMPLES` times, every
 row's outcome is drawn from its score (a binomial draw per bin of :data:`BAND_BINS`, seeded by
-``monitoring.seed``) and the ROC-AUC of those outcomes computed; the band holds the central :data:`BAND` of them,
-where the day's realized ROC-AUC should land when the scores are calibrated.
+``monitoring.seed``) and the ROC-AUC of those outcomes computed; the band holds the central
+:data:`BAND` of them, where the day's realized ROC-AUC should land when the scores are
+calibrated. It does not widen for a change in who churns: that is outside what scores can tell.
 
 It cannot see concept drift: when P(churn | features) changes, the scores do not, so the
 estimate stays put while the realized ROC-AUC falls. It tracks covariate drift (a changed
@@ -145,7 +146,7 @@ def read_score_summary(predictions: Path | str, threshold: float, chunk_rows: in
     summary = ScoreSummary(threshold=float(threshold))
     file = pq.ParquetFile(predictions)
     # Row group by row group: pyarrow's iter_batches keeps what it has read until the iterator
-    # ends (its memory grew with the day), a row group read is released once added.
+    # ends, so its memory grows with the day; a row group read here is released once added.
     for group in range(file.num_row_groups):
         scores = file.read_row_group(group, columns=[SCORE_COLUMN]).column(0)
         for start in range(0, len(scores), chunk_rows):
