@@ -99,7 +99,8 @@ def test_the_table_holds_what_each_days_report_says_with_gaps_and_champion_moves
         assert row.prediction_drift == report["prediction_drift"]
         assert row.prediction_drift_statistic == report["details"]["prediction"]["statistic"]
         assert row.realized_roc_auc == report["realized_roc_auc"] and row.n_labels == report["n_labels"]
-        assert row.decision == report["decision"] and row.estimated_roc_auc is None
+        assert row.decision == report["decision"] and row.estimated_roc_auc == report["estimated_roc_auc"]
+        assert row.estimated_roc_auc_low < row.estimated_roc_auc < row.estimated_roc_auc_high
     assert rows[0].realized_roc_auc is None, "no label matured on the first day (delay 2)"
     assert rows[-1].realized_roc_auc is not None and 0.6 < rows[-1].realized_roc_auc < 0.95
 

@@ -24,6 +24,10 @@ MONITOR_KEYS = {
     "dataset_drift",
     "prediction_drift",
     "realized_roc_auc",
+    "estimated_roc_auc",
+    "estimated_roc_auc_low",
+    "estimated_roc_auc_high",
+    "estimate_trusted",
     "decision",
     "reasons",
 }

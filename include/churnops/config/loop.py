@@ -109,6 +109,20 @@ class MonitoringConfig(Strict):
     label_arrival_marker: str | None = None
     """The same for ``labels/date=D/``: until it exists, the day's labels count as not arrived
     (left out of performance and retraining windows, never judged)."""
+    min_estimate_rows: int = Field(500, ge=1)
+    """The label-free estimate of the day's performance (:mod:`churnops.monitoring.estimate`) is
+    trusted only from this many scored rows ..."""
+    max_estimate_ece: float = Field(0.05, ge=0, le=1)
+    """... and when the scoring version's holdout expected calibration error (its
+    ``churnops.test_ece`` tag) is at most this: the estimate assumes calibrated scores. A version
+    without the tag is not trusted. An untrusted estimate is reported but never alarms."""
+    max_estimated_roc_auc_drop: float | None = Field(0.05, ge=0, le=1)
+    """Performance alarm, a week before labels can tell, when the trusted estimated ROC-AUC is more
+    than this below the version's holdout ROC-AUC (null: never). On by default at the same 0.05
+    as ``max_roc_auc_drop``: with calibrated scores the estimate moves only when the customer mix
+    does, so a drop that size means the model separates today's customers markedly worse than
+    its holdout, which the realized alarm would confirm only once labels mature; the trust rule
+    keeps a miscalibrated version or a small day from alarming."""
 
     @field_validator("arrival_marker", "label_arrival_marker")
     @classmethod

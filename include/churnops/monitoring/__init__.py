@@ -8,6 +8,7 @@
 - :mod:`~churnops.monitoring.sampling`: how the two sides of a drift test are drawn and gathered.
 - :mod:`~churnops.monitoring.drift`: the feature, prediction and target drift tests.
 - :mod:`~churnops.monitoring.outcomes`: matured labels and the realized performance.
+- :mod:`~churnops.monitoring.estimate`: the performance estimated from the scores alone, before labels.
 - :mod:`~churnops.monitoring.report`: the decision, the report and its MLflow run.
 - :mod:`~churnops.monitoring.report_page`: the day's drift page (churnops' verdicts, then evidently's view).
 - :mod:`~churnops.monitoring.history`: the last N days' reports as a table and a chart
@@ -24,6 +25,7 @@ from churnops.monitoring.drift import (
     prediction_drift,
     target_drift,
 )
+from churnops.monitoring.estimate import ScoreSummary, estimate_errors, estimated_performance, read_score_summary
 from churnops.monitoring.history import (
     HistoryDay,
     champion_moves,
@@ -77,6 +79,7 @@ __all__ = [
     "HistoryDay",
     "MissingBatchError",
     "NoChampionError",
+    "ScoreSummary",
     "accepted_files",
     "arrived",
     "batch_files",
@@ -90,6 +93,8 @@ __all__ = [
     "drift_report_html",
     "drift_rule",
     "drift_summary",
+    "estimate_errors",
+    "estimated_performance",
     "feature_drift",
     "feature_drift_step",
     "format_history",
@@ -108,6 +113,7 @@ __all__ = [
     "read_accepted",
     "read_files",
     "read_history",
+    "read_score_summary",
     "realized_performance",
     "reference_frame",
     "report_step",

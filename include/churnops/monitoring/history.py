@@ -66,6 +66,8 @@ class HistoryDay:
         prediction_drift_statistic: the scores' KS statistic.
         realized_roc_auc: ROC-AUC on the matured labels (None until enough have matured).
         estimated_roc_auc: an estimate of the ROC-AUC without labels, when the report holds one.
+        estimated_roc_auc_low: the low end of the estimate's band.
+        estimated_roc_auc_high: the high end of the estimate's band.
         n_labels: matured labels judged.
         decision: ``retrain`` or ``none``.
     """
@@ -81,6 +83,8 @@ class HistoryDay:
     prediction_drift_statistic: float | None = None
     realized_roc_auc: float | None = None
     estimated_roc_auc: float | None = None
+    estimated_roc_auc_low: float | None = None
+    estimated_roc_auc_high: float | None = None
     n_labels: int | None = None
     decision: str | None = None
 
@@ -101,8 +105,6 @@ def _optional_float(value: Any) -> float | None:
 def _day_from_report(day: date, report: dict[str, Any]) -> HistoryDay:
     details = report.get("details") or {}
     prediction = details.get("prediction") or {}
-    performance = (details.get("performance") or {}).get("performance") or {}
-    estimated = report.get("estimated_roc_auc", performance.get("estimated_roc_auc"))
     version = report.get("model_version")
     return HistoryDay(
         date=day,
@@ -114,7 +116,9 @@ def _day_from_report(day: date, report: dict[str, Any]) -> HistoryDay:
         prediction_drift=report.get("prediction_drift"),
         prediction_drift_statistic=_optional_float(prediction.get("statistic")),
         realized_roc_auc=_optional_float(report.get("realized_roc_auc")),
-        estimated_roc_auc=_optional_float(estimated),
+        estimated_roc_auc=_optional_float(report.get("estimated_roc_auc")),
+        estimated_roc_auc_low=_optional_float(report.get("estimated_roc_auc_low")),
+        estimated_roc_auc_high=_optional_float(report.get("estimated_roc_auc_high")),
         n_labels=report.get("n_labels"),
         decision=report.get("decision"),
     )

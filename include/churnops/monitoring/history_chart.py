@@ -2,7 +2,8 @@
 
 1. drift: the share of drifted features (with the dataset-drift share) and the scores' KS
    statistic, a drifted day's KS filled;
-2. ROC-AUC: realized on matured labels (with ``min_roc_auc``) and the estimate where reports hold one;
+2. ROC-AUC: realized on matured labels (with ``min_roc_auc``) and the label-free estimate with its
+   band where reports hold one;
 3. decisions: ``retrain``, ``none`` or no run, a day each.
 
 Every panel marks the days ``@champion`` moved with a vertical line labelled with the versions.
@@ -125,18 +126,21 @@ def _drift_panel(axes: Any, rows: Sequence[HistoryDay], x: list[float], threshol
 def _auc_panel(axes: Any, rows: Sequence[HistoryDay], x: list[float], floor: float | None) -> None:
     realized = _values(rows, "realized_roc_auc")
     estimated = _values(rows, "estimated_roc_auc")
+    low, high = _values(rows, "estimated_roc_auc_low"), _values(rows, "estimated_roc_auc_high")
     axes.plot(x, realized, "o-", color="#1a9641", markersize=4, label="realized ROC-AUC (matured labels)")
     if any(not math.isnan(v) for v in estimated):
-        axes.plot(x, estimated, "d--", color="#a6d96a", markersize=4, label="estimated ROC-AUC")
+        axes.plot(x, estimated, "d--", color="#a6d96a", markersize=4, label="estimated ROC-AUC (no labels)")
+    if any(not math.isnan(v) for v in low + high):
+        axes.fill_between(x, low, high, color="#a6d96a", alpha=0.3, linewidth=0, label="estimate's 95% band")
     if floor is not None:
         axes.axhline(floor, color="#1a9641", linestyle=":", linewidth=1, label=f"min_roc_auc {floor:g}")
-    known = [v for v in realized + estimated if not math.isnan(v)]
+    known = [v for v in realized + estimated + low if not math.isnan(v)]
     if not known:
         axes.text(
             0.5, 0.5, "no ROC-AUC yet: too few matured labels", transform=axes.transAxes, ha="center", color="#777777"
         )
-    low = min([*known, floor if floor is not None else 1.0])
-    axes.set_ylim(max(0.0, low - 0.05), 1.0)
+    bottom = min([*known, floor if floor is not None else 1.0])
+    axes.set_ylim(max(0.0, bottom - 0.05), 1.0)
     axes.set_ylabel("ROC-AUC")
     axes.legend(loc="lower left", fontsize=8, ncols=3, frameon=False)
 

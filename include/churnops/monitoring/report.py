@@ -23,21 +23,29 @@ from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.scoring import reference_frame
 from churnops.tracking import announce_run, ensure_experiment
 
-__all__ = ["build_report", "decide", "log_report", "monitoring_run", "write_report"]
+__all__ = ["ESTIMATE_KEYS", "build_report", "decide", "log_report", "monitoring_run", "write_report"]
 
 
-def decide(summary: dict, prediction: dict, performance: dict) -> dict:
+ESTIMATE_KEYS = ("estimated_roc_auc", "estimated_roc_auc_low", "estimated_roc_auc_high")
+"""The label-free estimate's figures a report carries at its top level (None without an estimate);
+``estimate_trusted`` goes with them."""
+
+
+def decide(summary: dict, prediction: dict, performance: dict, estimate: dict | None = None) -> dict:
     """Whether monitoring asks for retraining.
 
-    Dataset drift or a performance alarm triggers retraining. Prediction drift does not on
-    its own (the model may simply be seeing a different mix of the customers it already
-    handles well), nor do a few drifted features below the dataset-drift share: both are
-    recorded as notes, for people to watch.
+    Dataset drift, a performance alarm or a trusted estimated-performance alarm triggers
+    retraining. Prediction drift does not on its own (the model may simply be seeing a different
+    mix of the customers it already handles well), nor do a few drifted features below the
+    dataset-drift share: both are recorded as notes, for people to watch.
 
     Args:
         summary: :func:`drift_summary` output.
         prediction: :func:`prediction_drift` output.
         performance: :func:`realized_performance` output.
+        estimate: :func:`~churnops.monitoring.estimate.estimated_performance` output, or None: a
+            trusted estimated drop (its ``alarm``) triggers retraining; otherwise its reasons
+            (why it is not trusted) are notes.
 
     Returns:
         ``{"decision": "retrain" | "none", "reasons": [what triggered retraining],
@@ -62,8 +70,11 @@ def decide(summary: dict, prediction: dict, performance: dict) -> dict:
         )
     # realized_performance's reasons explain an alarm, or why performance could not be judged.
     (reasons if performance["alarm"] else notes).extend(performance["reasons"])
+    estimated_alarm = bool(estimate and estimate["alarm"])
+    if estimate:
+        (reasons if estimated_alarm else notes).extend(estimate["reasons"])
     return {
-        "decision": "retrain" if summary["dataset_drift"] or performance["alarm"] else "none",
+        "decision": "retrain" if summary["dataset_drift"] or performance["alarm"] or estimated_alarm else "none",
         "reasons": reasons,
         "notes": notes,
     }
@@ -115,11 +126,13 @@ def build_report(
 
     Returns:
         The report: the headline figures (realized ROC-AUC, and precision, recall and F1 at the
-        version's ``threshold``: None until labels are judged), the decision with its reasons and notes (a rejected
-        label file is a note) and ``details`` (the path of ``feature_drift.json``, the prediction
-        and performance results).
+        version's ``threshold``: None until labels are judged; the estimated ROC-AUC with its band
+        and whether it is trusted, :data:`ESTIMATE_KEYS` and ``estimate_trusted``), the decision
+        with its reasons and notes (a rejected label file is a note) and ``details`` (the path of
+        ``feature_drift.json``, the prediction and performance results).
     """
     realized = performance["performance"]
+    estimate = performance.get("estimate") or {}
     rejected_labels = (
         f"label file {Path(r['file']).name} of {Path(r['file']).parent.name} rejected (quarantined): "
         f"{r['findings'][0]['rule']}: {r['findings'][0]['message']}"
@@ -141,6 +154,8 @@ def build_report(
         "recall": realized["recall"],
         "f1": realized["f1"],
         "n_labels": realized["n_labels"],
+        **{key: estimate.get(key) for key in ESTIMATE_KEYS},
+        "estimate_trusted": estimate.get("trusted"),
         "decision": decision["decision"],
         "reasons": decision["reasons"],
         "notes": [*decision.get("notes", []), *rejected_labels],
@@ -221,7 +236,11 @@ def log_report(
         for key in ("rows", "drift_share", "dataset_drift", "prediction_drift", "target_drift", "n_labels")
     }
     metrics["retrain"] = float(report["decision"] == "retrain")
-    for key in ("realized_roc_auc", "threshold", "precision", "recall", "f1"):
+    estimate = ((report.get("details") or {}).get("performance") or {}).get("estimate") or {}
+    for key in ("trusted", "estimated_precision", "estimated_recall", "estimated_f1"):
+        if estimate.get(key) is not None:
+            metrics[key if key.startswith("estimated") else f"estimate_{key}"] = float(estimate[key])
+    for key in ("realized_roc_auc", "threshold", "precision", "recall", "f1", *ESTIMATE_KEYS):
         if report.get(key) is not None:
             metrics[key] = float(report[key])
     for key, value in metrics.items():

@@ -118,7 +118,7 @@ def verdict_section(verdicts: dict[str, Any], report: dict[str, Any]) -> str:
     Args:
         verdicts: the record in ``feature_drift.json`` (``features``, the dataset verdict, ``thresholds``).
         report: the day's report (:func:`~churnops.monitoring.report.build_report`): date, model
-            version, rows, decision, reasons and notes.
+            version, rows, decision, reasons and notes, the estimated ROC-AUC (:func:`estimate_paragraph`).
 
     Returns:
         An HTML ``<section id="churnops">``; every figure of the table carries its exact JSON
@@ -136,6 +136,7 @@ def verdict_section(verdicts: dict[str, Any], report: dict[str, Any]) -> str:
         f'<p>Decision: <strong data-field="decision">{_text(report["decision"])}</strong>'
         " (these verdicts decide; evidently's view further down is secondary)</p>"
         f"{_items('reasons', 'Because of:', report['reasons'])}{_items('notes', 'Notes:', report['notes'])}"
+        f"{estimate_paragraph(report)}"
         f'<p>Dataset drift: <strong data-field="dataset_drift" data-value="{json.dumps(verdicts["dataset_drift"])}">'
         f"{_yes(verdicts['dataset_drift'])}</strong>: "
         f'<span data-field="n_drifted">{len(drifted)}</span> of '
@@ -144,6 +145,36 @@ def verdict_section(verdicts: dict[str, Any], report: dict[str, Any]) -> str:
         f"{thresholds['drifted_feature_share']:g}).</p>"
         f'<table id="feature-verdicts"><thead><tr>{"".join(f"<th>{h}</th>" for h in header)}</tr></thead>'
         f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _figure(name: str, value: Any) -> str:
+    value_attr = html.escape(json.dumps(value), quote=True)
+    return f'<span data-field="{name}" data-value="{value_attr}">{"-" if value is None else f"{value:.4f}"}</span>'
+
+
+def estimate_paragraph(report: dict[str, Any]) -> str:
+    """The day's estimated ROC-AUC (no labels needed) with its band and whether it is trusted.
+
+    Args:
+        report: the day's report (``estimated_roc_auc``, ``estimated_roc_auc_low``,
+            ``estimated_roc_auc_high``, ``estimate_trusted``).
+
+    Returns:
+        An HTML ``<p id="churnops-estimate">``, or nothing when the report holds no estimate.
+    """
+    if report.get("estimated_roc_auc") is None:
+        return ""
+    trusted = bool(report.get("estimate_trusted"))
+    return (
+        '<p id="churnops-estimate">Estimated ROC-AUC from the scores alone (no labels; assumes calibrated scores): '
+        f"{_figure('estimated_roc_auc', report['estimated_roc_auc'])} "
+        f"(95% band {_figure('estimated_roc_auc_low', report.get('estimated_roc_auc_low'))} to "
+        f"{_figure('estimated_roc_auc_high', report.get('estimated_roc_auc_high'))}); "
+        f'trusted: <strong data-field="estimate_trusted" data-value="{json.dumps(trusted)}">{_yes(trusted)}</strong>'
+        f"{'' if trusted else ' (not trusted: never a retraining trigger; the notes say why)'}."
+        " It cannot see concept drift: when the relation between features and churn changes, it stays put"
+        " while the realized ROC-AUC falls.</p>"
     )
 
 

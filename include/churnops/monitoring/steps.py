@@ -27,6 +27,7 @@ from churnops.config import ChurnopsConfig
 from churnops.data import label_vector, partition, write_json
 from churnops.days import matured_days, parse_day
 from churnops.monitoring.drift import drift_rule, drift_summary, feature_drift, prediction_drift, target_drift
+from churnops.monitoring.estimate import day_estimate, estimate_errors
 from churnops.monitoring.history import write_history
 from churnops.monitoring.intake import check_batch
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
@@ -94,6 +95,10 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
     """Target drift, realized ROC-AUC and precision, recall and F1 at the scoring version's threshold
     (:func:`~churnops.tracking.version_threshold`) on the labels matured within the trailing window.
 
+    Also the day's label-free estimate (:func:`~churnops.monitoring.estimate.day_estimate`) and,
+    for each matured label day whose report holds an estimate, its error against that day's
+    realized ROC-AUC (:func:`~churnops.monitoring.estimate.estimate_errors`).
+
     Args:
         config: the dataset and the monitoring settings.
         day: the day (a date or ``YYYY-MM-DD``).
@@ -101,7 +106,7 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
 
     Returns:
         ``{"window", "label_days", "target_drift", "performance", "rejected_label_files",
-        "labels_without_prediction"}`` (also written to the day's reports).
+        "labels_without_prediction", "estimate", "estimate_errors"}`` (also written to the day's reports).
     """
     day = parse_day(day)
     days = matured_days(config, day)
@@ -124,6 +129,13 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
         "performance": performance,
         "rejected_label_files": outcomes.attrs["rejected_label_files"],
         "labels_without_prediction": outcomes.attrs["labels_without_prediction"],
+        "estimate": day_estimate(config, day, scored, tags),
+        "estimate_errors": estimate_errors(
+            outcomes["label"].to_numpy(dtype=int),
+            outcomes[SCORE_COLUMN].to_numpy(),
+            outcomes["label_date"].astype(str).to_numpy(),
+            config.monitoring,
+        ),
     }
     write_json(partition("reports", day) / "performance.json", result)
     return result
@@ -155,7 +167,7 @@ def report_step(
         the chart of the last ``monitoring.history_days`` days) and the ``mlflow_run_id``.
     """
     day = parse_day(day)
-    decision = decide(features, prediction, performance["performance"])
+    decision = decide(features, prediction, performance["performance"], performance.get("estimate"))
     report = build_report(day, scored, features, prediction, performance, decision)
     json_path, html_path = write_report(config, day, report, scored)
     _, chart = write_history(config, day)

@@ -29,8 +29,18 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def write_day(day: date, version: str, *, drifted: int = 0, roc_auc: float | None = 0.8, **performance_extra) -> dict:
-    """A day's ``drift_report.json`` as ``report_step`` writes it (built by ``build_report``)."""
+def write_day(
+    day: date,
+    version: str,
+    *,
+    drifted: int = 0,
+    roc_auc: float | None = 0.8,
+    estimated_roc_auc: float | None = None,
+    band: float = 0.01,
+    **performance_extra,
+) -> dict:
+    """A day's ``drift_report.json`` as ``report_step`` writes it (built by ``build_report``), with a
+    trusted label-free estimate when ``estimated_roc_auc`` is given (its band ± ``band``)."""
     features = {
         "n_features": 10,
         "drifted_features": [f"f{k}" for k in range(drifted)],
@@ -53,6 +63,15 @@ def write_day(day: date, version: str, *, drifted: int = 0, roc_auc: float | Non
         **performance_extra,
     }
     performance = {"target_drift": {"drifted": False}, "performance": realized, "rejected_label_files": []}
+    if estimated_roc_auc is not None:
+        performance["estimate"] = {
+            "estimated_roc_auc": estimated_roc_auc,
+            "estimated_roc_auc_low": estimated_roc_auc - band,
+            "estimated_roc_auc_high": estimated_roc_auc + band,
+            "trusted": True,
+            "alarm": False,
+            "reasons": [],
+        }
     decision = decide(features, prediction, realized)
     scored = {"model_version": version, "rows": 100}
     report = build_report(day, scored, features, prediction, performance, decision)
@@ -103,6 +122,7 @@ def test_the_estimated_roc_auc_is_read_when_a_report_holds_one(home):
     write_day(D0 + timedelta(days=1), "1")
     rows = read_history(D0 + timedelta(days=1), 2)
     assert [r.estimated_roc_auc for r in rows] == [0.79, None]
+    assert [(r.estimated_roc_auc_low, r.estimated_roc_auc_high) for r in rows] == [(0.78, 0.8), (None, None)]
     assert [r.realized_roc_auc for r in rows] == [0.8, 0.8]
 
 
@@ -148,6 +168,8 @@ def test_the_chart_is_a_png_of_the_documented_size_and_the_same_table_gives_the_
     moved = HistoryDay(**{**rows[3].to_dict(), "date": rows[3].date, "champion_moved_from": None})
     unmoved = render_history([*rows[:3], moved, rows[4]], tmp_path / "c.png", "t")
     assert unmoved.read_bytes() != first.read_bytes(), "a champion move is drawn"
+    unbanded = [HistoryDay(**{**r.to_dict(), "date": r.date, "estimated_roc_auc_low": None}) for r in rows]
+    assert render_history(unbanded, tmp_path / "d.png", "t").read_bytes() != first.read_bytes(), "the band is drawn"
 
 
 def test_a_window_without_any_run_still_draws(tmp_path):

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from churnops.monitoring.report import build_report, decide
+from churnops.monitoring.report import ESTIMATE_KEYS, build_report, decide
 
 # --- decide ------------------------------------------------------------------------------------------------------
 
@@ -56,6 +56,37 @@ def test_decide_names_the_drifted_features():
     assert reason == "dataset drift: 4 of 10 features drifted (share 0.400): a, b, c, d"
 
 
+ESTIMATED_DROP = {
+    "trusted": True,
+    "alarm": True,
+    "reasons": ["estimated ROC-AUC 0.7400 (band 0.7300-0.7500, no labels needed) is 0.0900 below the champion's"],
+}
+UNTRUSTED = {"trusted": False, "alarm": False, "reasons": ["estimate not trusted: 120 rows, fewer than 500"]}
+TRUSTED = {"trusted": True, "alarm": False, "reasons": []}
+
+
+@pytest.mark.parametrize(
+    ("summary", "estimate", "decision", "reasons", "notes"),
+    [
+        pytest.param(NO_DRIFT, ESTIMATED_DROP, "retrain", ["estimated ROC-AUC 0.7400"], [], id="estimated-drop"),
+        pytest.param(NO_DRIFT, UNTRUSTED, "none", [], ["estimate not trusted"], id="untrusted"),
+        pytest.param(NO_DRIFT, TRUSTED, "none", [], [], id="trusted-fine"),
+        pytest.param(NO_DRIFT, None, "none", [], [], id="no-estimate"),
+        pytest.param(
+            DATASET_DRIFT, ESTIMATED_DROP, "retrain", ["dataset drift", "estimated ROC-AUC"], [], id="drift-and-drop"
+        ),
+    ],
+)
+def test_a_trusted_estimated_drop_triggers_retraining_and_an_untrusted_estimate_is_a_note(
+    summary, estimate, decision, reasons, notes
+):
+    result = decide(summary, STABLE_SCORES, FINE, estimate)
+    assert result["decision"] == decision
+    assert len(result["reasons"]) == len(reasons) and len(result["notes"]) == len(notes)
+    for text, fragment in zip(result["reasons"] + result["notes"], reasons + notes, strict=True):
+        assert fragment in text
+
+
 # --- build_report ------------------------------------------------------------------------------------------------
 
 DAY = date(2026, 3, 14)
@@ -101,6 +132,14 @@ def performance_result(rejected_label_files: list[dict] | None = None, **realize
             **realized,
         },
         "labels_without_prediction": 4,
+        "estimate": {
+            "estimated_roc_auc": 0.8,
+            "estimated_roc_auc_low": 0.79,
+            "estimated_roc_auc_high": 0.81,
+            "estimated_precision": 0.5,
+            "trusted": True,
+            **FINE,
+        },
     }
     if rejected_label_files is not None:
         result["rejected_label_files"] = rejected_label_files
@@ -127,6 +166,10 @@ def test_build_report_takes_the_headline_figures_from_the_steps():
         "recall": 0.74,
         "f1": 0.61,
         "n_labels": 500,
+        "estimated_roc_auc": 0.8,
+        "estimated_roc_auc_low": 0.79,
+        "estimated_roc_auc_high": 0.81,
+        "estimate_trusted": True,
         "decision": "none",
         "reasons": [],
         "notes": decision["notes"],
@@ -163,3 +206,10 @@ def test_build_report_defaults_one_shard_no_notes_and_no_rejected_files():
     assert report["shards"] == 1
     assert report["notes"] == []
     assert (report["realized_roc_auc"], report["n_labels"]) == (None, 12)
+
+
+def test_a_report_without_an_estimate_carries_none_for_its_figures():
+    performance = performance_result()
+    del performance["estimate"]
+    report = build_report(DAY, SCORED, FEATURES, PREDICTION, performance, {"decision": "none", "reasons": []})
+    assert [report[key] for key in ESTIMATE_KEYS] == [None, None, None] and report["estimate_trusted"] is None

@@ -181,3 +181,27 @@ def test_the_page_links_the_history_chart_once_right_after_its_body_tag(tmp_path
     assert text.count('href="history.png"') == 1
     assert text.index('<body><div id="churnops-history"') < text.index('<section id="churnops"')
     assert "History of the last 30 days" in text
+
+
+def test_the_verdict_shows_the_estimated_roc_auc_with_its_band_and_trust_only_when_the_report_holds_one():
+    verdicts = {
+        "features": [],
+        "n_features": 0,
+        "drifted_features": [],
+        "drift_share": 0.0,
+        "dataset_drift": False,
+        "thresholds": {"p_value": 0.05, "min_effect_size": 0.1, "drifted_feature_share": 0.3},
+    }
+    report = {"date": "2026-03-14", "model_version": "3", "rows": 900, "decision": "none", "reasons": [], "notes": []}
+    assert "churnops-estimate" not in verdict_section(verdicts, {**report, "estimated_roc_auc": None})
+    estimate = {"estimated_roc_auc": 0.81234, "estimated_roc_auc_low": 0.79, "estimated_roc_auc_high": 0.83}
+    trusted = read_drift_page(verdict_section(verdicts, {**report, **estimate, "estimate_trusted": True}))["fields"]
+    assert {k: trusted[k] for k in (*estimate, "estimate_trusted")} == {
+        "estimated_roc_auc": "0.8123",
+        "estimated_roc_auc_low": "0.7900",
+        "estimated_roc_auc_high": "0.8300",
+        "estimate_trusted": "yes",
+    }
+    untrusted = verdict_section(verdicts, {**report, **estimate, "estimate_trusted": False})
+    assert read_drift_page(untrusted)["fields"]["estimate_trusted"] == "no"
+    assert "never a retraining trigger" in untrusted
