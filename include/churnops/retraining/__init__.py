@@ -23,13 +23,27 @@ from churnops.retraining.policy import (
     decide_promotion,
     paired_bootstrap_gain,
 )
-from churnops.retraining.state import COOLDOWN_DAYS_VAR, LAST_PROMOTION_VAR, FileState, PromotionState
-from churnops.retraining.steps import check_cooldown, record_skip, rollback_and_record, rollback_plan, run_retraining
+from churnops.retraining.state import (
+    COOLDOWN_DAYS_VAR,
+    LAST_PROMOTION_VAR,
+    LAST_RETRAINING_VAR,
+    FileState,
+    PromotionState,
+)
+from churnops.retraining.steps import (
+    check_cooldown,
+    record_attempt,
+    record_skip,
+    rollback_and_record,
+    rollback_plan,
+    run_retraining,
+)
 from churnops.retraining.windows import add_recent_days, evaluation_days, training_days, training_window
 
 __all__ = [
     "COOLDOWN_DAYS_VAR",
     "LAST_PROMOTION_VAR",
+    "LAST_RETRAINING_VAR",
     "Cooldown",
     "FileState",
     "PromotionDecision",
@@ -44,6 +58,7 @@ __all__ = [
     "evaluation_days",
     "log_decision",
     "paired_bootstrap_gain",
+    "record_attempt",
     "record_decision",
     "record_skip",
     "rollback_and_record",
