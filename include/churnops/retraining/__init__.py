@@ -1,11 +1,12 @@
-"""Retraining: the cooldown, a challenger trained on recent matured days, the head-to-head on a
+"""Retraining: the cooldowns, a challenger trained on recent matured days, the head-to-head on a
 fresh labelled window, and the promotion decision.
 
 - :mod:`~churnops.retraining.policy`: the gain rule, the paired bootstrap and the cooldown.
-- :mod:`~churnops.retraining.state`: where the last promotion is kept (protocol; the file store).
+- :mod:`~churnops.retraining.state`: where the last promotion and the last retraining attempt are kept
+  (protocol; the file store).
 - :mod:`~churnops.retraining.windows`: the training and evaluation windows by the as-of day.
 - :mod:`~churnops.retraining.decision`: champion vs challenger on the fresh window, the promotion.
-- :mod:`~churnops.retraining.steps`: the cooldown gate, the whole run, the rollback (shared by
+- :mod:`~churnops.retraining.steps`: the cooldown gate and the attempt's record, the whole run, the rollback (shared by
   ``churn_retraining``, ``churn_rollback`` and the CLI).
 """
 
