@@ -25,8 +25,9 @@ Daily health check of the `@champion` model on the day's production batch.
   waits only for runs that exist and are running: a day that failed or was never run is not
   waited for (its predictions are simply absent, as in a sequential run).
 * `decide` branches to `trigger_retraining` (run id `monitoring__<day>`: a rerun never starts a
-  second one) on dataset drift or a performance alarm. Backfill runs do not trigger retraining
-  unless the `retrain_from_backfill` Param is set.
+  second one) when a signal of `monitoring.triggers` fired (default: dataset drift, the
+  performance alarm, the estimated-performance alarm; prediction and target drift can be added).
+  Backfill runs do not trigger retraining unless the `retrain_from_backfill` Param is set.
 * `wait_for_batch` holds the day until its producer has written the arrival marker
   (`monitoring.arrival_marker`, e.g. `_SUCCESS` in `incoming/date=D/`): a batch still being
   written is waited for, never listed, judged or quarantined. Without a marker configured it
@@ -172,7 +173,7 @@ def churn_monitoring():
 
     @task.branch
     def decide(summary: dict, params: dict | None = None) -> str:
-        """Retrain (and alert) on dataset drift or a performance alarm; not from backfills unless allowed."""
+        """Retrain (and alert) when an enabled trigger fired; not from backfills unless allowed."""
         if summary["decision"] != "retrain":
             return "no_retraining"
         if is_backfill() and not params["retrain_from_backfill"]:

@@ -8,10 +8,14 @@ Train a challenger and promote it only if it beats `@champion` on fresh labelled
 
 * **As-of date**: the `as_of` Param / conf (set by `churn_monitoring` to the monitored day). A
   triggered run's own logical date is the trigger time, so every date rule uses `as_of`.
-* **Cooldown**: Airflow Variables `churnops_last_promotion` (JSON: date, version, run id) and
-  `churnops_cooldown_days` (default `policy.cooldown_days`). Inside the cooldown `check_cooldown`
-  short-circuits the run; the reason is in its log and in an MLflow run. `force` overrides it and
-  is recorded as such.
+* **Cooldowns**: after a promotion, Airflow Variables `churnops_last_promotion` (JSON: date,
+  version, run id) and `churnops_cooldown_days` (default `policy.cooldown_days`); after a
+  retraining attempt (a challenger trained, promoted or not), `churnops_last_retraining` and
+  `policy.retraining_cooldown_days`, so persistent drift with failing challengers trains at most
+  once per that period. `compare` records the attempt once the challenger is registered (a rerun
+  of the same run neither counts twice nor blocks itself). Inside either cooldown
+  `check_cooldown` short-circuits the run; which cooldown and why are in its log, an MLflow run
+  and an alert. `force` overrides both and is recorded as such.
 * **Training** reuses `churn_training`'s steps: the original sources plus matured labelled days
   of the training window; nested MLflow runs under one parent run.
 * **Decision**: champion and challenger are scored on the same evaluation window (the latest
@@ -70,7 +74,7 @@ def churn_retraining():
     @task.short_circuit
     @fail_fast_on_bad_input
     def check_cooldown(params: dict | None = None) -> bool:
-        """Stop here inside the cooldown (unless forced); the reason goes to the log, MLflow and an alert."""
+        """Stop here inside either cooldown (unless forced); which and why go to the log, MLflow and an alert."""
         import logging
 
         from churnops.config import load_config
@@ -79,13 +83,16 @@ def churn_retraining():
         from churnops.tracking import RunContext
 
         config = load_config(run_config_path(params))
-        verdict = check_cooldown(config, run_as_of(params), AirflowVariableState(), params["force"])
-        logging.getLogger(__name__).warning("cooldown check: %s", verdict["reason"])
+        context = airflow_run_context()
+        verdict = check_cooldown(
+            config, run_as_of(params), AirflowVariableState(), params["force"], run_id=context["run_id"]
+        )
+        logging.getLogger(__name__).warning("cooldown check (%s): %s", verdict["cooldown"] or "none", verdict["reason"])
         if not verdict["proceed"]:
             from churnops.orchestration.alerts import cooldown_alert
             from churnops.orchestration.notifier import send_alert
 
-            record_skip(config, RunContext(**airflow_run_context()), verdict)
+            record_skip(config, RunContext(**context), verdict)
             send_alert(cooldown_alert, verdict)
         return verdict["proceed"]
 
@@ -99,10 +106,20 @@ def churn_retraining():
 
     @task
     @fail_fast_on_bad_input
-    def compare(registered: dict, window: dict) -> dict:
-        """Score champion and challenger on the same fresh window; apply the policy."""
-        from churnops.retraining import compare_on_fresh_window
+    def compare(registered: dict, window: dict, params: dict | None = None) -> dict:
+        """Record the attempt (it starts the retraining cooldown); score champion and challenger on
+        the same fresh window; apply the policy."""
+        from churnops.orchestration.variables import AirflowVariableState
+        from churnops.retraining import compare_on_fresh_window, record_attempt
 
+        ctx = airflow_run_context()
+        record_attempt(
+            AirflowVariableState(),
+            run_as_of(params),
+            {"run_id": ctx["run_id"], "dag_id": ctx["dag_id"]},
+            registered["model_version"],
+            forced=bool(params["force"]),
+        )
         config_path = window["run"]["config_path"]
         return {
             **compare_on_fresh_window(registered, window["evaluation"], config_path),

@@ -22,8 +22,8 @@ STATE_HELP = """\
 promotion state (retrain, rollback, status): the last promotion and the cooldown's length
 live in ONE store, shared with the DAGs. Where an Airflow deployment is configured
 (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN set, $AIRFLOW_CONFIG, or $AIRFLOW_HOME/airflow.cfg,
-AIRFLOW_HOME defaulting to ~/airflow), that is its Airflow Variables churnops_last_promotion
-and churnops_cooldown_days, read and written through Airflow's metadata DB; an Airflow that
+AIRFLOW_HOME defaulting to ~/airflow), that is its Airflow Variables churnops_last_promotion,
+churnops_last_retraining and churnops_cooldown_days, read and written through Airflow's metadata DB; an Airflow that
 cannot be reached is an error (exit 1), never a fall-back. With no Airflow configured at all,
 it is $CHURNOPS_HOME/state/promotion.json with policy.cooldown_days. CHURNOPS_STATE=auto
 (default), airflow or file chooses explicitly. `churnops status` shows the store in use."""
@@ -86,13 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         STATE_HELP,
     )
     retrain.add_argument("--date", required=True, help="as-of day, YYYY-MM-DD")
-    retrain.add_argument("--force", action="store_true", help="ignore the cooldown (recorded as forced)")
+    retrain.add_argument("--force", action="store_true", help="ignore both cooldowns (recorded as forced)")
     retrain.add_argument("--families", nargs="+", choices=MODEL_FAMILIES, help="model families (default: config)")
     command(
         "status",
-        "Show champion, previous champion, last promotion, last decision, cooldown and the state's store.",
+        "Show champion, previous champion, last promotion and retraining, last decision, cooldowns, state store.",
         STATE_HELP,
-    ).add_argument("--date", help="as-of day for the cooldown (default: the last promotion's state only)")
+    ).add_argument("--date", help="as-of day for the cooldowns (default: the recorded state only)")
     rollback = command(
         "rollback", "Move @champion back to @previous_champion (recorded as the last promotion).", STATE_HELP
     )
@@ -262,7 +262,7 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
     from churnops.config import load_config
     from churnops.days import parse_day
     from churnops.orchestration import open_promotion_state
-    from churnops.retraining import cooldown_status
+    from churnops.retraining import check_cooldown, cooldown_status
     from churnops.tracking import alias_version, configure_mlflow, last_decision
 
     config = load_config(args.config)
@@ -277,10 +277,15 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
         "previous_champion": alias_version(registry, registry.previous_champion_alias),
         "challenger": alias_version(registry, registry.challenger_alias),
         "last_promotion": last,
+        "last_retraining": store.state.last_retraining(),
         "last_decision": last_decision(registry),
         "cooldown_days": cooldown_days,
+        "retraining_cooldown_days": config.policy.retraining_cooldown_days,
         "state_store": store.describe(),
     }
+    if args.date:
+        gate = check_cooldown(config, parse_day(args.date), store.state, force=False)
+        result.update(cooldown=gate["cooldown"], cooldown_until=gate["cooldown_until"] or None)
     if last and args.date:
         status = cooldown_status(parse_day(args.date), date.fromisoformat(last["date"]), cooldown_days)
         result.update(cooldown_active=status.active, cooldown_days_left=status.days_left)

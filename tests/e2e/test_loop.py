@@ -144,7 +144,10 @@ def test_monitoring_flags_drifted_days_only_and_queues_one_retraining_each(loop)
     retrain_alerts = alerted(loop, "retrain")
     alerted_days = [line.split()[2].rstrip(":") for line in retrain_alerts]
     assert alerted_days == [d.isoformat() for d, hit in flagged.items() if hit], "one alert per retraining triggered"
-    assert all(line.startswith("[churnops] churn_monitoring ") and ": retrain: " in line for line in retrain_alerts)
+    assert all(
+        line.startswith("[churnops] churn_monitoring ") and ": retraining triggered: dataset drift (" in line
+        for line in retrain_alerts
+    )
 
     # A rerun of a day replaces its report and MLflow run and does not start a second retraining.
     day = drifted[0]
@@ -197,8 +200,9 @@ def test_retraining_promotes_per_policy_then_cooldown_then_force(loop):
     experiment = client.get_experiment_by_name("churnops-telco")
     skipped = client.search_runs([experiment.experiment_id], "tags.`churnops.decision` = 'skipped'")
     assert len(skipped) == 1 and "in cooldown" in skipped[0].data.tags["churnops.decision_reason"]
+    assert skipped[0].data.tags["churnops.cooldown"] == "promotion", "promoted the day before: 7 days beat 3"
     assert alerted(loop, "cooldown_stop") == [
-        f"[churnops] churn_retraining {as_of + timedelta(days=1)}: retraining stopped by the cooldown"
+        f"[churnops] churn_retraining {as_of + timedelta(days=1)}: retraining stopped by the promotion cooldown"
     ]
 
     forced = retraining.test(

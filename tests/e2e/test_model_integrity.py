@@ -123,7 +123,13 @@ def test_retraining_refuses_a_changed_version_and_promotes_nothing(home, capsys)
     assert code == 2 and f"refusing to load {MODEL} version 1" in err
     assert alias_version(registry, "champion") == "1" and alias_version(registry, "challenger") == "2"
     assert "churnops.decision" not in version_tags(registry, "2") and last_decision(registry) is None
-    assert not (home / "state" / "promotion.json").exists(), "no promotion recorded"
+    # The challenger was trained and registered: an attempt (the retraining cooldown), never a promotion.
+    recorded = json.loads((home / "state" / "promotion.json").read_text())
+    assert "churnops_last_promotion" not in recorded, "no promotion recorded"
+    assert (recorded["churnops_last_retraining"]["date"], recorded["churnops_last_retraining"]["version"]) == (
+        as_of.isoformat(),
+        "2",
+    )
 
     # The challenger changed after its registration: the comparison refuses it too.
     run_dir = home / "runs" / "telco" / "cli-retrain" / f"retrain__{as_of}"

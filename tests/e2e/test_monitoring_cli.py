@@ -496,6 +496,7 @@ def test_retrain_respects_the_cooldown_unless_forced(home, capsys):
     code, blocked, err = run(capsys, "retrain", "--date", as_of.isoformat(), "--json")
     assert code == 0, err
     assert blocked["decision"] == "skipped" and "in cooldown" in blocked["reason"]
+    assert blocked["cooldown"] == "promotion" and blocked["cooldown_until"] == (as_of + timedelta(days=5)).isoformat()
 
     code, forced, err = run(capsys, "retrain", "--date", as_of.isoformat(), "--force", "--json")
     assert code == 0, err
@@ -510,3 +511,21 @@ def test_retrain_respects_the_cooldown_unless_forced(home, capsys):
         "as_of": as_of.isoformat(),
         "gain": round(forced["gain"], 6),
     }
+    # The forced attempt starts the retraining cooldown, whatever its decision.
+    assert status["last_retraining"] == {
+        "date": as_of.isoformat(),
+        "run_id": f"retrain__{as_of}",
+        "dag_id": "cli-retrain",
+        "version": "2",
+        "forced": True,
+    }
+    next_day = (as_of + timedelta(days=1)).isoformat()
+    code, stopped, err = run(capsys, "retrain", "--date", next_day, "--json")
+    assert code == 0, err
+    # Inside both cooldowns the promotion's (7 days from its date) ends last.
+    promoted_on = as_of if forced["decision"] == "promoted" else as_of - timedelta(days=2)
+    assert (stopped["decision"], stopped["cooldown"]) == ("skipped", "promotion")
+    assert stopped["cooldown_until"] == (promoted_on + timedelta(days=7)).isoformat()
+    code, status, err = run(capsys, "status", "--date", next_day, "--json")
+    assert code == 0, err
+    assert status["cooldown"] == stopped["cooldown"] and status["retraining_cooldown_days"] == 3

@@ -11,8 +11,9 @@ Crash points (:mod:`churnops.faults`) SIGKILL a task process once, where a crash
    ``merge_shards`` killed after publishing the predictions; the day triggers churn_retraining,
    whose ``promote`` is held back (the ``churnops_promotion`` pool at 0 slots);
 3. MLflow stopped while that ``promote`` runs: retries with backoff, then a clear failure;
-4. ``churnops retrain`` (the CLI) races the DAG for the same day and promotes first, recording it in
-   the DAGs' Variable; the DAG's ``promote``, cleared once MLflow is back, records ``conflict``;
+4. ``churnops retrain --force`` (the CLI; forced, as the DAG's attempt for that day started the
+   retraining cooldown) races the DAG for the same day and promotes first, recording it in the
+   DAGs' Variable; the DAG's ``promote``, cleared once MLflow is back, records ``conflict``;
 5. after a CLI rollback (recorded in the same Variable, so the cooldown restarts), a forced retraining
    whose ``promote`` is killed after moving the aliases: the retry resumes it, and the Variable ends
    up matching the registry; then a ``churn_rollback`` whose ``rollback`` is killed after swapping
@@ -303,8 +304,10 @@ def test_the_cli_and_the_dag_racing_to_promote_promote_exactly_once(promotion_ou
     run_id = f"monitoring__{DAY}"
     dag_challenger = versions_by(stack, "churnops.dag_run_id", run_id)
     assert len(dag_challenger) == 1
-    cli = churnops_cli(stack, "retrain", "--date", DAY.isoformat())
+    # The DAG's run already trained for this day: without --force the retraining cooldown stops the CLI.
+    cli = churnops_cli(stack, "retrain", "--date", DAY.isoformat(), "--force")
     assert cli["decision"] == "promoted" and cli["champion_version"] == "1", cli
+    assert cli["forced"] is True and cli["cooldown"] == "retraining", cli
     queued_before = clear_failed(stack, "churn_retraining", run_id)
     stack.wait_for_run("churn_retraining", run_id, timeout=180, queued_after=queued_before, allow_retries=True)
 

@@ -32,7 +32,7 @@ from churnops.config.loading import (
     load_orchestration_config,
     resolve_config_path,
 )
-from churnops.config.loop import MonitoringConfig, PolicyConfig, ThresholdConfig, TrainingConfig
+from churnops.config.loop import TRIGGERS, MonitoringConfig, PolicyConfig, ThresholdConfig, TrainingConfig, Trigger
 from churnops.config.platform import (
     STEP_TIMEOUT_MINUTES,
     AlertsConfig,
@@ -47,6 +47,7 @@ __all__ = [
     "MODEL_FAMILIES",
     "PACKAGE_DIR",
     "STEP_TIMEOUT_MINUTES",
+    "TRIGGERS",
     "AlertsConfig",
     "BinsFeature",
     "ChurnopsConfig",
@@ -67,6 +68,7 @@ __all__ = [
     "ThresholdConfig",
     "TrackingConfig",
     "TrainingConfig",
+    "Trigger",
     "ValidationConfig",
     "churnops_home",
     "load_config",

@@ -8,6 +8,17 @@ from pydantic import Field, field_validator
 
 from churnops.config.base import MODEL_FAMILIES, ModelFamily, Strict
 
+Trigger = Literal["dataset_drift", "performance", "estimated_performance", "prediction_drift", "target_drift"]
+"""A monitoring signal that may trigger retraining (``monitoring.triggers``)."""
+
+TRIGGERS: tuple[Trigger, ...] = (
+    "dataset_drift",
+    "performance",
+    "estimated_performance",
+    "prediction_drift",
+    "target_drift",
+)
+
 
 class ThresholdConfig(Strict):
     """How training chooses the decision threshold, on the training split's out-of-fold scores."""
@@ -123,6 +134,10 @@ class MonitoringConfig(Strict):
     does, so a drop that size means the model separates today's customers markedly worse than
     its holdout, which the realized alarm would confirm only once labels mature; the trust rule
     keeps a miscalibrated version or a small day from alarming."""
+    triggers: list[Trigger] = ["dataset_drift", "performance", "estimated_performance"]
+    """The signals that trigger retraining when they fire: ``dataset_drift``, ``performance`` (the
+    realized-performance alarm), ``estimated_performance`` (the label-free estimate's alarm),
+    ``prediction_drift``, ``target_drift``. A signal that fires but is not listed is a note."""
 
     @field_validator("arrival_marker", "label_arrival_marker")
     @classmethod
@@ -134,6 +149,13 @@ class MonitoringConfig(Strict):
             raise ValueError(f"{name!r} must be a plain file name not ending in .csv, .parquet or .pq")
         return name
 
+    @field_validator("triggers")
+    @classmethod
+    def _no_repeats(cls, triggers: list[str]) -> list[str]:
+        if len(set(triggers)) != len(triggers):
+            raise ValueError("triggers must not repeat a signal")
+        return triggers
+
 
 class PolicyConfig(Strict):
     """Champion/challenger promotion rules for ``churn_retraining``."""
@@ -141,6 +163,12 @@ class PolicyConfig(Strict):
     min_gain: float = Field(0.01, ge=0)
     """Promote only when challenger ROC-AUC − champion ROC-AUC exceeds this (absolute)."""
     cooldown_days: int = Field(7, ge=0)
+    """Days after a promotion (or rollback) during which retraining stops early (the Airflow
+    Variable ``churnops_cooldown_days`` takes precedence)."""
+    retraining_cooldown_days: int = Field(3, ge=0)
+    """Days after a retraining attempt (a challenger trained, whatever the decision) during which
+    retraining stops early: persistent drift with challengers that fail the gain rule trains at
+    most once per this many days (0: no limit)."""
     bootstrap_samples: int = Field(1000, ge=0)
     require_significant_gain: bool = False
     """Also require the paired-bootstrap CI of the gain to lie above 0."""

@@ -1,6 +1,7 @@
 """The day's verdict and its record: the decision, the report (JSON + HTML page) and its MLflow run.
 
-:func:`decide` turns the drift and performance results into ``retrain`` or ``none``;
+:func:`decide` turns the drift and performance results into ``retrain`` or ``none`` by the
+enabled triggers (``monitoring.triggers``);
 :func:`build_report` assembles the report, :func:`write_report` writes it (and the page for
 people to browse, :mod:`~churnops.monitoring.report_page`: churnops' verdicts first, rendered
 from ``feature_drift.json``, evidently's plots below), :func:`log_report` records it on the
@@ -10,13 +11,14 @@ day's one MLflow run.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from churnops.config import ChurnopsConfig
+from churnops.config import ChurnopsConfig, MonitoringConfig
 from churnops.data import partition, write_json
 from churnops.monitoring.history import history_link
 from churnops.monitoring.report_page import drift_report_html
@@ -31,28 +33,53 @@ ESTIMATE_KEYS = ("estimated_roc_auc", "estimated_roc_auc_low", "estimated_roc_au
 ``estimate_trusted`` goes with them."""
 
 
-def decide(summary: dict, prediction: dict, performance: dict, estimate: dict | None = None) -> dict:
-    """Whether monitoring asks for retraining.
+def decide(
+    summary: dict,
+    prediction: dict,
+    performance: dict,
+    estimate: dict | None = None,
+    *,
+    target: dict | None = None,
+    triggers: Sequence[str] | None = None,
+) -> dict:
+    """Whether monitoring asks for retraining, and which signals triggered it.
 
-    Dataset drift, a performance alarm or a trusted estimated-performance alarm triggers
-    retraining. Prediction drift does not on its own (the model may simply be seeing a different
-    mix of the customers it already handles well), nor do a few drifted features below the
-    dataset-drift share: both are recorded as notes, for people to watch.
+    Five signals may fire: ``dataset_drift`` (more than the dataset-drift share of features
+    drifted), ``performance`` (the realized-performance alarm), ``estimated_performance`` (the
+    label-free estimate's alarm), ``prediction_drift`` and ``target_drift``. Only those listed
+    in ``triggers`` (``monitoring.triggers``) retrain; one that fires but is not listed is a
+    note. By default prediction drift does not retrain (the model may simply be seeing a
+    different mix of the customers it already handles well), nor target drift (the churn rate
+    moves with the season; the performance alarm says whether the model suffers). A few drifted
+    features below the dataset-drift share are a note too. Every reason and note of a signal
+    starts with its name.
 
     Args:
         summary: :func:`drift_summary` output.
         prediction: :func:`prediction_drift` output.
-        performance: :func:`realized_performance` output.
-        estimate: :func:`~churnops.monitoring.estimate.estimated_performance` output, or None: a
-            trusted estimated drop (its ``alarm``) triggers retraining; otherwise its reasons
-            (why it is not trusted) are notes.
+        performance: :func:`realized_performance` output (``alarm``, ``reasons``).
+        estimate: :func:`~churnops.monitoring.estimate.estimated_performance` output (its ``alarm``:
+            a trusted estimated drop; its ``reasons``), or None without one.
+        target: :func:`target_drift` output (its ``drifted`` flag), or None without one.
+        triggers: the signals that retrain (None: ``monitoring.triggers``' default).
 
     Returns:
-        ``{"decision": "retrain" | "none", "reasons": [what triggered retraining],
-        "notes": [non-triggering observations]}``.
+        ``{"decision": "retrain" | "none", "triggers": [enabled signals that fired],
+        "reasons": [what triggered retraining], "notes": [non-triggering observations]}``.
     """
+    enabled = set(_DEFAULT_TRIGGERS if triggers is None else triggers)
+    fired: list[str] = []
     reasons: list[str] = []
     notes: list[str] = []
+
+    def signal(name: str, texts: list[str]) -> None:
+        label = name.replace("_", " ")
+        if name in enabled:
+            fired.append(name)
+            reasons.extend(f"{label}: {text}" for text in texts)
+        else:
+            notes.extend(f"{label}: {text} (not a retraining trigger: not in monitoring.triggers)" for text in texts)
+
     drifted = summary["drifted_features"]
     if drifted:
         text = (
@@ -60,24 +87,30 @@ def decide(summary: dict, prediction: dict, performance: dict, estimate: dict | 
             f" (share {summary['drift_share']:.3f}): {', '.join(drifted)}"
         )
         if summary["dataset_drift"]:
-            reasons.append(f"dataset drift: {text}")
+            signal("dataset_drift", [text])
         else:
             notes.append(f"{text}; below the dataset-drift share")
+    # An alarm's reasons explain it; without an alarm they say why performance could not be judged.
+    if performance["alarm"]:
+        signal("performance", performance["reasons"])
+    else:
+        notes.extend(performance["reasons"])
+    if estimate is not None:
+        if estimate.get("alarm"):
+            signal("estimated_performance", list(estimate.get("reasons") or ["alarm"]))
+        else:
+            notes.extend(estimate.get("reasons") or [])
     if prediction.get("drifted"):
-        notes.append(
-            f"prediction drift: KS {prediction['statistic']:.3f}, p-value {prediction['p_value']:.3g}"
-            " (not a retraining trigger on its own)"
+        signal("prediction_drift", [f"KS {prediction['statistic']:.3f}, p-value {prediction['p_value']:.3g}"])
+    if target is not None and target.get("drifted"):
+        signal(
+            "target_drift",
+            [f"chi-square p-value {target['p_value']:.3g}, Cramér's V {target['effect_size']:.3f}"],
         )
-    # realized_performance's reasons explain an alarm, or why performance could not be judged.
-    (reasons if performance["alarm"] else notes).extend(performance["reasons"])
-    estimated_alarm = bool(estimate and estimate["alarm"])
-    if estimate:
-        (reasons if estimated_alarm else notes).extend(estimate["reasons"])
-    return {
-        "decision": "retrain" if summary["dataset_drift"] or performance["alarm"] or estimated_alarm else "none",
-        "reasons": reasons,
-        "notes": notes,
-    }
+    return {"decision": "retrain" if fired else "none", "triggers": fired, "reasons": reasons, "notes": notes}
+
+
+_DEFAULT_TRIGGERS: tuple[str, ...] = tuple(MonitoringConfig.model_fields["triggers"].default)
 
 
 def monitoring_run(config: ChurnopsConfig, day: date) -> str:
@@ -144,6 +177,7 @@ def build_report(
         "rows": scored["rows"],
         "shards": scored.get("shards", 1),
         "drifted_features": features["drifted_features"],
+        "n_features": features.get("n_features"),
         "drift_share": features["drift_share"],
         "dataset_drift": features["dataset_drift"],
         "prediction_drift": prediction["drifted"],
@@ -157,6 +191,7 @@ def build_report(
         **{key: estimate.get(key) for key in ESTIMATE_KEYS},
         "estimate_trusted": estimate.get("trusted"),
         "decision": decision["decision"],
+        "triggers": decision.get("triggers", []),
         "reasons": decision["reasons"],
         "notes": [*decision.get("notes", []), *rejected_labels],
         "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
@@ -248,6 +283,7 @@ def log_report(
     for key, value in {
         "churnops.model_version": report["model_version"],
         "churnops.decision": report["decision"],
+        "churnops.triggers": ",".join(report.get("triggers", [])),
         "churnops.reasons": "; ".join(report["reasons"])[:4000],
         **(context or {}),
     }.items():

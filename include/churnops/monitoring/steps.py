@@ -167,7 +167,14 @@ def report_step(
         the chart of the last ``monitoring.history_days`` days) and the ``mlflow_run_id``.
     """
     day = parse_day(day)
-    decision = decide(features, prediction, performance["performance"], performance.get("estimate"))
+    decision = decide(
+        features,
+        prediction,
+        performance["performance"],
+        performance.get("estimate"),
+        target=performance["target_drift"],
+        triggers=config.monitoring.triggers,
+    )
     report = build_report(day, scored, features, prediction, performance, decision)
     json_path, html_path = write_report(config, day, report, scored)
     _, chart = write_history(config, day)

@@ -59,21 +59,28 @@ class Alert(Origin):
 def retrain_alert(origin: Origin, summary: dict[str, Any]) -> Alert:
     """The monitoring of a day decided to retrain.
 
+    The headline names the triggers only (``retraining triggered: dataset drift (13 of 19
+    features), performance``), so a subject stays short; the reasons and the drifted features
+    are details.
+
     Args:
         origin: the sending task.
-        summary: the day's report summary (``report_step``'s result: ``decision``, ``reasons``,
-            ``drifted_features``, ``drift_share``, ``realized_roc_auc``, ``model_version``).
+        summary: the day's report summary (``report_step``'s result: ``decision``, ``triggers``,
+            ``reasons``, ``drifted_features``, ``n_features``, ``drift_share``, ``realized_roc_auc``,
+            ``model_version``).
 
     Returns:
         The ``retrain`` alert.
     """
     reasons = list(summary.get("reasons") or [])
+    triggers = list(summary.get("triggers") or [])
     return Alert(
         **origin.model_dump(),
         event="retrain",
         decision="retrain",
-        headline="retrain: " + ("; ".join(reasons) or "no reason given"),
+        headline="retraining triggered: " + (", ".join(_trigger_label(t, summary) for t in triggers) or "see reasons"),
         details={
+            "triggers": triggers,
             "reasons": reasons,
             "drifted_features": list(summary.get("drifted_features") or []),
             "drift_share": summary.get("drift_share"),
@@ -81,6 +88,16 @@ def retrain_alert(origin: Origin, summary: dict[str, Any]) -> Alert:
             "champion_version": summary.get("model_version"),
         },
     )
+
+
+def _trigger_label(trigger: str, summary: dict[str, Any]) -> str:
+    """A trigger as the subject names it: dataset drift with its count of drifted features."""
+    label = trigger.replace("_", " ")
+    if trigger != "dataset_drift":
+        return label
+    drifted = len(summary.get("drifted_features") or [])
+    total = summary.get("n_features")
+    return f"{label} ({drifted} of {total} features)" if total else f"{label} ({drifted} features)"
 
 
 def decision_alert(origin: Origin, result: dict[str, Any]) -> Alert:
@@ -110,25 +127,30 @@ def decision_alert(origin: Origin, result: dict[str, Any]) -> Alert:
 
 
 def cooldown_alert(origin: Origin, verdict: dict[str, Any]) -> Alert:
-    """A retraining stopped inside the cooldown after the last promotion.
+    """A retraining stopped inside a cooldown: after the last promotion, or after the last retraining attempt.
 
     Args:
         origin: the sending task.
-        verdict: ``check_cooldown``'s verdict (``reason``, ``cooldown_until``, ``last_promotion``).
+        verdict: ``check_cooldown``'s verdict (``cooldown``: ``promotion`` or ``retraining``;
+            ``reason``, ``cooldown_until``, ``last_promotion``, ``last_retraining``).
 
     Returns:
-        The ``cooldown_stop`` alert.
+        The ``cooldown_stop`` alert, its headline naming the cooldown.
     """
     last = verdict.get("last_promotion") or {}
+    retrained = verdict.get("last_retraining") or {}
+    cooldown = verdict.get("cooldown")
     return Alert(
         **origin.model_dump(),
         event="cooldown_stop",
         decision="skipped",
-        headline="retraining stopped by the cooldown",
+        headline=f"retraining stopped by the {cooldown} cooldown" if cooldown else "retraining stopped by a cooldown",
         details={
+            "cooldown": cooldown,
             "reason": verdict.get("reason"),
             "cooldown_until": verdict.get("cooldown_until"),
             "last_promotion": f"version {last.get('version')} on {last.get('date')}" if last else None,
+            "last_retraining": f"version {retrained.get('version')} on {retrained.get('date')}" if retrained else None,
         },
     )
 

@@ -1,4 +1,5 @@
-"""Promotion state in Airflow Variables: what the DAGs' cooldown reads and their promotions write.
+"""Promotion state in Airflow Variables: what the DAGs' cooldowns read and their promotions and
+retraining attempts write.
 
 Two ways in to the same Variables: :class:`AirflowVariableState` inside a running task (the Task
 SDK, through the api-server), :class:`MetadataVariableState` outside one (the CLI, through
@@ -13,15 +14,20 @@ import json
 from typing import Any
 
 from churnops.errors import PromotionStateUnavailable
-from churnops.retraining import COOLDOWN_DAYS_VAR, LAST_PROMOTION_VAR
+from churnops.retraining import COOLDOWN_DAYS_VAR, LAST_PROMOTION_VAR, LAST_RETRAINING_VAR
 
 __all__ = ["AirflowVariableState", "MetadataVariableState"]
 
-_LAST_PROMOTION_DESCRIPTION = "Last churnops promotion (date is the run's as-of date); drives the cooldown."
+_DESCRIPTIONS = {
+    LAST_PROMOTION_VAR: "Last churnops promotion (date is the run's as-of date); drives the cooldown.",
+    LAST_RETRAINING_VAR: (
+        "Last churnops retraining attempt (date is the run's as-of date); drives the retraining cooldown."
+    ),
+}
 
 
-def _promotion_from(value: Any) -> dict[str, Any] | None:
-    """The stored last promotion, or None when the Variable is missing or holds nothing."""
+def _record_from(value: Any) -> dict[str, Any] | None:
+    """The stored last promotion (or retraining), or None when the Variable is missing or holds nothing."""
     if value in (None, "", "null", "{}"):
         return None
     return json.loads(value) if isinstance(value, str) else value
@@ -35,19 +41,33 @@ class AirflowVariableState:
     """A :class:`~churnops.retraining.PromotionState` in Airflow Variables; usable only inside a running task."""
 
     def last_promotion(self) -> dict[str, Any] | None:
-        from airflow.sdk import Variable
-
-        return _promotion_from(Variable.get(LAST_PROMOTION_VAR, default=None))
+        return self._last(LAST_PROMOTION_VAR)
 
     def record_promotion(self, entry: dict[str, Any]) -> None:
-        from airflow.sdk import Variable
-
-        Variable.set(LAST_PROMOTION_VAR, json.dumps(entry, sort_keys=True), description=_LAST_PROMOTION_DESCRIPTION)
+        self._record(LAST_PROMOTION_VAR, entry)
 
     def cooldown_days(self, default: int) -> int:
         from airflow.sdk import Variable
 
         return _cooldown_from(Variable.get(COOLDOWN_DAYS_VAR, default=None), default)
+
+    def last_retraining(self) -> dict[str, Any] | None:
+        return self._last(LAST_RETRAINING_VAR)
+
+    def record_retraining(self, entry: dict[str, Any]) -> None:
+        self._record(LAST_RETRAINING_VAR, entry)
+
+    @staticmethod
+    def _last(key: str) -> dict[str, Any] | None:
+        from airflow.sdk import Variable
+
+        return _record_from(Variable.get(key, default=None))
+
+    @staticmethod
+    def _record(key: str, entry: dict[str, Any]) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, json.dumps(entry, sort_keys=True), description=_DESCRIPTIONS[key])
 
 
 class MetadataVariableState:
@@ -118,24 +138,31 @@ class MetadataVariableState:
             raise PromotionStateUnavailable(self._unavailable(_first_line(exc))) from exc
 
     def last_promotion(self) -> dict[str, Any] | None:
-        return _promotion_from(self._get(LAST_PROMOTION_VAR))
+        return _record_from(self._get(LAST_PROMOTION_VAR))
 
     def record_promotion(self, entry: dict[str, Any]) -> None:
+        self._set(LAST_PROMOTION_VAR, entry)
+
+    def cooldown_days(self, default: int) -> int:
+        return _cooldown_from(self._get(COOLDOWN_DAYS_VAR), default)
+
+    def last_retraining(self) -> dict[str, Any] | None:
+        return _record_from(self._get(LAST_RETRAINING_VAR))
+
+    def record_retraining(self, entry: dict[str, Any]) -> None:
+        self._set(LAST_RETRAINING_VAR, entry)
+
+    def _set(self, key: str, entry: dict[str, Any]) -> None:
         # Outside a task the metadata DB is the way in (airflow.sdk.Variable needs a task's supervisor).
         from airflow.models import Variable
         from sqlalchemy.exc import SQLAlchemyError
 
-        self._get(LAST_PROMOTION_VAR)  # a record this process cannot read means a Fernet key the DAGs do not share
+        self._get(key)  # a record this process cannot read means a Fernet key the DAGs do not share
 
         try:
-            Variable.set(  # noqa: AIR311
-                LAST_PROMOTION_VAR, json.dumps(entry, sort_keys=True), description=_LAST_PROMOTION_DESCRIPTION
-            )
+            Variable.set(key, json.dumps(entry, sort_keys=True), description=_DESCRIPTIONS[key])  # noqa: AIR311
         except SQLAlchemyError as exc:
             raise PromotionStateUnavailable(self._unavailable(_first_line(exc))) from exc
-
-    def cooldown_days(self, default: int) -> int:
-        return _cooldown_from(self._get(COOLDOWN_DAYS_VAR), default)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -153,13 +153,13 @@ def decide_promotion(
 
 @dataclass(frozen=True)
 class Cooldown:
-    """Where an as-of day stands in the cooldown after the last promotion.
+    """Where an as-of day stands in the cooldown after the last promotion (or retraining attempt).
 
     Attributes:
         active: True while promotions are blocked.
         days_left: days until the next allowed promotion (0 when not active).
         until: the first day a promotion is allowed again, or None without a cooldown.
-        last_promotion: the day of the last promotion, or None.
+        last_promotion: the day of the last promotion (or retraining attempt), or None.
     """
 
     active: bool
@@ -167,12 +167,16 @@ class Cooldown:
     until: date | None
     last_promotion: date | None
 
-    def reason(self) -> str:
-        """The status in a sentence, for the run's record."""
+    def reason(self, after: str = "promotion") -> str:
+        """The status in a sentence, for the run's record.
+
+        Args:
+            after: what started the cooldown (``promotion``, ``retraining attempt``).
+        """
         if not self.active:
             return "no cooldown in effect"
         return (
-            f"in cooldown: last promotion on {self.last_promotion}, next allowed on {self.until} "
+            f"in cooldown: last {after} on {self.last_promotion}, next allowed on {self.until} "
             f"({self.days_left} day(s) left)"
         )
 

@@ -1,14 +1,16 @@
-"""Promotion state: when the last promotion happened and how long the cooldown lasts.
+"""Promotion state: when the last promotion and the last retraining attempt happened, and how long
+the promotion cooldown lasts.
 
 One store per deployment, shared by the DAGs and the CLI. Wherever an Airflow is configured
-it is the Airflow Variables (``churnops_last_promotion`` as JSON, ``churnops_cooldown_days``),
-which operators see and edit in the UI: tasks reach them with
+it is the Airflow Variables (``churnops_last_promotion`` and ``churnops_last_retraining`` as
+JSON, ``churnops_cooldown_days``), which operators see and edit in the UI: tasks reach them with
 :class:`churnops.orchestration.variables.AirflowVariableState`, the CLI with
 ``MetadataVariableState`` (chosen by :func:`churnops.orchestration.open_promotion_state`).
 Only where no Airflow is configured at all does the CLI keep it in
 ``$CHURNOPS_HOME/state/promotion.json`` (:class:`FileState`), the cooldown's length from
-``policy.cooldown_days``. Never use ``AIRFLOW_VAR_*`` environment variables for these: they
-shadow the metadata DB and a task could not update them.
+``policy.cooldown_days``. The retraining cooldown's length is ``policy.retraining_cooldown_days``
+in both. Never use ``AIRFLOW_VAR_*`` environment variables for these: they shadow the metadata
+DB and a task could not update them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any, Protocol
 from churnops.config import churnops_home
 from churnops.data import write_text_atomically
 
-__all__ = ["COOLDOWN_DAYS_VAR", "LAST_PROMOTION_VAR", "FileState", "PromotionState"]
+__all__ = ["COOLDOWN_DAYS_VAR", "LAST_PROMOTION_VAR", "LAST_RETRAINING_VAR", "FileState", "PromotionState"]
 
 LAST_PROMOTION_VAR = "churnops_last_promotion"
+LAST_RETRAINING_VAR = "churnops_last_retraining"
 COOLDOWN_DAYS_VAR = "churnops_cooldown_days"
 
 
@@ -39,6 +42,14 @@ class PromotionState(Protocol):
 
     def cooldown_days(self, default: int) -> int:
         """The cooldown's length in days: the stored one, else ``default``."""
+        ...
+
+    def last_retraining(self) -> dict[str, Any] | None:
+        """The last recorded retraining attempt (a challenger trained), or None."""
+        ...
+
+    def record_retraining(self, entry: dict[str, Any]) -> None:
+        """Replace the last retraining attempt with ``entry`` (``date``, ``run_id``, ``version``, …)."""
         ...
 
 
@@ -61,7 +72,16 @@ class FileState:
         return self._read().get(LAST_PROMOTION_VAR)
 
     def record_promotion(self, entry: dict[str, Any]) -> None:
-        data = {**self._read(), LAST_PROMOTION_VAR: entry}
+        self._write(LAST_PROMOTION_VAR, entry)
+
+    def last_retraining(self) -> dict[str, Any] | None:
+        return self._read().get(LAST_RETRAINING_VAR)
+
+    def record_retraining(self, entry: dict[str, Any]) -> None:
+        self._write(LAST_RETRAINING_VAR, entry)
+
+    def _write(self, key: str, entry: dict[str, Any]) -> None:
+        data = {**self._read(), key: entry}
         write_text_atomically(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def cooldown_days(self, default: int) -> int:

@@ -101,7 +101,8 @@ def test_a_configured_minimum_raises_an_alarm_the_decision_names(minimum, alarm,
     assert result["alarm"] is alarm
     verdict = decide({"drifted_features": [], "dataset_drift": False}, {"drifted": False}, result)
     assert verdict["decision"] == ("retrain" if alarm else "none")
-    assert verdict["reasons"] == ([f"{reason} (200 labels)"] if alarm else [])
+    assert verdict["reasons"] == ([f"performance: {reason} (200 labels)"] if alarm else [])
+    assert verdict["triggers"] == (["performance"] if alarm else [])
 
 
 def test_unjudged_days_have_no_business_metrics(monitoring):

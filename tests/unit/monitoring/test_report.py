@@ -38,7 +38,7 @@ UNJUDGED = {"alarm": False, "reasons": ["performance not judged: 12 matured labe
             UNJUDGED,
             "retrain",
             ["dataset drift"],
-            ["prediction drift", "performance not judged"],
+            ["performance not judged", "prediction drift"],
             id="drift-with-notes",
         ),
     ],
@@ -85,6 +85,81 @@ def test_a_trusted_estimated_drop_triggers_retraining_and_an_untrusted_estimate_
     assert len(result["reasons"]) == len(reasons) and len(result["notes"]) == len(notes)
     for text, fragment in zip(result["reasons"] + result["notes"], reasons + notes, strict=True):
         assert fragment in text
+
+
+# --- decide: monitoring.triggers ---------------------------------------------------------------------------------
+
+DRIFTED_TARGET = {"drifted": True, "statistic": 41.0, "p_value": 2e-9, "effect_size": 0.21}
+STABLE_TARGET = {"drifted": False, "statistic": 0.4, "p_value": 0.5, "effect_size": 0.01}
+ESTIMATE_ALARM = {"alarm": True, "reasons": ["estimated ROC-AUC 0.7400 is 0.0900 below the holdout's 0.8300"]}
+ESTIMATE_FINE = {"alarm": False, "reasons": []}
+EVERY_SIGNAL = ["dataset_drift", "performance", "estimated_performance", "prediction_drift", "target_drift"]
+
+
+def test_the_default_triggers_are_dataset_drift_performance_and_the_estimate():
+    from churnops.config import MonitoringConfig
+
+    assert MonitoringConfig().triggers == ["dataset_drift", "performance", "estimated_performance"]
+    everything = decide(DATASET_DRIFT, MOVED_SCORES, ALARM, ESTIMATE_ALARM, target=DRIFTED_TARGET)
+    assert everything["triggers"] == ["dataset_drift", "performance", "estimated_performance"]
+    assert [note.split(":")[0] for note in everything["notes"]] == ["prediction drift", "target drift"]
+
+
+@pytest.mark.parametrize(
+    ("triggers", "fired"),
+    [
+        pytest.param(EVERY_SIGNAL, EVERY_SIGNAL, id="all-enabled"),
+        pytest.param([], [], id="none-enabled"),
+        pytest.param(["prediction_drift"], ["prediction_drift"], id="prediction-drift-only"),
+        pytest.param(["target_drift", "performance"], ["performance", "target_drift"], id="target-and-performance"),
+        pytest.param(["estimated_performance"], ["estimated_performance"], id="estimate-only"),
+    ],
+)
+def test_only_enabled_signals_trigger_and_each_reason_is_named_by_its_trigger(triggers, fired):
+    result = decide(DATASET_DRIFT, MOVED_SCORES, ALARM, ESTIMATE_ALARM, target=DRIFTED_TARGET, triggers=triggers)
+    assert result["triggers"] == fired
+    assert result["decision"] == ("retrain" if fired else "none")
+    labels = {name: name.replace("_", " ") for name in EVERY_SIGNAL}
+    assert [reason.split(":")[0] for reason in result["reasons"]] == [labels[name] for name in fired]
+    disabled = [labels[name] for name in EVERY_SIGNAL if name not in fired]
+    assert sorted(note.split(":")[0] for note in result["notes"]) == sorted(disabled)
+    assert all("not in monitoring.triggers" in note for note in result["notes"])
+
+
+def test_the_estimate_triggers_from_its_alarm_and_its_reasons():
+    result = decide(NO_DRIFT, STABLE_SCORES, UNJUDGED, ESTIMATE_ALARM)
+    assert (result["decision"], result["triggers"]) == ("retrain", ["estimated_performance"])
+    assert result["reasons"] == [f"estimated performance: {ESTIMATE_ALARM['reasons'][0]}"]
+    assert result["notes"] == UNJUDGED["reasons"], "the realized performance could not be judged"
+
+    quiet = decide(NO_DRIFT, STABLE_SCORES, FINE, {"alarm": False, "reasons": ["estimate not judged: 40 rows"]})
+    assert (quiet["decision"], quiet["reasons"], quiet["notes"]) == ("none", [], ["estimate not judged: 40 rows"])
+    assert decide(NO_DRIFT, STABLE_SCORES, FINE, ESTIMATE_FINE)["decision"] == "none"
+
+
+def test_target_drift_triggers_on_its_drifted_flag_when_enabled():
+    enabled = ["target_drift"]
+    (reason,) = decide(NO_DRIFT, STABLE_SCORES, FINE, target=DRIFTED_TARGET, triggers=enabled)["reasons"]
+    assert reason == "target drift: chi-square p-value 2e-09, Cramér's V 0.210"
+    assert decide(NO_DRIFT, STABLE_SCORES, FINE, target=STABLE_TARGET, triggers=enabled)["decision"] == "none"
+    assert decide(NO_DRIFT, STABLE_SCORES, FINE, triggers=enabled)["decision"] == "none", "no target result given"
+
+
+def test_a_performance_alarm_reason_is_named_performance():
+    (reason,) = decide(NO_DRIFT, STABLE_SCORES, ALARM)["reasons"]
+    assert reason == f"performance: {ALARM['reasons'][0]}"
+
+
+def test_triggers_are_checked_in_the_config():
+    from pydantic import ValidationError
+
+    from churnops.config import MonitoringConfig
+
+    assert MonitoringConfig(triggers=["target_drift"]).triggers == ["target_drift"]
+    with pytest.raises(ValidationError, match="repeat"):
+        MonitoringConfig(triggers=["performance", "performance"])
+    with pytest.raises(ValidationError):
+        MonitoringConfig(triggers=["feature_drift"])
 
 
 # --- build_report ------------------------------------------------------------------------------------------------
@@ -156,6 +231,7 @@ def test_build_report_takes_the_headline_figures_from_the_steps():
         "rows": 12_000,
         "shards": 2,
         "drifted_features": ["tenure", "contract"],
+        "n_features": 10,
         "drift_share": 0.2,
         "dataset_drift": False,
         "prediction_drift": True,
@@ -171,6 +247,7 @@ def test_build_report_takes_the_headline_figures_from_the_steps():
         "estimated_roc_auc_high": 0.81,
         "estimate_trusted": True,
         "decision": "none",
+        "triggers": [],
         "reasons": [],
         "notes": decision["notes"],
         "details": {"features": FEATURES["feature_drift"], "prediction": PREDICTION, "performance": performance},
@@ -183,6 +260,7 @@ def test_build_report_carries_the_decision_and_its_reasons():
     decision = decide(DATASET_DRIFT, STABLE_SCORES, performance["performance"])
     report = build_report(DAY, SCORED, {**FEATURES, **DATASET_DRIFT}, STABLE_SCORES, performance, decision)
     assert (report["decision"], report["dataset_drift"], report["prediction_drift"]) == ("retrain", True, False)
+    assert report["triggers"] == ["dataset_drift", "performance"]
     assert report["reasons"] == decision["reasons"] and len(report["reasons"]) == 2
     assert report["notes"] == []
     assert report["realized_roc_auc"] == 0.7

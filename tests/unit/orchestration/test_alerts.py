@@ -27,29 +27,37 @@ MONITORING = Origin(
     log_url="http://airflow.test/dags/churn_monitoring/runs/scheduled__2026-10-12/tasks/decide?try_number=1",
 )
 RETRAINING = Origin(dag_id="churn_retraining", day="2026-10-12", run_id="monitoring__2026-10-12", task_id="promote")
+DRIFTED = [f"feature_{i}" for i in range(13)]
 SUMMARY = {
     "decision": "retrain",
-    "reasons": ["dataset drift: 11/19 features drifted (share 0.58 > 0.3)"],
-    "drifted_features": ["contract", "tenure", "monthlycharges"],
-    "drift_share": 0.578947,
+    "triggers": ["dataset_drift", "performance"],
+    "reasons": [
+        f"dataset drift: 13 of 19 features drifted (share 0.684): {', '.join(DRIFTED)}",
+        "performance: realized ROC-AUC 0.7000 is below min_roc_auc 0.75 (500 labels)",
+    ],
+    "drifted_features": DRIFTED,
+    "n_features": 19,
+    "drift_share": 0.684211,
     "realized_roc_auc": None,
     "model_version": "1",
 }
 
 
-def test_a_retrain_alert_names_dag_day_decision_reasons_and_drifted_features():
+def test_a_retrain_alert_subject_names_the_triggers_and_its_body_the_reasons_and_features():
     text = render_text(retrain_alert(MONITORING, SUMMARY))
     assert text.splitlines()[0] == (
-        "[churnops] churn_monitoring 2026-10-12: retrain: dataset drift: 11/19 features drifted (share 0.58 > 0.3)"
+        "[churnops] churn_monitoring 2026-10-12: retraining triggered: dataset drift (13 of 19 features), performance"
     )
     for line in (
+        "Triggers: dataset_drift, performance",
+        f"Reasons: {', '.join(SUMMARY['reasons'])}",
+        f"Drifted features: {', '.join(DRIFTED)}",
         "Event: retrain",
         "DAG: churn_monitoring",
         "Day: 2026-10-12",
         "Decision: retrain",
         "Run: scheduled__2026-10-12T00:00:00+00:00",
-        "Drifted features: contract, tenure, monthlycharges",
-        "Drift share: 0.5789",
+        "Drift share: 0.6842",
         f"Log: {MONITORING.log_url}",
     ):
         assert line in text.splitlines(), (line, text)
@@ -84,18 +92,52 @@ def test_a_retraining_decision_is_a_promotion_or_a_rejection(result, event, head
     assert f"Decision: {result['decision']}" in text and "Day: 2026-10-12" in text
 
 
+def test_a_retrain_alert_subject_stays_short_whatever_the_number_of_features():
+    many = [f"a_rather_long_feature_name_{i}" for i in range(300)]
+    summary = {**SUMMARY, "triggers": ["dataset_drift"], "drifted_features": many, "n_features": 400}
+    subject = render_subject(retrain_alert(MONITORING, summary))
+    assert subject.endswith(": retraining triggered: dataset drift (300 of 400 features)")
+    other = {**SUMMARY, "triggers": ["prediction_drift", "target_drift", "estimated_performance"]}
+    assert render_subject(retrain_alert(MONITORING, other)).endswith(
+        "retraining triggered: prediction drift, target drift, estimated performance"
+    )
+
+
+@pytest.mark.parametrize("cooldown", ["promotion", "retraining"])
+def test_a_cooldown_alert_names_the_cooldown_that_stopped_the_run(cooldown):
+    alert = cooldown_alert(
+        RETRAINING,
+        {
+            "proceed": False,
+            "cooldown": cooldown,
+            "reason": "in cooldown: last retraining attempt on 2026-10-11, next allowed on 2026-10-14",
+            "cooldown_until": "2026-10-14",
+            "last_promotion": {"version": "2", "date": "2026-10-01"},
+            "last_retraining": {"version": "5", "date": "2026-10-11", "run_id": "monitoring__2026-10-11"},
+        },
+    )
+    assert alert.headline == f"retraining stopped by the {cooldown} cooldown"
+    text = render_text(alert)
+    assert f"Cooldown: {cooldown}" in text.splitlines()
+    assert "Last retraining: version 5 on 2026-10-11" in text.splitlines()
+    assert "Cooldown until: 2026-10-14" in text.splitlines()
+
+
 def test_cooldown_rollback_and_failure_alerts():
     cooldown = cooldown_alert(
         RETRAINING,
         {
             "proceed": False,
+            "cooldown": "promotion",
             "reason": "in cooldown until 2026-10-19",
             "cooldown_until": "2026-10-19",
             "last_promotion": {"version": "2", "date": "2026-10-12"},
+            "last_retraining": None,
         },
     )
     assert (cooldown.event, cooldown.decision) == ("cooldown_stop", "skipped")
     assert "Last promotion: version 2 on 2026-10-12" in render_text(cooldown)
+    assert "Last retraining" not in render_text(cooldown)
 
     rollback = rollback_alert(
         RETRAINING.model_copy(update={"dag_id": "churn_rollback", "task_id": "rollback"}),
