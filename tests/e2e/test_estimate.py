@@ -115,7 +115,8 @@ def test_a_trusted_estimated_drop_decides_retrain_and_an_untrusted_one_never(hom
     assert estimate["drop"] > 0, "the day's estimate is below the holdout ROC-AUC: any drop exceeds 0"
     assert result["decision"] == "retrain" and estimate["alarm"] is True
     (reason,) = result["reasons"]
-    assert reason.startswith("estimated ROC-AUC") and "max_estimated_roc_auc_drop 0" in reason
+    assert result["triggers"] == ["estimated_performance"]
+    assert reason.startswith("estimated performance: estimated ROC-AUC") and "max_estimated_roc_auc_drop 0" in reason
 
     untrusted = write_config(
         home / "untrusted.yaml",
@@ -123,5 +124,5 @@ def test_a_trusted_estimated_drop_decides_retrain_and_an_untrusted_one_never(hom
         monitoring={**strict, "min_estimate_rows": ROWS + 1},
     )
     result = monitor(capsys, day(1), "--config", str(untrusted))
-    assert result["estimate_trusted"] is False and result["decision"] == "none"
+    assert result["estimate_trusted"] is False and result["decision"] == "none" and result["triggers"] == []
     assert not any("estimated ROC-AUC" in r for r in result["reasons"])
