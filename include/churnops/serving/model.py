@@ -18,7 +18,7 @@ from churnops.serving.compiled import compile_features, matches_pipeline
 from churnops.serving.explain import Explainer, build_explainer, positive_column, predict_options
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from churnops.serving.inputs import RequestRows
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ServedModel:
     """The MLflow pyfunc model, as :func:`churnops.tracking.load_registered_model` returned it."""
     pipeline: Any = field(repr=False)
     explainer: Explainer = field(repr=False)
-    features: Callable[[pd.DataFrame], np.ndarray] | None = field(default=None, repr=False)
+    features: Callable[..., np.ndarray] | None = field(default=None, repr=False)
     """The pipeline's features step compiled to NumPy (:mod:`churnops.serving.compiled`), None to run the pipeline's."""
 
     def info(self) -> dict[str, Any]:
@@ -68,25 +68,30 @@ class ServedModel:
             "reasons_unit": self.explainer.unit,
         }
 
-    def predict(self, rows: pd.DataFrame, config: ChurnopsConfig, explain: bool) -> Prediction:
+    def predict(self, rows: RequestRows, config: ChurnopsConfig, explain: bool) -> Prediction:
         """Probabilities, labels, risk bands and (with ``explain``) reasons for ``rows``.
 
-        The features step runs once (compiled when :attr:`features` is set, its output identical
-        to the pipeline's); the estimator's ``predict_proba`` on its output is what the pyfunc
-        model's ``predict`` returns (the pipeline computes exactly that), and the contributions
-        are computed from the same transformed rows.
+        The features step runs once (compiled when :attr:`features` is set, on the request's
+        columns and the numbers its check read, its output identical to the pipeline's); the
+        estimator's ``predict_proba`` on its output is what the pyfunc model's ``predict``
+        returns (the pipeline computes exactly that), and the contributions are computed from
+        the same transformed rows.
 
         Args:
-            rows: raw rows holding at least :attr:`input_columns`.
+            rows: checked rows holding at least :attr:`input_columns` (:func:`~churnops.serving.inputs.check_rows`).
             config: ``serving`` (risk bands, reasons per row).
             explain: compute reasons.
 
         Returns:
             The prediction.
         """
-        transformed = self.features(rows) if self.features is not None else self.pipeline[:-1].transform(rows)
+        if self.features is not None:
+            transformed = self.features(rows.columns, rows.numbers)
+        else:
+            transformed = self.pipeline[:-1].transform(rows.frame)
         estimator = self.pipeline[-1]
-        options = predict_options(self.family, len(rows))
+        count = len(rows)
+        options = predict_options(self.family, count)
         proba = estimator.predict_proba(transformed, **options)
         probability = np.asarray(proba, dtype="float64")[:, positive_column(estimator)]
         label = (probability >= self.threshold).astype(int)
@@ -98,7 +103,9 @@ class ServedModel:
             from churnops.serving.explain import top_reasons
 
             raw = self.explainer.contributions(np.asarray(transformed, dtype="float64"))
-            values = rows[self.explainer.raw_columns].to_numpy(dtype=object)
+            values = np.empty((count, len(self.explainer.raw_columns)), dtype=object)
+            for j, column in enumerate(self.explainer.raw_columns):
+                values[:, j] = rows.columns[column]
             reasons = top_reasons(raw, values, self.explainer.raw_columns, serving.reasons_top_k)
         return Prediction(probability, label, risk, reasons)
 
