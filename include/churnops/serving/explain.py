@@ -164,7 +164,14 @@ def predict_options(family: str, rows: int) -> dict[str, Any]:
 
 
 def _lightgbm(estimator: Any) -> Callable[[np.ndarray], np.ndarray]:
+    from churnops.serving.treeshap import TABLE_FROM_ROWS, tabulate
+
+    booster = estimator.booster_
+    table = tabulate(booster, booster.num_feature())
+
     def contributions(X: np.ndarray) -> np.ndarray:
+        if table is not None and len(X) >= TABLE_FROM_ROWS:
+            return table(X)
         options = predict_options("lightgbm", len(X))
         return np.asarray(estimator.predict(X, pred_contrib=True, **options))[:, :-1]
 

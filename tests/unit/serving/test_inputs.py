@@ -130,7 +130,9 @@ def test_numbers_are_read_as_the_coercer_reads_them_and_judged_by_it(kind):
         code, detail = status(lambda: check_rows([{"x": c} for c in cells], ["x"], {"x"}, "id"))
         assert code == 422 and f"row {wrong[0]}," in detail, detail
     else:
-        assert np.array_equal(check_rows([{"x": c} for c in cells], ["x"], {"x"}, "id").numbers["x"], read, equal_nan=True)
+        assert np.array_equal(
+            check_rows([{"x": c} for c in cells], ["x"], {"x"}, "id").numbers["x"], read, equal_nan=True
+        )
 
 
 def c_is_not_infinite(text: str) -> bool:
