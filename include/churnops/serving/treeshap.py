@@ -54,15 +54,15 @@ def tabulate(booster: Any, n_features: int) -> Callable[[np.ndarray], np.ndarray
     # reads zero as missing); per feature, all of them: a class of the feature cuts every tree's.
     local: list[dict[int, np.ndarray]] = []
     for tree_splits in splits:
-        cuts: dict[int, set[float]] = {}
+        found: dict[int, set[float]] = {}
         for feature, threshold, missing in tree_splits or []:
-            cuts.setdefault(feature, set()).add(threshold)
+            found.setdefault(feature, set()).add(threshold)
             if missing == "Zero":
-                cuts[feature] |= {float(np.nextafter(-_ZERO, -np.inf)), _ZERO}
-        local.append({f: np.array(sorted(c)) for f, c in cuts.items()})
-    used = sorted({feature for cuts in local for feature in cuts})
-    edges = {f: np.unique(np.concatenate([cuts[f] for cuts in local if f in cuts])) for f in used}
-    reads = {f: _as_lightgbm_reads(_representatives(cuts)[:-1]) for f, cuts in edges.items()}
+                found[feature] |= {float(np.nextafter(-_ZERO, -np.inf)), _ZERO}
+        local.append({f: np.array(sorted(c)) for f, c in found.items()})
+    used = sorted({feature for tree_cuts in local for feature in tree_cuts})
+    edges = {f: np.unique(np.concatenate([tree_cuts[f] for tree_cuts in local if f in tree_cuts])) for f in used}
+    reads = {f: _as_lightgbm_reads(_representatives(feature_edges)[:-1]) for f, feature_edges in edges.items()}
     tables = []
     for index, cuts in enumerate(local):
         features = sorted(cuts)
