@@ -21,10 +21,15 @@ from starlette.concurrency import run_in_threadpool
 
 from churnops.config import ChurnopsConfig
 from churnops.serving.follow import ChampionFollower
-from churnops.serving.inputs import BadRequest, check_rows, rows_from_csv, rows_from_json
+from churnops.serving.inputs import BadRequest, check_rows, read_json_rows, rows_from_csv
 from churnops.serving.requests_log import RequestLog
 
 __all__ = ["create_app", "serve"]
+
+
+INLINE_BELOW_BYTES = 32 * 1024
+"""Smaller bodies (a few dozen rows) are answered on the event loop: a couple of milliseconds of work
+costs less than handing it to a worker thread and back, which on a busy machine waits for a core twice."""
 
 
 class PredictRequest(BaseModel):
@@ -127,17 +132,20 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
             if content_type == "multipart/form-data":
                 body = await _uploaded_file(request, body)
                 content_type = "text/csv"
+            if len(body) < INLINE_BELOW_BYTES:
+                return _predict(model, body, content_type, explain)
             return await run_in_threadpool(_predict, model, body, content_type, explain)
         except BadRequest as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
     def _predict(model: Any, body: bytes, content_type: str, explain: bool) -> Response:
         serving, dataset = config.serving, config.dataset
+        numeric = set(dataset.numeric_features)
         if content_type in ("text/csv", "application/csv"):
-            raw: Any = rows_from_csv(body, serving.max_rows)
+            frame = rows_from_csv(body, serving.max_rows)
+            rows = check_rows(frame, model.input_columns, numeric, dataset.id_column)
         else:
-            raw = rows_from_json(body, serving.max_rows)
-        rows = check_rows(raw, model.input_columns, set(dataset.numeric_features), dataset.id_column)
+            rows = read_json_rows(body, serving.max_rows, model.input_columns, numeric, dataset.id_column)
         result = model.predict(rows, config, explain)
         if request_log is not None:
             request_log.add(rows.frame, model.input_columns)

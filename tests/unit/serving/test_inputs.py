@@ -11,7 +11,7 @@ import pytest
 
 from churnops.data import NULL_TOKENS
 from churnops.serving import BadRequest, check_rows, rows_from_csv, rows_from_json
-from churnops.serving.inputs import read_numbers
+from churnops.serving.inputs import read_json_rows, read_numbers
 
 COLUMNS = ["tenure", "totalcharges", "contract", "seniorcitizen"]
 NUMERIC = {"tenure", "totalcharges"}
@@ -147,3 +147,43 @@ def test_a_request_is_checked_column_by_column_without_a_frame():
     assert np.isnan(checked.numbers["totalcharges"][1]) and checked.numbers["totalcharges"][0] == 29.85
     assert "frame" not in vars(checked), "the frame is built only when asked for"
     assert checked.frame["tenure"].tolist() == [12, " 7 "]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [ROW, {**ROW, "tenure": " 7 "}],
+        [{**ROW, "customerid": "A-1"}, ROW],
+        [{**ROW, "customerid": 7}, {**ROW, "customerid": None}],
+        [ROW, {**ROW, "zz": 1}],
+        [ROW, {k: v for k, v in ROW.items() if k != "contract"}],
+        [ROW, {**ROW, "tenure": "twelve"}],
+        [ROW, [1, 2]],
+        [],
+        [ROW] * 4,
+    ],
+    ids=[
+        "plain",
+        "some ids",
+        "ids of any type",
+        "extra column",
+        "missing column",
+        "wrong type",
+        "not an object",
+        "no rows",
+        "too many",
+    ],
+)
+def test_rows_decoded_as_records_are_checked_as_rows_decoded_as_dicts(rows):
+    body = json.dumps({"rows": rows}).encode()
+
+    def outcome(call):
+        try:
+            checked = call()
+        except BadRequest as exc:
+            return exc.status, exc.detail
+        return checked.columns, {c: v.tolist() for c, v in checked.numbers.items()}, checked.ids, checked.ignored
+
+    fast = outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid"))
+    assert fast == outcome(lambda: check(rows_from_json(body, max_rows=3)))
+    assert outcome(lambda: read_json_rows(b"{nope", 3, COLUMNS, NUMERIC, "customerid"))[0] == 400
