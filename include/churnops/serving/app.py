@@ -159,7 +159,7 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
     return app
 
 
-class _Row(msgspec.Struct, omit_defaults=True):
+class _Row(msgspec.Struct, omit_defaults=True, gc=False):
     """One row's answer as encoded: ``id`` and ``reasons`` left out when unset."""
 
     probability: float

@@ -20,7 +20,7 @@ bit on probe rows built from the fitted categories (:func:`matches_pipeline`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -93,14 +93,16 @@ def compile_features(features: Any) -> Features | None:
     if any(not _compilable(spec, numeric, categorical) for spec in specs):
         return None
 
-    def transform(columns: Any, numbers: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    def transform(
+        columns: Any, numbers: Mapping[str, np.ndarray] | None = None, plain: Collection[str] = ()
+    ) -> np.ndarray:
         rows = len(columns) if hasattr(columns, "iloc") else len(next(iter(columns.values()), []))
         values: dict[str, Any] = {}
         for column in numeric:
             read = numbers[column] if numbers is not None and column in numbers else _number_column(columns[column])
             values[column] = np.where(np.isinf(read), np.nan, read)
         for column in categorical:
-            values[column] = _labels(columns[column], rows)
+            values[column] = _labels(columns[column], rows, column in plain)
         for spec in specs:
             values[spec["name"]] = _derive(values, spec)
         return np.hstack([part(values, rows) for part in parts]) if parts else np.empty((rows, 0))
@@ -146,19 +148,21 @@ def _number_column(values: Any) -> np.ndarray:
 _HASHED_CELLS = frozenset({str, int, float, bool, type(None)})
 
 
-def _labels(values: Any, rows: int) -> tuple[list[str], np.ndarray]:
+def _labels(values: Any, rows: int, plain: bool = False) -> tuple[list[str], np.ndarray]:
     """A categorical column's labels: (distinct labels, each row's index among them).
 
     A list of cells is factorized as it is (pandas' hash table, one C pass) and only its distinct
     values are labelled: cells that are equal read the same label, save ``True`` and ``1``, so a
-    list mixing booleans and numbers is labelled cell by cell.
+    list mixing booleans and numbers is labelled cell by cell. ``plain`` says the cells are known
+    to be text, integers or nulls only (their types need no look).
     """
     import pandas as pd
 
     from churnops.features import MISSING, _text, text_categorical
 
     if isinstance(values, list):
-        types = set(map(type, values))
+        # A plain column (text, integers, nulls: checked as decoded) is not looked at twice.
+        types = {str} if plain else set(map(type, values))
         if types <= _HASHED_CELLS and not (bool in types and types & {int, float}):
             codes, uniques = pd.factorize(np.array(values, dtype=object), use_na_sentinel=True)
             labels = [_text(value) for value in uniques.tolist()]

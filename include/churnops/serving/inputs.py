@@ -52,6 +52,8 @@ class RequestRows:
     ids: list[Any] | None
     """Each row's id (None where the row has none), or None when no row has the id column."""
     ignored: list[str]
+    plain: frozenset[str] = frozenset()
+    """Category columns whose cells are known to be text, integers or nulls only (typed as decoded)."""
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -173,15 +175,16 @@ def _checked_columns(
     numeric: set[str],
     ids: list[Any] | None,
     ignored: list[str],
+    plain: frozenset[str] = frozenset(),
 ) -> RequestRows:
     numbers = {}
     for column in input_columns:
         cells = columns[column]
         if column in numeric:
             numbers[column] = _checked_numbers(cells, column)
-        else:
+        elif column not in plain:  # a plain column's types were checked as it was decoded
             _check_categories(cells, column)
-    return RequestRows(columns, numbers, ids, ignored)
+    return RequestRows(columns, numbers, ids, ignored, plain)
 
 
 def _split_columns(
@@ -240,7 +243,7 @@ def read_json_rows(
     """
     import msgspec
 
-    decoder, names = _record_decoder(tuple(input_columns), id_column)
+    decoder, names = _record_decoder(tuple(input_columns), frozenset(numeric), id_column)
     try:
         rows = decoder.decode(body).rows
     except msgspec.DecodeError:  # a ValidationError too: another shape of row, or not JSON
@@ -253,21 +256,33 @@ def read_json_rows(
         if set(map(type, given)) != {type(msgspec.UNSET)}:
             ids = [None if value is msgspec.UNSET else value for value in given]
             columns[id_column] = ids
-    return _checked_columns(columns, input_columns, numeric, ids, [])
+    plain = frozenset(c for c in input_columns if c not in numeric)
+    return _checked_columns(columns, input_columns, numeric, ids, [], plain)
 
 
 @lru_cache(maxsize=8)
-def _record_decoder(input_columns: tuple[str, ...], id_column: str) -> tuple[Any, list[str]]:
-    """A decoder of ``{"rows": [...]}`` of rows of exactly ``input_columns`` (and maybe the id), and its field names."""
+def _record_decoder(input_columns: tuple[str, ...], numeric: frozenset[str], id_column: str) -> tuple[Any, list[str]]:
+    """A decoder of ``{"rows": [...]}`` of rows of exactly ``input_columns`` (and maybe the id), and its field names.
+
+    Cells are typed as they are decoded: a number column's as a number, text or null, a category
+    column's as text, an integer or null (a boolean or a fraction there takes the dict route, which
+    labels them as the pipeline does).
+    """
     import msgspec
 
     names = [f"column_{i}" for i in range(len(input_columns))]
-    fields: list[Any] = [(name, Any) for name in names]
+    number_cell = int | float | str | None
+    category_cell = str | int | None
+    fields: list[Any] = [
+        (name, number_cell if column in numeric else category_cell)
+        for name, column in zip(names, input_columns, strict=True)
+    ]
     rename = dict(zip(names, input_columns, strict=True))
     if id_column not in input_columns:
         fields.append(("row_id", Any, msgspec.UNSET))
         rename["row_id"] = id_column
-    record = msgspec.defstruct("Row", fields, rename=rename, forbid_unknown_fields=True)
+    # Not tracked by the garbage collector: a record holds decoded JSON scalars, never a cycle.
+    record = msgspec.defstruct("Row", fields, rename=rename, forbid_unknown_fields=True, gc=False)
     request = msgspec.defstruct("Rows", [("rows", list[record])])  # type: ignore[valid-type]
     return msgspec.json.Decoder(request), names
 

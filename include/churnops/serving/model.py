@@ -86,7 +86,7 @@ class ServedModel:
             The prediction.
         """
         if self.features is not None:
-            transformed = self.features(rows.columns, rows.numbers)
+            transformed = self.features(rows.columns, rows.numbers, rows.plain)
         else:
             transformed = self.pipeline[:-1].transform(rows.frame)
         count = len(rows)
