@@ -6,7 +6,9 @@
 In a temporary CHURNOPS_HOME (fresh SQLite MLflow store): ``churnops train --families <family>
 --cv-folds 2`` registers the champion, then ``churnops serve`` runs as its own process on a free
 local port and this process measures it over HTTP (httpx, one kept-alive connection per client),
-with rows drawn from the Telco sources (raw columns, as a batch file holds them):
+with rows drawn from the Telco sources (raw columns, as a batch file holds them). Request bodies are
+encoded before the clock starts; every answer is decoded (``json.loads``) and its number of
+predictions checked before it stops:
 
 1. single-row latency: ``--single`` sequential ``POST /predict`` of one row, reasons on (p50, p99);
 2. throughput: one ``--big-rows``-row request, ``explain=false`` and then with reasons,
@@ -57,14 +59,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+def answer(response, rows: int) -> dict:
+    """The decoded answer, checked: HTTP 200 and one prediction per row sent."""
+    response.raise_for_status()
+    body = json.loads(response.content)
+    assert len(body["predictions"]) == rows, (len(body["predictions"]), rows)
+    return body
+
+
 def single_rows(client, rows: list[dict]) -> dict:
+    # Bodies are encoded before the clock starts; each answer is decoded and checked before it stops.
+    bodies = [json.dumps({"rows": [row]}).encode() for row in rows]
     latencies, versions = [], set()
-    for row in rows:
+    for body in bodies:
         start = time.perf_counter()
-        response = client.post("/predict", json={"rows": [row]})
+        decoded = answer(client.post("/predict", content=body, headers=JSON), 1)
         latencies.append((time.perf_counter() - start) * 1000)
-        response.raise_for_status()
-        versions.add(response.json()["model_version"])
+        versions.add(decoded["model_version"])
     return {
         "requests": len(rows),
         "p50_ms": percentile(latencies, 50),
@@ -78,14 +92,8 @@ def big_request(client, rows: list[dict], explain: bool, repeat: int) -> dict:
     walls = []
     for _ in range(repeat):
         start = time.perf_counter()
-        response = client.post(
-            "/predict",
-            content=body,
-            params={"explain": str(explain).lower()},
-            headers={"Content-Type": "application/json"},
-        )
-        response.raise_for_status()
-        assert len(response.json()["predictions"]) == len(rows)
+        response = client.post("/predict", content=body, params={"explain": str(explain).lower()}, headers=JSON)
+        answer(response, len(rows))
         walls.append(time.perf_counter() - start)
     median = statistics.median(walls)
     return {"rows": len(rows), "explain": explain, "median_s": median, "rows_per_s": len(rows) / median}
@@ -96,6 +104,7 @@ async def concurrent_clients(url: str, rows: list[dict], clients: int, seconds: 
 
     latencies: list[float] = []
     errors: list[str] = []
+    bodies = [json.dumps({"rows": [row]}).encode() for row in rows[:1000]]
     stop = time.perf_counter() + seconds
 
     async def one_client(k: int) -> None:
@@ -104,10 +113,12 @@ async def concurrent_clients(url: str, rows: list[dict], clients: int, seconds: 
             while time.perf_counter() < stop:
                 start = time.perf_counter()
                 try:
-                    response = await client.post("/predict", json={"rows": [rows[i % len(rows)]]})
+                    response = await client.post("/predict", content=bodies[i % len(bodies)], headers=JSON)
                     if response.status_code != 200:
                         errors.append(f"HTTP {response.status_code}")
-                except httpx.HTTPError as exc:
+                    else:
+                        answer(response, 1)
+                except (httpx.HTTPError, AssertionError, ValueError) as exc:
                     errors.append(repr(exc))
                 latencies.append((time.perf_counter() - start) * 1000)
                 i += clients
@@ -138,7 +149,8 @@ def report(results: dict, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, "
-        f"load average at the start {results['machine']['load_average']}; champion: {results['family']}.",
+        f"load average at the start {results['machine']['load_average']}, at the end "
+        f"{results['machine'].get('load_average_end')}; champion: {results['family']}.",
         "",
         "| measure | result |",
         "|---|---:|",
@@ -212,6 +224,7 @@ def main() -> None:
                         ],
                     }
                 results["concurrent"] = asyncio.run(concurrent_clients(url, rows, args.clients, args.seconds))
+                results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
             finally:
                 server.terminate()
                 server.wait(timeout=60)

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.e2e
 
 POLL_SECONDS = 1.0
 MAX_ROWS = 500
+MAX_BODY_BYTES = 1_000_000
+JSON = {"Content-Type": "application/json"}
 
 
 def free_port() -> int:
@@ -54,6 +56,7 @@ def stack(tmp_path_factory):
         serving={
             "poll_seconds": POLL_SECONDS,
             "max_rows": MAX_ROWS,
+            "max_body_bytes": MAX_BODY_BYTES,
             "log_requests": True,
             "log_flush_seconds": 1,
         },
@@ -86,7 +89,7 @@ def stack(tmp_path_factory):
                 time.sleep(0.5)
             else:
                 pytest.fail("the server never became ready:\n" + (root / "serve.log").read_text()[-3000:])
-            yield {"root": root, "client": client, "config": config, "log": root / "serve.log"}
+            yield {"root": root, "client": client, "config": config, "log": root / "serve.log", "port": port}
         finally:
             client.close()
             server.terminate()
@@ -209,6 +212,72 @@ def test_bad_input_is_a_4xx_naming_the_problem(stack, case):
 def test_malformed_bodies_are_4xx(stack, body, content_type, status):
     response = stack["client"].post("/predict", content=body, headers={"Content-Type": content_type})
     assert response.status_code == status, response.text
+
+
+def body_of(size: int, rows: list[dict]) -> bytes:
+    """A valid JSON predict body of exactly ``size`` bytes (the rows, then spaces)."""
+    body = json.dumps({"rows": rows}).encode()
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
+
+
+def raw_exchange(port: int, head: str, chunks: list[bytes] = ()) -> bytes:
+    """Send a request head and some body bytes on a plain socket, and read what the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head.encode())
+        for chunk in chunks:
+            connection.sendall(chunk)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = connection.recv(65536)
+            if not piece:
+                break
+            answer += piece
+        return answer
+
+
+def test_a_body_at_the_limit_is_served_and_one_byte_more_is_a_413(stack):
+    rows = records(telco_rows().head(3))
+    client = stack["client"]
+    exact = client.post("/predict", content=body_of(MAX_BODY_BYTES, rows), headers=JSON)
+    assert exact.status_code == 200 and len(exact.json()["predictions"]) == 3, exact.text
+    over = client.post(
+        "/predict", content=body_of(MAX_BODY_BYTES + 1, rows), headers={"Content-Type": "application/json"}
+    )
+    assert over.status_code == 413 and "max_body_bytes" in over.json()["detail"], over.text
+
+    def chunked(body: bytes):
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    # Without a Content-Length (httpx sends a generator chunked): the same limit, counted as read.
+    exact = client.post("/predict", content=chunked(body_of(MAX_BODY_BYTES, rows)), headers=JSON)
+    assert exact.status_code == 200, exact.text
+    over = client.post("/predict", content=chunked(body_of(MAX_BODY_BYTES + 1, rows)), headers=JSON)
+    assert over.status_code == 413 and "max_body_bytes" in over.json()["detail"], over.text
+    assert client.get("/health").status_code == 200
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(stack):
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
+    )
+    answer = raw_exchange(stack["port"], head, [b'{"rows": ['])  # no more body follows: the answer must not wait for it
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(stack):
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    piece = b" " * 65536
+    count = MAX_BODY_BYTES // len(piece) + 1  # past the limit; the body never ends (no last chunk)
+    chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * count
+    answer = raw_exchange(stack["port"], head, chunks)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert stack["client"].get("/health").status_code == 200
 
 
 def test_served_rows_are_logged_in_the_incoming_layout(stack):

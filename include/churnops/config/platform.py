@@ -29,6 +29,9 @@ class ServingConfig(Strict):
     """How often the service asks the registry where ``@champion`` points, and swaps to a new version."""
     max_rows: int = Field(10_000, ge=1)
     """Rows one request may carry; more is refused with 413."""
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    """The largest request body read (16 MiB: 10,000 Telco rows of JSON take ~5 MB); a longer one is
+    refused with 413 before it is parsed, by its Content-Length or, sent in chunks, once it passes the limit."""
     risk_levels: list[str] = ["low", "medium", "high"]
     """The ``risk`` band names, from the lowest probability up: one more than ``risk_cut_points``."""
     risk_cut_points: list[float] = [0.3, 0.6]

@@ -8,9 +8,12 @@
   :func:`churnops.tracking.load_registered_model` (digest checked), its threshold
   (:func:`churnops.tracking.version_threshold`), risk bands and reasons.
 - :mod:`~churnops.serving.explain`: per-row contributions in raw feature names.
+- :mod:`~churnops.serving.treeshap`: LightGBM's TreeSHAP tabulated per tree at load, used only
+  once it reproduces ``pred_contrib``.
 - :mod:`~churnops.serving.compiled`: the features step computed with NumPy from the fitted
   pipeline, used only once it reproduces the pipeline's output exactly.
-- :mod:`~churnops.serving.inputs`: a request's rows parsed and checked (4xx for the caller's mistakes).
+- :mod:`~churnops.serving.inputs`: a request's rows parsed and checked column by column (4xx for
+  the caller's mistakes).
 - :mod:`~churnops.serving.requests_log`: served rows written under ``serving/date=D/``, as ``incoming/``.
 
 The end of the import order: serving imports tracking, modeling, features, data and config;

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import repeat
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -19,10 +21,15 @@ from starlette.concurrency import run_in_threadpool
 
 from churnops.config import ChurnopsConfig
 from churnops.serving.follow import ChampionFollower
-from churnops.serving.inputs import BadRequest, check_rows, rows_from_csv, rows_from_json
+from churnops.serving.inputs import BadRequest, check_rows, read_json_rows, rows_from_csv
 from churnops.serving.requests_log import RequestLog
 
 __all__ = ["create_app", "serve"]
+
+
+INLINE_BELOW_BYTES = 32 * 1024
+"""Smaller bodies (a few dozen rows) are answered on the event loop: a couple of milliseconds of work
+costs less than handing it to a worker thread and back, which on a busy machine waits for a core twice."""
 
 
 class PredictRequest(BaseModel):
@@ -121,58 +128,98 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
             return JSONResponse({"detail": follower.error}, status_code=503)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
+            body = await _limited_body(request, config.serving.max_body_bytes)
             if content_type == "multipart/form-data":
-                body = await _uploaded_file(request)
+                body = await _uploaded_file(request, body)
                 content_type = "text/csv"
-            else:
-                body = await request.body()
+            if len(body) < INLINE_BELOW_BYTES:
+                return _predict(model, body, content_type, explain)
             return await run_in_threadpool(_predict, model, body, content_type, explain)
         except BadRequest as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
     def _predict(model: Any, body: bytes, content_type: str, explain: bool) -> Response:
-        import msgspec
-
         serving, dataset = config.serving, config.dataset
+        numeric = set(dataset.numeric_features)
         if content_type in ("text/csv", "application/csv"):
-            raw: Any = rows_from_csv(body, serving.max_rows)
+            frame = rows_from_csv(body, serving.max_rows)
+            rows = check_rows(frame, model.input_columns, numeric, dataset.id_column)
         else:
-            raw = rows_from_json(body, serving.max_rows)
-        rows = check_rows(raw, model.input_columns, set(dataset.numeric_features), dataset.id_column)
-        result = model.predict(rows.frame, config, explain)
-        predictions = [
-            {"probability": p, "label": y, "risk": r}
-            for p, y, r in zip(result.probability.tolist(), result.label.tolist(), result.risk, strict=True)
-        ]
-        if rows.ids is not None:
-            for prediction, row_id in zip(predictions, rows.ids, strict=True):
-                if row_id is not None:
-                    prediction["id"] = row_id
-        if result.reasons is not None:
-            for prediction, reasons in zip(predictions, result.reasons, strict=True):
-                prediction["reasons"] = reasons
+            rows = read_json_rows(body, serving.max_rows, model.input_columns, numeric, dataset.id_column)
+        result = model.predict(rows, config, explain)
         if request_log is not None:
             request_log.add(rows.frame, model.input_columns)
-        payload = {
-            "model_name": model.model_name,
-            "model_version": model.version,
-            "threshold": model.threshold,
-            "predictions": predictions,
-        }
         headers = {"X-Churnops-Model-Version": model.version}
         if rows.ignored:
             # Header values are Latin-1: other characters are written as escapes.
             names = ", ".join(rows.ignored).replace('"', "'").encode("ascii", "backslashreplace").decode()
             headers["Warning"] = f'299 churnops "unknown columns ignored: {names}"'
-        return Response(msgspec.json.encode(payload), media_type="application/json", headers=headers)
+        return Response(_answer(model, result, rows.ids), media_type="application/json", headers=headers)
 
     return app
 
 
-async def _uploaded_file(request: Request) -> bytes:
-    """The first file of a multipart upload."""
+class _Row(msgspec.Struct, omit_defaults=True, gc=False):
+    """One row's answer as encoded: ``id`` and ``reasons`` left out when unset."""
+
+    probability: float
+    label: int
+    risk: str
+    id: Any = msgspec.UNSET
+    reasons: Any = msgspec.UNSET
+
+
+class _Answer(msgspec.Struct):
+    model_name: str
+    model_version: str
+    threshold: float
+    predictions: list[_Row]
+
+
+def _answer(model: Any, result: Any, ids: list[Any] | None) -> bytes:
+    """The JSON answer, encoded by msgspec from the result's arrays (no per-row dict, no pydantic)."""
+    columns: list[Any] = [result.probability.tolist(), result.label.tolist(), result.risk]
+    if ids is not None or result.reasons is not None:
+        columns.append(repeat(msgspec.UNSET) if ids is None else [msgspec.UNSET if i is None else i for i in ids])
+    if result.reasons is not None:
+        columns.append(result.reasons)
+    predictions = list(map(_Row, *columns))
+    return msgspec.json.encode(_Answer(model.model_name, model.version, model.threshold, predictions))
+
+
+async def _limited_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes before any of it is parsed.
+
+    A ``Content-Length`` over the limit is refused before the body is read; a body without one
+    (chunked) is read chunk by chunk and refused as soon as it passes the limit.
+    """
+    declared = request.headers.get("content-length")
+    too_long = BadRequest(413, f"the body is longer than serving.max_body_bytes = {limit} bytes")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise too_long
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_long
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _uploaded_file(request: Request, body: bytes) -> bytes:
+    """The first file of a multipart upload whose body was read (:func:`_limited_body`)."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        # The body once, as the server would have passed it: the parser reads the bytes already read.
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
     try:
-        form = await request.form()
+        form = await Request(request.scope, receive).form()
     except Exception as exc:  # a malformed multipart body is the caller's
         raise BadRequest(400, f"the multipart body cannot be read: {exc}") from None
     for value in form.values():

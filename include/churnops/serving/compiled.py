@@ -20,7 +20,7 @@ bit on probe rows built from the fitted categories (:func:`matches_pipeline`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ __all__ = ["compile_features", "matches_pipeline"]
 CELLWISE_BELOW_ROWS = 64
 """Fewer rows than this are labelled cell by cell; more, once per distinct value (pandas' factorize)."""
 
-Features = Callable[[Any], np.ndarray]
+Features = Callable[..., np.ndarray]
 
 
 def compile_features(features: Any) -> Features | None:
@@ -93,11 +93,16 @@ def compile_features(features: Any) -> Features | None:
     if any(not _compilable(spec, numeric, categorical) for spec in specs):
         return None
 
-    def transform(frame: Any) -> np.ndarray:
-        rows = len(frame)
-        values: dict[str, Any] = {column: _number_column(frame[column]) for column in numeric}
+    def transform(
+        columns: Any, numbers: Mapping[str, np.ndarray] | None = None, plain: Collection[str] = ()
+    ) -> np.ndarray:
+        rows = len(columns) if hasattr(columns, "iloc") else len(next(iter(columns.values()), []))
+        values: dict[str, Any] = {}
+        for column in numeric:
+            read = numbers[column] if numbers is not None and column in numbers else _number_column(columns[column])
+            values[column] = np.where(np.isinf(read), np.nan, read)
         for column in categorical:
-            values[column] = _labels(frame[column], rows)
+            values[column] = _labels(columns[column], rows, column in plain)
         for spec in specs:
             values[spec["name"]] = _derive(values, spec)
         return np.hstack([part(values, rows) for part in parts]) if parts else np.empty((rows, 0))
@@ -128,20 +133,44 @@ def _compilable(spec: dict[str, Any], numeric: list[str], categorical: list[str]
 
 
 def _number_column(values: Any) -> np.ndarray:
-    """``RawInputCoercer``'s numbers: float64, infinities missing."""
+    """``RawInputCoercer``'s numbers, infinities kept (a list of cells: :func:`.inputs.read_numbers`)."""
     import pandas as pd
 
+    if isinstance(values, list):
+        from churnops.serving.inputs import read_numbers
+
+        return read_numbers(values)
     if not pd.api.types.is_numeric_dtype(values):
         values = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
-    out = np.array(values.astype("float64").to_numpy(), dtype="float64")
-    out[np.isinf(out)] = np.nan
-    return out
+    return np.array(values.astype("float64").to_numpy(), dtype="float64")
 
 
-def _labels(values: Any, rows: int) -> tuple[list[str], np.ndarray]:
-    """A categorical column's labels: (distinct labels, each row's index among them)."""
-    from churnops.features import _text, text_categorical
+_HASHED_CELLS = frozenset({str, int, float, bool, type(None)})
 
+
+def _labels(values: Any, rows: int, plain: bool = False) -> tuple[list[str], np.ndarray]:
+    """A categorical column's labels: (distinct labels, each row's index among them).
+
+    A list of cells is factorized as it is (pandas' hash table, one C pass) and only its distinct
+    values are labelled: cells that are equal read the same label, save ``True`` and ``1``, so a
+    list mixing booleans and numbers is labelled cell by cell. ``plain`` says the cells are known
+    to be text, integers or nulls only (their types need no look).
+    """
+    import pandas as pd
+
+    from churnops.features import MISSING, _text, text_categorical
+
+    if isinstance(values, list):
+        # A plain column (text, integers, nulls: checked as decoded) is not looked at twice.
+        types = {str} if plain else set(map(type, values))
+        if types <= _HASHED_CELLS and not (bool in types and types & {int, float}):
+            codes, uniques = pd.factorize(np.array(values, dtype=object), use_na_sentinel=True)
+            labels = [_text(value) for value in uniques.tolist()]
+            if (codes < 0).any():  # None and NaN: missing
+                codes = np.where(codes < 0, len(labels), codes)
+                labels.append(MISSING)
+            return labels, np.asarray(codes, dtype=np.intp)
+        return [_text(value) for value in values], np.arange(rows)
     if rows < CELLWISE_BELOW_ROWS:
         labels = [_text(value) for value in values.tolist()]
         return labels, np.arange(rows)
@@ -258,11 +287,14 @@ def matches_pipeline(compiled: Features, features: Any) -> bool:
     probe = probe_rows(features)
     many = probe.sample(CELLWISE_BELOW_ROWS * 2, replace=True, random_state=0).reset_index(drop=True)
     for rows in [probe.iloc[[i]].reset_index(drop=True) for i in range(len(probe))] + [probe, many]:
+        # As a frame, and as the service passes a request: lists of cells.
+        cells = {str(column): rows[column].tolist() for column in rows.columns}
         try:
             expected = np.asarray(features.transform(rows), dtype="float64")
-            got = compiled(rows)
+            results = [compiled(rows), compiled(cells)]
         except (ValueError, TypeError, KeyError):
             return False
-        if got.shape != expected.shape or not np.array_equal(got, expected, equal_nan=True):
-            return False
+        for got in results:
+            if got.shape != expected.shape or not np.array_equal(got, expected, equal_nan=True):
+                return False
     return True

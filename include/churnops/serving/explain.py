@@ -171,9 +171,17 @@ def predict_options(family: str, rows: int) -> dict[str, Any]:
 
 
 def _lightgbm(estimator: Any) -> Callable[[np.ndarray], np.ndarray]:
+    from churnops.serving.treeshap import TABLE_FROM_ROWS, tabulate
+
+    booster = estimator.booster_
+    table = tabulate(booster, booster.num_feature())
+
     def contributions(X: np.ndarray) -> np.ndarray:
+        if table is not None and len(X) >= TABLE_FROM_ROWS:
+            return table(X)
+        # The booster itself: the scikit-learn wrapper re-reads its parameters on every call.
         options = predict_options("lightgbm", len(X))
-        return np.asarray(estimator.predict(X, pred_contrib=True, **options))[:, :-1]
+        return np.asarray(booster.predict(X, pred_contrib=True, **options))[:, :-1]
 
     return contributions
 
@@ -246,17 +254,20 @@ def top_reasons(
     size = np.abs(contributions)
     picked = np.argpartition(-size, k - 1, axis=1)[:, :k]
     order = np.take_along_axis(picked, np.argsort(-np.take_along_axis(size, picked, axis=1), axis=1), axis=1)
-    chosen = np.take_along_axis(contributions, order, axis=1).round(6).tolist()
-    # Gathered as whole arrays first: indexing the object array cell by cell costs more than the rest.
-    features = np.asarray(columns, dtype=object)[order].tolist()
-    shown = np.take_along_axis(values, order, axis=1).tolist()
-    return [
-        [
-            {"feature": feature, "value": _plain(value), "contribution": amount}
-            for feature, value, amount in zip(row_features, row_values, amounts, strict=True)
-        ]
-        for row_features, row_values, amounts in zip(features, shown, chosen, strict=True)
+    chosen = np.take_along_axis(contributions, order, axis=1).round(6).ravel().tolist()
+    # Gathered as whole arrays first, then built in one flat pass and cut into rows of k.
+    features = np.asarray(columns, dtype=object)[order].ravel().tolist()
+    shown = np.take_along_axis(values, order, axis=1).ravel().tolist()
+    if not set(map(type, shown)) <= _PLAIN_TYPES:  # a float (maybe NaN) or a NumPy scalar
+        shown = list(map(_plain, shown))
+    flat = [
+        {"feature": feature, "value": value, "contribution": amount}
+        for feature, value, amount in zip(features, shown, chosen, strict=True)
     ]
+    return list(map(list, zip(*[iter(flat)] * k, strict=True)))
+
+
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 
 
 def _plain(value: Any) -> Any:

@@ -8,19 +8,28 @@ and anything else, which is ignored and named back to the caller.
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import cached_property, lru_cache
+from itertools import repeat
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import numpy as np
 
 from churnops.data import NULL_TOKENS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BadRequest", "RequestRows", "check_rows", "rows_from_csv", "rows_from_json"]
-
-_NUMBER_TYPES = (int, float)
-_CATEGORY_TYPES = (str, int, float, bool)
+__all__ = [
+    "BadRequest",
+    "RequestRows",
+    "check_rows",
+    "read_json_rows",
+    "read_numbers",
+    "rows_from_csv",
+    "rows_from_json",
+]
 
 
 class BadRequest(Exception):
@@ -34,12 +43,27 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class RequestRows:
-    """Checked rows: the frame the model reads, the ids given, the columns ignored."""
+    """Checked rows, column by column: the cells as sent, the numbers read once, the ids, the columns ignored."""
 
-    frame: pd.DataFrame
+    columns: dict[str, list[Any]]
+    """Each kept column's cells, as sent: the model's input columns, then the id column when given."""
+    numbers: dict[str, np.ndarray]
+    """Each numeric input column read as the model's coercer reads it (float64; missing and unreadable NaN)."""
     ids: list[Any] | None
     """Each row's id (None where the row has none), or None when no row has the id column."""
     ignored: list[str]
+    plain: frozenset[str] = frozenset()
+    """Category columns whose cells are known to be text, integers or nulls only (typed as decoded)."""
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a frame, built on first use (the pipeline's path and the request log)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
 
 
 def rows_from_json(body: bytes, max_rows: int) -> list[dict[str, Any]]:
@@ -66,9 +90,9 @@ def rows_from_json(body: bytes, max_rows: int) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise BadRequest(422, 'the body must be a JSON object {"rows": [{column: value, ...}, ...]}')
     _check_count(len(rows), max_rows)
-    for number, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise BadRequest(422, f"row {number} is not a JSON object of column: value")
+    if set(map(type, rows)) != {dict}:
+        number = next(n for n, row in enumerate(rows) if not isinstance(row, dict))
+        raise BadRequest(422, f"row {number} is not a JSON object of column: value")
     return rows
 
 
@@ -108,7 +132,11 @@ def check_rows(
     numeric: set[str],
     id_column: str,
 ) -> RequestRows:
-    """Check raw rows against the model's input columns and build the frame it reads.
+    """Check raw rows against the model's input columns and read their numbers.
+
+    The rows are split into columns once; each column's check looks at the set of its cells'
+    types, and a numeric column's text is read by :func:`read_numbers`, whose result the model
+    uses as well: no cell is looked at by a Python loop of its own.
 
     Args:
         rows: the JSON rows (:func:`rows_from_json`) or a CSV frame (:func:`rows_from_csv`).
@@ -117,7 +145,7 @@ def check_rows(
         id_column: the dataset's id column (optional in a row, never ignored).
 
     Returns:
-        The frame (columns as sent, unknown ones dropped), the ids and the ignored columns.
+        The columns (unknown ones dropped), their numbers, the ids and the ignored columns.
 
     Raises:
         BadRequest: 422 naming a missing column (and the first row lacking it), or the row and
@@ -126,91 +154,206 @@ def check_rows(
     """
     import pandas as pd
 
-    required = set(input_columns)
     if isinstance(rows, pd.DataFrame):
-        frame = rows
-        missing = [c for c in input_columns if c not in frame.columns]
+        missing = [c for c in input_columns if c not in rows.columns]
         if missing:
             raise BadRequest(422, f"missing column(s) {', '.join(missing)}")
+        kept = [*input_columns, *([id_column] if id_column in rows.columns else [])]
+        columns = {column: rows[column].tolist() for column in kept}
+        ignored = [str(c) for c in rows.columns if c not in kept]
     else:
-        if not all(map(required.issubset, rows)):
-            number = next(n for n, row in enumerate(rows) if not required.issubset(row))
-            missing = [c for c in input_columns if c not in rows[number]]
-            raise BadRequest(422, f"row {number} lacks column(s) {', '.join(missing)}")
-        keys = set().union(*rows)
-        kept = [*input_columns, *([id_column] if id_column in keys else [])]
-        ignored = sorted(str(c) for c in keys - set(kept))
-        return _checked(pd.DataFrame(rows, columns=kept), input_columns, numeric, id_column, ignored)
-    ignored = [str(c) for c in frame.columns if c not in required and c != id_column]
-    return _checked(frame.drop(columns=ignored), input_columns, numeric, id_column, ignored)
+        columns, ignored = _split_columns(rows, input_columns, id_column)
+    ids = columns.get(id_column)
+    if ids is not None:
+        ids = [None if _missing(v) else v for v in ids]
+    return _checked_columns(columns, input_columns, numeric, ids, ignored)
 
 
-def _checked(
-    frame: pd.DataFrame, input_columns: list[str], numeric: set[str], id_column: str, ignored: list[str]
+def _checked_columns(
+    columns: dict[str, list[Any]],
+    input_columns: list[str],
+    numeric: set[str],
+    ids: list[Any] | None,
+    ignored: list[str],
+    plain: frozenset[str] = frozenset(),
 ) -> RequestRows:
+    numbers = {}
     for column in input_columns:
-        bad = _first_bad(frame[column], column in numeric)
-        if bad is not None:
-            row, value = bad
-            kind = "a number (or text of one, blank or null)" if column in numeric else "text, a number or null"
-            raise BadRequest(422, f"row {row}, column {column!r}: {value!r} is not {kind}")
-    ids = None
-    if id_column in frame.columns:
-        ids = [None if _missing(v) else v for v in frame[id_column].tolist()]
-    return RequestRows(frame, ids, ignored)
+        cells = columns[column]
+        if column in numeric:
+            numbers[column] = _checked_numbers(cells, column)
+        elif column not in plain:  # a plain column's types were checked as it was decoded
+            _check_categories(cells, column)
+    return RequestRows(columns, numbers, ids, ignored, plain)
 
 
-def _first_bad(values: pd.Series, numeric: bool) -> tuple[int, Any] | None:
-    """The first (row, value) of a column that the model cannot read as its type, or None."""
+def _split_columns(
+    rows: list[dict[str, Any]], input_columns: list[str], id_column: str
+) -> tuple[dict[str, list[Any]], list[str]]:
+    """The JSON rows as columns (cells as sent), and the unknown columns, sorted."""
+    try:
+        # One pass over the rows in C: each row's input cells as a tuple, then transposed.
+        cells = list(map(itemgetter(*input_columns), rows))
+    except KeyError:
+        required = set(input_columns)
+        number = next(n for n, row in enumerate(rows) if not required.issubset(row))
+        missing = [c for c in input_columns if c not in rows[number]]
+        raise BadRequest(422, f"row {number} lacks column(s) {', '.join(missing)}") from None
+    columns = _transposed(cells, input_columns)
+    with_id = sum(map(dict.__contains__, rows, repeat(id_column)))
+    if with_id:
+        columns[id_column] = list(map(dict.get, rows, repeat(id_column)))
+    ignored: list[str] = []
+    # Every row holds the input columns, so any other key shows in the total count of keys.
+    if sum(map(len, rows)) != len(input_columns) * len(rows) + with_id:
+        known = {*input_columns, id_column}
+        ignored = sorted(str(c) for c in set().union(*rows) - known)
+    return columns, ignored
 
-    kind = values.dtype.kind
-    if kind in "iuf":
-        return None
-    if kind == "b":
-        return (0, values.iloc[0]) if numeric else None
-    cells = values.tolist()
-    types = set(map(type, cells))
-    allowed = (*_NUMBER_TYPES, str, type(None)) if numeric else (*_CATEGORY_TYPES, type(None))
-    if any(not issubclass(t, allowed) or (numeric and t is bool) for t in types):
-        for row, value in enumerate(cells):
-            if not isinstance(value, allowed) or (numeric and isinstance(value, bool)):
-                return row, value
-    if not numeric or str not in types:
-        return None
-    return _first_bad_number_text(cells)
+
+def _transposed(cells: list[Any], input_columns: list[str]) -> dict[str, list[Any]]:
+    """Rows of cells (tuples, or single cells for one column) as columns of cells."""
+    if len(input_columns) == 1:
+        return {input_columns[0]: list(cells)}
+    return dict(zip(input_columns, map(list, zip(*cells, strict=True)), strict=True))
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,2})?")
-"""Text that ``pd.to_numeric`` always reads as a finite number, at most :data:`_PLAIN_NUMBER_LENGTH` long."""
-_PLAIN_NUMBER_LENGTH = 18
+def read_json_rows(
+    body: bytes, max_rows: int, input_columns: list[str], numeric: set[str], id_column: str
+) -> RequestRows:
+    """:func:`rows_from_json` and :func:`check_rows` in one, decoding rows of exactly the model's columns as records.
+
+    msgspec decodes each row straight into a record type of the input columns (and the id),
+    which costs less than building a dict per row; a body whose rows hold another column,
+    lack one or are not objects fails that decoding and takes the dict route, which names
+    the ignored columns or the caller's mistake.
+
+    Args:
+        body: the request body.
+        max_rows: the most rows allowed.
+        input_columns: the columns every row must carry.
+        numeric: those of them that hold numbers.
+        id_column: the dataset's id column (optional in a row).
+
+    Returns:
+        The checked rows.
+
+    Raises:
+        BadRequest: as :func:`rows_from_json` and :func:`check_rows`.
+    """
+    import msgspec
+
+    decoder, names = _record_decoder(tuple(input_columns), frozenset(numeric), id_column)
+    try:
+        rows = decoder.decode(body).rows
+    except msgspec.DecodeError:  # a ValidationError too: another shape of row, or not JSON
+        return check_rows(rows_from_json(body, max_rows), input_columns, numeric, id_column)
+    _check_count(len(rows), max_rows)
+    columns = _transposed(list(map(attrgetter(*names), rows)), input_columns)
+    ids: list[Any] | None = None
+    if id_column not in input_columns:
+        given = list(map(attrgetter("row_id"), rows))
+        if set(map(type, given)) != {type(msgspec.UNSET)}:
+            ids = [None if value is msgspec.UNSET else value for value in given]
+            columns[id_column] = ids
+    plain = frozenset(c for c in input_columns if c not in numeric)
+    return _checked_columns(columns, input_columns, numeric, ids, [], plain)
+
+
+@lru_cache(maxsize=8)
+def _record_decoder(input_columns: tuple[str, ...], numeric: frozenset[str], id_column: str) -> tuple[Any, list[str]]:
+    """A decoder of ``{"rows": [...]}`` of rows of exactly ``input_columns`` (and maybe the id), and its field names.
+
+    Cells are typed as they are decoded: a number column's as a number, text or null, a category
+    column's as text, an integer or null (a boolean or a fraction there takes the dict route, which
+    labels them as the pipeline does).
+    """
+    import msgspec
+
+    names = [f"column_{i}" for i in range(len(input_columns))]
+    number_cell = int | float | str | None
+    category_cell = str | int | None
+    fields: list[Any] = [
+        (name, number_cell if column in numeric else category_cell)
+        for name, column in zip(names, input_columns, strict=True)
+    ]
+    rename = dict(zip(names, input_columns, strict=True))
+    if id_column not in input_columns:
+        fields.append(("row_id", Any, msgspec.UNSET))
+        rename["row_id"] = id_column
+    # Not tracked by the garbage collector: a record holds decoded JSON scalars, never a cycle.
+    record = msgspec.defstruct("Row", fields, rename=rename, forbid_unknown_fields=True, gc=False)
+    request = msgspec.defstruct("Rows", [("rows", list[record])])  # type: ignore[valid-type]
+    return msgspec.json.Decoder(request), names
+
+
+_NUMBER_CELLS = frozenset({int, float, type(None)})
+_TEXT_CELLS = frozenset({str, type(None)})
+_CATEGORY_CELLS = frozenset({str, int, float, bool, type(None)})
 _NULL_TOKENS = frozenset(NULL_TOKENS)
 
 
-def _first_bad_number_text(cells: list[Any]) -> tuple[int, Any] | None:
-    """The first text cell of a number column that is neither a number nor a null token, or None.
+def read_numbers(cells: list[Any]) -> np.ndarray:
+    """A numeric column's cells as :class:`~churnops.features.RawInputCoercer` reads them, infinities kept.
 
-    Plain decimal text (most cells) is settled by a regular expression; only the rest goes
-    through ``pd.to_numeric``, the coercer's own reading.
+    Numbers and nulls are converted by NumPy; text is stripped and read by ``pd.to_numeric``,
+    the coercer's own parser, so every number is the one the registered pipeline would see.
+    Cells of other types (booleans, lists, objects) read NaN.
+
+    Args:
+        cells: the column's cells as sent.
+
+    Returns:
+        float64, NaN where a cell is null or not a number.
     """
     import pandas as pd
 
-    unsure = []
-    for row, cell in enumerate(cells):
-        if isinstance(cell, str):
-            stripped = cell.strip()
-            if stripped in _NULL_TOKENS:
-                continue
-            if len(stripped) <= _PLAIN_NUMBER_LENGTH and _PLAIN_NUMBER.fullmatch(stripped):
-                continue
-            unsure.append(row)
-    if not unsure:
-        return None
-    stripped = pd.Series([cells[row] for row in unsure], dtype=object).str.strip()
-    wrong = pd.to_numeric(stripped, errors="coerce").isna().to_numpy()
-    if wrong.any():
-        row = unsure[int(wrong.argmax())]
-        return row, cells[row]
-    return None
+    types = set(map(type, cells))
+    if types <= _NUMBER_CELLS:
+        try:
+            return np.array(cells, dtype="float64")
+        except OverflowError:  # an integer beyond float64: read as the coercer reads it below
+            pass
+    if types <= _TEXT_CELLS:
+        present = np.fromiter(map(isinstance, cells, repeat(str)), dtype=bool, count=len(cells))
+        texts = np.array(cells, dtype=object)
+        if not present.all():
+            texts = texts[present]
+        stripped = np.array(list(map(str.strip, texts)), dtype=object)
+        out = np.full(len(cells), np.nan)
+        out[present] = pd.to_numeric(stripped, errors="coerce")
+        return out
+    # Mixed cells: the coercer's own route, cell types and all.
+    readable = [None if isinstance(c, bool) or not isinstance(c, (str, int, float)) else c for c in cells]
+    text = pd.Series(readable, dtype=object).astype("string").str.strip()
+    return pd.to_numeric(text, errors="coerce").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _checked_numbers(cells: list[Any], column: str) -> np.ndarray:
+    """:func:`read_numbers`, after a 422 for the first cell that is no number, no number text and no null."""
+    numbers = read_numbers(cells)
+    types = set(map(type, cells))
+    if not types <= _NUMBER_CELLS | _TEXT_CELLS:
+        row = next(n for n, c in enumerate(cells) if type(c) not in _NUMBER_CELLS | _TEXT_CELLS)
+        _wrong(row, cells[row], column, numeric=True)
+    if str in types:
+        # Only the cells read as NaN can be wrong: a null, a null token, or text that is no number.
+        for row in np.flatnonzero(np.isnan(numbers)).tolist():
+            cell = cells[row]
+            if isinstance(cell, str) and cell.strip() not in _NULL_TOKENS:
+                _wrong(row, cell, column, numeric=True)
+    return numbers
+
+
+def _check_categories(cells: list[Any], column: str) -> None:
+    if not set(map(type, cells)) <= _CATEGORY_CELLS:
+        row = next(n for n, c in enumerate(cells) if type(c) not in _CATEGORY_CELLS)
+        _wrong(row, cells[row], column, numeric=False)
+
+
+def _wrong(row: int, value: Any, column: str, numeric: bool) -> NoReturn:
+    kind = "a number (or text of one, blank or null)" if numeric else "text, a number or null"
+    raise BadRequest(422, f"row {row}, column {column!r}: {value!r} is not {kind}")
 
 
 def _missing(value: Any) -> bool:

@@ -19,11 +19,11 @@ from churnops.serving.compiled import compile_features, matches_pipeline
 from churnops.serving.explain import Explainer, build_explainer, positive_column, predict_options
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from churnops.serving.inputs import RequestRows
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Prediction", "ServedModel", "load_served_model"]
+__all__ = ["Prediction", "ServedModel", "load_served_model", "positive_probability"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ServedModel:
     """The MLflow pyfunc model, as :func:`churnops.tracking.load_registered_model` returned it."""
     pipeline: Any = field(repr=False)
     explainer: Explainer = field(repr=False)
-    features: Callable[[pd.DataFrame], np.ndarray] | None = field(default=None, repr=False)
+    features: Callable[..., np.ndarray] | None = field(default=None, repr=False)
     """The pipeline's features step compiled to NumPy (:mod:`churnops.serving.compiled`), None to run the pipeline's."""
 
     def info(self) -> dict[str, Any]:
@@ -70,29 +70,31 @@ class ServedModel:
             "calibration": getattr(getattr(self.pipeline, "calibrator", None), "method", "none"),
         }
 
-    def predict(self, rows: pd.DataFrame, config: ChurnopsConfig, explain: bool) -> Prediction:
+    def predict(self, rows: RequestRows, config: ChurnopsConfig, explain: bool) -> Prediction:
         """Probabilities, labels, risk bands and (with ``explain``) reasons for ``rows``.
 
-        The features step runs once (compiled when :attr:`features` is set, its output identical
-        to the pipeline's); the estimator's ``predict_proba`` on its output, through the model's
-        calibrator when it has one, is what the pyfunc model's ``predict`` returns (the pipeline
-        computes exactly that), and the contributions are computed from the same transformed
-        rows (the uncalibrated estimator's, see :mod:`churnops.serving.explain`).
+        The features step runs once (compiled when :attr:`features` is set, on the request's
+        columns and the numbers its check read, its output identical to the pipeline's); the
+        estimator's ``predict_proba`` on its output, through the model's calibrator when it has
+        one, is what the pyfunc model's ``predict`` returns (the pipeline computes exactly that),
+        and the contributions are computed from the same transformed rows (the uncalibrated
+        estimator's, see :mod:`churnops.serving.explain`).
 
         Args:
-            rows: raw rows holding at least :attr:`input_columns`.
+            rows: checked rows holding at least :attr:`input_columns` (:func:`~churnops.serving.inputs.check_rows`).
             config: ``serving`` (risk bands, reasons per row).
             explain: compute reasons.
 
         Returns:
             The prediction.
         """
-        transformed = self.features(rows) if self.features is not None else self.pipeline[:-1].transform(rows)
-        estimator = self.pipeline[-1]
-        options = predict_options(self.family, len(rows))
-        proba = estimator.predict_proba(transformed, **options)
+        if self.features is not None:
+            transformed = self.features(rows.columns, rows.numbers, rows.plain)
+        else:
+            transformed = self.pipeline[:-1].transform(rows.frame)
+        count = len(rows)
         probability = calibrated_scores(
-            self.pipeline, np.asarray(proba, dtype="float64")[:, positive_column(estimator)]
+            self.pipeline, positive_probability(self.pipeline[-1], self.family, transformed)
         )
         label = (probability >= self.threshold).astype(int)
         serving = config.serving
@@ -103,9 +105,41 @@ class ServedModel:
             from churnops.serving.explain import top_reasons
 
             raw = self.explainer.contributions(np.asarray(transformed, dtype="float64"))
-            values = rows[self.explainer.raw_columns].to_numpy(dtype=object)
-            reasons = top_reasons(raw, values, self.explainer.raw_columns, serving.reasons_top_k)
+            # Filled a column at a time (contiguous), read as (rows, columns) through the transpose.
+            values = np.empty((len(self.explainer.raw_columns), count), dtype=object)
+            for j, column in enumerate(self.explainer.raw_columns):
+                values[j] = rows.columns[column]
+            reasons = top_reasons(raw, values.T, self.explainer.raw_columns, serving.reasons_top_k)
         return Prediction(probability, label, risk, reasons)
+
+
+def positive_probability(estimator: Any, family: str, X: Any) -> np.ndarray:
+    """The estimator's ``predict_proba`` column of the positive class, for the rows ``X`` (transformed).
+
+    A binary LightGBM model is asked through its booster: the scikit-learn wrapper's
+    ``predict_proba`` returns the booster's probabilities as its second column (and one minus
+    them as the first) after re-reading its parameters by introspection, which costs more than
+    the prediction of a few rows. Every other model goes through ``predict_proba``.
+
+    Args:
+        estimator: the pipeline's fitted estimator.
+        family: its model family.
+        X: the rows as the estimator reads them.
+
+    Returns:
+        float64 probabilities, one per row.
+    """
+    options = predict_options(family, len(X))
+    positive = positive_column(estimator)
+    if family == "lightgbm" and _plain_binary_lightgbm(estimator):
+        result = np.asarray(estimator.booster_.predict(X, **options), dtype="float64")
+        return result if positive == 1 else 1.0 - result
+    return np.asarray(estimator.predict_proba(X, **options), dtype="float64")[:, positive]
+
+
+def _plain_binary_lightgbm(estimator: Any) -> bool:
+    # A custom objective makes the wrapper turn raw scores into probabilities itself.
+    return len(getattr(estimator, "classes_", [])) == 2 and not callable(getattr(estimator, "objective", None))
 
 
 def load_served_model(config: ChurnopsConfig, version: str) -> ServedModel:
