@@ -7,7 +7,7 @@ import pytest
 
 from churnops.config import MODEL_FAMILIES
 from churnops.modeling import ScoreCalibrator, build_model, calibrated_model
-from churnops.serving import build_explainer
+from churnops.serving import build_explainer, check_rows
 from churnops.serving.compiled import compile_features
 from churnops.serving.model import ServedModel
 from tests.helpers import telco_training_rows
@@ -49,6 +49,12 @@ def served(pipeline, family: str, compiled: bool) -> ServedModel:
     )
 
 
+def request(config, service: ServedModel, rows):
+    """The rows as the service receives them, checked as a request's are."""
+    numeric = set(config.dataset.numeric_features)
+    return check_rows(rows, service.input_columns, numeric, config.dataset.id_column)
+
+
 @pytest.mark.parametrize("family", MODEL_FAMILIES)
 @pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
 def test_a_served_calibrated_model_answers_the_pipelines_probability_bit_for_bit(telco, fitted, family, method):
@@ -63,12 +69,15 @@ def test_a_served_calibrated_model_answers_the_pipelines_probability_bit_for_bit
         service = served(model, family, compiled)
         assert service.info()["calibration"] == method
         for batch in (rows.head(1), rows.iloc[[7]], rows):
-            prediction = service.predict(batch, config, explain=True)
+            prediction = service.predict(request(config, service, batch), config, explain=True)
             assert np.array_equal(prediction.probability, model.predict_proba(batch)[:, 1])
-        assert np.array_equal(service.predict(rows, config, explain=False).probability, expected)
+        assert np.array_equal(
+            service.predict(request(config, service, rows), config, explain=False).probability, expected
+        )
     # Reasons are the estimator's contributions, the same as the uncalibrated model's.
-    calibrated_reasons = served(model, family, True).predict(rows, config, explain=True).reasons
-    assert calibrated_reasons == served(plain, family, True).predict(rows, config, explain=True).reasons
+    calibrated, uncalibrated = served(model, family, True), served(plain, family, True)
+    calibrated_reasons = calibrated.predict(request(config, calibrated, rows), config, explain=True).reasons
+    assert calibrated_reasons == uncalibrated.predict(request(config, uncalibrated, rows), config, explain=True).reasons
 
 
 def test_an_uncalibrated_model_is_served_as_before(telco, fitted):
@@ -77,5 +86,6 @@ def test_an_uncalibrated_model_is_served_as_before(telco, fitted):
     service = served(model, "lightgbm", True)
     assert service.info()["calibration"] == "none"
     assert np.array_equal(
-        service.predict(X[1000:], config, explain=False).probability, model.predict_proba(X[1000:])[:, 1]
+        service.predict(request(config, service, X[1000:]), config, explain=False).probability,
+        model.predict_proba(X[1000:])[:, 1],
     )
