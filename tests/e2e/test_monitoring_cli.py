@@ -442,7 +442,7 @@ def test_precision_recall_and_f1_at_the_versions_threshold_beside_the_roc_auc(ho
         decision = decide({"drifted_features": [], "dataset_drift": False}, {"drifted": False}, judged)
         assert judged["alarm"] is True and decision["decision"] == "retrain"
         assert [r for r in decision["reasons"] if "below min_f1 0.99" in r] == [
-            f"realized f1 {judged['f1']:.4f} at threshold {threshold:.4f} is below min_f1 0.99"
+            f"performance: realized f1 {judged['f1']:.4f} at threshold {threshold:.4f} is below min_f1 0.99"
             f" ({report['n_labels']} labels)"
         ]
     finally:
