@@ -20,6 +20,7 @@ from churnops.data.values import as_text_series
 from churnops.errors import ChurnopsInputError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
 __all__ = [
@@ -124,7 +125,12 @@ def csv_cut_short(path: Path, tail_bytes: int = 1 << 16) -> str | None:
 
 
 def iter_source(
-    source: Source, chunk_rows: int, columns: list[str] | None = None, start: int = 0, stop: int | None = None
+    source: Source,
+    chunk_rows: int,
+    columns: list[str] | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    unique_text: tuple[str, ...] = (),
 ) -> Iterator[pd.DataFrame]:
     """:func:`read_source` in chunks of at most ``chunk_rows`` rows, so a day of any size reads in bounded memory.
 
@@ -142,6 +148,9 @@ def iter_source(
         columns: the columns to read (default: all).
         start: first row of the slice.
         stop: row after the slice's last (default: the end of the file).
+        unique_text: text columns whose values are (mostly) distinct, such as the id: Parquet
+            gives each cell its own string instead of looking every one up to share repeated
+            ones, which only costs time when nothing repeats (same frame either way).
 
     Yields:
         Frames of ``chunk_rows`` rows (the last one shorter), indexed by row number in the file.
@@ -160,7 +169,7 @@ def iter_source(
     try:
         with raw:
             if source.file_format == "parquet":
-                yield from _iter_parquet(raw, chunk_rows, columns, start, stop)
+                yield from _iter_parquet(raw, chunk_rows, columns, start, stop, unique_text)
                 return
             yield from _iter_csv(raw, chunk_rows, columns, start, stop)
     except pd.errors.EmptyDataError:
@@ -208,9 +217,15 @@ def _iter_csv(
 
 
 def _iter_parquet(
-    raw: BinaryIO, chunk_rows: int, columns: list[str] | None, start: int = 0, stop: int | None = None
+    raw: BinaryIO,
+    chunk_rows: int,
+    columns: list[str] | None,
+    start: int = 0,
+    stop: int | None = None,
+    unique_text: tuple[str, ...] = (),
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
+    import pyarrow.types as pa_types
 
     probe = pq.ParquetFile(raw)
     if columns is not None:
@@ -236,8 +251,14 @@ def _iter_parquet(
     dictionary = [c for c in _small_dictionary_columns(probe) if c in columns]
     handle = pq.ParquetFile(raw, read_dictionary=dictionary) if dictionary else probe
     # Batches of chunk_rows from the first group, shifted by `skip`, re-cut at chunk boundaries.
+    text_types = (pa_types.is_string, pa_types.is_large_string)
+    plain = [
+        c
+        for c in unique_text
+        if c in columns and c not in dictionary and any(t(probe.schema_arrow.field(c).type) for t in text_types)
+    ]
     batches = (
-        _expand_dictionaries(batch.to_pandas(), dictionary)
+        _expand_dictionaries(_batch_frame(batch, plain), dictionary)
         for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups)
     )
     position, pending = start, []
@@ -255,6 +276,22 @@ def _iter_parquet(
             if position >= stop:
                 return
             pending = [rest] if len(rest) else []
+
+
+def _batch_frame(batch: pa.RecordBatch, plain: list[str]) -> pd.DataFrame:
+    """``batch.to_pandas()``, with the ``plain`` columns converted without deduplicating their strings.
+
+    Arrow looks every string up in a hash table to share repeated values (worth it for
+    categories, wasted on ids, where it costs several times the conversion itself).
+    """
+    if not plain:
+        return batch.to_pandas()
+    rest = batch.drop_columns(plain)
+    frame = rest.to_pandas() if rest.num_columns else pd.DataFrame(index=pd.RangeIndex(batch.num_rows))
+    for name in plain:
+        position = batch.schema.get_field_index(name)
+        frame.insert(position, name, batch.column(position).to_numpy(zero_copy_only=False))
+    return frame
 
 
 DICTIONARY_PAGE_LIMIT = 1 << 16

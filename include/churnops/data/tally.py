@@ -74,13 +74,16 @@ def tally_findings(
 
 
 def _id_hashes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    # (the non-missing ids, a 64-bit hash of each): missing as blank_to_na sees it.
+    # (the non-missing ids, a 64-bit hash of each): missing as blank_to_na sees it. Hashed without
+    # categorize: factorizing first only pays off for repeated values, and these are distinct.
     if is_text(ids):
         codes, uniques, blank = text_codes(ids)
         present = codes[~blank[codes]]
-        return uniques[present], pd.util.hash_array(uniques)[present] if len(uniques) else np.empty(0, np.uint64)
+        return uniques[present], pd.util.hash_array(uniques, categorize=False)[present] if len(uniques) else np.empty(
+            0, np.uint64
+        )
     values = ids[ids.notna()].to_numpy()
-    return values, pd.util.hash_array(values) if len(values) else np.empty(0, np.uint64)
+    return values, pd.util.hash_array(values, categorize=False) if len(values) else np.empty(0, np.uint64)
 
 
 class Tally:

@@ -164,6 +164,8 @@ def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows
     if refused:
         return refused
     try:
-        return cut_short_findings(source) + validate_chunks(lambda: iter_source(source, chunk_rows), source, config)
+        return cut_short_findings(source) + validate_chunks(
+            lambda: iter_source(source, chunk_rows, unique_text=(config.dataset.id_column,)), source, config
+        )
     except SourceReadError as exc:
         return [Finding(source.name, None, exc.rule, str(exc).split(": ", 1)[-1])]

@@ -66,15 +66,24 @@ def threshold_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float) ->
         ``{"threshold", "precision", "recall", "f1", "tn", "fp", "fn", "tp"}`` (the counts as ints;
         precision is 0 when no row is predicted positive).
     """
-    y = np.asarray(y_true).astype(int).ravel()
-    predicted = (np.asarray(scores, dtype=float).ravel() >= threshold).astype(int)
-    tn, fp, fn, tp = (int(n) for n in skm.confusion_matrix(y, predicted, labels=[0, 1]).ravel())
+    # Counted directly rather than through scikit-learn's metrics, which validate and
+    # re-encode the labels on every call (seconds on a monitoring window of millions of
+    # labels); the formulas are scikit-learn's, so the values are the same to the bit.
+    y = np.asarray(y_true).ravel()
+    positive = (y if y.dtype.kind in "biu" else y.astype(int)) == 1
+    flagged = np.asarray(scores, dtype=float).ravel() >= threshold
+    if len(positive) != len(flagged):
+        raise ValueError(f"{len(positive)} labels but {len(flagged)} scores")
+    tp = int(np.count_nonzero(positive & flagged))
+    predicted, actual = int(np.count_nonzero(flagged)), int(np.count_nonzero(positive))
+    fp, fn = predicted - tp, actual - tp
     return {
         "threshold": float(threshold),
-        "precision": float(skm.precision_score(y, predicted, zero_division=0)),
-        "recall": float(skm.recall_score(y, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(y, predicted, zero_division=0)),
-        "tn": tn,
+        "precision": tp / predicted if predicted else 0.0,
+        "recall": tp / actual if actual else 0.0,
+        # scikit-learn's F-beta from the counts: (1 + β²)·tp / (β²·(tp + fn) + (tp + fp)), here β = 1
+        "f1": 2.0 * tp / (actual + predicted) if actual + predicted else 0.0,
+        "tn": len(positive) - tp - fp - fn,
         "fp": fp,
         "fn": fn,
         "tp": tp,

@@ -311,7 +311,9 @@ def target_drift(reference_labels: ArrayLike, current_labels: ArrayLike, monitor
         The keys of :func:`categorical_drift` plus ``"drifted"`` (p-value AND Cramér's V rule)
         and ``"sample_size"``. No current label → p-value 1.0, ``n_current`` 0, not drifted.
     """
-    ref = pd.DataFrame({"label": pd.Series(np.asarray(reference_labels), dtype=object)})
-    cur = pd.DataFrame({"label": pd.Series(np.asarray(current_labels), dtype=object)})
+    ref = pd.DataFrame({"label": np.asarray(reference_labels).ravel()})
+    cur = pd.DataFrame({"label": np.asarray(current_labels).ravel()})
     ref, cur = capped_pair(ref, cur, monitoring.sample_size, monitoring.seed)
-    return _judged(categorical_drift(ref["label"], cur["label"]), len(ref), len(cur), monitoring)
+    # Labels become objects (categories) only once capped: a window of millions stays one byte a label.
+    test = categorical_drift(ref["label"].astype(object), cur["label"].astype(object))
+    return _judged(test, len(ref), len(cur), monitoring)

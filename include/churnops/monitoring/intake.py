@@ -344,7 +344,7 @@ def raw_chunks(
     for name, start, stop in pieces:
         path = Path(name)
         with reading(path, None if identities is None else identities.get(name, {})):
-            for chunk in iter_source(
-                Source(name=path.stem, path=path), config.monitoring.chunk_rows, columns, start, stop
-            ):
+            source = Source(name=path.stem, path=path)
+            unique = (config.dataset.id_column,)
+            for chunk in iter_source(source, config.monitoring.chunk_rows, columns, start, stop, unique):
                 yield path, chunk

@@ -7,11 +7,11 @@ labels matured within its trailing ``label_window_days`` window.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import roc_auc_score
 
 from churnops.config import ChurnopsConfig, MonitoringConfig, Source
 from churnops.data import coerce_types, iter_source, label_vector, partition
@@ -24,7 +24,7 @@ from churnops.monitoring.verdicts import judged_identity, reading
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DECIMALS", "matured_outcomes", "realized_performance"]
+__all__ = ["DECIMALS", "matured_outcomes", "realized_performance", "roc_auc"]
 
 
 DECIMALS = 12
@@ -40,79 +40,111 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     """Labels joined to the scores predicted for them, over ``days`` (days missing either are skipped).
 
     An inner join on the id, day by day and chunk by chunk: a day's predictions are held as
-    64-bit id hashes and scores (16 bytes a row, never the ids themselves), and each chunk of
-    its label files looks its ids up there. Only label files that pass validation are used
-    (:func:`accepted_files`: a file with a label outside the two classes is quarantined, never
-    read as a negative), each read as the file its verdict judged; a label day whose
-    ``monitoring.label_arrival_marker`` is configured and absent has no labels yet.
+    64-bit id hashes and scores (16 bytes a row, never the ids themselves), sorted by hash,
+    and each chunk of its label files looks its ids up there (``np.searchsorted``). Only label
+    files that pass validation are used (:func:`accepted_files`: a file with a label outside
+    the two classes is quarantined, never read as a negative), each read as the file its verdict
+    judged; a label day whose ``monitoring.label_arrival_marker`` is configured and absent has
+    no labels yet. The result is compact, 10 bytes a matched label (an int8 label, a float64
+    score, the label day as an int8 categorical code), whatever the size of the days.
 
     Args:
         config: the dataset's id and target, ``monitoring.chunk_rows``.
         days: the label days (e.g. :func:`~churnops.days.matured_days`).
 
     Returns:
-        One row per matched label, in label-file order: ``label`` (0/1), ``score`` and
+        One row per matched label, in label-file order: ``label`` (0/1, int8), ``score`` and
         ``label_date`` (a categorical of ``days``); ``attrs`` holds ``rejected_label_files``
         and ``labels_without_prediction`` (labels of ids that were never scored, left out).
     """
-    import numpy as np
     import pandas as pd
 
     ds, size = config.dataset, config.monitoring.chunk_rows
-    dates = [d.isoformat() for d in days]  # one byte a row, not a string
-    parts, rejected, unmatched = [], [], 0
-    for label_day in days:
+    labels: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    rejected, unmatched = [], 0
+    for code, label_day in enumerate(days):
         predictions = partition("predictions", label_day) / "predictions.parquet"
         if not batch_files(partition("labels", label_day)) or not predictions.is_file():
             continue
         label_files, refused = accepted_files(config, "labels", label_day)
         rejected += refused
-        key_parts, score_parts = [], []
-        for chunk in iter_source(Source(name="predictions", path=predictions), size, [ds.id_column, SCORE_COLUMN]):
-            key_parts.append(_id_hashes(chunk[ds.id_column]))
-            score_parts.append(chunk[SCORE_COLUMN].to_numpy(dtype="float64"))
-        keys, scores = np.concatenate(key_parts), np.concatenate(score_parts)
-        order = np.argsort(keys, kind="stable")
-        keys, scores = keys[order], scores[order]
+        keys, day_scores = _scores_by_id_hash(predictions, ds.id_column, size)
         for path in label_files:
             with reading(path, judged_identity("labels", label_day, path), judged_afresh=True):
-                for chunk in iter_source(Source(name=path.stem, path=path), size, [ds.id_column, ds.target]):
+                source = Source(name=path.stem, path=path)
+                for chunk in iter_source(source, size, [ds.id_column, ds.target], unique_text=(ds.id_column,)):
                     chunk = coerce_types(chunk, ds)
                     chunk = chunk[chunk[ds.id_column].notna()]
                     hashes = _id_hashes(chunk[ds.id_column])
-                    at = np.minimum(np.searchsorted(keys, hashes), max(len(keys) - 1, 0))
+                    at = _positions(keys, hashes)
                     found = keys[at] == hashes if len(keys) else np.zeros(len(hashes), dtype=bool)
-                    matched = chunk[found]
-                    unmatched += int(len(chunk) - found.sum())
-                    parts.append(
-                        pd.DataFrame(
-                            {
-                                "label": label_vector(matched, config).astype("int8"),
-                                SCORE_COLUMN: scores[at[found]],
-                                "label_date": pd.Categorical([label_day.isoformat()] * len(matched), categories=dates),
-                            }
-                        )
-                    )
-    outcomes = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(
-            {
-                "label": pd.Series(dtype="int8"),
-                SCORE_COLUMN: pd.Series(dtype="float64"),
-                "label_date": pd.Categorical([], categories=dates),
-            }
-        )
+                    unmatched += int(len(chunk) - np.count_nonzero(found))
+                    labels.append(label_vector(chunk[found], config).astype(np.int8))
+                    scores.append(day_scores[at[found]])
+                    codes.append(np.full(len(labels[-1]), code, dtype=_code_dtype(len(days))))
+        del keys, day_scores
+    outcomes = pd.DataFrame(
+        {
+            "label": _concatenated(labels, np.int8),
+            SCORE_COLUMN: _concatenated(scores, np.float64),
+            "label_date": pd.Categorical.from_codes(
+                _concatenated(codes, _code_dtype(len(days))), categories=[d.isoformat() for d in days]
+            ),
+        },
+        copy=False,
     )
     outcomes.attrs.update(rejected_label_files=rejected, labels_without_prediction=unmatched)
     return outcomes
 
 
+def _code_dtype(categories: int) -> type[np.signedinteger]:
+    return np.int8 if categories <= np.iinfo(np.int8).max else np.int32
+
+
+def _concatenated(parts: list[np.ndarray], dtype: type[np.generic]) -> np.ndarray:
+    # One column at a time, each part released as soon as it is copied, so the peak is the
+    # column plus its parts, never every column twice.
+    out = np.empty(sum(len(p) for p in parts), dtype=dtype)
+    position = 0
+    while parts:
+        part = parts.pop(0)
+        out[position : position + len(part)] = part
+        position += len(part)
+    return out
+
+
+def _scores_by_id_hash(predictions: Path, id_column: str, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A day's predictions as id hashes in increasing order and the score of each (first of equal ids)."""
+    key_parts, score_parts = [], []
+    source = Source(name="predictions", path=predictions)
+    for chunk in iter_source(source, chunk_rows, [id_column, SCORE_COLUMN], unique_text=(id_column,)):
+        key_parts.append(_id_hashes(chunk[id_column]))
+        score_parts.append(chunk[SCORE_COLUMN].to_numpy(dtype="float64"))
+    keys, scores = _concatenated(key_parts, np.uint64), _concatenated(score_parts, np.float64)
+    # A stable order keeps the first of repeated ids first, where searchsorted finds it.
+    order = np.argsort(keys, kind="stable")
+    keys.sort()  # equal hashes are interchangeable: the same array as keys[order], without a copy
+    return keys, scores[order]
+
+
+def _positions(keys: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Where each hash is (or would be) in the sorted ``keys``, clipped to a valid index."""
+    # Looked up in increasing order, the binary searches walk ``keys`` forward (cache-friendly):
+    # several times faster than in the label file's order.
+    order = np.argsort(hashes)
+    at = np.empty(len(hashes), dtype=np.intp)
+    at[order] = np.searchsorted(keys, hashes[order])
+    return np.minimum(at, max(len(keys) - 1, 0))
+
+
 def _id_hashes(ids: pd.Series) -> np.ndarray:
     import pandas as pd
 
-    # Ids are text once typed (coerce_types) and as written in predictions; a 64-bit hash stands in for each.
-    return pd.util.hash_array(ids.to_numpy(dtype=object))
+    # Ids are text once typed (coerce_types) and as written in predictions; a 64-bit hash stands
+    # in for each. They are (nearly) all distinct: hashed directly, not factorized first.
+    return pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False)
 
 
 def realized_performance(
@@ -149,11 +181,14 @@ def realized_performance(
         empty otherwise.
     """
 
-    labels = np.asarray(y_true).astype("int64").ravel()
+    labels = np.asarray(y_true).ravel()
     probabilities = as_scores(scores)
     if len(labels) != len(probabilities):
         raise ValueError(f"{len(labels)} labels but {len(probabilities)} scores")
-    n_labels = len(labels)
+    # Compact (one byte a label, the scores as given): a window of millions of labels is
+    # judged without int64 copies or scikit-learn's per-call validation passes.
+    positive = labels.astype(bool) if labels.dtype.kind in "biu" else labels.astype("int64").astype(bool)
+    n_labels, n_positive = len(labels), int(np.count_nonzero(positive))
     reasons: list[str] = []
     realized: float | None = None
     at_threshold: dict | None = None
@@ -161,11 +196,13 @@ def realized_performance(
         reasons.append(
             f"performance not judged: {n_labels} matured labels, fewer than min_labels {monitoring.min_labels}"
         )
-    elif len(np.unique(labels)) < 2:
-        reasons.append(f"performance not judged: all {n_labels} matured labels are {int(labels[0])}, ROC-AUC undefined")
+    elif n_positive in (0, n_labels):
+        reasons.append(
+            f"performance not judged: all {n_labels} matured labels are {int(n_positive > 0)}, ROC-AUC undefined"
+        )
     else:
-        realized = round(float(roc_auc_score(labels, probabilities)), DECIMALS)
-        at_threshold = threshold_metrics(labels, probabilities, threshold)
+        realized = round(roc_auc(positive, probabilities), DECIMALS)
+        at_threshold = threshold_metrics(positive, probabilities, threshold)
     business = {
         k: None if at_threshold is None else round(at_threshold[k], DECIMALS) for k in ("precision", "recall", "f1")
     }
@@ -204,3 +241,45 @@ def realized_performance(
         "alarm": alarm,
         "reasons": reasons,
     }
+
+
+ROC_AUC_BLOCK = 1_000_000
+"""Positives ranked against the negatives per block in :func:`roc_auc` (bounds its temporary arrays)."""
+
+
+def roc_auc(positive: ArrayLike, scores: ArrayLike) -> float:
+    """ROC-AUC, exactly, as the Mann–Whitney statistic: P(positive outscores negative) + ½ P(tie).
+
+    The same value as :func:`sklearn.metrics.roc_auc_score` (the area under the ROC curve
+    through every distinct score, ties on the diagonal), computed from the two classes' sorted
+    scores: for each positive, the negatives below it (``np.searchsorted``) count 1 and the
+    tied ones ½. The counts are integers and the one division is the only rounding. Memory is
+    the scores once more (the two sorted classes) plus a bounded block, never scikit-learn's
+    several per-row arrays.
+
+    Args:
+        positive: True (or 1) for the positive rows.
+        scores: each row's score.
+
+    Returns:
+        The ROC-AUC.
+
+    Raises:
+        ValueError: a class is empty, the lengths differ, or a score is not finite.
+    """
+    mask = np.asarray(positive).astype(bool, copy=False).ravel()
+    values = np.asarray(scores, dtype="float64").ravel()
+    if len(mask) != len(values):
+        raise ValueError(f"{len(mask)} labels but {len(values)} scores")
+    if not np.isfinite(values).all():
+        raise ValueError("scores must be finite to rank them")
+    positives, negatives = np.sort(values[mask]), np.sort(values[~mask])
+    if not len(positives) or not len(negatives):
+        raise ValueError("ROC-AUC needs both classes")
+    # twice the Mann-Whitney U: below counts 2, tied counts 1 (= below + at-or-below)
+    doubled = 0
+    for start in range(0, len(positives), ROC_AUC_BLOCK):
+        block = positives[start : start + ROC_AUC_BLOCK]
+        doubled += int(np.searchsorted(negatives, block, side="left").sum(dtype=np.int64))
+        doubled += int(np.searchsorted(negatives, block, side="right").sum(dtype=np.int64))
+    return doubled / (2 * len(positives) * len(negatives))

@@ -112,11 +112,11 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
     days = matured_days(config, day)
     outcomes = matured_outcomes(config, days)
     reference_labels = label_vector(reference_frame(config, scored["model_version"]), config)
-    target = target_drift(reference_labels, outcomes["label"].to_numpy(dtype=int), config.monitoring)
+    target = target_drift(reference_labels, outcomes["label"].to_numpy(), config.monitoring)
     tags = version_tags(config.registry, scored["model_version"])
     holdout = tags.get("churnops.test_roc_auc")
     performance = realized_performance(
-        outcomes["label"].to_numpy(dtype=int),
+        outcomes["label"].to_numpy(),
         outcomes[SCORE_COLUMN].to_numpy(),
         float(holdout) if holdout else None,
         config.monitoring,
@@ -124,7 +124,7 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
     )
     result = {
         "window": [days[0].isoformat(), days[-1].isoformat()],
-        "label_days": sorted(outcomes["label_date"].astype(object).unique().tolist()),
+        "label_days": sorted(str(d) for d in outcomes["label_date"].unique()),
         "target_drift": target,
         "performance": performance,
         "rejected_label_files": outcomes.attrs["rejected_label_files"],

@@ -159,6 +159,22 @@ def test_iter_source_row_ranges_are_cut_like_the_whole_file(tmp_path, kind):
         list(iter_source(source, 300, start=10, stop=5))
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet", "parquet-with-index"])
+@pytest.mark.parametrize("unique_text", [("id",), ("id", "cat", "n", "absent")])
+def test_iter_source_reads_unique_text_columns_into_the_same_frame(tmp_path, kind, unique_text):
+    frame = a_day(2_000)
+    frame.loc[[3, 700], "id"] = [None, ""]  # missing and blank ids stay what they are
+    source = written(tmp_path, kind, frame)
+    for columns in (None, ["cat", "id", "n"], ["id"]):
+        if kind == "parquet-with-index" and columns is not None:
+            continue  # the id is the stored index there, not a column
+        plain = list(iter_source(source, 300, columns))
+        fast = list(iter_source(source, 300, columns, unique_text=unique_text))
+        assert len(plain) == len(fast) == 7
+        for got, expected in zip(fast, plain, strict=True):
+            pd.testing.assert_frame_equal(got, expected)
+
+
 def test_iter_source_reads_only_the_columns_asked_for(tmp_path):
     for kind in ("csv", "parquet"):
         source = written(tmp_path, kind, a_day(50))

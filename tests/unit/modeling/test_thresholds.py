@@ -92,3 +92,31 @@ def test_the_rule_label_names_the_costs_and_the_config_rejects_bad_ones():
     assert ChurnopsConfig.model_validate(base).monitoring.min_precision is None
     with pytest.raises(ValueError):
         ChurnopsConfig.model_validate({**base, "monitoring": {"min_f1": 1.5}})
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.77, 1.01])
+@pytest.mark.parametrize("dtype", [int, np.int8, bool, float])
+def test_threshold_metrics_are_scikit_learns_to_the_bit(threshold, dtype):
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 2000)
+    scores = np.round(rng.random(2000) * 0.6 + y * 0.3, 2)
+    flagged = (scores >= threshold).astype(int)
+    result = threshold_metrics(y.astype(dtype), scores, threshold)
+    tn, fp, fn, tp = (int(n) for n in skm.confusion_matrix(y, flagged, labels=[0, 1]).ravel())
+    assert result == {
+        "threshold": threshold,
+        "precision": float(skm.precision_score(y, flagged, zero_division=0)),
+        "recall": float(skm.recall_score(y, flagged, zero_division=0)),
+        "f1": float(skm.f1_score(y, flagged, zero_division=0)),
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
+        "tp": tp,
+    }
+
+
+def test_threshold_metrics_without_positives_are_zero_not_an_error():
+    result = threshold_metrics(np.zeros(10, dtype=int), np.linspace(0, 1, 10), 0.5)
+    assert (result["precision"], result["recall"], result["f1"], result["fp"], result["tn"]) == (0.0, 0.0, 0.0, 5, 5)

@@ -110,3 +110,71 @@ def test_unjudged_days_have_no_business_metrics(monitoring):
     result = realized_performance(y, scores, None, monitoring(min_precision=0.9), threshold=0.3)
     assert (result["precision"], result["recall"], result["f1"], result["confusion"]) == (None, None, None, None)
     assert result["alarm"] is False and result["threshold"] == 0.3
+
+
+# --- the exact ROC-AUC on compact arrays ---------------------------------------------------------------------------
+
+
+def _pairwise_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    # The definition: over every (positive, negative) pair, 1 when the positive scores higher, ½ on a tie.
+    from fractions import Fraction
+
+    pos, neg = scores[y == 1][:, None], scores[y == 0][None, :]
+    doubled = int(2 * (pos > neg).sum() + (pos == neg).sum())
+    return float(Fraction(doubled, 2 * pos.size * neg.size))
+
+
+@pytest.mark.parametrize(
+    ("n", "decimals", "seed"),
+    [
+        pytest.param(500, None, 0, id="distinct-scores"),
+        pytest.param(500, 1, 1, id="heavy-ties"),
+        pytest.param(700, 2, 2, id="some-ties"),
+        pytest.param(3, None, 3, id="tiny"),
+    ],
+)
+def test_roc_auc_is_the_pairwise_definition_and_sklearns_value(n, decimals, seed):
+    from churnops.monitoring.outcomes import roc_auc
+
+    rng = np.random.default_rng(seed)
+    y = np.r_[0, 1, rng.integers(0, 2, n - 2)]
+    scores = np.clip(y * 0.2 + rng.random(n) * 0.8, 0, 1)
+    if decimals is not None:
+        scores = np.round(scores, decimals)
+    exact = _pairwise_auc(y, scores)
+    assert roc_auc(y.astype(np.int8), scores) == exact, "one rounding, from integer counts"
+    assert roc_auc(y.astype(bool), scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-15)
+
+
+def test_roc_auc_in_blocks_gives_the_same_value(monkeypatch):
+    import churnops.monitoring.outcomes as outcomes
+
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 5000)
+    scores = np.round(rng.random(5000) * 0.7 + y * 0.3, 3)
+    whole = outcomes.roc_auc(y, scores)
+    monkeypatch.setattr(outcomes, "ROC_AUC_BLOCK", 7)
+    assert outcomes.roc_auc(y, scores) == whole == _pairwise_auc(y, scores)
+
+
+@pytest.mark.parametrize(
+    ("y", "scores", "message"),
+    [
+        pytest.param(np.zeros(4), np.linspace(0, 1, 4), "both classes", id="one-class"),
+        pytest.param(np.array([0, 1]), np.array([0.2, np.nan]), "finite", id="nan-score"),
+        pytest.param(np.array([0, 1, 1]), np.array([0.2, 0.3]), "3 labels but 2 scores", id="lengths"),
+    ],
+)
+def test_roc_auc_refuses_what_has_no_roc_auc(y, scores, message):
+    from churnops.monitoring.outcomes import roc_auc
+
+    with pytest.raises(ValueError, match=message):
+        roc_auc(y, scores)
+
+
+def test_realized_performance_takes_compact_labels(monitoring):
+    y, scores = _labels_with_auc_075(50)
+    as_int8 = realized_performance(y.astype(np.int8), scores, 0.8, monitoring(), threshold=0.3)
+    assert as_int8 == realized_performance(y.astype(np.int64), scores, 0.8, monitoring(), threshold=0.3)
+    assert as_int8 == realized_performance(y.astype(bool), scores, 0.8, monitoring(), threshold=0.3)
+    assert as_int8["realized_roc_auc"] == 0.75
