@@ -33,7 +33,6 @@ def rows(n: int, seed: int) -> pd.DataFrame:
 def logged(churnops_home):
     """The same fitted churnops pipeline logged twice: as churnops logs it now, and with the
     every-column-``any`` input schema of earlier versions. Returns (pipeline, {kind: pyfunc})."""
-    import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
@@ -49,18 +48,26 @@ def logged(churnops_home):
         inputs=Schema([ColSpec(AnyType(), c) for c in CONFIG.dataset.feature_columns]), outputs=current.outputs
     )
     experiment_id = configure_mlflow(CONFIG)
-    models = {}
-    for kind, signature in (("current", current), ("legacy", legacy)):
-        with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                signature=signature,
-                pyfunc_predict_fn="predict_proba",
-                serialization_format="cloudpickle",
-            )
-        models[kind] = mlflow.pyfunc.load_model(info.model_uri)
+    models = {
+        kind: logged_pyfunc(pipeline, signature, experiment_id)
+        for kind, signature in (("current", current), ("legacy", legacy))
+    }
     return pipeline, models
+
+
+def logged_pyfunc(pipeline, signature, experiment_id: str | None = None):
+    """``pipeline`` logged as churnops logs a model (with ``signature``), loaded back as its pyfunc."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="cloudpickle",
+        )
+    return mlflow.pyfunc.load_model(info.model_uri)
 
 
 @pytest.mark.parametrize("kind", ["current", "legacy"])
@@ -99,8 +106,6 @@ def test_a_missing_column_is_named_with_either_schema(logged):
 @pytest.mark.parametrize("kind", ["current", "legacy"])
 def test_a_calibrated_model_scores_the_day_with_its_calibrated_probabilities(logged, kind):
     """Monitoring sees what serving serves: the calibrated model's probability, through either path."""
-    import mlflow
-
     from churnops.modeling import ScoreCalibrator, calibrated_model
     from churnops.monitoring.scoring import positive_scores
 
@@ -111,16 +116,7 @@ def test_a_calibrated_model_scores_the_day_with_its_calibrated_probabilities(log
         (reference["x1"].astype(float) > 0.3).astype(int),
     )
     calibrated = calibrated_model(pipeline, calibrator)
-    signature = models[kind].metadata.signature
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            calibrated,
-            name="model",
-            signature=signature,
-            pyfunc_predict_fn="predict_proba",
-            serialization_format="cloudpickle",
-        )
-    model = mlflow.pyfunc.load_model(info.model_uri)
+    model = logged_pyfunc(calibrated, models[kind].metadata.signature)
     day = rows(1_000, 5)
     expected = calibrated.predict_proba(day[CONFIG.dataset.feature_columns])[:, 1]
     assert not np.array_equal(expected, pipeline.predict_proba(day[CONFIG.dataset.feature_columns])[:, 1])
