@@ -23,7 +23,7 @@ only the command line imports serving.
 from churnops.serving.app import create_app, serve
 from churnops.serving.explain import Explainer, build_explainer, top_reasons
 from churnops.serving.follow import ChampionFollower
-from churnops.serving.inputs import BadRequest, check_rows, rows_from_csv, rows_from_json
+from churnops.serving.inputs import BadRequest, check_columns, check_rows, rows_from_csv, rows_from_json
 from churnops.serving.model import ServedModel, load_served_model
 from churnops.serving.requests_log import RequestLog
 
@@ -34,6 +34,7 @@ __all__ = [
     "RequestLog",
     "ServedModel",
     "build_explainer",
+    "check_columns",
     "check_rows",
     "create_app",
     "load_served_model",
