@@ -165,9 +165,7 @@ def check_rows(
         ignored = [str(c) for c in rows.columns if c not in kept]
     else:
         columns, ignored = _split_columns(rows, input_columns, id_column)
-    ids = columns.get(id_column)
-    if ids is not None:
-        ids = [None if _missing(v) else v for v in ids]
+    ids = _ids(columns.get(id_column))
     return _checked_columns(columns, input_columns, numeric, ids, ignored)
 
 
@@ -263,8 +261,7 @@ def read_json_rows(
         if ids is not None:
             columns[id_column] = ids
         _check_lengths(columns, max_rows)
-        if ids is not None:
-            ids = [None if _missing(v) else v for v in ids]
+        ids = _ids(ids)
         return _checked_columns(columns, input_columns, numeric, ids, [], plain)
     if request.rows is msgspec.UNSET:
         raise BadRequest(422, _ONE_FORM)
@@ -330,9 +327,7 @@ def check_columns(
         raise BadRequest(422, f"missing column(s) {', '.join(missing)}")
     kept = [*input_columns, *([id_column] if id_column in given else [])]
     columns = {column: given[column] for column in kept}
-    ids = columns.get(id_column)
-    if ids is not None:
-        ids = [None if _missing(v) else v for v in ids]
+    ids = _ids(columns.get(id_column))
     ignored = sorted(str(c) for c in given if c not in kept)
     return _checked_columns(columns, input_columns, numeric, ids, ignored)
 
@@ -387,7 +382,7 @@ _NULL_TOKENS = frozenset(NULL_TOKENS)
 def read_numbers(cells: list[Any]) -> np.ndarray:
     """A numeric column's cells as :class:`~churnops.features.RawInputCoercer` reads them, infinities kept.
 
-    Numbers and nulls are converted by NumPy; text is stripped and read by ``pd.to_numeric``,
+    Numbers and nulls are converted by NumPy; each distinct text is stripped and read by ``pd.to_numeric``,
     the coercer's own parser, so every number is the one the registered pipeline would see.
     Cells of other types (booleans, lists, objects) read NaN.
 
@@ -410,9 +405,11 @@ def read_numbers(cells: list[Any]) -> np.ndarray:
         texts = np.array(cells, dtype=object)
         if not present.all():
             texts = texts[present]
-        stripped = np.array(list(map(str.strip, texts)), dtype=object)
+        # Each distinct text is read once: a column repeats its values (a tenure has a few dozen).
+        codes, distinct = pd.factorize(texts)
+        stripped = np.array(list(map(str.strip, distinct)), dtype=object)
         out = np.full(len(cells), np.nan)
-        out[present] = pd.to_numeric(stripped, errors="coerce")
+        out[present] = np.asarray(pd.to_numeric(stripped, errors="coerce"), dtype="float64")[codes]
         return out
     # Mixed cells: the coercer's own route, cell types and all.
     readable = [None if isinstance(c, bool) or not isinstance(c, (str, int, float)) else c for c in cells]
@@ -445,6 +442,13 @@ def _check_categories(cells: list[Any], column: str) -> None:
 def _wrong(row: int, value: Any, column: str, numeric: bool) -> NoReturn:
     kind = "a number (or text of one, blank or null)" if numeric else "text, a number or null"
     raise BadRequest(422, f"row {row}, column {column!r}: {value!r} is not {kind}")
+
+
+def _ids(cells: list[Any] | None) -> list[Any] | None:
+    """The id column's cells with every missing one None (only a float can be NaN: other cells pass as they are)."""
+    if cells is None or float not in set(map(type, cells)):
+        return cells
+    return [None if _missing(v) else v for v in cells]
 
 
 def _missing(value: Any) -> bool:
