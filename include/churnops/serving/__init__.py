@@ -12,8 +12,10 @@
   once it reproduces ``pred_contrib``.
 - :mod:`~churnops.serving.compiled`: the features step computed with NumPy from the fitted
   pipeline, used only once it reproduces the pipeline's output exactly.
-- :mod:`~churnops.serving.inputs`: a request's rows parsed and checked column by column (4xx for
-  the caller's mistakes).
+- :mod:`~churnops.serving.inputs`: a request's rows (JSON rows, JSON columns or CSV) parsed and
+  checked column by column (4xx for the caller's mistakes).
+- :mod:`~churnops.serving.cells`: the typed JSON decoders and a number column's reading, shared by
+  every body form.
 - :mod:`~churnops.serving.requests_log`: served rows written under ``serving/date=D/``, as ``incoming/``.
 
 The end of the import order: serving imports tracking, modeling, features, data and config;

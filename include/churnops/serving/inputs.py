@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from churnops.data import NULL_TOKENS
+from churnops.serving.cells import NUMBER_CELLS, TEXT_CELLS, read_numbers, record_decoder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -246,7 +247,7 @@ def read_json_rows(
     """
     import msgspec
 
-    decoder, names = _record_decoder(tuple(input_columns), frozenset(numeric), id_column)
+    decoder, names = record_decoder(tuple(input_columns), frozenset(numeric), id_column)
     try:
         request = decoder.decode(body)
     except msgspec.DecodeError:  # a ValidationError too: another shape of row or column, or not JSON
@@ -340,89 +341,16 @@ def _check_lengths(columns: Mapping[str, list[Any]], max_rows: int) -> None:
     _check_count(next(iter(lengths.values())), max_rows)
 
 
-@lru_cache(maxsize=8)
-def _record_decoder(input_columns: tuple[str, ...], numeric: frozenset[str], id_column: str) -> tuple[Any, list[str]]:
-    """A decoder of a body of rows or of columns of exactly ``input_columns`` (maybe the id), and the field names.
-
-    Cells are typed as they are decoded: a number column's as a number, text or null, a category
-    column's as text, an integer or null (a boolean or a fraction there takes the dict route, which
-    labels them as the pipeline does).
-    """
-    import msgspec
-
-    names = [f"column_{i}" for i in range(len(input_columns))]
-    number_cell = int | float | str | None
-    category_cell = str | int | None
-    cells = [number_cell if column in numeric else category_cell for column in input_columns]
-    rename = dict(zip(names, input_columns, strict=True))
-    row_fields: list[Any] = list(zip(names, cells, strict=True))
-    column_fields: list[Any] = [(name, list[cell]) for name, cell in zip(names, cells, strict=True)]  # type: ignore[valid-type]
-    if id_column not in input_columns:
-        row_fields.append(("row_id", Any, msgspec.UNSET))
-        column_fields.append(("row_id", list[Any], msgspec.UNSET))
-        rename["row_id"] = id_column
-    # Not tracked by the garbage collector: a record holds decoded JSON scalars, never a cycle.
-    record = msgspec.defstruct("Row", row_fields, rename=rename, forbid_unknown_fields=True, gc=False)
-    table = msgspec.defstruct("Columns", column_fields, rename=rename, forbid_unknown_fields=True)
-    # Either form: the one left out stays UNSET (other keys of the body are ignored, as the dict route does).
-    forms: list[Any] = [
-        ("rows", list[record] | msgspec.UnsetType, msgspec.UNSET),  # type: ignore[valid-type]
-        ("columns", table | msgspec.UnsetType, msgspec.UNSET),
-    ]
-    request = msgspec.defstruct("Request", forms)
-    return msgspec.json.Decoder(request), names
-
-
-_NUMBER_CELLS = frozenset({int, float, type(None)})
-_TEXT_CELLS = frozenset({str, type(None)})
 _CATEGORY_CELLS = frozenset({str, int, float, bool, type(None)})
 _NULL_TOKENS = frozenset(NULL_TOKENS)
-
-
-def read_numbers(cells: list[Any]) -> np.ndarray:
-    """A numeric column's cells as :class:`~churnops.features.RawInputCoercer` reads them, infinities kept.
-
-    Numbers and nulls are converted by NumPy; each distinct text is stripped and read by ``pd.to_numeric``,
-    the coercer's own parser, so every number is the one the registered pipeline would see.
-    Cells of other types (booleans, lists, objects) read NaN.
-
-    Args:
-        cells: the column's cells as sent.
-
-    Returns:
-        float64, NaN where a cell is null or not a number.
-    """
-    import pandas as pd
-
-    types = set(map(type, cells))
-    if types <= _NUMBER_CELLS:
-        try:
-            return np.array(cells, dtype="float64")
-        except OverflowError:  # an integer beyond float64: read as the coercer reads it below
-            pass
-    if types <= _TEXT_CELLS:
-        present = np.fromiter(map(isinstance, cells, repeat(str)), dtype=bool, count=len(cells))
-        texts = np.array(cells, dtype=object)
-        if not present.all():
-            texts = texts[present]
-        # Each distinct text is read once: a column repeats its values (a tenure has a few dozen).
-        codes, distinct = pd.factorize(texts)
-        stripped = np.array(list(map(str.strip, distinct)), dtype=object)
-        out = np.full(len(cells), np.nan)
-        out[present] = np.asarray(pd.to_numeric(stripped, errors="coerce"), dtype="float64")[codes]
-        return out
-    # Mixed cells: the coercer's own route, cell types and all.
-    readable = [None if isinstance(c, bool) or not isinstance(c, (str, int, float)) else c for c in cells]
-    text = pd.Series(readable, dtype=object).astype("string").str.strip()
-    return pd.to_numeric(text, errors="coerce").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _checked_numbers(cells: list[Any], column: str) -> np.ndarray:
     """:func:`read_numbers`, after a 422 for the first cell that is no number, no number text and no null."""
     numbers = read_numbers(cells)
     types = set(map(type, cells))
-    if not types <= _NUMBER_CELLS | _TEXT_CELLS:
-        row = next(n for n, c in enumerate(cells) if type(c) not in _NUMBER_CELLS | _TEXT_CELLS)
+    if not types <= NUMBER_CELLS | TEXT_CELLS:
+        row = next(n for n, c in enumerate(cells) if type(c) not in NUMBER_CELLS | TEXT_CELLS)
         _wrong(row, cells[row], column, numeric=True)
     if str in types:
         # Only the cells read as NaN can be wrong: a null, a null token, or text that is no number.
