@@ -137,7 +137,7 @@ def _number_column(values: Any) -> np.ndarray:
     import pandas as pd
 
     if isinstance(values, list):
-        from churnops.serving.inputs import read_numbers
+        from churnops.serving.cells import read_numbers
 
         return read_numbers(values)
     if not pd.api.types.is_numeric_dtype(values):
