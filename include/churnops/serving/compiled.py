@@ -133,7 +133,7 @@ def _compilable(spec: dict[str, Any], numeric: list[str], categorical: list[str]
 
 
 def _number_column(values: Any) -> np.ndarray:
-    """``RawInputCoercer``'s numbers, infinities kept (a list of cells: :func:`.inputs.read_numbers`)."""
+    """``RawInputCoercer``'s numbers, infinities kept (a list of cells: :func:`.cells.read_numbers`)."""
     import pandas as pd
 
     if isinstance(values, list):
