@@ -11,8 +11,9 @@ encoded before the clock starts; every answer is decoded (``json.loads``) and it
 predictions checked before it stops:
 
 1. single-row latency: ``--single`` sequential ``POST /predict`` of one row, reasons on (p50, p99);
-2. throughput: one ``--big-rows``-row request, ``explain=false`` and then with reasons,
-   ``--big-repeat`` times each (rows/s of the median request, wall time from send to parsed answer);
+2. throughput: one ``--big-rows``-row request, ``explain=false`` as JSON rows and as JSON columns
+   (``{"columns": {...}}``), then with reasons as JSON rows, ``--big-repeat`` times each (rows/s of
+   the median request, wall time from send to parsed answer);
 3. concurrency: ``--clients`` clients (asyncio) sending one-row requests back to back for
    ``--seconds`` seconds: requests, errors, p50/p99 latency.
 
@@ -87,8 +88,11 @@ def single_rows(client, rows: list[dict]) -> dict:
     }
 
 
-def big_request(client, rows: list[dict], explain: bool, repeat: int) -> dict:
-    body = json.dumps({"rows": rows}).encode()
+def big_request(client, rows: list[dict], explain: bool, repeat: int, form: str = "rows") -> dict:
+    if form == "columns":
+        body = json.dumps({"columns": {name: [row[name] for row in rows] for name in rows[0]}}).encode()
+    else:
+        body = json.dumps({"rows": rows}).encode()
     walls = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -96,7 +100,13 @@ def big_request(client, rows: list[dict], explain: bool, repeat: int) -> dict:
         answer(response, len(rows))
         walls.append(time.perf_counter() - start)
     median = statistics.median(walls)
-    return {"rows": len(rows), "explain": explain, "median_s": median, "rows_per_s": len(rows) / median}
+    return {
+        "rows": len(rows),
+        "form": form,
+        "explain": explain,
+        "median_s": median,
+        "rows_per_s": len(rows) / median,
+    }
 
 
 async def concurrent_clients(url: str, rows: list[dict], clients: int, seconds: float) -> dict:
@@ -159,7 +169,8 @@ def report(results: dict, command: str) -> str:
     ]
     for big in results["big"]:
         lines.append(
-            f"| {big['rows']:,} rows in one request, {'with' if big['explain'] else 'without'} reasons | "
+            f"| {big['rows']:,} rows in one request as JSON {big.get('form', 'rows')}, "
+            f"{'with' if big['explain'] else 'without'} reasons | "
             f"{big['rows_per_s']:,.0f} rows/s ({big['median_s'] * 1000:.0f} ms) |"
         )
     lines += [
@@ -219,8 +230,8 @@ def main() -> None:
                         },
                         "single": single_rows(client, rows[: args.single]),
                         "big": [
-                            big_request(client, rows[: args.big_rows], explain, args.big_repeat)
-                            for explain in (False, True)
+                            big_request(client, rows[: args.big_rows], explain, args.big_repeat, form)
+                            for form, explain in (("rows", False), ("columns", False), ("rows", True))
                         ],
                     }
                 results["concurrent"] = asyncio.run(concurrent_clients(url, rows, args.clients, args.seconds))

@@ -15,7 +15,7 @@
    ``backfill.json``): wall times, identical results, no lock errors. ~30 min; the fault tests
    (``tests/integration/test_faults_under_scheduler.py``) run a 4-day backfill in CI instead.
 5. ``bench_serving.py``: ``churnops serve`` with a LightGBM champion over HTTP: one-row latency,
-   10,000-row throughput with and without reasons, 50 concurrent clients for 20 s
+   10,000-row throughput without reasons (JSON rows and JSON columns) and with them, 50 concurrent clients for 20 s
    (``RESULTS_SERVING.md``, ``serving.json``).
 6. A scaling plot of the monitored days: wall time and peak RSS against rows (``scaling.png``),
    linked from a section appended to ``RESULTS.md`` with the sharded and backfill figures.
@@ -156,7 +156,8 @@ def serving_section(results: dict) -> str:
         "|---|---:|",
         f"| one row, reasons on: p50 / p99 | {single['p50_ms']:.1f} ms / {single['p99_ms']:.1f} ms |",
         *[
-            f"| {b['rows']:,} rows, {'with' if b['explain'] else 'without'} reasons | {b['rows_per_s']:,.0f} rows/s |"
+            f"| {b['rows']:,} rows as JSON {b.get('form', 'rows')}, {'with' if b['explain'] else 'without'} reasons | "
+            f"{b['rows_per_s']:,.0f} rows/s |"
             for b in results["big"]
         ],
         f"| {concurrent['clients']} clients for {concurrent['seconds']:.0f} s: errors, p99 | "

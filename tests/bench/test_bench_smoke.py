@@ -36,8 +36,13 @@ def test_run_all_smoke_writes_every_result_and_the_plot(tmp_path):
     assert "Scoring throughput" in (tmp_path / "RESULTS_MONITORING.md").read_text()
     serving = json.loads((tmp_path / "serving.json").read_text())
     assert serving["single"]["requests"] == 20 and serving["single"]["versions"] == ["1"]
-    assert [b["rows"] for b in serving["big"]] == [500, 500] and serving["concurrent"]["errors"] == 0
-    assert "## Serving (`bench/bench_serving.py`)" in summary and "| 500 rows, with reasons |" in summary
+    assert [(b["form"], b["explain"]) for b in serving["big"]] == [("rows", False), ("columns", False), ("rows", True)]
+    assert {b["rows"] for b in serving["big"]} == {500} and serving["concurrent"]["errors"] == 0
+    assert "## Serving (`bench/bench_serving.py`)" in summary
+    assert (
+        "| 500 rows as JSON columns, without reasons |" in summary
+        and "| 500 rows as JSON rows, with reasons |" in summary
+    )
     # The Airflow benchmarks are left to `make bench`; their paths run as integration tests.
     assert "## Sharded monitoring under Airflow\n\nSkipped: not run by --smoke." in summary
     assert not (tmp_path / "sharded.json").exists() and not (tmp_path / "backfill.json").exists()

@@ -127,6 +127,8 @@ def test_health_model_info_and_docs(stack):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/predict", "/health", "/model-info"} <= set(paths)
     assert "text/csv" in paths["/predict"]["post"]["requestBody"]["content"]
+    forms = paths["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert [list(form["properties"]) for form in forms] == [["rows"], ["columns"]]
 
 
 def test_predictions_are_the_pyfunc_probabilities_with_labels_bands_and_reasons(stack):
@@ -171,6 +173,25 @@ def test_csv_body_and_csv_upload_give_the_same_predictions(stack):
     upload = stack["client"].post("/predict", files={"file": ("batch.csv", csv, "text/csv")})
     assert as_csv.status_code == upload.status_code == 200, as_csv.text + upload.text
     assert as_csv.json()["predictions"] == upload.json()["predictions"] == as_json
+
+
+def test_a_columnar_body_is_answered_exactly_as_the_same_rows(stack):
+    frame = telco_rows()
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    for explain in ("true", "false"):
+        as_rows = predict(stack["client"], records(frame), explain=explain)
+        as_columns = stack["client"].post("/predict", json={"columns": columns}, params={"explain": explain})
+        assert as_rows.status_code == as_columns.status_code == 200, as_columns.text
+        assert as_columns.content == as_rows.content, "byte for byte: probabilities, ids and reasons"
+    extra = stack["client"].post("/predict", json={"columns": {**columns, "zz": columns["tenure"]}})
+    assert extra.status_code == 200 and "zz" in extra.headers["Warning"]
+    missing = {name: cells for name, cells in columns.items() if name != "contract"}
+    response = stack["client"].post("/predict", json={"columns": missing})
+    assert response.status_code == 422 and "contract" in response.json()["detail"]
+    ragged = stack["client"].post("/predict", json={"columns": {**columns, "tenure": columns["tenure"][:-1]}})
+    assert ragged.status_code == 422, ragged.text
+    too_many = {name: cells * 2 for name, cells in columns.items()}
+    assert stack["client"].post("/predict", json={"columns": too_many}).status_code == 413
 
 
 def test_unknown_columns_are_ignored_and_named_in_a_warning_header(stack):

@@ -12,8 +12,10 @@
   once it reproduces ``pred_contrib``.
 - :mod:`~churnops.serving.compiled`: the features step computed with NumPy from the fitted
   pipeline, used only once it reproduces the pipeline's output exactly.
-- :mod:`~churnops.serving.inputs`: a request's rows parsed and checked column by column (4xx for
-  the caller's mistakes).
+- :mod:`~churnops.serving.inputs`: a request's rows (JSON rows, JSON columns or CSV) parsed and
+  checked column by column (4xx for the caller's mistakes).
+- :mod:`~churnops.serving.cells`: the typed JSON decoders and a number column's reading, shared by
+  every body form.
 - :mod:`~churnops.serving.requests_log`: served rows written under ``serving/date=D/``, as ``incoming/``.
 
 The end of the import order: serving imports tracking, modeling, features, data and config;
@@ -23,7 +25,7 @@ only the command line imports serving.
 from churnops.serving.app import create_app, serve
 from churnops.serving.explain import Explainer, build_explainer, top_reasons
 from churnops.serving.follow import ChampionFollower
-from churnops.serving.inputs import BadRequest, check_rows, rows_from_csv, rows_from_json
+from churnops.serving.inputs import BadRequest, check_columns, check_rows, rows_from_csv, rows_from_json
 from churnops.serving.model import ServedModel, load_served_model
 from churnops.serving.requests_log import RequestLog
 
@@ -34,6 +36,7 @@ __all__ = [
     "RequestLog",
     "ServedModel",
     "build_explainer",
+    "check_columns",
     "check_rows",
     "create_app",
     "load_served_model",

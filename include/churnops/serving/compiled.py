@@ -133,11 +133,11 @@ def _compilable(spec: dict[str, Any], numeric: list[str], categorical: list[str]
 
 
 def _number_column(values: Any) -> np.ndarray:
-    """``RawInputCoercer``'s numbers, infinities kept (a list of cells: :func:`.inputs.read_numbers`)."""
+    """``RawInputCoercer``'s numbers, infinities kept (a list of cells: :func:`.cells.read_numbers`)."""
     import pandas as pd
 
     if isinstance(values, list):
-        from churnops.serving.inputs import read_numbers
+        from churnops.serving.cells import read_numbers
 
         return read_numbers(values)
     if not pd.api.types.is_numeric_dtype(values):

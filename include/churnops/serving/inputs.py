@@ -8,8 +8,9 @@ and anything else, which is ignored and named back to the caller.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from churnops.data import NULL_TOKENS
+from churnops.serving.cells import NUMBER_CELLS, TEXT_CELLS, read_numbers, record_decoder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BadRequest",
     "RequestRows",
+    "check_columns",
     "check_rows",
     "read_json_rows",
     "read_numbers",
@@ -163,9 +166,7 @@ def check_rows(
         ignored = [str(c) for c in rows.columns if c not in kept]
     else:
         columns, ignored = _split_columns(rows, input_columns, id_column)
-    ids = columns.get(id_column)
-    if ids is not None:
-        ids = [None if _missing(v) else v for v in ids]
+    ids = _ids(columns.get(id_column))
     return _checked_columns(columns, input_columns, numeric, ids, ignored)
 
 
@@ -221,120 +222,135 @@ def _transposed(cells: list[Any], input_columns: list[str]) -> dict[str, list[An
 def read_json_rows(
     body: bytes, max_rows: int, input_columns: list[str], numeric: set[str], id_column: str
 ) -> RequestRows:
-    """:func:`rows_from_json` and :func:`check_rows` in one, decoding rows of exactly the model's columns as records.
+    """A JSON body of rows ``{"rows": [{...}, ...]}`` or of columns ``{"columns": {column: [...], ...}}``, checked.
 
-    msgspec decodes each row straight into a record type of the input columns (and the id),
-    which costs less than building a dict per row; a body whose rows hold another column,
-    lack one or are not objects fails that decoding and takes the dict route, which names
-    the ignored columns or the caller's mistake.
+    msgspec decodes the body straight into typed records: each row into a record of the input
+    columns (and the id), or each column into a typed list, which costs less than building a
+    dict per row. A body holding another column, lacking one, or of another shape fails that
+    decoding and takes the dict route (:func:`rows_from_json` and :func:`check_rows`, or
+    :func:`columns_from_json`), which names the ignored columns or the caller's mistake. Both
+    forms end in the same checks, so a column's cells are judged alike whichever form sent them.
 
     Args:
         body: the request body.
         max_rows: the most rows allowed.
         input_columns: the columns every row must carry.
         numeric: those of them that hold numbers.
-        id_column: the dataset's id column (optional in a row).
+        id_column: the dataset's id column (optional in a row or among the columns).
 
     Returns:
         The checked rows.
 
     Raises:
-        BadRequest: as :func:`rows_from_json` and :func:`check_rows`.
+        BadRequest: as :func:`rows_from_json` and :func:`check_rows`, and for the columnar form
+            422 for columns of different lengths.
     """
     import msgspec
 
-    decoder, names = _record_decoder(tuple(input_columns), frozenset(numeric), id_column)
+    decoder, names = record_decoder(tuple(input_columns), frozenset(numeric), id_column)
     try:
-        rows = decoder.decode(body).rows
-    except msgspec.DecodeError:  # a ValidationError too: another shape of row, or not JSON
-        return check_rows(rows_from_json(body, max_rows), input_columns, numeric, id_column)
+        request = decoder.decode(body)
+    except msgspec.DecodeError:  # a ValidationError too: another shape of row or column, or not JSON
+        return _read_json_dicts(body, max_rows, input_columns, numeric, id_column)
+    plain = frozenset(c for c in input_columns if c not in numeric)
+    if request.rows is not msgspec.UNSET and request.columns is not msgspec.UNSET:
+        raise BadRequest(422, _ONE_FORM)
+    if request.columns is not msgspec.UNSET:
+        given = request.columns
+        columns = {column: getattr(given, name) for column, name in zip(input_columns, names, strict=True)}
+        ids = None if given.row_id is msgspec.UNSET or id_column in input_columns else given.row_id
+        if ids is not None:
+            columns[id_column] = ids
+        _check_lengths(columns, max_rows)
+        ids = _ids(ids)
+        return _checked_columns(columns, input_columns, numeric, ids, [], plain)
+    if request.rows is msgspec.UNSET:
+        raise BadRequest(422, _ONE_FORM)
+    rows = request.rows
     _check_count(len(rows), max_rows)
     columns = _transposed(list(map(attrgetter(*names), rows)), input_columns)
-    ids: list[Any] | None = None
+    ids = None
     if id_column not in input_columns:
-        given = list(map(attrgetter("row_id"), rows))
-        if set(map(type, given)) != {type(msgspec.UNSET)}:
-            ids = [None if value is msgspec.UNSET else value for value in given]
+        given_ids = list(map(attrgetter("row_id"), rows))
+        if set(map(type, given_ids)) != {type(msgspec.UNSET)}:
+            ids = [None if value is msgspec.UNSET else value for value in given_ids]
             columns[id_column] = ids
-    plain = frozenset(c for c in input_columns if c not in numeric)
     return _checked_columns(columns, input_columns, numeric, ids, [], plain)
 
 
-@lru_cache(maxsize=8)
-def _record_decoder(input_columns: tuple[str, ...], numeric: frozenset[str], id_column: str) -> tuple[Any, list[str]]:
-    """A decoder of ``{"rows": [...]}`` of rows of exactly ``input_columns`` (and maybe the id), and its field names.
+_ONE_FORM = (
+    'the body must be a JSON object {"rows": [{column: value, ...}, ...]} or {"columns": {column: [values], ...}}'
+)
 
-    Cells are typed as they are decoded: a number column's as a number, text or null, a category
-    column's as text, an integer or null (a boolean or a fraction there takes the dict route, which
-    labels them as the pipeline does).
-    """
+
+def _read_json_dicts(
+    body: bytes, max_rows: int, input_columns: list[str], numeric: set[str], id_column: str
+) -> RequestRows:
+    """:func:`read_json_rows` for a body its records do not fit: decoded as plain JSON, then dispatched on its key."""
     import msgspec
 
-    names = [f"column_{i}" for i in range(len(input_columns))]
-    number_cell = int | float | str | None
-    category_cell = str | int | None
-    fields: list[Any] = [
-        (name, number_cell if column in numeric else category_cell)
-        for name, column in zip(names, input_columns, strict=True)
-    ]
-    rename = dict(zip(names, input_columns, strict=True))
-    if id_column not in input_columns:
-        fields.append(("row_id", Any, msgspec.UNSET))
-        rename["row_id"] = id_column
-    # Not tracked by the garbage collector: a record holds decoded JSON scalars, never a cycle.
-    record = msgspec.defstruct("Row", fields, rename=rename, forbid_unknown_fields=True, gc=False)
-    request = msgspec.defstruct("Rows", [("rows", list[record])])  # type: ignore[valid-type]
-    return msgspec.json.Decoder(request), names
+    try:
+        payload = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(400, f"the body is not JSON: {exc}") from None
+    if isinstance(payload, dict) and "columns" in payload:
+        if "rows" in payload:
+            raise BadRequest(422, _ONE_FORM)
+        return check_columns(payload["columns"], max_rows, input_columns, numeric, id_column)
+    return check_rows(rows_from_json(body, max_rows), input_columns, numeric, id_column)
 
 
-_NUMBER_CELLS = frozenset({int, float, type(None)})
-_TEXT_CELLS = frozenset({str, type(None)})
-_CATEGORY_CELLS = frozenset({str, int, float, bool, type(None)})
-_NULL_TOKENS = frozenset(NULL_TOKENS)
-
-
-def read_numbers(cells: list[Any]) -> np.ndarray:
-    """A numeric column's cells as :class:`~churnops.features.RawInputCoercer` reads them, infinities kept.
-
-    Numbers and nulls are converted by NumPy; text is stripped and read by ``pd.to_numeric``,
-    the coercer's own parser, so every number is the one the registered pipeline would see.
-    Cells of other types (booleans, lists, objects) read NaN.
+def check_columns(
+    given: Any, max_rows: int, input_columns: list[str], numeric: set[str], id_column: str
+) -> RequestRows:
+    """Check the ``columns`` of a columnar JSON body (``{column: [values], ...}``) as :func:`check_rows` checks rows.
 
     Args:
-        cells: the column's cells as sent.
+        given: the decoded ``columns`` value.
+        max_rows: the most rows allowed.
+        input_columns: the columns the body must carry.
+        numeric: those of them that hold numbers.
+        id_column: the dataset's id column (optional, never ignored).
 
     Returns:
-        float64, NaN where a cell is null or not a number.
-    """
-    import pandas as pd
+        The columns (unknown ones dropped), their numbers, the ids and the ignored columns.
 
-    types = set(map(type, cells))
-    if types <= _NUMBER_CELLS:
-        try:
-            return np.array(cells, dtype="float64")
-        except OverflowError:  # an integer beyond float64: read as the coercer reads it below
-            pass
-    if types <= _TEXT_CELLS:
-        present = np.fromiter(map(isinstance, cells, repeat(str)), dtype=bool, count=len(cells))
-        texts = np.array(cells, dtype=object)
-        if not present.all():
-            texts = texts[present]
-        stripped = np.array(list(map(str.strip, texts)), dtype=object)
-        out = np.full(len(cells), np.nan)
-        out[present] = pd.to_numeric(stripped, errors="coerce")
-        return out
-    # Mixed cells: the coercer's own route, cell types and all.
-    readable = [None if isinstance(c, bool) or not isinstance(c, (str, int, float)) else c for c in cells]
-    text = pd.Series(readable, dtype=object).astype("string").str.strip()
-    return pd.to_numeric(text, errors="coerce").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+    Raises:
+        BadRequest: 422 for ``columns`` that is not an object of lists, for lists of different
+            lengths, for a missing column (named) or a value of the wrong type (its row and column
+            named); 413 for more than ``max_rows`` rows.
+    """
+    if not isinstance(given, dict) or not given or set(map(type, given.values())) != {list}:
+        raise BadRequest(422, "the columns must be a JSON object {column: [value, ...], ...} of lists")
+    _check_lengths(given, max_rows)
+    missing = [c for c in input_columns if c not in given]
+    if missing:
+        raise BadRequest(422, f"missing column(s) {', '.join(missing)}")
+    kept = [*input_columns, *([id_column] if id_column in given else [])]
+    columns = {column: given[column] for column in kept}
+    ids = _ids(columns.get(id_column))
+    ignored = sorted(str(c) for c in given if c not in kept)
+    return _checked_columns(columns, input_columns, numeric, ids, ignored)
+
+
+def _check_lengths(columns: Mapping[str, list[Any]], max_rows: int) -> None:
+    lengths = {column: len(cells) for column, cells in columns.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{column}: {length}" for column, length in lengths.items())
+        raise BadRequest(422, f"the columns must all hold as many values (one per row), not {shown}")
+    _check_count(next(iter(lengths.values())), max_rows)
+
+
+_CATEGORY_CELLS = frozenset({str, int, float, bool, type(None)})
+_NULL_TOKENS = frozenset(NULL_TOKENS)
 
 
 def _checked_numbers(cells: list[Any], column: str) -> np.ndarray:
     """:func:`read_numbers`, after a 422 for the first cell that is no number, no number text and no null."""
     numbers = read_numbers(cells)
     types = set(map(type, cells))
-    if not types <= _NUMBER_CELLS | _TEXT_CELLS:
-        row = next(n for n, c in enumerate(cells) if type(c) not in _NUMBER_CELLS | _TEXT_CELLS)
+    if not types <= NUMBER_CELLS | TEXT_CELLS:
+        row = next(n for n, c in enumerate(cells) if type(c) not in NUMBER_CELLS | TEXT_CELLS)
         _wrong(row, cells[row], column, numeric=True)
     if str in types:
         # Only the cells read as NaN can be wrong: a null, a null token, or text that is no number.
@@ -354,6 +370,13 @@ def _check_categories(cells: list[Any], column: str) -> None:
 def _wrong(row: int, value: Any, column: str, numeric: bool) -> NoReturn:
     kind = "a number (or text of one, blank or null)" if numeric else "text, a number or null"
     raise BadRequest(422, f"row {row}, column {column!r}: {value!r} is not {kind}")
+
+
+def _ids(cells: list[Any] | None) -> list[Any] | None:
+    """The id column's cells with every missing one None (only a float can be NaN: other cells pass as they are)."""
+    if cells is None or float not in set(map(type, cells)):
+        return cells
+    return [None if _missing(v) else v for v in cells]
 
 
 def _missing(value: Any) -> bool:

@@ -191,3 +191,82 @@ def test_rows_decoded_as_records_are_checked_as_rows_decoded_as_dicts(rows):
     fast = outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid"))
     assert fast == outcome(lambda: check(rows_from_json(body, max_rows=3)))
     assert outcome(lambda: read_json_rows(b"{nope", 3, COLUMNS, NUMERIC, "customerid"))[0] == 400
+
+
+def columnar(rows: list[dict], **extra) -> bytes:
+    """The rows as a columnar body: each column's values in row order."""
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return json.dumps({"columns": {name: [row.get(name) for row in rows] for name in names}, **extra}).encode()
+
+
+def read(body: bytes, max_rows: int = 3):
+    return read_json_rows(body, max_rows, COLUMNS, NUMERIC, "customerid")
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [ROW, {**ROW, "tenure": " 7 ", "totalcharges": None}],
+        [{**ROW, "customerid": "A-1"}, {**ROW, "customerid": None}],
+        [{**ROW, "zz": 1}, {**ROW, "zz": 2}],
+        [ROW, {**ROW, "seniorcitizen": True}, {**ROW, "seniorcitizen": 1.0}],
+    ],
+    ids=["plain", "ids", "extra column", "booleans and fractions as categories"],
+)
+def test_a_columnar_body_is_read_as_the_same_rows_would_be(rows):
+    checked, as_rows = read(columnar(rows)), read(json.dumps({"rows": rows}).encode())
+    assert checked.columns == as_rows.columns and checked.ids == as_rows.ids and checked.ignored == as_rows.ignored
+    assert checked.numbers.keys() == as_rows.numbers.keys() == NUMERIC
+    assert all(np.array_equal(checked.numbers[c], as_rows.numbers[c], equal_nan=True) for c in NUMERIC)
+
+
+def test_a_columnar_body_missing_a_column_is_a_422_naming_it():
+    code, detail = status(lambda: read(columnar([{k: v for k, v in ROW.items() if k != "contract"}])))
+    assert code == 422 and "contract" in detail and "tenure" not in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"tenure": "twelve"}, ["row 1", "tenure", "twelve"]),
+        ({"totalcharges": True}, ["row 1", "totalcharges"]),
+        ({"contract": ["a list"]}, ["row 1", "contract"]),
+    ],
+)
+def test_a_wrong_type_in_a_columnar_body_names_its_row_and_column(change, words):
+    code, detail = status(lambda: read(columnar([ROW, {**ROW, **change}])))
+    assert code == 422 and all(w in detail for w in words), detail
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (json.dumps({"columns": {**{c: [v, v] for c, v in ROW.items()}, "contract": ["x"]}}).encode(), 422),
+        (json.dumps({"columns": {**{c: [v] for c, v in ROW.items()}, "zz": [1, 2]}}).encode(), 422),
+        (json.dumps({"columns": {c: [v] * 4 for c, v in ROW.items()}}).encode(), 413),
+        (json.dumps({"columns": {c: [] for c in ROW}}).encode(), 422),
+        (json.dumps({"columns": ROW}).encode(), 422),
+        (json.dumps({"columns": [1]}).encode(), 422),
+        (json.dumps({"columns": {c: [v] for c, v in ROW.items()}, "rows": [ROW]}).encode(), 422),
+        (b'{"columns": {', 400),
+    ],
+    ids=[
+        "ragged",
+        "ragged unknown column",
+        "too many",
+        "no rows",
+        "not lists",
+        "not an object",
+        "both forms",
+        "not JSON",
+    ],
+)
+def test_columnar_bodies_of_the_wrong_shape(body, expected):
+    code, detail = status(lambda: read(body))
+    assert code == expected, detail
+
+
+def test_a_ragged_columnar_body_names_the_lengths():
+    body = json.dumps({"columns": {**{c: [v, v] for c, v in ROW.items()}, "contract": ["x"]}}).encode()
+    code, detail = status(lambda: read(body))
+    assert code == 422 and "contract: 1" in detail and "tenure: 2" in detail, detail
