@@ -3,7 +3,8 @@
 - :mod:`~churnops.data.admission`: what may be read at all: only regular files (no link, FIFO or
   device), within the ``validation.max_*`` size limits, judged before any row is parsed.
 - :mod:`~churnops.data.sources`: read CSV/Parquet sources (whole or in chunks), type them as
-  the config declares, merge them on the id and assign the hash split.
+  the config declares, merge them on the id and assign the hash split;
+  :mod:`~churnops.data.parquet` reads Parquet in row-exact chunks with cheap string conversion.
 - :mod:`~churnops.data.values`: what a cell means: null tokens, text, the declared types.
 - :mod:`~churnops.data.validation`: the rules a source or a day's batch must pass, as findings
   (:mod:`~churnops.data.findings`); :mod:`~churnops.data.tally` counts the row rules chunk by chunk.
