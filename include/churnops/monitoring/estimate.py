@@ -43,7 +43,7 @@ from numpy.typing import ArrayLike
 from churnops.config import ChurnopsConfig, MonitoringConfig
 from churnops.data import partition
 from churnops.monitoring.drift import as_scores
-from churnops.monitoring.outcomes import DECIMALS
+from churnops.monitoring.outcomes import DECIMALS, roc_auc
 from churnops.monitoring.scoring import SCORE_COLUMN
 from churnops.tracking import version_threshold
 
@@ -316,25 +316,29 @@ def estimate_errors(
     """The estimate's track record: estimated − realized ROC-AUC for each label day whose report holds an estimate.
 
     A label day's realized ROC-AUC is judged as the window's is: at least ``min_labels`` labels
-    of both classes.
+    of both classes, by :func:`~churnops.monitoring.outcomes.roc_auc`. The rows are grouped by
+    the day's codes (``matured_outcomes`` gives the days as a categorical), with no per-row text.
 
     Args:
         labels: matured 0/1 labels.
         scores: the scores given for the same rows.
-        label_dates: each row's label day (``YYYY-MM-DD``), the day it was scored and estimated.
+        label_dates: each row's label day (``YYYY-MM-DD``; a categorical or plain values), the day
+            it was scored and estimated.
         monitoring: ``min_labels``.
 
     Returns:
         ``[{"day", "estimated_roc_auc", "realized_roc_auc", "error", "n_labels", "trusted"}]``, by day.
     """
-    from sklearn.metrics import roc_auc_score
+    import pandas as pd
 
-    y = np.asarray(labels).astype(np.int64).ravel()
+    y = np.asarray(labels).ravel()
     p = as_scores(scores)
-    days = np.asarray(label_dates, dtype=object).astype(str)
+    days = pd.Categorical(label_dates)
+    codes = days.codes
     errors = []
-    for day in sorted(set(days.tolist())):
-        rows = days == day
+    for code in np.argsort(np.asarray(days.categories, dtype=str)):
+        day = str(days.categories[code])
+        rows = codes == code
         judged = y[rows]
         if len(judged) < monitoring.min_labels or len(np.unique(judged)) < 2:
             continue
@@ -342,7 +346,7 @@ def estimate_errors(
         if report is None:
             continue
         estimated = float(report["estimated_roc_auc"])
-        realized = round(float(roc_auc_score(judged, p[rows])), DECIMALS)
+        realized = round(roc_auc(judged, p[rows]), DECIMALS)
         errors.append(
             {
                 "day": day,

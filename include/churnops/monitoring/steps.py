@@ -131,10 +131,7 @@ def performance_step(config: ChurnopsConfig, day: date | str, scored: dict[str, 
         "labels_without_prediction": outcomes.attrs["labels_without_prediction"],
         "estimate": day_estimate(config, day, scored, tags),
         "estimate_errors": estimate_errors(
-            outcomes["label"].to_numpy(dtype=int),
-            outcomes[SCORE_COLUMN].to_numpy(),
-            outcomes["label_date"].astype(str).to_numpy(),
-            config.monitoring,
+            outcomes["label"].to_numpy(), outcomes[SCORE_COLUMN].to_numpy(), outcomes["label_date"], config.monitoring
         ),
     }
     write_json(partition("reports", day) / "performance.json", result)
