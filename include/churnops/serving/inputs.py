@@ -8,7 +8,7 @@ and anything else, which is ignored and named back to the caller.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import repeat
@@ -158,12 +158,8 @@ def check_rows(
     import pandas as pd
 
     if isinstance(rows, pd.DataFrame):
-        missing = [c for c in input_columns if c not in rows.columns]
-        if missing:
-            raise BadRequest(422, f"missing column(s) {', '.join(missing)}")
-        kept = [*input_columns, *([id_column] if id_column in rows.columns else [])]
+        kept, ignored = _kept_columns(rows.columns, input_columns, id_column)
         columns = {column: rows[column].tolist() for column in kept}
-        ignored = [str(c) for c in rows.columns if c not in kept]
     else:
         columns, ignored = _split_columns(rows, input_columns, id_column)
     ids = _ids(columns.get(id_column))
@@ -323,14 +319,22 @@ def check_columns(
     if not isinstance(given, dict) or not given or set(map(type, given.values())) != {list}:
         raise BadRequest(422, "the columns must be a JSON object {column: [value, ...], ...} of lists")
     _check_lengths(given, max_rows)
+    kept, ignored = _kept_columns(given, input_columns, id_column)
+    columns = {column: given[column] for column in kept}
+    return _checked_columns(columns, input_columns, numeric, _ids(columns.get(id_column)), sorted(ignored))
+
+
+def _kept_columns(given: Collection[Any], input_columns: list[str], id_column: str) -> tuple[list[str], list[str]]:
+    """The columns a body's named columns keep (the input columns, then the id when given) and ignore.
+
+    Raises:
+        BadRequest: 422 naming the input columns ``given`` lacks.
+    """
     missing = [c for c in input_columns if c not in given]
     if missing:
         raise BadRequest(422, f"missing column(s) {', '.join(missing)}")
     kept = [*input_columns, *([id_column] if id_column in given else [])]
-    columns = {column: given[column] for column in kept}
-    ids = _ids(columns.get(id_column))
-    ignored = sorted(str(c) for c in given if c not in kept)
-    return _checked_columns(columns, input_columns, numeric, ids, ignored)
+    return kept, [str(c) for c in given if c not in kept]
 
 
 def _check_lengths(columns: Mapping[str, list[Any]], max_rows: int) -> None:
