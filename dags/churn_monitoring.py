@@ -31,8 +31,10 @@ Daily health check of the `@champion` model on the day's production batch.
 * `wait_for_batch` holds the day until its producer has written the arrival marker
   (`monitoring.arrival_marker`, e.g. `_SUCCESS` in `incoming/date=D/`): a batch still being
   written is waited for, never listed, judged or quarantined. Without a marker configured it
-  passes at once. A file that still changes after `check_batch` read it (rows appended, rewritten,
-  replaced) fails the run at once with nothing published or quarantined: run the day again.
+  passes at once. With `monitoring.batch_folder: serving` the batch is what `churnops serve`
+  answered that day (`serving/date=D/`), waited for until the day is over and logged. A file
+  that still changes after `check_batch` read it (rows appended, rewritten, replaced) fails the
+  run at once with nothing published or quarantined: run the day again.
 * A missing day fails at once with a clear message; an invalid batch is quarantined with its reason
   (`check_batch`: unreadable file, missing column, too few rows; `merge_shards`: the row rules
   over the shards' tallies, before any prediction is published) and the run fails without retries.
@@ -81,7 +83,7 @@ def churn_monitoring():
     @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
     @fail_fast_on_bad_input
     def wait_for_batch(params: dict | None = None) -> bool:
-        """Wait for the day's arrival marker (`monitoring.arrival_marker`); done at once when none is set."""
+        """Wait until the day's batch is complete (`monitoring.arrival_marker`, a served day's end)."""
         from churnops.monitoring import arrived
 
         return arrived(run_config(params["config_path"]), "incoming", run_day())

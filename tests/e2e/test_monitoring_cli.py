@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from churnops.cli import main
-from tests.helpers import churnops_environment, read_drift_page, same_size_out_of_range, write_config
+from tests.helpers import churnops_environment, deadline, read_drift_page, same_size_out_of_range, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -346,6 +346,58 @@ def test_monitor_waits_for_the_arrival_marker_without_quarantining(home, capsys,
     (folder / "_SUCCESS").touch()
     code, result, err = run(capsys, "monitor", "--date", day.isoformat(), "--config", str(config), "--json")
     assert code == 0 and result["rows"] == 800, err
+
+
+def test_the_rows_churnops_serve_answered_are_the_batch_once_their_day_is_over(home, capsys, tmp_path):
+    """With monitoring.batch_folder: serving, a day's batch is what ``churnops serve`` answered and logged
+    that UTC day: "not arrived" while the day and the log's flush age last, then monitored as an
+    incoming batch is, each served row scored with the probability it was served with."""
+    import time
+
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from churnops.config import load_config
+    from churnops.serving import create_app
+
+    config_path = write_config(
+        tmp_path / "config.yaml",
+        Path(os.environ["CHURNOPS_CONFIG"]),
+        monitoring={"batch_folder": "serving", "html_report": False},
+        serving={"log_requests": True, "log_flush_seconds": 1},
+    )
+    config = load_config(config_path)
+    batch = pd.read_parquet(home / "incoming" / f"date={D0 + timedelta(days=5)}")
+    served = {}
+    with TestClient(create_app(config)) as client:
+        with deadline(60):
+            while client.get("/health").status_code != 200:
+                time.sleep(0.1)
+        for part in (batch.iloc[:300], batch.iloc[300:]):
+            body = part.to_csv(index=False).encode()
+            response = client.post("/predict?explain=false", content=body, headers={"content-type": "text/csv"})
+            assert response.status_code == 200, response.text
+            served |= {row["id"]: row["probability"] for row in response.json()["predictions"]}
+    served_days = sorted((home / "serving").glob("date=*"))
+    assert served_days, "the request log wrote the served rows"
+
+    today = served_days[-1].name.removeprefix("date=")
+    code, _, err = run(capsys, "monitor", "--date", today, "--config", str(config_path))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"the batch of {today} has not arrived yet:" in err and "holds the rows served that day" in err
+
+    day = date(2026, 6, 1)  # a day that is over: the served rows moved there as one day's folder
+    folder = home / "serving" / f"date={day}"
+    folder.mkdir()
+    for served_day in served_days:
+        for part in served_day.iterdir():
+            part.rename(folder / part.name)
+    code, result, err = run(capsys, "monitor", "--date", day.isoformat(), "--config", str(config_path), "--json")
+    assert code == 0 and result["rows"] == len(batch) == len(served), err
+    assert not (home / "incoming" / f"date={day}").exists()
+    predictions = pd.read_parquet(home / "predictions" / f"date={day}" / "predictions.parquet")
+    monitored = dict(zip(predictions["customerid"], predictions["score"], strict=True))
+    assert monitored == served
 
 
 def test_shards_that_do_not_fit_together_are_refused(home):

@@ -112,6 +112,12 @@ class MonitoringConfig(Strict):
     """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
     (plotly figures per column); the JSON report and the decision do not depend on it."""
     seed: int = 0
+    batch_folder: Literal["incoming", "serving"] = "incoming"
+    """Where a day's batch is read: ``incoming/date=D/`` (files a producer drops) or
+    ``serving/date=D/`` (the rows ``churnops serve`` answered that UTC day, kept with
+    ``serving.log_requests`` on), so the loop monitors, and retrains on, what was actually served.
+    A served day counts as arrived once it has ended and ``serving.log_flush_seconds`` (plus a
+    few seconds) have passed, when every running server has written the rows it answered."""
     arrival_marker: str | None = None
     """A file (e.g. ``_SUCCESS``) its producer writes in ``incoming/date=D/`` once the day's batch
     is complete. Set, the day's files are neither listed nor judged before it exists: the

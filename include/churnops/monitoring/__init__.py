@@ -42,8 +42,10 @@ from churnops.monitoring.intake import (
     arrived,
     batch_files,
     check_batch,
+    day_folder,
     read_accepted,
     read_files,
+    served_day_complete_at,
 )
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
 from churnops.monitoring.report import build_report, decide, log_report, write_report
@@ -88,6 +90,7 @@ __all__ = [
     "champion_moves",
     "champion_version",
     "check_batch",
+    "day_folder",
     "current_side",
     "decide",
     "drift_report_html",
@@ -119,6 +122,7 @@ __all__ = [
     "report_step",
     "run_monitoring",
     "sample_rows",
+    "served_day_complete_at",
     "score_batch",
     "score_shard",
     "shared_reads",

@@ -1,17 +1,21 @@
 """The day's input: finding the batch and label files, checking them, quarantining what fails.
 
-Reads only ``incoming/date=D/`` and ``labels/date=D/`` (never modified); a rejected file is
+Reads only the day's batch folder (``incoming/date=D/``, or ``serving/date=D/`` with
+``monitoring.batch_folder: serving``) and ``labels/date=D/`` (never modified); a rejected file is
 copied, bytes untouched, beside its reasons under ``quarantine/``, and each file's verdict is
 kept under ``work/verdicts/`` for the exact file that was read (:mod:`~churnops.monitoring.verdicts`).
 With ``monitoring.arrival_marker`` set, a day's folder is neither listed nor judged before its
-producer has written the marker.
+producer has written the marker; a served day, not before every server has written its rows.
+
+The ``kind`` of a folder is its role: ``incoming`` for the day's batch, wherever
+:func:`day_folder` finds it, and ``labels``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +55,7 @@ __all__ = [
     "arrived",
     "batch_files",
     "check_batch",
+    "day_folder",
     "file_identity",
     "file_source",
     "quarantine_file",
@@ -138,12 +143,9 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
     """
     day = parse_day(day)
 
-    folder = partition("incoming", day)
+    folder = day_folder(config, "incoming", day)
     if not arrived(config, "incoming", day):
-        raise BatchNotArrivedError(
-            f"the batch of {day} has not arrived yet: no {config.monitoring.arrival_marker} in {folder}"
-            " (monitoring.arrival_marker); nothing was read or quarantined"
-        )
+        raise BatchNotArrivedError(f"the batch of {day} has not arrived yet: {_waiting_for(config, day)}")
     files = batch_files(folder)
     if not files:
         raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
@@ -166,23 +168,75 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
     }
 
 
-def arrived(config: ChurnopsConfig, kind: str, day: date | str) -> bool:
-    """Whether a day's ``incoming`` (or ``labels``) folder is complete: its arrival marker exists, if one is set.
+SERVED_DAY_MARGIN = timedelta(seconds=5)
+"""Beyond ``serving.log_flush_seconds``: a server checks its buffer's age every second."""
 
-    The marker (``monitoring.arrival_marker``, ``monitoring.label_arrival_marker``) is only
-    looked for, never read.
+
+def day_folder(config: ChurnopsConfig, kind: str, day: date) -> Path:
+    """The folder a day's batch (``incoming``) or labels (``labels``) are read from.
 
     Args:
-        config: the markers.
+        config: ``monitoring.batch_folder``.
         kind: ``incoming`` or ``labels``.
-        day: the day (a date or ``YYYY-MM-DD``).
+        day: the day.
 
     Returns:
-        True when no marker is configured or the day's folder holds it.
+        ``$CHURNOPS_HOME/<incoming|serving|labels>/date=YYYY-MM-DD``.
+    """
+    return partition(config.monitoring.batch_folder if kind == "incoming" else kind, day)
+
+
+def served_day_complete_at(config: ChurnopsConfig, day: date) -> datetime:
+    """When every running ``churnops serve`` has written the rows it answered on ``day`` (UTC).
+
+    Args:
+        config: ``serving.log_flush_seconds``.
+        day: the served day.
+
+    Returns:
+        The end of the day plus the request log's flush age and :data:`SERVED_DAY_MARGIN`.
+    """
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+    return end + timedelta(seconds=config.serving.log_flush_seconds) + SERVED_DAY_MARGIN
+
+
+def arrived(config: ChurnopsConfig, kind: str, day: date | str, now: datetime | None = None) -> bool:
+    """Whether a day's batch (``incoming``) or ``labels`` folder is complete.
+
+    Complete means its arrival marker exists, if one is set (``monitoring.arrival_marker``,
+    ``monitoring.label_arrival_marker``; only looked for, never read), and, for a batch read from
+    ``serving/`` (``monitoring.batch_folder``), that the served day is over and its rows written
+    (:func:`served_day_complete_at`).
+
+    Args:
+        config: the markers and the batch folder.
+        kind: ``incoming`` or ``labels``.
+        day: the day (a date or ``YYYY-MM-DD``).
+        now: the time to judge at (default: now, UTC).
+
+    Returns:
+        True when the day's folder is complete.
     """
     day = parse_day(day)
+    if kind == "incoming" and config.monitoring.batch_folder == "serving":
+        if (now or datetime.now(UTC)) < served_day_complete_at(config, day):
+            return False
     marker = config.monitoring.arrival_marker if kind == "incoming" else config.monitoring.label_arrival_marker
-    return marker is None or (partition(kind, day) / marker).is_file()
+    return marker is None or (day_folder(config, kind, day) / marker).is_file()
+
+
+def _waiting_for(config: ChurnopsConfig, day: date) -> str:
+    folder = day_folder(config, "incoming", day)
+    if config.monitoring.batch_folder == "serving" and datetime.now(UTC) < served_day_complete_at(config, day):
+        return (
+            f"{folder} holds the rows served that day, complete from"
+            f" {served_day_complete_at(config, day).isoformat(timespec='seconds')} (the day's end plus"
+            " serving.log_flush_seconds); nothing was read or quarantined"
+        )
+    return (
+        f"no {config.monitoring.arrival_marker} in {folder} (monitoring.arrival_marker);"
+        " nothing was read or quarantined"
+    )
 
 
 def file_source(config: ChurnopsConfig, path: Path, kind: str = "incoming") -> Source:
@@ -261,7 +315,7 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
         else config.model_copy(update={"validation": config.validation.model_copy(update={"min_rows": 1})})
     )
     accepted, rejected = [], []
-    for path in batch_files(partition(kind, day)):
+    for path in batch_files(day_folder(config, kind, day)):
         verdict = stored_verdict(kind, day, path)
         if verdict is None:
             with reading(path) as identity:
@@ -340,7 +394,7 @@ def raw_chunks(
     """
 
     if pieces is None:
-        pieces = [(str(path), 0, None) for path in batch_files(partition("incoming", day))]
+        pieces = [(str(path), 0, None) for path in batch_files(day_folder(config, "incoming", day))]
     for name, start, stop in pieces:
         path = Path(name)
         with reading(path, None if identities is None else identities.get(name, {})):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,8 @@ from churnops.monitoring import (
     accepted_files,
     arrived,
     check_batch,
+    day_folder,
+    served_day_complete_at,
 )
 from churnops.monitoring.verdicts import reading, record_verdict, stored_verdict
 from tests.helpers import same_size_out_of_range
@@ -161,6 +163,35 @@ def test_a_day_is_neither_listed_nor_judged_before_its_arrival_marker(day_writte
     batch = check_batch(config, DAY)
     assert [Path(f).name for f in batch["files"]] == ["batch.parquet"] and batch["rows"] == 300
     assert len(accepted_files(config, "labels", DAY)[0]) == 1
+
+
+def test_a_served_day_is_the_batch_once_it_is_over_and_every_server_has_flushed(day_written):
+    """With monitoring.batch_folder: serving the batch is serving/date=D/ (incoming/ is not read), complete
+    from the day's end plus serving.log_flush_seconds and a margin; before that nothing is judged."""
+    config = with_markers(day_written, batch_folder="serving")
+    config = config.model_copy(update={"serving": config.serving.model_copy(update={"log_flush_seconds": 30})})
+    served = partition("serving", DAY)
+    served.mkdir(parents=True)
+    partition("incoming", DAY).rename(served)
+    complete = datetime(DAY.year, DAY.month, DAY.day + 1, 0, 0, 35, tzinfo=UTC)
+    assert served_day_complete_at(config, DAY) == complete
+    assert not arrived(config, "incoming", DAY, now=complete - timedelta(microseconds=1))
+    assert arrived(config, "incoming", DAY, now=complete)
+    assert arrived(config, "labels", DAY, now=complete - timedelta(days=1)), "labels keep their own rule"
+    assert day_folder(config, "incoming", DAY) == served
+
+    batch = check_batch(config, DAY)  # DAY is long over
+    assert [Path(f).parent for f in batch["files"]] == [served] and batch["rows"] == 300
+    assert [p.parent for p in accepted_files(config, "incoming", DAY)[0]] == [served]
+
+    today = datetime.now(UTC).date()
+    partition("serving", today).mkdir(parents=True)
+    with pytest.raises(BatchNotArrivedError, match=r"holds the rows served that day, complete from"):
+        check_batch(config, today)
+    assert accepted_files(config, "incoming", today) == ([], [])
+
+    marked = with_markers(config, arrival_marker="_SUCCESS")
+    assert not arrived(marked, "incoming", DAY), "an arrival marker, when set, is still required"
 
 
 @pytest.mark.parametrize("name", ["done.csv", "_SUCCESS.parquet", "a/_SUCCESS", "..", ""])
