@@ -117,7 +117,10 @@ class MonitoringConfig(Strict):
     ``serving/date=D/`` (the rows ``churnops serve`` answered that UTC day, kept with
     ``serving.log_requests`` on), so the loop monitors, and retrains on, what was actually served.
     A served day counts as arrived once it has ended and ``serving.log_flush_seconds`` (plus a
-    few seconds) have passed, when every running server has written the rows it answered."""
+    few seconds) have passed, when every running server has written the rows it answered. Its
+    rows may repeat a customer or have no id and its files (one per flush) may be shorter than
+    ``validation.min_rows``; every other rule applies. A label is joined to the customer's first
+    row served that day, in realized performance and retraining windows alike."""
     arrival_marker: str | None = None
     """A file (e.g. ``_SUCCESS``) its producer writes in ``incoming/date=D/`` once the day's batch
     is complete. Set, the day's files are neither listed nor judged before it exists: the

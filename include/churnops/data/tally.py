@@ -24,7 +24,12 @@ __all__ = ["Tally", "tally_findings"]
 
 
 def tally_findings(
-    tally: Tally, source: Source, config: ChurnopsConfig, chunks: Callable[[], Iterable[pd.DataFrame]]
+    tally: Tally,
+    source: Source,
+    config: ChurnopsConfig,
+    chunks: Callable[[], Iterable[pd.DataFrame]],
+    *,
+    unique_ids: bool = True,
 ) -> list[Finding]:
     """The findings of a source from its :class:`Tally` (of every row, possibly merged from shards).
 
@@ -33,6 +38,8 @@ def tally_findings(
         source: the source the tally was gathered from.
         config: the dataset and its validation rules.
         chunks: reads the source again, only to name examples of repeated ids.
+        unique_ids: judge the id rules (every row has an id, no id repeats). False for rows
+            that may legitimately repeat a customer or have no id: the rows a service answered.
 
     Returns:
         The findings; empty when the source passes.
@@ -47,11 +54,11 @@ def tally_findings(
     if tally.columns is None or any(f.rule == "not_empty" for f in found) or ds.id_column not in tally.columns:
         return found
 
-    if tally.null_ids:
+    if tally.null_ids and unique_ids:
         fail(ds.id_column, "id_not_null", f"{tally.null_ids} rows have no id")
     hashes, counts = np.unique(np.concatenate(tally.id_hashes), return_counts=True)
     repeated = hashes[counts > 1]
-    if len(repeated):
+    if len(repeated) and unique_ids:
         examples: set[str] = set()
         for chunk in chunks():
             ids, id_hashes = _id_hashes(chunk[ds.id_column])

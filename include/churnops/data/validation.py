@@ -43,7 +43,7 @@ def validate_frame(frame: pd.DataFrame, source: Source, config: ChurnopsConfig) 
 
 
 def validate_chunks(
-    chunks: Callable[[], Iterable[pd.DataFrame]], source: Source, config: ChurnopsConfig
+    chunks: Callable[[], Iterable[pd.DataFrame]], source: Source, config: ChurnopsConfig, *, unique_ids: bool = True
 ) -> list[Finding]:
     """All rule violations of a raw source read in chunks: the findings of the whole frame.
 
@@ -56,6 +56,7 @@ def validate_chunks(
         chunks: reads the source (again, on each call) as raw chunks.
         source: the source the chunks are read from.
         config: the dataset and its validation rules.
+        unique_ids: judge the id rules (:func:`~churnops.data.tally.tally_findings`).
 
     Returns:
         The findings; empty when the source passes.
@@ -63,7 +64,7 @@ def validate_chunks(
     tally = Tally.for_config(config)
     for chunk in chunks():
         tally.add(chunk)
-    return tally_findings(tally, source, config, chunks)
+    return tally_findings(tally, source, config, chunks, unique_ids=unique_ids)
 
 
 def probe_source(source: Source, config: ChurnopsConfig) -> tuple[list[Finding], int]:
@@ -147,7 +148,9 @@ def validate_source(source: Source, config: ChurnopsConfig) -> tuple[pd.DataFram
     return frame, cut_short_findings(source) + validate_frame(frame, source, config)
 
 
-def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows: int) -> list[Finding]:
+def validate_source_in_chunks(
+    source: Source, config: ChurnopsConfig, chunk_rows: int, *, unique_ids: bool = True
+) -> list[Finding]:
     """:func:`validate_source`'s findings, reading the file ``chunk_rows`` rows at a time (no frame returned).
 
     A file :func:`~churnops.data.admission.admission_findings` refuses is not read.
@@ -156,6 +159,7 @@ def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows
         source: the file to check.
         config: the dataset and its validation rules.
         chunk_rows: rows read at a time.
+        unique_ids: judge the id rules (:func:`~churnops.data.tally.tally_findings`).
 
     Returns:
         The findings; empty when the source passes.
@@ -165,7 +169,10 @@ def validate_source_in_chunks(source: Source, config: ChurnopsConfig, chunk_rows
         return refused
     try:
         return cut_short_findings(source) + validate_chunks(
-            lambda: iter_source(source, chunk_rows, unique_text=(config.dataset.id_column,)), source, config
+            lambda: iter_source(source, chunk_rows, unique_text=(config.dataset.id_column,)),
+            source,
+            config,
+            unique_ids=unique_ids,
         )
     except SourceReadError as exc:
         return [Finding(source.name, None, exc.rule, str(exc).split(": ", 1)[-1])]

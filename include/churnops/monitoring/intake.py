@@ -57,7 +57,9 @@ __all__ = [
     "check_batch",
     "day_folder",
     "file_identity",
+    "file_rules",
     "file_source",
+    "ids_unique",
     "quarantine_file",
     "raise_if_rejected",
     "raw_chunks",
@@ -152,7 +154,7 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
     findings, file_rows, identities = [], [], []
     for path in files:
         with reading(path) as identity:
-            found, rows = probe_source(file_source(config, path), config)
+            found, rows = probe_source(file_source(config, path), file_rules(config, "incoming"))
         findings += quarantine_file(config, day, path, found, "check_batch")
         if found:  # a passing file's verdict waits for its row rules (merge_shards)
             record_verdict("incoming", day, path, found, identity)
@@ -184,6 +186,41 @@ def day_folder(config: ChurnopsConfig, kind: str, day: date) -> Path:
         ``$CHURNOPS_HOME/<incoming|serving|labels>/date=YYYY-MM-DD``.
     """
     return partition(config.monitoring.batch_folder if kind == "incoming" else kind, day)
+
+
+def file_rules(config: ChurnopsConfig, kind: str) -> ChurnopsConfig:
+    """The rules each file of a day's batch (``incoming``) or ``labels`` is judged by.
+
+    A batch file needs ``validation.min_rows`` rows; label files and the files of a served
+    batch (``monitoring.batch_folder: serving``, one per flush of the request log) may be of
+    any length.
+
+    Args:
+        config: the validation rules and ``monitoring.batch_folder``.
+        kind: ``incoming`` or ``labels``.
+
+    Returns:
+        ``config``, or a copy with ``validation.min_rows`` 1.
+    """
+    if kind == "incoming" and config.monitoring.batch_folder == "incoming":
+        return config
+    return config.model_copy(update={"validation": config.validation.model_copy(update={"min_rows": 1})})
+
+
+def ids_unique(config: ChurnopsConfig, kind: str) -> bool:
+    """Whether a day's rows must each have an id, none repeated.
+
+    Batches and labels must; the rows a service answered (``monitoring.batch_folder: serving``)
+    may score a customer more than once a day, or a caller that sent no id.
+
+    Args:
+        config: ``monitoring.batch_folder``.
+        kind: ``incoming`` or ``labels``.
+
+    Returns:
+        False only for a served batch.
+    """
+    return not (kind == "incoming" and config.monitoring.batch_folder == "serving")
 
 
 def served_day_complete_at(config: ChurnopsConfig, day: date) -> datetime:
@@ -309,17 +346,18 @@ def accepted_files(config: ChurnopsConfig, kind: str, day: date) -> tuple[list[P
         raise ValueError(f"kind must be incoming or labels, not {kind!r}")
     if not arrived(config, kind, day):
         return [], []
-    rules = (
-        config
-        if kind == "incoming"
-        else config.model_copy(update={"validation": config.validation.model_copy(update={"min_rows": 1})})
-    )
+    rules = file_rules(config, kind)
     accepted, rejected = [], []
     for path in batch_files(day_folder(config, kind, day)):
         verdict = stored_verdict(kind, day, path)
         if verdict is None:
             with reading(path) as identity:
-                found = validate_source_in_chunks(file_source(config, path, kind), rules, config.monitoring.chunk_rows)
+                found = validate_source_in_chunks(
+                    file_source(config, path, kind),
+                    rules,
+                    config.monitoring.chunk_rows,
+                    unique_ids=ids_unique(config, kind),
+                )
             quarantine_file(config, day, path, found, f"accepted_files({kind})", kind)
             verdict = record_verdict(kind, day, path, found, identity)
         if verdict["findings"]:

@@ -32,7 +32,15 @@ from churnops.data import (
 )
 from churnops.days import parse_day
 from churnops.faults import crash_point
-from churnops.monitoring.intake import check_batch, file_source, quarantine_file, raise_if_rejected, raw_chunks
+from churnops.monitoring.intake import (
+    check_batch,
+    file_rules,
+    file_source,
+    ids_unique,
+    quarantine_file,
+    raise_if_rejected,
+    raw_chunks,
+)
 from churnops.monitoring.sampling import CurrentSide, chunk_quota, current_side
 from churnops.monitoring.scoring import SCORE_COLUMN, VERSION_COLUMN, champion_version, load_model, positive_scores
 from churnops.monitoring.verdicts import reading, record_verdict
@@ -307,7 +315,13 @@ def _judge_tallies(
         path = Path(name)
         source = file_source(config, path)
         with reading(path, identities[name]) as identity:
-            found = tally_findings(tally, source, config, partial(iter_source, source, config.monitoring.chunk_rows))
+            found = tally_findings(
+                tally,
+                source,
+                file_rules(config, "incoming"),
+                partial(iter_source, source, config.monitoring.chunk_rows),
+                unique_ids=ids_unique(config, "incoming"),
+            )
         findings += quarantine_file(config, day, path, found, "merge_shards")
         record_verdict("incoming", day, path, found, identity)
     raise_if_rejected(findings, day)

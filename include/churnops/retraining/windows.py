@@ -54,7 +54,9 @@ def _labelled_days(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
 
     Only files that pass validation are used (a rejected batch or label file is quarantined
     and left out: a wrong label never trains or judges a model), each read as the file its
-    verdict judged.
+    verdict judged. A served batch (``monitoring.batch_folder: serving``) may hold a customer
+    more than once: each labelled customer counts once a day, as first served that day (the row
+    its label judges in realized performance).
     """
     import pandas as pd
 
@@ -65,6 +67,7 @@ def _labelled_days(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
         labels = read_accepted(config, "labels", day)
         if batch.empty or labels.empty:
             continue
+        batch = batch.drop_duplicates(ds.id_column, keep="first")
         parts.append(
             batch[[ds.id_column, *ds.feature_columns]].merge(labels[[ds.id_column, ds.target]], on=ds.id_column)
         )
