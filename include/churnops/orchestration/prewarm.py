@@ -36,6 +36,7 @@ TASK_LIBRARIES = (
     "churnops.modeling.models",
     "churnops.modeling.metrics",
     "churnops.monitoring.drift",
+    "churnops.tracking.locks",
     "churnops.tracking.registry",
     "churnops.training.steps",
     "churnops.monitoring.steps",

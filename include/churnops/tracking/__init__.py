@@ -4,6 +4,7 @@
   retries, and the listeners told of every run (how a task links to its run).
 - :mod:`~churnops.tracking.registry`: model versions, aliases moved by compare-and-set under
   the promotion lock, and the decisions recorded on versions.
+- :mod:`~churnops.tracking.locks`: the promotion lock (one ``@champion`` move at a time per model).
 - :mod:`~churnops.tracking.integrity`: each registered version's artifact digest, recorded at
   registration (MLflow tag and churnops' own record) and checked by :func:`load_registered_model`,
   the one way to load a registered version.
@@ -21,18 +22,16 @@ from churnops.tracking.integrity import (
     load_registered_model,
     record_artifact_digest,
 )
+from churnops.tracking.locks import PromotionLockTimeout, promotion_lock, promotion_lock_path
 from churnops.tracking.moves import champion_moves_path, read_champion_moves, record_champion_move
 from churnops.tracking.registry import (
     PromotionConflict,
-    PromotionLockTimeout,
     alias_version,
     assign_training_alias,
     last_decision,
     model_aliases,
     plan_rollback,
     promote_version,
-    promotion_lock,
-    promotion_lock_path,
     register_version,
     rollback_champion,
     version_tags,

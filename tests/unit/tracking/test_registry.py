@@ -227,7 +227,8 @@ def test_two_racing_promotions_promote_exactly_one(churnops_home):
     # A rollback waits for the lock too.
     import threading
 
-    from churnops.tracking.registry import plan_rollback, promotion_lock, rollback_champion
+    from churnops.tracking.locks import promotion_lock
+    from churnops.tracking.registry import plan_rollback, rollback_champion
 
     done = threading.Event()
     plan = plan_rollback(REGISTRY)
@@ -338,7 +339,7 @@ def test_the_promotion_lock_gives_up_after_its_deadline_with_a_retryable_error(c
     import time
 
     from churnops.errors import ChurnopsInputError
-    from churnops.tracking.registry import PromotionLockTimeout, promotion_lock, promotion_lock_path
+    from churnops.tracking.locks import PromotionLockTimeout, promotion_lock, promotion_lock_path
 
     registry = RegistryConfig(model_name="unit-test-model", lock_timeout_seconds=0.5)
     path = promotion_lock_path(registry)
