@@ -159,7 +159,9 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
             frame = rows_from_csv(body, serving.max_rows)
             rows = check_rows(frame, model.input_columns, numeric, dataset.id_column)
         else:
-            rows = read_json_rows(body, serving.max_rows, model.input_columns, numeric, dataset.id_column)
+            rows = read_json_rows(
+                body, serving.max_rows, model.input_columns, numeric, dataset.id_column, model.categories
+            )
         result = model.predict(rows, config, explain)
         if request_log is not None:
             request_log.add(rows.frame, model.input_columns)
