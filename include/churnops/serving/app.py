@@ -98,6 +98,12 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal request_log
+        from threadpoolctl import threadpool_limits
+
+        # A request's matrix products are small (10,000 × a few dozen): a second BLAS thread saves
+        # nothing, then spins for its next task on a core that LightGBM, the event loop or a caller
+        # on the same host needs. One thread computes every element exactly as two do.
+        blas = threadpool_limits(1, user_api="blas")
         if config.serving.log_requests:
             request_log = RequestLog(config)
         follower.start()
@@ -107,6 +113,7 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
             follower.stop()
             if request_log is not None:
                 request_log.close()
+            blas.restore_original_limits()
 
     app = FastAPI(
         title="churnops",
