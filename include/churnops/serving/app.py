@@ -203,7 +203,9 @@ def _answer(model: Any, result: Any, ids: list[Any] | None) -> bytes:
     """The JSON answer, encoded by msgspec from the result's arrays (no per-row dict, no pydantic)."""
     columns: list[Any] = [result.probability.tolist(), result.label.tolist(), result.risk]
     if ids is not None or result.reasons is not None:
-        columns.append(repeat(msgspec.UNSET) if ids is None else [msgspec.UNSET if i is None else i for i in ids])
+        if ids is not None and type(None) in set(map(type, ids)):
+            ids = [msgspec.UNSET if i is None else i for i in ids]  # a row without an id: no "id" key
+        columns.append(repeat(msgspec.UNSET) if ids is None else ids)
     if result.reasons is not None:
         columns.append(result.reasons)
     predictions = list(map(_Row, *columns))

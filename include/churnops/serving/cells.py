@@ -8,7 +8,6 @@ form sent it, is read by :func:`read_numbers`.
 from __future__ import annotations
 
 from functools import lru_cache
-from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -81,7 +80,7 @@ def record_decoder(
     return msgspec.json.Decoder(request), names
 
 
-def read_numbers(cells: list[Any]) -> np.ndarray:
+def read_numbers(cells: list[Any], types: set[type] | None = None) -> np.ndarray:
     """A numeric column's cells as :class:`~churnops.features.RawInputCoercer` reads them, infinities kept.
 
     Numbers and nulls are converted by NumPy; each distinct text is stripped and read by ``pd.to_numeric``,
@@ -90,29 +89,26 @@ def read_numbers(cells: list[Any]) -> np.ndarray:
 
     Args:
         cells: the column's cells as sent.
+        types: the set of the cells' types, when the caller has it.
 
     Returns:
         float64, NaN where a cell is null or not a number.
     """
     import pandas as pd
 
-    types = set(map(type, cells))
+    if types is None:
+        types = set(map(type, cells))
     if types <= NUMBER_CELLS:
         try:
             return np.array(cells, dtype="float64")
         except OverflowError:  # an integer beyond float64: read as the coercer reads it below
             pass
     if types <= TEXT_CELLS:
-        present = np.fromiter(map(isinstance, cells, repeat(str)), dtype=bool, count=len(cells))
-        texts = np.array(cells, dtype=object)
-        if not present.all():
-            texts = texts[present]
         # Each distinct text is read once: a column repeats its values (a tenure has a few dozen).
-        codes, distinct = pd.factorize(texts)
+        codes, distinct = pd.factorize(np.array(cells, dtype=object))  # a null's code: -1
         stripped = np.array(list(map(str.strip, distinct)), dtype=object)
-        out = np.full(len(cells), np.nan)
-        out[present] = np.asarray(pd.to_numeric(stripped, errors="coerce"), dtype="float64")[codes]
-        return out
+        read = np.asarray(pd.to_numeric(stripped, errors="coerce"), dtype="float64")
+        return np.append(read, np.nan)[codes]  # code -1: the NaN appended last
     # Mixed cells: the coercer's own route, cell types and all.
     readable = [None if isinstance(c, bool) or not isinstance(c, (str, int, float)) else c for c in cells]
     text = pd.Series(readable, dtype=object).astype("string").str.strip()

@@ -282,8 +282,10 @@ def read_json_rows(
     ids = None
     if id_column not in input_columns:
         given_ids = list(map(attrgetter("row_id"), rows))
-        if set(map(type, given_ids)) != {type(msgspec.UNSET)}:
-            ids = [None if value is msgspec.UNSET else value for value in given_ids]
+        id_types = set(map(type, given_ids))
+        if id_types != {msgspec.UnsetType}:
+            unset = msgspec.UnsetType in id_types
+            ids = [None if value is msgspec.UNSET else value for value in given_ids] if unset else given_ids
             columns[id_column] = ids
     return _checked_columns(columns, input_columns, numeric, ids, [], plain)
 
@@ -365,8 +367,8 @@ _NULL_TOKENS = frozenset(NULL_TOKENS)
 
 def _checked_numbers(cells: list[Any], column: str) -> np.ndarray:
     """:func:`read_numbers`, after a 422 for the first cell that is no number, no number text and no null."""
-    numbers = read_numbers(cells)
     types = set(map(type, cells))
+    numbers = read_numbers(cells, types)
     if not types <= NUMBER_CELLS | TEXT_CELLS:
         row = next(n for n, c in enumerate(cells) if type(c) not in NUMBER_CELLS | TEXT_CELLS)
         _wrong(row, cells[row], column, numeric=True)
