@@ -1,31 +1,88 @@
 """A request's cells as they are typed and read: the typed JSON decoders and a number column's reading.
 
 Both are the hot part of a large request, and both are shared by every body form: the rows and
-columns of a JSON body decode through :func:`record_decoder`, and every numeric column, whatever
-form sent it, is read by :func:`read_numbers`.
+columns of a JSON body decode through :func:`decode_records` (the decoders of :func:`record_decoder`),
+and every numeric column, whatever form sent it, is read by :func:`read_numbers`.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["NUMBER_CELLS", "TEXT_CELLS", "read_numbers", "record_decoder"]
+__all__ = ["MAX_UNKNOWN_KEYS", "NUMBER_CELLS", "TEXT_CELLS", "decode_records", "read_numbers", "record_decoder"]
 
 NUMBER_CELLS = frozenset({int, float, type(None)})
 """Cell types a numeric column holds as numbers (or nulls)."""
 TEXT_CELLS = frozenset({str, type(None)})
 """Cell types a column holds as text (or nulls)."""
+MAX_UNKNOWN_KEYS = 8
+"""Rows holding more keys than this beyond the input columns and the id are decoded as dicts."""
+
+_UNKNOWN_KEY = re.compile(r"Object contains unknown field `(.*)` - at `\$\.rows\[\d+\]`", re.DOTALL)
+"""msgspec's error for a row's key that its record has no field for (the key as decoded)."""
+_DECLARABLE_KEY = re.compile(r'[^"\\\x00-\x1f]*')
+"""A key msgspec can name a field for (no quote, backslash or control character)."""
 
 
-@lru_cache(maxsize=8)
+def decode_records(
+    body: bytes,
+    input_columns: tuple[str, ...],
+    numeric: frozenset[str],
+    id_column: str,
+    known: tuple[tuple[str, tuple[str, ...]], ...] = (),
+) -> tuple[Any, list[str], tuple[str, ...]] | None:
+    """The body decoded by the first of :func:`record_decoder`'s decoders that fits it, or None when none does.
+
+    The decoder of the ``known`` texts is tried first, then the one of any text. A key of the rows
+    that is no input column nor the id fails a decoding, and msgspec's error names it: the next
+    decoder declares it as a field of its own (read, then ignored by the caller), so rows that
+    carry a few more columns than the model reads decode as records too, and the keys declared
+    are exactly the other keys the rows hold. Whatever else fails (a cell of another type, a
+    missing column, another shape, more than :data:`MAX_UNKNOWN_KEYS` other keys, a message of
+    another form) leaves the body to the caller's dict route, which names the mistake.
+
+    Args:
+        body: the request body.
+        input_columns: the model's input columns, in order.
+        numeric: those of them that hold numbers.
+        id_column: the dataset's id column.
+        known: ``(column, texts)`` pairs: the only texts those category columns may hold (see :func:`record_decoder`).
+
+    Returns:
+        The decoded request, the field name of each input column, and the rows' other keys (in the
+        order they were met), or None.
+    """
+    import msgspec
+
+    unknown: tuple[str, ...] = ()
+    while True:
+        decoder, names = record_decoder(input_columns, numeric, id_column, known, unknown)
+        try:
+            return decoder.decode(body), names, unknown
+        except msgspec.ValidationError as exc:
+            found = _UNKNOWN_KEY.fullmatch(str(exc))
+            key = found.group(1) if found and _DECLARABLE_KEY.fullmatch(found.group(1)) else None
+            if key is not None and key not in unknown and len(unknown) < MAX_UNKNOWN_KEYS:
+                unknown = (*unknown, key)
+            elif known:
+                known = ()  # another text in a known column (or another mistake): the decoder of any text
+            else:
+                return None
+        except msgspec.DecodeError:  # not JSON
+            return None
+
+
+@lru_cache(maxsize=32)
 def record_decoder(
     input_columns: tuple[str, ...],
     numeric: frozenset[str],
     id_column: str,
     known: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    unknown: tuple[str, ...] = (),
 ) -> tuple[Any, list[str]]:
     """A decoder of a body of rows or of columns of exactly ``input_columns`` (maybe the id), and the field names.
 
@@ -44,6 +101,7 @@ def record_decoder(
         numeric: those of them that hold numbers.
         id_column: the dataset's id column (an optional field when not an input column).
         known: ``(column, texts)`` pairs: the only texts those category columns may hold.
+        unknown: other keys a row may hold, each read as raw JSON (``msgspec.Raw``) and left to the caller.
 
     Returns:
         The decoder of ``{"rows": [...]}`` or ``{"columns": {...}}`` (the form left out UNSET), and
@@ -68,6 +126,9 @@ def record_decoder(
         row_fields.append(("row_id", Any, msgspec.UNSET))
         column_fields.append(("row_id", list[Any], msgspec.UNSET))
         rename["row_id"] = id_column
+    for i, key in enumerate(unknown):
+        row_fields.append((f"unknown_{i}", msgspec.Raw, msgspec.UNSET))
+        rename[f"unknown_{i}"] = key
     # Not tracked by the garbage collector: a record holds decoded JSON scalars, never a cycle.
     record = msgspec.defstruct("Row", row_fields, rename=rename, forbid_unknown_fields=True, gc=False)
     table = msgspec.defstruct("Columns", column_fields, rename=rename, forbid_unknown_fields=True)

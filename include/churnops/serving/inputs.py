@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from churnops.data import NULL_TOKENS
-from churnops.serving.cells import NUMBER_CELLS, TEXT_CELLS, read_numbers, record_decoder
+from churnops.serving.cells import NUMBER_CELLS, TEXT_CELLS, decode_records, read_numbers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,12 +223,14 @@ def read_json_rows(
 
     msgspec decodes the body straight into typed records: each row into a record of the input
     columns (and the id), or each column into a typed list, which costs less than building a
-    dict per row. With ``categories``, a first decoder takes only those texts in those columns
-    (:func:`~churnops.serving.cells.record_decoder`), a body with another text the decoder of
-    any text. A body holding another column, lacking one, or of another shape fails that
-    decoding and takes the dict route (:func:`rows_from_json` and :func:`check_rows`, or
-    :func:`columns_from_json`), which names the ignored columns or the caller's mistake. Every
-    route ends in the same checks, so a column's cells are judged alike whichever form sent them.
+    dict per row (:func:`~churnops.serving.cells.decode_records`). With ``categories``, a first
+    decoder takes only those texts in those columns, a body with another text the decoder of any
+    text; rows holding other keys are decoded with those keys declared, and the keys are named
+    as ignored. A body lacking a column, holding a cell of another type, columns the model does
+    not read, or of another shape takes the dict route (:func:`rows_from_json` and
+    :func:`check_rows`, or :func:`check_columns`), which names the ignored columns or the
+    caller's mistake. Every route ends in the same checks, so a column's cells are judged alike
+    whichever form or route sent them.
 
     Args:
         body: the request body.
@@ -247,20 +249,12 @@ def read_json_rows(
     """
     import msgspec
 
-    columns_key, numeric_key = tuple(input_columns), frozenset(numeric)
     given = categories or {}
     known = tuple((c, tuple(given[c])) for c in input_columns if c not in numeric and c in given)
-    decoders = [record_decoder(columns_key, numeric_key, id_column, known)] if known else []
-    decoders.append(record_decoder(columns_key, numeric_key, id_column))
-    names = decoders[-1][1]  # every decoder's field names are the same
-    for decoder, _ in decoders:
-        try:
-            request = decoder.decode(body)
-            break
-        except msgspec.DecodeError:  # a ValidationError too: another text, shape of row or column, or not JSON
-            continue
-    else:
+    decoded = decode_records(body, tuple(input_columns), frozenset(numeric), id_column, known)
+    if decoded is None:
         return _read_json_dicts(body, max_rows, input_columns, numeric, id_column)
+    request, names, unknown = decoded
     plain = frozenset(c for c in input_columns if c not in numeric)
     if request.rows is not msgspec.UNSET and request.columns is not msgspec.UNSET:
         raise BadRequest(422, _ONE_FORM)
@@ -287,7 +281,7 @@ def read_json_rows(
             unset = msgspec.UnsetType in id_types
             ids = [None if value is msgspec.UNSET else value for value in given_ids] if unset else given_ids
             columns[id_column] = ids
-    return _checked_columns(columns, input_columns, numeric, ids, [], plain)
+    return _checked_columns(columns, input_columns, numeric, ids, sorted(unknown), plain)
 
 
 _ONE_FORM = (

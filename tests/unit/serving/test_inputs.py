@@ -220,6 +220,12 @@ ODD = [
     {"customerid": {"nested": [1]}},
     {"zz": 1},
     {"contract": "Two year", "zz": None},
+    {"zz": {"nested": [1, {"a": None}]}, "aa": [], "churn": "Yes"},
+    {"contract": "One year", "zz": 1},
+    {"zz": 1, "seniorcitizen": True},
+    {"we`ird - at `$.rows[0]`": 1, "\u00e9t\u00e9": 3},
+    {"we`ird - at `$.rows[0]`": 1, 'quo"te': 2, "\u00e9t\u00e9\n": 3},
+    {f"k{i}": i for i in range(9)},
 ]
 
 
@@ -235,6 +241,20 @@ def test_the_known_texts_route_reads_odd_cells_as_the_other_routes_do(form, chan
     missing = [{k: v for k, v in row.items() if k != "tenure"} for row in rows]
     body = json.dumps({"rows": missing}).encode() if form == "rows" else columnar(missing)
     assert outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES))[0] == 422
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[{"zz": 1}, {}, {"aa": None, "zz": 2}], [{}, {}, {"late": 1}], [{f"k{i}": i} for i in range(3)]],
+    ids=["in several rows", "in the last row only", "one per row"],
+)
+def test_rows_with_other_keys_are_decoded_as_records_and_the_keys_named(extra):
+    rows = [{**ROW, **more} for more in extra]
+    body = json.dumps({"rows": rows}).encode()
+    checked = read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES)
+    assert checked.ignored == sorted({key for more in extra for key in more})
+    assert checked.columns["contract"][0] is checked.columns["contract"][2], "decoded as records, not as dicts"
+    assert outcome(lambda: checked) == outcome(lambda: check(rows_from_json(body, max_rows=3)))
 
 
 @pytest.mark.parametrize("form", ["rows", "columns"])
