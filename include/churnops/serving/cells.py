@@ -13,7 +13,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["MAX_UNKNOWN_KEYS", "NUMBER_CELLS", "TEXT_CELLS", "decode_records", "read_numbers", "record_decoder"]
+__all__ = [
+    "MAX_UNKNOWN_KEYS",
+    "MAX_UNKNOWN_TEXT_COLUMNS",
+    "NUMBER_CELLS",
+    "TEXT_CELLS",
+    "decode_records",
+    "read_numbers",
+    "record_decoder",
+]
 
 NUMBER_CELLS = frozenset({int, float, type(None)})
 """Cell types a numeric column holds as numbers (or nulls)."""
@@ -26,6 +34,12 @@ _UNKNOWN_KEY = re.compile(r"Object contains unknown field `(.*)` - at `\$\.rows\
 """msgspec's error for a row's key that its record has no field for (the key as decoded)."""
 _DECLARABLE_KEY = re.compile(r'[^"\\\x00-\x1f]*')
 """A key msgspec can name a field for (no quote, backslash or control character)."""
+MAX_UNKNOWN_TEXT_COLUMNS = 3
+"""Past this many category columns holding a text the model never saw, every column takes any text."""
+_UNKNOWN_TEXT = re.compile(
+    r"Invalid enum value .* - at `\$\.(?:rows\[\d+\]\.(?P<row>.*)|columns\.(?P<column>.*)\[\d+\])`", re.DOTALL
+)
+"""msgspec's error for a text that is none of a known column's (the column as the path names it)."""
 
 
 def decode_records(
@@ -37,7 +51,10 @@ def decode_records(
 ) -> tuple[Any, list[str], tuple[str, ...]] | None:
     """The body decoded by the first of :func:`record_decoder`'s decoders that fits it, or None when none does.
 
-    The decoder of the ``known`` texts is tried first, then the one of any text. A key of the rows
+    The decoder of the ``known`` texts is tried first. A column holding another text (msgspec's
+    error names it) then takes any text while the others keep their known ones; past
+    :data:`MAX_UNKNOWN_TEXT_COLUMNS` such columns, or on another error, every column takes any text.
+    A key of the rows
     that is no input column nor the id fails a decoding, and msgspec's error names it: the next
     decoder declares it as a field of its own (read, then ignored by the caller), so rows that
     carry a few more columns than the model reads decode as records too, and the keys declared
@@ -59,6 +76,7 @@ def decode_records(
     import msgspec
 
     unknown: tuple[str, ...] = ()
+    any_text = 0
     while True:
         decoder, names = record_decoder(input_columns, numeric, id_column, known, unknown)
         try:
@@ -69,7 +87,12 @@ def decode_records(
             if key is not None and key not in unknown and len(unknown) < MAX_UNKNOWN_KEYS:
                 unknown = (*unknown, key)
             elif known:
-                known = ()  # another text in a known column (or another mistake): the decoder of any text
+                text = _UNKNOWN_TEXT.fullmatch(str(exc))
+                column = (text.group("row") or text.group("column")) if text else None
+                kept = tuple(pair for pair in known if pair[0] != column)
+                any_text += 1
+                # That column takes any text; another mistake, or too many such columns: every column.
+                known = kept if len(kept) < len(known) and any_text <= MAX_UNKNOWN_TEXT_COLUMNS else ()
             else:
                 return None
         except msgspec.DecodeError:  # not JSON

@@ -202,6 +202,7 @@ CATEGORIES = {"contract": ["Month-to-month", "Two year"], "seniorcitizen": ["0",
 ODD = [
     {"contract": "Two year", "seniorcitizen": "1"},
     {"contract": "One year"},
+    {"contract": "One year", "seniorcitizen": "2"},
     {"contract": " Two year "},
     {"contract": ""},
     {"contract": None, "seniorcitizen": None},
@@ -255,6 +256,16 @@ def test_rows_with_other_keys_are_decoded_as_records_and_the_keys_named(extra):
     assert checked.ignored == sorted({key for more in extra for key in more})
     assert checked.columns["contract"][0] is checked.columns["contract"][2], "decoded as records, not as dicts"
     assert outcome(lambda: checked) == outcome(lambda: check(rows_from_json(body, max_rows=3)))
+
+
+@pytest.mark.parametrize("form", ["rows", "columns"])
+def test_a_column_holding_an_unseen_text_takes_any_text_and_the_others_keep_their_known_ones(form):
+    rows = [{**ROW, "seniorcitizen": "1"}, {**ROW, "seniorcitizen": "1", "contract": "One year"}]
+    rows.append(rows[0])
+    body = json.dumps({"rows": rows}).encode() if form == "rows" else columnar(rows)
+    checked = read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES)
+    assert checked.columns["contract"] == ["Month-to-month", "One year", "Month-to-month"]
+    assert checked.columns["seniorcitizen"][0] is checked.columns["seniorcitizen"][2], "still the known texts"
 
 
 @pytest.mark.parametrize("form", ["rows", "columns"])
