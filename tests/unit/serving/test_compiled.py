@@ -76,8 +76,11 @@ def test_a_pipeline_of_another_shape_is_not_compiled(fitted):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
+    from churnops.serving.compiled import fitted_categories
+
     features = fitted["logistic_regression"][:-1]
     assert compile_features(Pipeline([("scale", FunctionTransformer())])) is None
+    assert fitted_categories(Pipeline([("scale", FunctionTransformer())])) == {}, "no known texts: any text"
     changed = copy.deepcopy(features)
     changed[0].named_steps["derive"].specs_.append(
         {"kind": "ratio", "name": "r", "numerator": "gender", "denominator": "tenure"}
