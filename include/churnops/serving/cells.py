@@ -53,14 +53,15 @@ def decode_records(
 
     The decoder of the ``known`` texts is tried first. A column holding another text (msgspec's
     error names it) then takes any text while the others keep their known ones; past
-    :data:`MAX_UNKNOWN_TEXT_COLUMNS` such columns, or on another error, every column takes any text.
-    A key of the rows
-    that is no input column nor the id fails a decoding, and msgspec's error names it: the next
-    decoder declares it as a field of its own (read, then ignored by the caller), so rows that
-    carry a few more columns than the model reads decode as records too, and the keys declared
-    are exactly the other keys the rows hold. Whatever else fails (a cell of another type, a
-    missing column, another shape, more than :data:`MAX_UNKNOWN_KEYS` other keys, a message of
-    another form) leaves the body to the caller's dict route, which names the mistake.
+    :data:`MAX_UNKNOWN_TEXT_COLUMNS` such columns, or on another error, every column takes any
+    text. A key of the rows that is no input column nor the id fails a decoding, and msgspec's
+    error names it: the next decoder declares it as a field of its own (read, then ignored by the
+    caller), so rows that carry a few more columns than the model reads decode as records too,
+    and the keys declared are exactly the other keys the rows hold. Whatever else fails (a cell
+    of another type, a missing column, another shape, more than :data:`MAX_UNKNOWN_KEYS` other
+    keys, a key msgspec cannot name a field for, a message of another form) leaves the body to
+    the caller's dict route, which names the mistake. Each retry costs at most one decoding of
+    the body, and there are at most ``MAX_UNKNOWN_KEYS + MAX_UNKNOWN_TEXT_COLUMNS + 1`` of them.
 
     Args:
         body: the request body.
@@ -116,8 +117,8 @@ def record_decoder(
     A category column given in ``known`` takes only those texts (a ``Literal``), which msgspec
     decodes as the one string object it holds for each, not as a new string per cell: its cells
     then hash once and sit together in memory, so reading thousands of rows costs about what the
-    columnar form costs. A body with another text there fails to decode (the caller decodes it
-    with the decoder of plain text).
+    columnar form costs. A body with another text there fails to decode (:func:`decode_records`
+    then lets that column take any text).
 
     Args:
         input_columns: the model's input columns, in order.

@@ -224,7 +224,7 @@ def read_json_rows(
     msgspec decodes the body straight into typed records: each row into a record of the input
     columns (and the id), or each column into a typed list, which costs less than building a
     dict per row (:func:`~churnops.serving.cells.decode_records`). With ``categories``, a first
-    decoder takes only those texts in those columns, a body with another text the decoder of any
+    decoder takes only those texts in those columns, and a column holding another text takes any
     text; rows holding other keys are decoded with those keys declared, and the keys are named
     as ignored. A body lacking a column, holding a cell of another type, columns the model does
     not read, or of another shape takes the dict route (:func:`rows_from_json` and
