@@ -7,39 +7,17 @@ and every numeric column, whatever form sent it, is read by :func:`read_numbers`
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = [
-    "MAX_UNKNOWN_KEYS",
-    "MAX_UNKNOWN_TEXT_COLUMNS",
-    "NUMBER_CELLS",
-    "TEXT_CELLS",
-    "decode_records",
-    "read_numbers",
-    "record_decoder",
-]
+__all__ = ["NUMBER_CELLS", "TEXT_CELLS", "decode_records", "read_numbers", "record_decoder"]
 
 NUMBER_CELLS = frozenset({int, float, type(None)})
 """Cell types a numeric column holds as numbers (or nulls)."""
 TEXT_CELLS = frozenset({str, type(None)})
 """Cell types a column holds as text (or nulls)."""
-MAX_UNKNOWN_KEYS = 8
-"""Rows holding more keys than this beyond the input columns and the id are decoded as dicts."""
-
-_UNKNOWN_KEY = re.compile(r"Object contains unknown field `(.*)` - at `\$\.rows\[\d+\]`", re.DOTALL)
-"""msgspec's error for a row's key that its record has no field for (the key as decoded)."""
-_DECLARABLE_KEY = re.compile(r'[^"\\\x00-\x1f]*')
-"""A key msgspec can name a field for (no quote, backslash or control character)."""
-MAX_UNKNOWN_TEXT_COLUMNS = 3
-"""Past this many category columns holding a text the model never saw, every column takes any text."""
-_UNKNOWN_TEXT = re.compile(
-    r"Invalid enum value .* - at `\$\.(?:rows\[\d+\]\.(?P<row>.*)|columns\.(?P<column>.*)\[\d+\])`", re.DOTALL
-)
-"""msgspec's error for a text that is none of a known column's (the column as the path names it)."""
 
 
 def decode_records(
@@ -48,20 +26,14 @@ def decode_records(
     numeric: frozenset[str],
     id_column: str,
     known: tuple[tuple[str, tuple[str, ...]], ...] = (),
-) -> tuple[Any, list[str], tuple[str, ...]] | None:
+) -> tuple[Any, list[str]] | None:
     """The body decoded by the first of :func:`record_decoder`'s decoders that fits it, or None when none does.
 
-    The decoder of the ``known`` texts is tried first. A column holding another text (msgspec's
-    error names it) then takes any text while the others keep their known ones; past
-    :data:`MAX_UNKNOWN_TEXT_COLUMNS` such columns, or on another error, every column takes any
-    text. A key of the rows that is no input column nor the id fails a decoding, and msgspec's
-    error names it: the next decoder declares it as a field of its own (read, then ignored by the
-    caller), so rows that carry a few more columns than the model reads decode as records too,
-    and the keys declared are exactly the other keys the rows hold. Whatever else fails (a cell
-    of another type, a missing column, another shape, more than :data:`MAX_UNKNOWN_KEYS` other
-    keys, a key msgspec cannot name a field for, a message of another form) leaves the body to
-    the caller's dict route, which names the mistake. Each retry costs at most one decoding of
-    the body, and there are at most ``MAX_UNKNOWN_KEYS + MAX_UNKNOWN_TEXT_COLUMNS + 1`` of them.
+    The decoder of the ``known`` texts is tried first; a body it refuses (a text the model never
+    saw, or anything the plain decoder refuses too) is decoded again with any text in every
+    column. Whatever that refuses (a cell of another type, a missing or other column, another
+    shape) is left to the caller's dict route, which names the mistake. No error message is
+    read: a body costs at most two decodings.
 
     Args:
         body: the request body.
@@ -71,42 +43,27 @@ def decode_records(
         known: ``(column, texts)`` pairs: the only texts those category columns may hold (see :func:`record_decoder`).
 
     Returns:
-        The decoded request, the field name of each input column, and the rows' other keys (in the
-        order they were met), or None.
+        The decoded request and the field name of each input column, or None.
     """
     import msgspec
 
-    unknown: tuple[str, ...] = ()
-    any_text = 0
-    while True:
-        decoder, names = record_decoder(input_columns, numeric, id_column, known, unknown)
+    for texts in (known, ()) if known else ((),):
+        decoder, names = record_decoder(input_columns, numeric, id_column, texts)
         try:
-            return decoder.decode(body), names, unknown
-        except msgspec.ValidationError as exc:
-            found = _UNKNOWN_KEY.fullmatch(str(exc))
-            key = found.group(1) if found and _DECLARABLE_KEY.fullmatch(found.group(1)) else None
-            if key is not None and key not in unknown and len(unknown) < MAX_UNKNOWN_KEYS:
-                unknown = (*unknown, key)
-            elif known:
-                text = _UNKNOWN_TEXT.fullmatch(str(exc))
-                column = (text.group("row") or text.group("column")) if text else None
-                kept = tuple(pair for pair in known if pair[0] != column)
-                any_text += 1
-                # That column takes any text; another mistake, or too many such columns: every column.
-                known = kept if len(kept) < len(known) and any_text <= MAX_UNKNOWN_TEXT_COLUMNS else ()
-            else:
-                return None
+            return decoder.decode(body), names
+        except msgspec.ValidationError:  # another text, type, column or shape: the next decoder, or the caller
+            continue
         except msgspec.DecodeError:  # not JSON
             return None
+    return None
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def record_decoder(
     input_columns: tuple[str, ...],
     numeric: frozenset[str],
     id_column: str,
     known: tuple[tuple[str, tuple[str, ...]], ...] = (),
-    unknown: tuple[str, ...] = (),
 ) -> tuple[Any, list[str]]:
     """A decoder of a body of rows or of columns of exactly ``input_columns`` (maybe the id), and the field names.
 
@@ -118,14 +75,13 @@ def record_decoder(
     decodes as the one string object it holds for each, not as a new string per cell: its cells
     then hash once and sit together in memory, so reading thousands of rows costs about what the
     columnar form costs. A body with another text there fails to decode (:func:`decode_records`
-    then lets that column take any text).
+    then decodes it with any text).
 
     Args:
         input_columns: the model's input columns, in order.
         numeric: those of them that hold numbers.
         id_column: the dataset's id column (an optional field when not an input column).
         known: ``(column, texts)`` pairs: the only texts those category columns may hold.
-        unknown: other keys a row may hold, each read as raw JSON (``msgspec.Raw``) and left to the caller.
 
     Returns:
         The decoder of ``{"rows": [...]}`` or ``{"columns": {...}}`` (the form left out UNSET), and
@@ -150,9 +106,6 @@ def record_decoder(
         row_fields.append(("row_id", Any, msgspec.UNSET))
         column_fields.append(("row_id", list[Any], msgspec.UNSET))
         rename["row_id"] = id_column
-    for i, key in enumerate(unknown):
-        row_fields.append((f"unknown_{i}", msgspec.Raw, msgspec.UNSET))
-        rename[f"unknown_{i}"] = key
     # Not tracked by the garbage collector: a record holds decoded JSON scalars, never a cycle.
     record = msgspec.defstruct("Row", row_fields, rename=rename, forbid_unknown_fields=True, gc=False)
     table = msgspec.defstruct("Columns", column_fields, rename=rename, forbid_unknown_fields=True)

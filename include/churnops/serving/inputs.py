@@ -224,10 +224,9 @@ def read_json_rows(
     msgspec decodes the body straight into typed records: each row into a record of the input
     columns (and the id), or each column into a typed list, which costs less than building a
     dict per row (:func:`~churnops.serving.cells.decode_records`). With ``categories``, a first
-    decoder takes only those texts in those columns, and a column holding another text takes any
-    text; rows holding other keys are decoded with those keys declared, and the keys are named
-    as ignored. A body lacking a column, holding a cell of another type, columns the model does
-    not read, or of another shape takes the dict route (:func:`rows_from_json` and
+    decoder takes only those texts in those columns, and a body holding another text there is
+    decoded again with any text. A body lacking a column, holding a cell of another type, columns the model does not
+    read, or of another shape takes the dict route (:func:`rows_from_json` and
     :func:`check_rows`, or :func:`check_columns`), which names the ignored columns or the
     caller's mistake. Every route ends in the same checks, so a column's cells are judged alike
     whichever form or route sent them.
@@ -254,7 +253,7 @@ def read_json_rows(
     decoded = decode_records(body, tuple(input_columns), frozenset(numeric), id_column, known)
     if decoded is None:
         return _read_json_dicts(body, max_rows, input_columns, numeric, id_column)
-    request, names, unknown = decoded
+    request, names = decoded
     plain = frozenset(c for c in input_columns if c not in numeric)
     if request.rows is not msgspec.UNSET and request.columns is not msgspec.UNSET:
         raise BadRequest(422, _ONE_FORM)
@@ -281,7 +280,7 @@ def read_json_rows(
             unset = msgspec.UnsetType in id_types
             ids = [None if value is msgspec.UNSET else value for value in given_ids] if unset else given_ids
             columns[id_column] = ids
-    return _checked_columns(columns, input_columns, numeric, ids, sorted(unknown), plain)
+    return _checked_columns(columns, input_columns, numeric, ids, [], plain)
 
 
 _ONE_FORM = (
