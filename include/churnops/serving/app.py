@@ -98,6 +98,12 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal request_log
+        from threadpoolctl import threadpool_limits
+
+        # A request's matrix products are small (10,000 × a few dozen): a second BLAS thread saves
+        # nothing, then spins for its next task on a core that LightGBM, the event loop or a caller
+        # on the same host needs. One thread computes every element exactly as two do.
+        blas = threadpool_limits(1, user_api="blas")
         if config.serving.log_requests:
             request_log = RequestLog(config)
         follower.start()
@@ -107,6 +113,7 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
             follower.stop()
             if request_log is not None:
                 request_log.close()
+            blas.restore_original_limits()
 
     app = FastAPI(
         title="churnops",
@@ -159,7 +166,9 @@ def create_app(config: ChurnopsConfig, follower: ChampionFollower | None = None)
             frame = rows_from_csv(body, serving.max_rows)
             rows = check_rows(frame, model.input_columns, numeric, dataset.id_column)
         else:
-            rows = read_json_rows(body, serving.max_rows, model.input_columns, numeric, dataset.id_column)
+            rows = read_json_rows(
+                body, serving.max_rows, model.input_columns, numeric, dataset.id_column, model.categories
+            )
         result = model.predict(rows, config, explain)
         if request_log is not None:
             request_log.add(rows.frame, model.input_columns)
@@ -194,7 +203,9 @@ def _answer(model: Any, result: Any, ids: list[Any] | None) -> bytes:
     """The JSON answer, encoded by msgspec from the result's arrays (no per-row dict, no pydantic)."""
     columns: list[Any] = [result.probability.tolist(), result.label.tolist(), result.risk]
     if ids is not None or result.reasons is not None:
-        columns.append(repeat(msgspec.UNSET) if ids is None else [msgspec.UNSET if i is None else i for i in ids])
+        if ids is not None and type(None) in set(map(type, ids)):
+            ids = [msgspec.UNSET if i is None else i for i in ids]  # a row without an id: no "id" key
+        columns.append(repeat(msgspec.UNSET) if ids is None else ids)
     if result.reasons is not None:
         columns.append(result.reasons)
     predictions = list(map(_Row, *columns))

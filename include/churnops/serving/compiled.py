@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compile_features", "matches_pipeline"]
+__all__ = ["compile_features", "fitted_categories", "matches_pipeline"]
 
 CELLWISE_BELOW_ROWS = 64
 """Fewer rows than this are labelled cell by cell; more, once per distinct value (pandas' factorize)."""
@@ -246,29 +246,48 @@ def _encoder_part(encoder: Any, columns: list[str]) -> Callable[..., np.ndarray]
     return part
 
 
-def probe_rows(features: Any) -> Any:
-    """Rows that reach every fitted category, an unseen one, blanks, nulls and numbers as text."""
-    import pandas as pd
+def fitted_categories(features: Any) -> dict[str, tuple[str, ...]]:
+    """Each category input column's fitted labels, the missing label left out (empty for another pipeline).
 
+    Args:
+        features: the fitted features pipeline (``pipeline[:-1]``).
+
+    Returns:
+        ``{column: labels}`` for the raw category columns the pipeline's encoders read (derived ones left out).
+    """
     from churnops.features import MISSING
 
     steps = _steps(features)
     if steps is None:
-        raise ValueError("not a churnops features pipeline")
-    coerce, _, encode = steps
-    numeric, categorical = list(coerce.numeric or []), list(coerce.categorical or [])
-    encoders = [t for _, t, _ in encode.transformers_ if hasattr(t, "categories_")]
-    known: dict[str, list[Any]] = {}
-    for encoder in encoders:
+        return {}
+    raw = {str(c) for c in steps[0].categorical or []}
+    known: dict[str, tuple[str, ...]] = {}
+    for _, encoder, _ in getattr(steps[2], "transformers_", []):
+        if not hasattr(encoder, "categories_"):
+            continue
         for column, categories in zip(encoder.feature_names_in_, encoder.categories_, strict=True):
-            known[str(column)] = [c for c in categories.tolist() if c != MISSING]
+            if str(column) in raw:
+                known[str(column)] = tuple(str(c) for c in categories.tolist() if c != MISSING)
+    return known
+
+
+def probe_rows(features: Any) -> Any:
+    """Rows that reach every fitted category, an unseen one, blanks, nulls and numbers as text."""
+    import pandas as pd
+
+    steps = _steps(features)
+    if steps is None:
+        raise ValueError("not a churnops features pipeline")
+    coerce = steps[0]
+    numeric, categorical = list(coerce.numeric or []), list(coerce.categorical or [])
+    known = fitted_categories(features)
     count = max([len(v) for v in known.values()] + [8]) + 4
     frame: dict[str, list[Any]] = {}
     for k, column in enumerate(numeric):
         cells: list[Any] = [0, 1.5, -3, 1e6, None, float("nan"), "", " 12.25 ", "x", "inf", 7, 0.0]
         frame[column] = [cells[(i + k) % len(cells)] for i in range(count)]
     for column in categorical:
-        seen = known.get(column, [])
+        seen: tuple[str, ...] = known.get(column, ())
         cells = [*seen, None, "", "  ", "unseen value", f" {seen[0]} " if seen else "a"]
         frame[column] = [cells[i % len(cells)] for i in range(count)]
     return pd.DataFrame(frame)

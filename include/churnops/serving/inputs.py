@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from churnops.data import NULL_TOKENS
-from churnops.serving.cells import NUMBER_CELLS, TEXT_CELLS, read_numbers, record_decoder
+from churnops.serving.cells import NUMBER_CELLS, TEXT_CELLS, decode_records, read_numbers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,7 +196,10 @@ def _split_columns(
         number = next(n for n, row in enumerate(rows) if not required.issubset(row))
         missing = [c for c in input_columns if c not in rows[number]]
         raise BadRequest(422, f"row {number} lacks column(s) {', '.join(missing)}") from None
-    columns = _transposed(cells, input_columns)
+    if len(input_columns) == 1:
+        columns = {input_columns[0]: list(cells)}
+    else:
+        columns = dict(zip(input_columns, map(list, zip(*cells, strict=True)), strict=True))
     with_id = sum(map(dict.__contains__, rows, repeat(id_column)))
     if with_id:
         columns[id_column] = list(map(dict.get, rows, repeat(id_column)))
@@ -208,24 +211,25 @@ def _split_columns(
     return columns, ignored
 
 
-def _transposed(cells: list[Any], input_columns: list[str]) -> dict[str, list[Any]]:
-    """Rows of cells (tuples, or single cells for one column) as columns of cells."""
-    if len(input_columns) == 1:
-        return {input_columns[0]: list(cells)}
-    return dict(zip(input_columns, map(list, zip(*cells, strict=True)), strict=True))
-
-
 def read_json_rows(
-    body: bytes, max_rows: int, input_columns: list[str], numeric: set[str], id_column: str
+    body: bytes,
+    max_rows: int,
+    input_columns: list[str],
+    numeric: set[str],
+    id_column: str,
+    categories: Mapping[str, Collection[str]] | None = None,
 ) -> RequestRows:
     """A JSON body of rows ``{"rows": [{...}, ...]}`` or of columns ``{"columns": {column: [...], ...}}``, checked.
 
     msgspec decodes the body straight into typed records: each row into a record of the input
     columns (and the id), or each column into a typed list, which costs less than building a
-    dict per row. A body holding another column, lacking one, or of another shape fails that
-    decoding and takes the dict route (:func:`rows_from_json` and :func:`check_rows`, or
-    :func:`columns_from_json`), which names the ignored columns or the caller's mistake. Both
-    forms end in the same checks, so a column's cells are judged alike whichever form sent them.
+    dict per row (:func:`~churnops.serving.cells.decode_records`). With ``categories``, a first
+    decoder takes only those texts in those columns, and a body holding another text there is
+    decoded again with any text. A body lacking a column, holding a cell of another type, columns the model does not
+    read, or of another shape takes the dict route (:func:`rows_from_json` and
+    :func:`check_rows`, or :func:`check_columns`), which names the ignored columns or the
+    caller's mistake. Every route ends in the same checks, so a column's cells are judged alike
+    whichever form or route sent them.
 
     Args:
         body: the request body.
@@ -233,6 +237,7 @@ def read_json_rows(
         input_columns: the columns every row must carry.
         numeric: those of them that hold numbers.
         id_column: the dataset's id column (optional in a row or among the columns).
+        categories: each category column's known texts (the model's fitted categories), if any.
 
     Returns:
         The checked rows.
@@ -243,11 +248,12 @@ def read_json_rows(
     """
     import msgspec
 
-    decoder, names = record_decoder(tuple(input_columns), frozenset(numeric), id_column)
-    try:
-        request = decoder.decode(body)
-    except msgspec.DecodeError:  # a ValidationError too: another shape of row or column, or not JSON
+    given = categories or {}
+    known = tuple((c, tuple(given[c])) for c in input_columns if c not in numeric and c in given)
+    decoded = decode_records(body, tuple(input_columns), frozenset(numeric), id_column, known)
+    if decoded is None:
         return _read_json_dicts(body, max_rows, input_columns, numeric, id_column)
+    request, names = decoded
     plain = frozenset(c for c in input_columns if c not in numeric)
     if request.rows is not msgspec.UNSET and request.columns is not msgspec.UNSET:
         raise BadRequest(422, _ONE_FORM)
@@ -264,12 +270,15 @@ def read_json_rows(
         raise BadRequest(422, _ONE_FORM)
     rows = request.rows
     _check_count(len(rows), max_rows)
-    columns = _transposed(list(map(attrgetter(*names), rows)), input_columns)
+    # A column at a time: no tuple per row for the garbage collector to walk.
+    columns = {column: list(map(attrgetter(name), rows)) for column, name in zip(input_columns, names, strict=True)}
     ids = None
     if id_column not in input_columns:
         given_ids = list(map(attrgetter("row_id"), rows))
-        if set(map(type, given_ids)) != {type(msgspec.UNSET)}:
-            ids = [None if value is msgspec.UNSET else value for value in given_ids]
+        id_types = set(map(type, given_ids))
+        if id_types != {msgspec.UnsetType}:
+            unset = msgspec.UnsetType in id_types
+            ids = [None if value is msgspec.UNSET else value for value in given_ids] if unset else given_ids
             columns[id_column] = ids
     return _checked_columns(columns, input_columns, numeric, ids, [], plain)
 
@@ -351,8 +360,8 @@ _NULL_TOKENS = frozenset(NULL_TOKENS)
 
 def _checked_numbers(cells: list[Any], column: str) -> np.ndarray:
     """:func:`read_numbers`, after a 422 for the first cell that is no number, no number text and no null."""
-    numbers = read_numbers(cells)
     types = set(map(type, cells))
+    numbers = read_numbers(cells, types)
     if not types <= NUMBER_CELLS | TEXT_CELLS:
         row = next(n for n, c in enumerate(cells) if type(c) not in NUMBER_CELLS | TEXT_CELLS)
         _wrong(row, cells[row], column, numeric=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from churnops.config import ChurnopsConfig
 from churnops.modeling import calibrated_scores
-from churnops.serving.compiled import compile_features, matches_pipeline
+from churnops.serving.compiled import compile_features, fitted_categories, matches_pipeline
 from churnops.serving.explain import Explainer, build_explainer, positive_column, predict_options
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class ServedModel:
     explainer: Explainer = field(repr=False)
     features: Callable[..., np.ndarray] | None = field(default=None, repr=False)
     """The pipeline's features step compiled to NumPy (:mod:`churnops.serving.compiled`), None to run the pipeline's."""
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    """Each category column's fitted labels: a request's texts among them are decoded as shared objects."""
 
     def info(self) -> dict[str, Any]:
         """What ``GET /model-info`` shows."""
@@ -195,6 +197,7 @@ def load_served_model(config: ChurnopsConfig, version: str) -> ServedModel:
         pipeline=pipeline,
         explainer=explainer,
         features=features,
+        categories=fitted_categories(pipeline[:-1]),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -75,8 +76,11 @@ def test_a_pipeline_of_another_shape_is_not_compiled(fitted):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
+    from churnops.serving.compiled import fitted_categories
+
     features = fitted["logistic_regression"][:-1]
     assert compile_features(Pipeline([("scale", FunctionTransformer())])) is None
+    assert fitted_categories(Pipeline([("scale", FunctionTransformer())])) == {}, "no known texts: any text"
     changed = copy.deepcopy(features)
     changed[0].named_steps["derive"].specs_.append(
         {"kind": "ratio", "name": "r", "numerator": "gender", "denominator": "tenure"}
@@ -94,3 +98,33 @@ def test_a_compiled_function_that_differs_is_caught(fitted):
         return np.nextafter(out, np.inf)
 
     assert not matches_pipeline(off_by_a_bit, features)
+
+
+@pytest.mark.parametrize("kind", ["as text", "awkward"])
+def test_rows_read_with_the_fitted_categories_get_the_pipelines_features(telco, fitted, kind):
+    from churnops.features import MISSING
+    from churnops.serving.compiled import fitted_categories
+    from churnops.serving.inputs import read_json_rows
+
+    config, X, _ = telco
+    features = fitted["lightgbm"][:-1]
+    categories = fitted_categories(features)
+    assert set(categories) == set(config.dataset.categorical_features)
+    assert "Month-to-month" in categories["contract"] and all(MISSING not in c for c in categories.values())
+    rows = X.astype(str) if kind == "as text" else awkward(X)
+    rows.loc[rows["totalcharges"].eq("not a number"), "totalcharges"] = " "  # a 422 in a request
+    # JSON has no NaN or infinity: those cells are sent as null and as text.
+    json_cells = {float("inf"): "inf"}
+    records = [
+        {k: None if v != v else json_cells.get(v, v) if isinstance(v, float) else v for k, v in r.items()}
+        for r in rows.to_dict("records")
+    ]
+    body = json.dumps({"rows": records}).encode()
+    columns, numeric = list(X.columns), set(config.dataset.numeric_features)
+    checked = read_json_rows(body, len(records), columns, numeric, "customerid", categories)
+    if kind == "as text":  # every text a fitted one: one object per text
+        shared: dict[str, str] = {}
+        assert all(shared.setdefault(cell, cell) is cell for cell in checked.columns["contract"])
+    expected = features.transform(pd.DataFrame(json.loads(body)["rows"]))
+    got = compile_features(features)(checked.columns, checked.numbers, checked.plain)
+    assert np.array_equal(got, expected, equal_nan=True)

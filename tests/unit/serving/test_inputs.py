@@ -180,17 +180,88 @@ def test_a_request_is_checked_column_by_column_without_a_frame():
 )
 def test_rows_decoded_as_records_are_checked_as_rows_decoded_as_dicts(rows):
     body = json.dumps({"rows": rows}).encode()
-
-    def outcome(call):
-        try:
-            checked = call()
-        except BadRequest as exc:
-            return exc.status, exc.detail
-        return checked.columns, {c: v.tolist() for c, v in checked.numbers.items()}, checked.ids, checked.ignored
-
     fast = outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid"))
     assert fast == outcome(lambda: check(rows_from_json(body, max_rows=3)))
+    assert fast == outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES))
     assert outcome(lambda: read_json_rows(b"{nope", 3, COLUMNS, NUMERIC, "customerid"))[0] == 400
+
+
+def outcome(call):
+    """A read's result as plain values (its columns, numbers, ids, ignored columns), or its error."""
+    try:
+        checked = call()
+    except BadRequest as exc:
+        return exc.status, exc.detail
+    numbers = {c: [None if np.isnan(x) else x for x in v.tolist()] for c, v in checked.numbers.items()}
+    return checked.columns, numbers, checked.ids, checked.ignored
+
+
+CATEGORIES = {"contract": ["Month-to-month", "Two year"], "seniorcitizen": ["0", "1"]}
+"""The model's known texts of the category columns (those of ROW among them)."""
+
+ODD = [
+    {"contract": "Two year", "seniorcitizen": "1"},
+    {"contract": "One year"},
+    {"contract": "One year", "seniorcitizen": "2"},
+    {"contract": " Two year "},
+    {"contract": ""},
+    {"contract": None, "seniorcitizen": None},
+    {"seniorcitizen": 1},
+    {"seniorcitizen": True},
+    {"seniorcitizen": 1.0},
+    {"seniorcitizen": 2**70},
+    {"contract": 7},
+    {"contract": ["Two year"]},
+    {"contract": {"Two year": 1}},
+    {"tenure": "12", "totalcharges": " 1e3 "},
+    {"tenure": None, "totalcharges": ""},
+    {"tenure": False},
+    {"tenure": "twelve"},
+    {"customerid": "A-1"},
+    {"customerid": {"nested": [1]}},
+    {"zz": 1},
+    {"contract": "Two year", "zz": None},
+    {"zz": {"nested": [1, {"a": None}]}, "aa": [], "churn": "Yes"},
+    {"contract": "One year", "zz": 1},
+    {"zz": 1, "seniorcitizen": True},
+    {"we`ird - at `$.rows[0]`": 1, "\u00e9t\u00e9": 3},
+    {"we`ird - at `$.rows[0]`": 1, 'quo"te': 2, "\u00e9t\u00e9\n": 3},
+    {f"k{i}": i for i in range(9)},
+]
+
+
+@pytest.mark.parametrize("form", ["rows", "columns"])
+@pytest.mark.parametrize("change", ODD, ids=[json.dumps(change) for change in ODD])
+def test_the_known_texts_route_reads_odd_cells_as_the_other_routes_do(form, change):
+    rows = [ROW, {**ROW, **change}, {**ROW, "contract": "Two year"}]
+    body = json.dumps({"rows": rows}).encode() if form == "rows" else columnar(rows)
+    known = outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES))
+    assert known == outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid"))
+    if form == "rows":
+        assert known == outcome(lambda: check(rows_from_json(body, max_rows=3)))
+    missing = [{k: v for k, v in row.items() if k != "tenure"} for row in rows]
+    body = json.dumps({"rows": missing}).encode() if form == "rows" else columnar(missing)
+    assert outcome(lambda: read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES))[0] == 422
+
+
+@pytest.mark.parametrize("form", ["rows", "columns"])
+def test_a_text_the_model_never_saw_is_read_as_any_text(form):
+    rows = [{**ROW, "seniorcitizen": "1"}, {**ROW, "seniorcitizen": "1", "contract": "One year"}]
+    rows.append(rows[0])
+    body = json.dumps({"rows": rows}).encode() if form == "rows" else columnar(rows)
+    checked = read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES)
+    assert checked.columns["contract"] == ["Month-to-month", "One year", "Month-to-month"]
+    assert checked.columns["seniorcitizen"] == ["1", "1", "1"]
+
+
+@pytest.mark.parametrize("form", ["rows", "columns"])
+def test_known_texts_are_decoded_as_one_shared_object_each(form):
+    rows = [ROW, {**ROW, "contract": "Two year"}, ROW]
+    body = json.dumps({"rows": rows}).encode() if form == "rows" else columnar(rows)
+    contract = read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid", CATEGORIES).columns["contract"]
+    assert contract == ["Month-to-month", "Two year", "Month-to-month"] and contract[0] is contract[2]
+    contract = read_json_rows(body, 3, COLUMNS, NUMERIC, "customerid").columns["contract"]
+    assert contract[0] is not contract[2], "any text: a string per cell"
 
 
 def columnar(rows: list[dict], **extra) -> bytes:
