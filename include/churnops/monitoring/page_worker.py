@@ -1,0 +1,183 @@
+"""Evidently's part of the drift page computed in a child process, beside the day's other steps.
+
+Importing evidently and running its preset cost seconds whatever the day's size, and that
+part of the page depends only on the two capped samples. :func:`~churnops.monitoring.steps.run_monitoring`
+therefore starts a :class:`PageWorker` first: a fresh interpreter (``python -m
+churnops.monitoring.page_worker``, so nothing of the caller's main module runs again) that
+imports evidently on the other core while the day is scored, receives the samples as soon as
+the shards have drawn the page's sample (:meth:`PageWorker.submit`) and computes
+:func:`~churnops.monitoring.report_page.evidently_view` while the drift and performance steps
+run. The report step collects it (:meth:`PageWorker.result`).
+
+The child runs the very function the report step would run in-process, on the same capped rows
+(the parent draws them with :func:`~churnops.monitoring.sampling.capped_pair`, which leaves an
+already capped frame as it is), so the page does not depend on where its view was computed.
+Should the child fail, the report step computes the view itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import traceback
+import warnings
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from churnops.config import MonitoringConfig
+from churnops.monitoring.sampling import capped_pair
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from churnops.monitoring.report_page import EvidentlyView
+
+__all__ = ["PageWorker"]
+
+log = logging.getLogger(__name__)
+
+
+class PageWorker:
+    """A child process that computes the page's evidently view for one day.
+
+    Use as a context manager: the child is started on entry and always reaped on exit.
+
+    Args:
+        monitoring: sample size, seed and thresholds of the view.
+    """
+
+    def __init__(self, monitoring: MonitoringConfig) -> None:
+        self.monitoring = monitoring
+        self._columns: tuple[list[str], list[str]] | None = None
+        self._sender: threading.Thread | None = None
+        self._collected = False
+        read_fd, write_fd = os.pipe()
+        # The child imports this very churnops, whatever put it on the caller's path.
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", f"from {__name__} import serve; serve({write_fd})"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # the caller's stdout may be a JSON answer (``churnops monitor``)
+                stderr=subprocess.DEVNULL,  # failures come back through the result pipe
+                pass_fds=(write_fd,),
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        finally:
+            os.close(write_fd)
+        self._results: IO[bytes] = os.fdopen(read_fd, "rb")
+
+    def __enter__(self) -> PageWorker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def submit(
+        self, reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str]
+    ) -> None:
+        """Send the view's samples: the rows :func:`~churnops.monitoring.report_page.evidently_view` would draw.
+
+        Sent by a thread, so the caller goes on while the child is still importing evidently.
+
+        Args:
+            reference: reference rows.
+            current: the current rows the page samples (the shards' page sample).
+            numeric: numeric feature columns.
+            categorical: categorical feature columns.
+        """
+        columns = [*numeric, *categorical]
+        ref, cur = capped_pair(reference, current, self.monitoring.sample_size, self.monitoring.seed, columns)
+        job = pickle.dumps((self.monitoring, ref, cur, list(numeric), list(categorical)), pickle.HIGHEST_PROTOCOL)
+        self._sender = threading.Thread(target=self._send, args=(job,), name="churnops-page-samples", daemon=True)
+        self._sender.start()
+        self._columns = (list(numeric), list(categorical))
+
+    def _send(self, job: bytes) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(job)
+            stdin.close()
+        except OSError:  # the child is gone; result() says so
+            pass
+
+    def result(self, numeric: list[str], categorical: list[str]) -> EvidentlyView | None:
+        """The view computed for these columns, waiting for it; None when there is none to use.
+
+        Args:
+            numeric: the numeric columns the page shows.
+            categorical: the categorical columns the page shows.
+
+        Returns:
+            The child's :class:`~churnops.monitoring.report_page.EvidentlyView`, or None when no
+            samples were submitted for these columns or the child failed (said in the log).
+        """
+        if self._columns != (list(numeric), list(categorical)):
+            return None
+        self._columns = None
+        try:
+            status, value = pickle.load(self._results)
+            self._collected = True
+        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            log.warning("evidently page worker ended without a view (%r); the report step computes it", exc)
+            return None
+        if status != "ok":
+            log.warning("evidently page worker failed; the report step computes the view:\n%s", value)
+            return None
+        return value
+
+    def close(self) -> None:
+        """Reap the child: it ends by itself once its view is collected or when no samples come;
+        one busy with a view nobody will collect (the run failed) is stopped."""
+        if self._sender is None:
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        elif not self._collected:
+            self._process.terminate()
+        self._results.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._sender is not None:
+            self._sender.join()
+
+
+def serve(result_fd: int) -> None:
+    """The child's side: import evidently, read the samples from stdin, write the view to ``result_fd``.
+
+    Args:
+        result_fd: the pipe the pickled ``("ok", view)`` or ``("error", traceback)`` is written to.
+    """
+    with os.fdopen(result_fd, "wb") as results:
+        _serve(results)
+
+
+def _serve(results: IO[bytes]) -> None:
+    # Import evidently while the parent scores; then compute the one view it is sent.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import evidently  # noqa: F401
+
+            from churnops.monitoring.report_page import evidently_view
+
+            data = sys.stdin.buffer.read()
+            if not data:  # the parent ended without samples (the run failed, or no page)
+                return
+            monitoring, reference, current, numeric, categorical = pickle.loads(data)
+            answer: tuple[str, Any] = ("ok", evidently_view(reference, current, numeric, categorical, monitoring))
+    except BaseException:  # noqa: BLE001  every failure goes back to the parent, which falls back
+        answer = ("error", traceback.format_exc())
+    try:
+        pickle.dump(answer, results, pickle.HIGHEST_PROTOCOL)
+        results.flush()
+    except OSError:  # the parent stopped listening
+        pass
