@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 class PageWorker:
     """A child process that computes the page's evidently view for one day.
 
-    Use as a context manager: the child is started on entry and always reaped on exit.
+    The child starts when the worker is made; use the worker as a context manager so the child
+    is always reaped.
 
     Args:
         monitoring: sample size, seed and thresholds of the view.
@@ -133,12 +134,9 @@ class PageWorker:
         return value
 
     def close(self) -> None:
-        """Reap the child: it ends by itself once its view is collected or when no samples come;
-        one busy with a view nobody will collect (the run failed) is stopped."""
-        if self._sender is None:
-            if self._process.stdin is not None:
-                self._process.stdin.close()
-        elif not self._collected:
+        """Reap the child: it has ended or is about to once its view is collected; otherwise
+        (no samples sent, or a view nobody will collect because the run failed) it is stopped."""
+        if not self._collected:
             self._process.terminate()
         self._results.close()
         try:
@@ -148,6 +146,8 @@ class PageWorker:
             self._process.wait()
         if self._sender is not None:
             self._sender.join()
+        elif self._process.stdin is not None:
+            self._process.stdin.close()
 
 
 def serve(result_fd: int) -> None:
