@@ -11,6 +11,7 @@ day's one MLflow run.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -313,6 +314,7 @@ def log_report(
         The run's id.
     """
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
 
     run_id = monitoring_run(config, day)
     client = MlflowClient()
@@ -328,16 +330,20 @@ def log_report(
     for key in ("realized_roc_auc", "threshold", "precision", "recall", "f1", *ESTIMATE_KEYS):
         if report.get(key) is not None:
             metrics[key] = float(report[key])
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value, step=0)
-    for key, value in {
+    tags = {
         "churnops.model_version": report["model_version"],
         "churnops.decision": report["decision"],
         "churnops.triggers": ",".join(report.get("triggers", [])),
         "churnops.reasons": "; ".join(report["reasons"])[:4000],
         **(context or {}),
-    }.items():
-        client.set_tag(run_id, key, value)
+    }
+    # One request (one store transaction) for every metric and tag, not one each.
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
+        tags=[RunTag(key, str(value)) for key, value in tags.items()],
+    )
     client.log_artifact(run_id, str(json_path))
     for path in (html_path, chart):
         if path is not None:
