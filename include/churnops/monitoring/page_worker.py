@@ -2,17 +2,18 @@
 
 Importing evidently and running its preset cost seconds whatever the day's size, and that
 part of the page depends only on the two capped samples. :func:`~churnops.monitoring.steps.run_monitoring`
-therefore starts a :class:`PageWorker` first: a fresh interpreter (``python -m
-churnops.monitoring.page_worker``, so nothing of the caller's main module runs again) that
-imports evidently on the other core while the day is scored, receives the samples as soon as
-the shards have drawn the page's sample (:meth:`PageWorker.submit`) and computes
-:func:`~churnops.monitoring.report_page.evidently_view` while the drift and performance steps
-run. The report step collects it (:meth:`PageWorker.result`).
+therefore starts a :class:`PageWorker` first: a forked child (it starts with the caller's
+pandas, scipy and churnops already imported) that imports evidently on the other core while
+the day is scored, receives the samples as soon as the shards have drawn the page's sample
+(:meth:`PageWorker.submit`) and computes :func:`~churnops.monitoring.report_page.evidently_view`
+while the drift and performance steps run. The report step collects it (:meth:`PageWorker.result`).
 
 The child runs the very function the report step would run in-process, on the same capped rows
 (the parent draws them with :func:`~churnops.monitoring.sampling.capped_pair`, which leaves an
 already capped frame as it is), so the page does not depend on where its view was computed.
-Should the child fail, the report step computes the view itself.
+Should the child fail, the report step computes the view itself. The child touches nothing it
+inherited but the two pipes (no MLflow store, no model), writes to neither of the caller's
+streams and leaves with ``os._exit``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import subprocess
+import signal
 import sys
 import threading
 import traceback
 import warnings
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from churnops.config import MonitoringConfig
@@ -56,22 +56,26 @@ class PageWorker:
         self._columns: tuple[list[str], list[str]] | None = None
         self._sender: threading.Thread | None = None
         self._collected = False
-        read_fd, write_fd = os.pipe()
-        # The child imports this very churnops, whatever put it on the caller's path.
-        package_root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-c", f"from {__name__} import serve; serve({write_fd})"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,  # the caller's stdout may be a JSON answer (``churnops monitor``)
-                stderr=subprocess.DEVNULL,  # failures come back through the result pipe
-                pass_fds=(write_fd,),
-                env={**os.environ, "PYTHONPATH": path},
-            )
-        finally:
-            os.close(write_fd)
-        self._results: IO[bytes] = os.fdopen(read_fd, "rb")
+        job_read, job_write = os.pipe()
+        result_read, result_write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
+            stream.flush()
+        self._pid = os.fork()
+        if self._pid == 0:  # the child
+            try:
+                os.close(job_write)
+                os.close(result_read)
+                quiet = os.open(os.devnull, os.O_WRONLY)  # the caller's stdout may be a JSON answer
+                os.dup2(quiet, 1)
+                os.dup2(quiet, 2)
+                with os.fdopen(job_read, "rb") as jobs, os.fdopen(result_write, "wb") as results:
+                    _serve(jobs, results)
+            finally:
+                os._exit(0)
+        os.close(job_read)
+        os.close(result_write)
+        self._jobs: IO[bytes] = os.fdopen(job_write, "wb")
+        self._results: IO[bytes] = os.fdopen(result_read, "rb")
 
     def __enter__(self) -> PageWorker:
         return self
@@ -100,11 +104,9 @@ class PageWorker:
         self._columns = (list(numeric), list(categorical))
 
     def _send(self, job: bytes) -> None:
-        stdin = self._process.stdin
-        assert stdin is not None
         try:
-            stdin.write(job)
-            stdin.close()
+            with self._jobs:
+                self._jobs.write(job)
         except OSError:  # the child is gone; result() says so
             pass
 
@@ -135,32 +137,18 @@ class PageWorker:
 
     def close(self) -> None:
         """Reap the child: it has ended or is about to once its view is collected; otherwise
-        (no samples sent, or a view nobody will collect because the run failed) it is stopped."""
+        (no samples sent, or a view nobody will collect because the run failed) it is killed."""
         if not self._collected:
-            self._process.terminate()
+            os.kill(self._pid, signal.SIGKILL)
         self._results.close()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        os.waitpid(self._pid, 0)
         if self._sender is not None:
             self._sender.join()
-        elif self._process.stdin is not None:
-            self._process.stdin.close()
+        else:
+            self._jobs.close()
 
 
-def serve(result_fd: int) -> None:
-    """The child's side: import evidently, read the samples from stdin, write the view to ``result_fd``.
-
-    Args:
-        result_fd: the pipe the pickled ``("ok", view)`` or ``("error", traceback)`` is written to.
-    """
-    with os.fdopen(result_fd, "wb") as results:
-        _serve(results)
-
-
-def _serve(results: IO[bytes]) -> None:
+def _serve(jobs: IO[bytes], results: IO[bytes]) -> None:
     # Import evidently while the parent scores; then compute the one view it is sent.
     try:
         with warnings.catch_warnings():
@@ -169,7 +157,7 @@ def _serve(results: IO[bytes]) -> None:
 
             from churnops.monitoring.report_page import evidently_view
 
-            data = sys.stdin.buffer.read()
+            data = jobs.read()
             if not data:  # the parent ended without samples (the run failed, or no page)
                 return
             monitoring, reference, current, numeric, categorical = pickle.loads(data)
