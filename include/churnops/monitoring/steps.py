@@ -19,6 +19,7 @@ measure drift and performance and write the day's report.
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
@@ -198,9 +199,10 @@ def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
 
     The shards run one after another; the steps share the reference split and the model
     within the call; run as separate Airflow tasks they read them themselves. Evidently's part
-    of the page depends only on the page's two samples, so a child process
-    (:class:`~churnops.monitoring.page_worker.PageWorker`) imports evidently while the day is
-    scored and computes that part while the drift and performance steps run.
+    of the page depends only on the page's two samples, so on a machine of two cores or more a
+    forked child (:class:`~churnops.monitoring.page_worker.PageWorker`) imports evidently while
+    the day is scored and computes that part while the drift and performance steps run. That
+    overlap pays when a core is idle; on a machine already busy it only moves the work.
 
     Args:
         config: the dataset and the monitoring settings.
@@ -211,7 +213,9 @@ def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
     """
     day = parse_day(day)
     with shared_reads(), ExitStack() as stack:
-        page = stack.enter_context(PageWorker(config.monitoring)) if config.monitoring.html_report else None
+        # On one core the child could only take turns with the scoring.
+        parallel = config.monitoring.html_report and len(os.sched_getaffinity(0)) > 1
+        page = stack.enter_context(PageWorker(config.monitoring)) if parallel else None
         scored = score_batch(config, day, check_batch(config, day))
         if page is not None:
             _submit_page(config, scored, page)
