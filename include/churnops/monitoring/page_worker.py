@@ -18,6 +18,7 @@ streams and leaves with ``os._exit``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -59,7 +60,9 @@ class PageWorker:
         job_read, job_write = os.pipe()
         result_read, result_write = os.pipe()
         for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
-            stream.flush()
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):  # a closed or broken stream holds nothing
+                    stream.flush()
         self._pid = os.fork()
         if self._pid == 0:  # the child
             try:
