@@ -22,9 +22,11 @@ import contextlib
 import logging
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
+import time
 import traceback
 import warnings
 from typing import IO, TYPE_CHECKING, Any
@@ -37,9 +39,14 @@ if TYPE_CHECKING:
 
     from churnops.monitoring.report_page import EvidentlyView
 
-__all__ = ["PageWorker"]
+__all__ = ["RESULT_TIMEOUT_SECONDS", "PageWorker"]
 
 log = logging.getLogger(__name__)
+
+RESULT_TIMEOUT_SECONDS = 120.0
+"""The longest the report step waits for the child's view (it takes seconds): a child that hangs
+(say, on a lock some other thread of the caller held when it forked) is then killed and the view
+computed in-process."""
 
 
 class PageWorker:
@@ -50,10 +57,12 @@ class PageWorker:
 
     Args:
         monitoring: sample size, seed and thresholds of the view.
+        timeout: the longest :meth:`result` waits for the view, in seconds.
     """
 
-    def __init__(self, monitoring: MonitoringConfig) -> None:
+    def __init__(self, monitoring: MonitoringConfig, timeout: float = RESULT_TIMEOUT_SECONDS) -> None:
         self.monitoring = monitoring
+        self.timeout = timeout
         self._columns: tuple[list[str], list[str]] | None = None
         self._sender: threading.Thread | None = None
         self._collected = False
@@ -122,15 +131,16 @@ class PageWorker:
 
         Returns:
             The child's :class:`~churnops.monitoring.report_page.EvidentlyView`, or None when no
-            samples were submitted for these columns or the child failed (said in the log).
+            samples were submitted for these columns, or the child failed or gave no answer within
+            ``timeout`` (said in the log; :meth:`close` then kills it).
         """
         if self._columns != (list(numeric), list(categorical)):
             return None
         self._columns = None
         try:
-            status, value = pickle.load(self._results)
+            status, value = pickle.loads(_read_until_closed(self._results.fileno(), self.timeout))
             self._collected = True
-        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+        except (EOFError, OSError, TimeoutError, pickle.UnpicklingError) as exc:
             log.warning("evidently page worker ended without a view (%r); the report step computes it", exc)
             return None
         if status != "ok":
@@ -149,6 +159,20 @@ class PageWorker:
             self._sender.join()
         else:
             self._jobs.close()
+
+
+def _read_until_closed(fd: int, timeout: float) -> bytes:
+    # Everything the child writes before it exits, or TimeoutError once ``timeout`` seconds pass.
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"no view after {timeout:g} s")
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _serve(jobs: IO[bytes], results: IO[bytes]) -> None:

@@ -91,6 +91,19 @@ def test_a_failed_child_is_said_and_gives_no_view(monitoring, caplog):
     assert "ended without a view" in caplog.text
 
 
+def test_a_child_that_hangs_is_killed_after_the_timeout_and_gives_no_view(monitoring, caplog):
+    settings = monitoring(sample_size=300)
+    with PageWorker(settings, timeout=1.0) as worker:
+        worker.submit(_telco_like(200, 0), _telco_like(200, 1), NUMERIC, CATEGORICAL)
+        os.kill(worker._pid, signal.SIGSTOP)  # a child stuck, say on a lock held when it forked
+        started = time.perf_counter()
+        assert worker.result(NUMERIC, CATEGORICAL) is None
+        assert time.perf_counter() - started < 10
+    assert "ended without a view" in caplog.text and "no view after 1 s" in caplog.text
+    with pytest.raises(ChildProcessError):  # killed and reaped
+        os.waitpid(worker._pid, os.WNOHANG)
+
+
 @pytest.mark.parametrize("submitted", [False, True])
 def test_leaving_without_collecting_the_view_ends_the_child_at_once(monitoring, submitted):
     settings = monitoring(sample_size=300)
