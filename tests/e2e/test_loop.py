@@ -41,7 +41,7 @@ def loop(airflow_db, tmp_path_factory):
         training={"families": ["logistic_regression"], "cv_folds": 2},
         policy={"bootstrap_samples": 200, "cooldown_days": 7},
         registry={"model_name": "loop-model"},
-        # 20 monitored days: evidently's page (~5 s a day) is checked by the CLI and
+        # 20 monitored days: evidently's page (~4 s of CPU a day) is checked by the CLI and
         # integration tests; here its switch is, and the decisions do not need it.
         monitoring={
             "html_report": False,

@@ -109,6 +109,31 @@ def test_the_drift_page_of_a_drifted_day_shows_the_verdicts_of_feature_drift_jso
     assert "Evidently's view (secondary" in text
 
 
+def test_the_pages_evidently_part_is_computed_beside_the_steps_not_in_the_report_step(home, monkeypatch, caplog):
+    """run_monitoring's forked page worker computes evidently's view; the report step only collects it."""
+    import re
+
+    import churnops.monitoring.report_page as report_page
+    from churnops.config import load_config
+    from churnops.monitoring.steps import run_monitoring
+
+    here: list[int] = []
+    original = report_page.evidently_view
+
+    def spy(*args, **kwargs):
+        here.append(os.getpid())  # the child's calls land in the child's copy of the list
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(report_page, "evidently_view", spy)
+    day = D0 + timedelta(days=4)
+    result = run_monitoring(load_config(), day)
+    assert here == [], "the report step did not compute the view itself"
+    assert "page worker" not in caplog.text
+    page = Path(result["html"]).read_text(encoding="utf-8")
+    found = re.search(r"Here evidently finds (\d+) of (\d+) columns drifted", page)
+    assert found and int(found.group(2)) > 0 and '"type": "big_table"' in page
+
+
 def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
     import pandas as pd
     import pyarrow.parquet as pq

@@ -109,8 +109,12 @@ class MonitoringConfig(Strict):
     """Days the monitoring history chart (``history.png``, beside each day's report) and
     ``churnops history`` cover: the monitored day and the days before it."""
     html_report: bool = True
-    """Also write evidently's HTML drift report. It costs about 5 s a day whatever the day's size
-    (plotly figures per column); the JSON report and the decision do not depend on it."""
+    """Also write evidently's HTML drift report; the JSON report and the decision do not depend on it.
+    Its evidently part costs about 4 s of CPU a day whatever the day's size (evidently's import,
+    then its preset's plotly figures per column): ``churnops monitor`` spends it in a child
+    process while the day is scored, so on an idle second core the report step waits for it
+    little or not at all; the ``churn_monitoring`` report task computes it itself (the preset
+    alone about 1.4 s when the worker has pre-imported evidently)."""
     seed: int = 0
     batch_folder: Literal["incoming", "serving"] = "incoming"
     """Where a day's batch is read: ``incoming/date=D/`` (files a producer drops) or

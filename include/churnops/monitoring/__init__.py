@@ -11,6 +11,7 @@
 - :mod:`~churnops.monitoring.estimate`: the performance estimated from the scores alone, before labels.
 - :mod:`~churnops.monitoring.report`: the decision, the report and its MLflow run.
 - :mod:`~churnops.monitoring.report_page`: the day's drift page (churnops' verdicts, then evidently's view).
+- :mod:`~churnops.monitoring.page_worker`: the page's evidently view computed in a child process beside the steps.
 - :mod:`~churnops.monitoring.history`: the last N days' reports as a table and a chart
   (drawn by :mod:`~churnops.monitoring.history_chart`).
 - :mod:`~churnops.monitoring.steps`: the steps the DAG and ``churnops monitor`` run.
@@ -48,7 +49,8 @@ from churnops.monitoring.intake import (
     served_day_complete_at,
 )
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
-from churnops.monitoring.report import build_report, decide, log_report, write_report
+from churnops.monitoring.page_worker import PageWorker
+from churnops.monitoring.report import build_report, decide, log_report, write_page, write_report, write_report_json
 from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.sampling import CurrentSide, current_side, sample_rows
 from churnops.monitoring.scoring import (
@@ -81,6 +83,7 @@ __all__ = [
     "HistoryDay",
     "MissingBatchError",
     "NoChampionError",
+    "PageWorker",
     "ScoreSummary",
     "accepted_files",
     "arrived",
@@ -128,5 +131,7 @@ __all__ = [
     "shared_reads",
     "target_drift",
     "write_history",
+    "write_page",
     "write_report",
+    "write_report_json",
 ]

@@ -11,10 +11,11 @@ day's one MLflow run.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,7 +26,19 @@ from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.scoring import reference_frame
 from churnops.tracking import announce_run, ensure_experiment
 
-__all__ = ["ESTIMATE_KEYS", "build_report", "decide", "log_report", "monitoring_run", "write_report"]
+if TYPE_CHECKING:
+    from churnops.monitoring.page_worker import PageWorker
+
+__all__ = [
+    "ESTIMATE_KEYS",
+    "build_report",
+    "decide",
+    "log_report",
+    "monitoring_run",
+    "write_page",
+    "write_report",
+    "write_report_json",
+]
 
 
 ESTIMATE_KEYS = ("estimated_roc_auc", "estimated_roc_auc_low", "estimated_roc_auc_high")
@@ -199,9 +212,48 @@ def build_report(
 
 
 def write_report(
-    config: ChurnopsConfig, day: date, report: dict[str, Any], scored: dict[str, Any]
+    config: ChurnopsConfig,
+    day: date,
+    report: dict[str, Any],
+    scored: dict[str, Any],
+    page: PageWorker | None = None,
 ) -> tuple[Path, Path | None]:
-    """Write ``drift_report.json`` and, unless ``monitoring.html_report`` is off, the HTML page.
+    """Write ``drift_report.json`` (:func:`write_report_json`) and the HTML page (:func:`write_page`).
+
+    Args:
+        config: the dataset's features and the monitoring settings.
+        day: the monitored day (its ``reports`` partition).
+        report: :func:`build_report`'s report.
+        scored: ``merge_shards``' result (the model version and the drift parts).
+        page: the worker given the page's samples, or None (see :func:`write_page`).
+
+    Returns:
+        The JSON path and the HTML path (None when switched off).
+    """
+    return write_report_json(day, report), write_page(config, day, report, scored, page)
+
+
+def write_report_json(day: date, report: dict[str, Any]) -> Path:
+    """Write the day's ``drift_report.json``.
+
+    Args:
+        day: the monitored day (its ``reports`` partition).
+        report: :func:`build_report`'s report.
+
+    Returns:
+        Its path.
+    """
+    return write_json(partition("reports", day) / "drift_report.json", report)
+
+
+def write_page(
+    config: ChurnopsConfig,
+    day: date,
+    report: dict[str, Any],
+    scored: dict[str, Any],
+    page: PageWorker | None = None,
+) -> Path | None:
+    """Write the day's HTML page ``drift_report.html``, unless ``monitoring.html_report`` is off.
 
     The page shows churnops' verdicts as ``feature_drift.json`` (named by the report's details)
     records them, then evidently's view of the scoring version's training split against the
@@ -213,21 +265,20 @@ def write_report(
         day: the monitored day (its ``reports`` partition).
         report: :func:`build_report`'s report.
         scored: ``merge_shards``' result (the model version and the drift parts).
+        page: the worker given the page's samples (:func:`~churnops.monitoring.steps.run_monitoring`),
+            whose evidently view the page shows; None: the view is computed here.
 
     Returns:
-        The JSON path and the HTML path (None when switched off).
+        The HTML path (None when switched off).
     """
-
-    folder = partition("reports", day)
-    json_path = write_json(folder / "drift_report.json", report)
-    html_path = folder / "drift_report.html"
+    html_path = partition("reports", day) / "drift_report.html"
     if not config.monitoring.html_report:
         html_path.unlink(missing_ok=True)
-        return json_path, None
+        return None
     current = pd.read_parquet(Path(scored["drift_parts"]) / "page_sample.parquet")  # the shards' sample
     # The page renders the verdicts from the file they were written to, so it shows what the JSON says.
     verdicts = json.loads(Path(report["details"]["features"]).read_text(encoding="utf-8"))
-    drift_report_html(
+    return drift_report_html(
         reference_frame(config, scored["model_version"]),
         current,
         html_path,
@@ -235,8 +286,8 @@ def write_report(
         report,
         config.monitoring,
         header=history_link(config.monitoring.history_days),  # history.png, drawn beside it by report_step
+        computed=None if page is None else page.result,
     )
-    return json_path, html_path
 
 
 def log_report(
@@ -263,6 +314,7 @@ def log_report(
         The run's id.
     """
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
 
     run_id = monitoring_run(config, day)
     client = MlflowClient()
@@ -278,16 +330,20 @@ def log_report(
     for key in ("realized_roc_auc", "threshold", "precision", "recall", "f1", *ESTIMATE_KEYS):
         if report.get(key) is not None:
             metrics[key] = float(report[key])
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value, step=0)
-    for key, value in {
+    tags = {
         "churnops.model_version": report["model_version"],
         "churnops.decision": report["decision"],
         "churnops.triggers": ",".join(report.get("triggers", [])),
         "churnops.reasons": "; ".join(report["reasons"])[:4000],
         **(context or {}),
-    }.items():
-        client.set_tag(run_id, key, value)
+    }
+    # One request (one store transaction) for every metric and tag, not one each.
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
+        tags=[RunTag(key, str(value)) for key, value in tags.items()],
+    )
     client.log_artifact(run_id, str(json_path))
     for path in (html_path, chart):
         if path is not None:

@@ -345,6 +345,7 @@ def drift_report_html(
     report: dict[str, Any],
     monitoring: MonitoringConfig,
     header: str = "",
+    computed: Callable[[list[str], list[str]], EvidentlyView | None] | None = None,
 ) -> Path:
     """Write the day's drift page: churnops' verdicts (from ``verdicts``), then evidently's view.
 
@@ -356,13 +357,18 @@ def drift_report_html(
         report: the day's report.
         monitoring: sample size, seed and thresholds of evidently's view.
         header: HTML put first in the page's body (the history chart's link).
+        computed: gives the view already computed elsewhere for the page's numeric and
+            categorical columns (:meth:`~churnops.monitoring.page_worker.PageWorker.result`),
+            or None to compute it here.
 
     Returns:
         ``path``.
     """
     numeric = [row["feature"] for row in verdicts["features"] if row["kind"] == "numeric"]
     categorical = [row["feature"] for row in verdicts["features"] if row["kind"] == "categorical"]
-    view = evidently_view(reference, current, numeric, categorical, monitoring)
+    view = computed(numeric, categorical) if computed is not None else None
+    if view is None:
+        view = evidently_view(reference, current, numeric, categorical, monitoring)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Snapshot.save_html silently writes nothing when given a Path (it only handles str),

@@ -19,6 +19,8 @@ measure drift and performance and write the day's report.
 
 from __future__ import annotations
 
+import os
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ from churnops.monitoring.estimate import day_estimate, estimate_errors
 from churnops.monitoring.history import write_history
 from churnops.monitoring.intake import check_batch
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
-from churnops.monitoring.report import build_report, decide, log_report, write_report
+from churnops.monitoring.page_worker import PageWorker
+from churnops.monitoring.report import build_report, decide, log_report, write_page, write_report_json
 from churnops.monitoring.sampling import CurrentSide, sample_rows
 from churnops.monitoring.scoring import SCORE_COLUMN, load_model, positive_scores, reference_frame, shared_reads
 from churnops.monitoring.shards import score_batch
@@ -146,6 +149,7 @@ def report_step(
     prediction: dict[str, Any],
     performance: dict[str, Any],
     context: dict[str, str] | None = None,
+    page: PageWorker | None = None,
 ) -> dict[str, Any]:
     """Decide, write the day's report (JSON + evidently HTML unless switched off) and its history chart,
     and log them to the day's MLflow run.
@@ -158,6 +162,8 @@ def report_step(
         prediction: :func:`prediction_drift_step`'s result.
         performance: :func:`performance_step`'s result.
         context: more tags for the day's MLflow run.
+        page: a worker already given the page's samples, whose evidently view the page shows
+            (:func:`run_monitoring`); None: the view is computed here.
 
     Returns:
         The report without its details, with the paths written (``report``, ``html``, ``history``:
@@ -173,8 +179,10 @@ def report_step(
         triggers=config.monitoring.triggers,
     )
     report = build_report(day, scored, features, prediction, performance, decision)
-    json_path, html_path = write_report(config, day, report, scored)
+    json_path = write_report_json(day, report)
+    # The chart (which reads the day's report) first: meanwhile a page worker finishes its view.
     _, chart = write_history(config, day)
+    html_path = write_page(config, day, report, scored, page)
     run_id = log_report(config, day, report, json_path, html_path, context, chart)
     summary = {k: v for k, v in report.items() if k != "details"}
     return {
@@ -190,7 +198,11 @@ def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
     """All monitoring steps for one day, in DAG order: what ``churnops monitor`` runs.
 
     The shards run one after another; the steps share the reference split and the model
-    within the call; run as separate Airflow tasks they read them themselves.
+    within the call; run as separate Airflow tasks they read them themselves. Evidently's part
+    of the page depends only on the page's two samples, so on a machine of two cores or more a
+    forked child (:class:`~churnops.monitoring.page_worker.PageWorker`) imports evidently while
+    the day is scored and computes that part while the drift and performance steps run. That
+    overlap pays when a core is idle; on a machine already busy it only moves the work.
 
     Args:
         config: the dataset and the monitoring settings.
@@ -200,9 +212,24 @@ def run_monitoring(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
         :func:`report_step`'s result.
     """
     day = parse_day(day)
-    with shared_reads():
+    with shared_reads(), ExitStack() as stack:
+        # On one core the child could only take turns with the scoring.
+        parallel = config.monitoring.html_report and len(os.sched_getaffinity(0)) > 1
+        page = stack.enter_context(PageWorker(config.monitoring)) if parallel else None
         scored = score_batch(config, day, check_batch(config, day))
+        if page is not None:
+            _submit_page(config, scored, page)
         features = feature_drift_step(config, day, scored)
         prediction = prediction_drift_step(config, day, scored)
         performance = performance_step(config, day, scored)
-        return report_step(config, day, scored, features, prediction, performance, {"churnops.dag_id": "cli"})
+        return report_step(config, day, scored, features, prediction, performance, {"churnops.dag_id": "cli"}, page)
+
+
+def _submit_page(config: ChurnopsConfig, scored: dict[str, Any], page: PageWorker) -> None:
+    # The samples write_page's page would be drawn from: the scoring version's training split
+    # and the shards' page sample.
+    import pandas as pd
+
+    ds = config.dataset
+    current = pd.read_parquet(Path(scored["drift_parts"]) / "page_sample.parquet")
+    page.submit(reference_frame(config, scored["model_version"]), current, ds.numeric_features, ds.categorical_features)
