@@ -156,9 +156,9 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
             chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]], None, shard["identities"])
             for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
                 started = time.perf_counter()
-                tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the validation rules' counts
+                missing = tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the rules' counts
                 seconds["validate"] += time.perf_counter() - started
-                chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds)
+                chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds, missing)
                 scored = pd.DataFrame(
                     {
                         ds.id_column: chunk[ds.id_column].astype(object),

@@ -398,3 +398,23 @@ def test_probe_source_checks_shape_without_the_rows(tmp_path):
         if content is not None:
             path.write_bytes(content)
         assert rules(probe_source(Source(name="main", path=path), CONFIG)[0]) == [(rule, None)], name
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param(pd.Series([f"c-{i:05d}" for i in range(3_000)] + [" NA ", None, "", "c-00001"]), id="text"),
+        pytest.param(pd.Series(["a", pd.NA, "null", "b"], dtype="string"), id="string-dtype"),
+        pytest.param(pd.Series([1, None, 3], dtype="Int64"), id="nullable-ints"),
+        pytest.param(pd.Series([7.0, float("nan"), 9.0]), id="floats"),
+    ],
+)
+def test_id_hashes_are_those_of_the_non_missing_ids_as_blank_to_na_sees_them(ids):
+    from churnops.data.tally import _id_hashes
+    from churnops.data.values import blank_to_na, is_text
+
+    kept = blank_to_na(ids).dropna()  # text as Python objects; other dtypes as numpy gives them
+    expected = kept.to_numpy(dtype=object) if is_text(ids) else kept.to_numpy()
+    values, hashes = _id_hashes(ids)
+    assert values.tolist() == expected.tolist()
+    assert hashes.tolist() == pd.util.hash_array(expected, categorize=False).tolist()

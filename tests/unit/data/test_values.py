@@ -139,12 +139,38 @@ MANY_IDS = [f"cust-{i:05d}" for i in range(2_000)]
         pytest.param([*MANY_IDS, 1.5, 7, "  NA  ", None], id="many-values-not-all-text"),
     ],
 )
-def test_missing_mask_is_exactly_the_cells_blank_to_na_makes_missing(cells):
+@pytest.mark.parametrize("distinct", [False, True], ids=["factorized", "row-by-row"])
+def test_missing_mask_is_exactly_the_cells_blank_to_na_makes_missing(cells, distinct):
     series = pd.Series(cells, dtype=object)
-    mask = missing_mask(series)
+    mask = missing_mask(series, distinct)
     assert mask.dtype == bool
     assert mask.tolist() == [is_missing_cell(value) for value in cells]
     assert mask.tolist() == blank_to_na(series).isna().tolist()
+    assert blank_to_na(series, distinct).tolist() == blank_to_na(series).tolist()
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        pytest.param(pd.Series(["a", pd.NA, " nan ", "b"], dtype="string"), id="string-dtype"),
+        pytest.param(pd.Series(["a", " NA ", None], dtype="category"), id="categorical"),
+        pytest.param(pd.Series([*MANY_IDS, pd.NA, pd.NaT, float("nan"), " None "], dtype=object), id="odd-nulls"),
+        pytest.param(pd.Series([*MANY_IDS[:5], b"NA", 3], dtype=object), id="not-all-str"),
+    ],
+)
+def test_missing_mask_row_by_row_equals_the_factorized_one(series):
+    assert missing_mask(series, distinct=True).tolist() == missing_mask(series).tolist()
+
+
+def test_coerce_types_reuses_known_missing_masks_to_the_same_frame(toy_config):
+    ds = toy_config().dataset
+    frame = pd.DataFrame({ds.id_column: [*MANY_IDS[:3], " NA "], ds.target: ["1", "0", " ", "1"]})
+    for column in ds.numeric_features:
+        frame[column] = ["1.5", " ", "x", None]
+    for column in ds.categorical_features:
+        frame[column] = ["a", "null", None, " b "]
+    masks = {c: missing_mask(frame[c]) for c in frame.columns}
+    pd.testing.assert_frame_equal(coerce_types(frame, ds, masks), coerce_types(frame, ds))
 
 
 def test_missing_mask_of_typed_columns_is_their_nulls():
