@@ -83,6 +83,12 @@ def _id_hashes(ids: pd.Series, missing: np.ndarray | None = None) -> tuple[np.nd
     return values, pd.util.hash_array(values, categorize=False) if len(values) else np.empty(0, np.uint64)
 
 
+def _mask(known: dict[str, np.ndarray], values: pd.Series, distinct: bool = False) -> np.ndarray:
+    # The column's missing_mask: as known (for these very rows), else computed.
+    mask = known.get(str(values.name))
+    return mask if mask is not None and len(mask) == len(values) else missing_mask(values, distinct)
+
+
 class Tally:
     """What the rules need of a source, added up chunk by chunk, and merged across shards.
 
@@ -188,8 +194,13 @@ class Tally:
         tally.id_hashes = [np.load(f"{path}.ids.npy", allow_pickle=False)]
         return tally
 
-    def add(self, chunk: pd.DataFrame) -> dict[str, np.ndarray]:
+    def add(self, chunk: pd.DataFrame, known: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Count the next chunk of raw rows (the first one also sets the file's columns).
+
+        Args:
+            chunk: the rows.
+            known: :func:`~churnops.data.values.missing_mask` of some of its columns, when
+                already known (e.g. by :func:`~churnops.data.sources.iter_source`), not computed again.
 
         Returns:
             :func:`~churnops.data.values.missing_mask` of the id and feature columns the chunk
@@ -201,9 +212,10 @@ class Tally:
         masks: dict[str, np.ndarray] = {}
         if chunk.shape[1] == 0:
             return masks
+        known = known or {}
         self.rows += len(chunk)
         if id_column in chunk.columns:
-            masks[id_column] = missing_mask(chunk[id_column], distinct=True)
+            masks[id_column] = _mask(known, chunk[id_column], distinct=True)
             ids, hashes = _id_hashes(chunk[id_column], masks[id_column])
             self.null_ids += len(chunk) - len(ids)
             self.id_hashes.append(hashes)
@@ -211,13 +223,14 @@ class Tally:
             if column not in chunk.columns:
                 continue
             values = chunk[column]
-            missing = masks[column] = missing_mask(values)  # blank_to_na(values).isna(), without that column
+            # blank_to_na(values).isna(), without building that column
+            missing = masks[column] = _mask(known, values)
             self.nulls[column] = self.nulls.get(column, 0) + int(missing.sum())
             if column in self.numeric:
                 present = values.where(~missing, None) if is_text(values) else values  # = blank_to_na(values)
                 self._add_numbers(column, present)
         if target in chunk.columns:
-            text = as_text_series(blank_to_na(chunk[target]))
+            text = as_text_series(blank_to_na(chunk[target], missing=_mask(known, chunk[target])))
             self.null_labels += int(text.isna().sum())
             self.labels = (self.labels or set()) | set(text.dropna().unique())
         return masks

@@ -22,6 +22,7 @@ __all__ = [
     "as_text",
     "as_text_series",
     "blank_to_na",
+    "blank_values",
     "coerce_types",
     "is_text",
     "missing_mask",
@@ -51,12 +52,24 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # pandas' notion of a null, so code -1 is exactly ``series.isna()``.
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     uniques = np.asarray(uniques, dtype=object)
-    blank = np.zeros(len(uniques) + 1, dtype=bool)
-    blank[-1] = True
+    return codes, uniques, np.append(blank_values(uniques), True)
+
+
+def blank_values(uniques: np.ndarray) -> np.ndarray:
+    """Whether each of a column's distinct (non-missing) values is blank or a null token once stripped.
+
+    Args:
+        uniques: distinct values (e.g. :func:`text_codes`' or a dictionary's), none missing.
+
+    Returns:
+        A boolean per value: ``blank_values(uniques)[codes]`` (a missing cell, code -1, looked
+        up as True after appending it) is what :func:`missing_mask` finds for the cells.
+    """
+    blank = np.zeros(len(uniques), dtype=bool)
     candidates = _token_candidates(uniques)
     stripped = pd.Series(uniques[candidates], dtype=object).astype("string").str.strip()
     blank[candidates] = stripped.isin(NULL_TOKENS).to_numpy(dtype=bool)
-    return codes, uniques, blank
+    return blank
 
 
 _TOKEN_LENGTH = max(len(token) for token in NULL_TOKENS)

@@ -64,6 +64,7 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     scores: list[np.ndarray] = []
     codes: list[np.ndarray] = []
     rejected, unmatched = [], 0
+    known: dict[str, np.ndarray] = {}  # the reader's missing masks of each chunk
     for code, label_day in enumerate(days):
         predictions = partition("predictions", label_day) / "predictions.parquet"
         if not batch_files(partition("labels", label_day)) or not predictions.is_file():
@@ -74,8 +75,9 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
         for path in label_files:
             with reading(path, judged_identity("labels", label_day, path), judged_afresh=True):
                 source = Source(name=path.stem, path=path)
-                for chunk in iter_source(source, size, [ds.id_column, ds.target], unique_text=(ds.id_column,)):
-                    chunk = coerce_types(chunk, ds)
+                columns = [ds.id_column, ds.target]
+                for chunk in iter_source(source, size, columns, unique_text=(ds.id_column,), masks=known):
+                    chunk = coerce_types(chunk, ds, known)
                     chunk = chunk[chunk[ds.id_column].notna()]
                     hashes = _id_hashes(chunk[ds.id_column])
                     at = _positions(keys, hashes)

@@ -153,10 +153,12 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
 
         def scored_chunks() -> Iterator[pd.DataFrame]:
             position, resumed = shard["first_row"], time.perf_counter()
-            chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]], None, shard["identities"])
+            known: dict = {}  # the reader's missing masks of each chunk
+            pieces = [tuple(piece) for piece in shard["pieces"]]
+            chunks = raw_chunks(config, day, pieces, None, shard["identities"], known)
             for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
                 started = time.perf_counter()
-                missing = tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the rules' counts
+                missing = tallies.setdefault(path, Tally.for_config(config)).add(raw, known)  # the rules' counts
                 seconds["validate"] += time.perf_counter() - started
                 chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds, missing)
                 scored = pd.DataFrame(

@@ -175,6 +175,26 @@ def test_iter_source_reads_unique_text_columns_into_the_same_frame(tmp_path, kin
             pd.testing.assert_frame_equal(got, expected)
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_iter_source_masks_are_the_missing_masks_of_each_chunk(tmp_path, kind):
+    from churnops.data.values import missing_mask
+
+    frame = a_day(2_000)
+    frame.loc[[5, 699, 700, 1_400], "cat"] = [" NA ", "null", "", " a "]  # null tokens among the categories
+    source = written(tmp_path, kind, frame)
+    for start, stop in [(0, None), (650, 1_710), (1_999, None)]:
+        masks: dict = {}
+        chunks = 0
+        for chunk in iter_source(source, 300, ["id", "cat"], start=start, stop=stop, masks=masks):
+            chunks += 1
+            if kind == "csv":
+                assert masks == {}  # CSV cells are judged by whoever reads them
+                continue
+            assert list(masks) == ["cat"]  # the dictionary-encoded column (row groups of 700, chunks of 300)
+            assert masks["cat"].tolist() == missing_mask(chunk["cat"]).tolist()
+        assert chunks > 0
+
+
 def test_iter_source_reads_only_the_columns_asked_for(tmp_path):
     for kind in ("csv", "parquet"):
         source = written(tmp_path, kind, a_day(50))

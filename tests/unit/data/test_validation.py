@@ -349,6 +349,18 @@ def test_validate_source_in_chunks_reads_the_file_in_pieces(tmp_path):
     source = Source(name="main", path=path, columns=["age", "plan", "y"])
     frame, findings = validate_source(source, CONFIG)
     assert validate_source_in_chunks(source, CONFIG, chunk_rows=6) == findings
+    # Parquet with every text column dictionary-encoded: the missing masks come from the codes.
+    import pyarrow as pa
+
+    from churnops.data.storage import atomic_parquet_writer
+
+    table = pa.Table.from_pandas(messy_frame(), preserve_index=False)
+    parquet = tmp_path / "main.parquet"
+    with atomic_parquet_writer(parquet, table.schema, use_dictionary=True) as writer:
+        writer.write_table(table, row_group_size=7)
+    in_parquet = Source(name="main", path=parquet, columns=["age", "plan", "y"])
+    assert validate_source_in_chunks(in_parquet, CONFIG, chunk_rows=6) == validate_source(in_parquet, CONFIG)[1]
+    assert validate_source(in_parquet, CONFIG)[1] == findings
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet")
     (finding,) = validate_source_in_chunks(Source(name="b", path=broken), CONFIG, chunk_rows=6)
