@@ -83,15 +83,16 @@ def iter_parquet(
         for c in unique_text
         if c in columns and c not in dictionary and any(t(probe.schema_arrow.field(c).type) for t in text_types)
     ]
-    batches = (
-        _batch_frame(batch, plain)
-        for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups)
-    )
-    # Each pending frame goes with the masks of its dictionary columns (cut and joined alike).
+    # Each pending frame goes with the masks of its dictionary and unique text columns (cut and joined alike).
     position, pending = start, []
-    for coded in batches:
+    for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups):
+        found: dict[str, np.ndarray] | None = {} if masks is not None else None
+        coded = _batch_frame(batch, plain, found)
         frame = _expand_dictionaries(coded, dictionary)
-        found = _dictionary_masks(coded, dictionary) if masks is not None else {}
+        if found is None:
+            found = {}
+        else:
+            found.update(_dictionary_masks(coded, dictionary))
         if skip:
             frame, found, skip = frame.iloc[skip:], _cut(found, skip, None), max(0, skip - len(frame))
         pending.append((frame, found))
@@ -133,19 +134,25 @@ def _dictionary_masks(frame: pd.DataFrame, columns: list[str]) -> dict[str, np.n
     return masks
 
 
-def _batch_frame(batch: pa.RecordBatch, plain: list[str]) -> pd.DataFrame:
+def _batch_frame(batch: pa.RecordBatch, plain: list[str], masks: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """``batch.to_pandas()``, with the ``plain`` columns converted without deduplicating their strings.
 
     Arrow looks every string up in a hash table to share repeated values (worth it for
-    categories, wasted on ids, where it costs several times the conversion itself).
+    categories, wasted on ids, where it costs several times the conversion itself). ``masks``,
+    when given, gets the ``plain`` columns' missing masks, found while they are still in Arrow.
     """
     if not plain:
         return batch.to_pandas()
+    from churnops.data.values import text_blanks
+
     rest = batch.drop_columns(plain)
     frame = rest.to_pandas() if rest.num_columns else pd.DataFrame(index=pd.RangeIndex(batch.num_rows))
     for name in plain:
         position = batch.schema.get_field_index(name)
-        frame.insert(position, name, batch.column(position).to_numpy(zero_copy_only=False))
+        values = batch.column(position).to_numpy(zero_copy_only=False)
+        if masks is not None:
+            masks[name] = text_blanks(batch.column(position), values)
+        frame.insert(position, name, values)
     return frame
 
 

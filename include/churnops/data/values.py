@@ -26,6 +26,7 @@ __all__ = [
     "coerce_types",
     "is_text",
     "missing_mask",
+    "text_blanks",
     "text_codes",
 ]
 
@@ -115,9 +116,8 @@ def _distinct_text_blanks(series: pd.Series) -> np.ndarray | None:
     """``blank[codes]`` of :func:`text_codes` for a text column of (mostly) distinct values, row by row.
 
     Factorizing a column of distinct values (ids) builds a hash table as large as the column
-    for nothing; instead each cell is looked at once in Arrow: missing, or a candidate that might
-    strip to a null token (:func:`_token_candidates`), and only the candidates are stripped.
-    None when a cell is not a string or missing (Arrow refuses it): use :func:`text_codes`.
+    for nothing; instead each cell is looked at once in Arrow (:func:`text_blanks`). None when a
+    cell is not a string or missing (Arrow refuses it): use :func:`text_codes`.
     """
     import pyarrow as pa
 
@@ -126,7 +126,23 @@ def _distinct_text_blanks(series: pd.Series) -> np.ndarray | None:
         text = pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError):
         return None
-    blank = text.is_null().to_numpy(zero_copy_only=False)
+    return text_blanks(text, values)
+
+
+def text_blanks(text: pa.Array, values: np.ndarray) -> np.ndarray:
+    """:func:`missing_mask` of a column of strings (missing cells null/None), given both in Arrow and as objects.
+
+    Each cell is looked at once: missing, or a candidate that might strip to a null token
+    (:func:`_token_candidates`, in Arrow for all cells at once); only the candidates are stripped.
+
+    Args:
+        text: the column as an Arrow string array.
+        values: the same column as an object array of ``str`` (None where ``text`` is null).
+
+    Returns:
+        True where the cell is missing, blank or a null token once stripped.
+    """
+    blank = np.array(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     candidates = _token_candidates(values, text)
     candidates = np.arange(len(values))[candidates] if isinstance(candidates, slice) else candidates
     candidates = candidates[~blank[candidates]]

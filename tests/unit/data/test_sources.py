@@ -181,18 +181,25 @@ def test_iter_source_masks_are_the_missing_masks_of_each_chunk(tmp_path, kind):
 
     frame = a_day(2_000)
     frame.loc[[5, 699, 700, 1_400], "cat"] = [" NA ", "null", "", " a "]  # null tokens among the categories
+    frame.loc[[3, 700, 701, 1_999], "id"] = [None, "", "  N/A\t", " c1 "]
     source = written(tmp_path, kind, frame)
-    for start, stop in [(0, None), (650, 1_710), (1_999, None)]:
-        masks: dict = {}
-        chunks = 0
-        for chunk in iter_source(source, 300, ["id", "cat"], start=start, stop=stop, masks=masks):
-            chunks += 1
-            if kind == "csv":
-                assert masks == {}  # CSV cells are judged by whoever reads them
-                continue
-            assert list(masks) == ["cat"]  # the dictionary-encoded column (row groups of 700, chunks of 300)
-            assert masks["cat"].tolist() == missing_mask(chunk["cat"]).tolist()
-        assert chunks > 0
+    for unique_text in ((), ("id",)):
+        for start, stop in [(0, None), (650, 1_710), (1_999, None)]:
+            masks: dict = {}
+            chunks = 0
+            columns = ["id", "cat"]
+            for chunk in iter_source(
+                source, 300, columns, start=start, stop=stop, unique_text=unique_text, masks=masks
+            ):
+                chunks += 1
+                if kind == "csv":
+                    assert masks == {}  # CSV cells are judged by whoever reads them
+                    continue
+                # the dictionary-encoded column (row groups of 700, chunks of 300), and the ids read one by one
+                assert sorted(masks) == sorted(["cat", *unique_text])
+                for column, mask in masks.items():
+                    assert mask.tolist() == missing_mask(chunk[column]).tolist()
+            assert chunks > 0
 
 
 def test_iter_source_reads_only_the_columns_asked_for(tmp_path):
