@@ -161,14 +161,12 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
                 missing = tallies.setdefault(path, Tally.for_config(config)).add(raw, known)  # the rules' counts
                 seconds["validate"] += time.perf_counter() - started
                 chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds, missing)
-                scored = pd.DataFrame(
-                    {
-                        ds.id_column: chunk[ds.id_column].astype(object),
-                        SCORE_COLUMN: positive_scores(model, chunk, config),
-                        VERSION_COLUMN: version,
-                    }
-                )
-                writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
+                # Built as Arrow columns: the same table as from a pandas frame, without one.
+                scores = positive_scores(model, chunk, config)
+                ids = pa.array(chunk[ds.id_column].to_numpy(dtype=object), pa.string(), from_pandas=True)
+                versions = pa.repeat(pa.scalar(version, pa.string()), len(chunk))
+                score_column = pa.array(scores, pa.float64(), from_pandas=True)  # NaN as null, as from a frame
+                writer.write_table(pa.table([ids, score_column, versions], schema=schema))
                 page.append(_page_sample_part(chunk[ds.feature_columns], index, position, day_rows, monitoring))
                 position += len(chunk)
                 seconds["chunks"] += time.perf_counter() - resumed
