@@ -227,7 +227,7 @@ class Tally:
             missing = masks[column] = _mask(known, values)
             self.nulls[column] = self.nulls.get(column, 0) + int(missing.sum())
             if column in self.numeric:
-                present = values.where(~missing, None) if is_text(values) else values  # = blank_to_na(values)
+                present = values.where(~missing, None) if is_text(values) and missing.any() else values  # blank_to_na
                 self._add_numbers(column, present)
         if target in chunk.columns:
             text = as_text_series(blank_to_na(chunk[target], missing=_mask(known, chunk[target])))

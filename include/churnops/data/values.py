@@ -216,8 +216,13 @@ def coerce_types(
                 "float64"
             )
         elif column in text:
-            present = blank_to_na(values, column == dataset.id_column, known.get(column))
-            columns[column] = as_text_series(present)
+            mask = known.get(column)
+            if is_text(values) and mask is None:
+                mask = missing_mask(values, distinct=column == dataset.id_column)
+            if mask is not None and is_text(values) and mask.any():
+                columns[column] = as_text_series(values.where(~mask, None), copy=False)  # where() made a copy
+            else:  # nothing to blank (= blank_to_na(values)): as_text_series copies
+                columns[column] = as_text_series(values)
         else:
             columns[column] = values.copy()
     # Built in one go: assigning column after column into a copy of a Parquet frame splits
@@ -227,18 +232,18 @@ def coerce_types(
     return out
 
 
-def as_text_series(series: pd.Series) -> pd.Series:
+def as_text_series(series: pd.Series, copy: bool = True) -> pd.Series:
     """``series.map(as_text, na_action="ignore").astype(object)``, without a Python call per cell.
 
-    Columns of ``str`` (what CSV and Parquet give) are returned as they are, since
-    :func:`as_text` leaves a string alone; plain numeric and boolean columns are converted
-    per distinct value. Anything else (mixed objects, extension dtypes) is mapped cell by
-    cell, because distinct objects such as ``1`` and ``True`` can be equal while reading
-    differently. Missing cells keep their value.
+    Columns of ``str`` (what CSV and Parquet give) are returned as they are (a copy, unless
+    ``copy`` is False: the caller's series is already its own), since :func:`as_text` leaves a
+    string alone; plain numeric and boolean columns are converted per distinct value. Anything
+    else (mixed objects, extension dtypes) is mapped cell by cell, because distinct objects such
+    as ``1`` and ``True`` can be equal while reading differently. Missing cells keep their value.
     """
     dtype = series.dtype
     if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        return series.copy()
+        return series.copy() if copy else series
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         labels = np.array([as_text(value) for value in uniques.tolist()] + [np.nan], dtype=object)

@@ -165,7 +165,8 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
                 started = time.perf_counter()
                 missing = tallies.setdefault(path, Tally.for_config(config)).add(raw, known)  # the rules' counts
                 seconds["validate"] += time.perf_counter() - started
-                chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds, missing)
+                wanted = [ds.id_column, *ds.feature_columns]
+                chunk = coerce_types(raw if list(raw.columns) == wanted else raw[wanted], ds, missing)
                 del raw
                 scoring = pool.submit(positive_scores, model, chunk, config)
                 if waiting is not None:

@@ -200,3 +200,25 @@ def test_as_text_series_tells_equal_objects_written_differently_apart():
     # 1 == True == 1.0, yet they read "1", "True" and "1": distinct values cannot be converted once per class.
     mixed = pd.Series([1, True, 1.0, "x", None], dtype=object)
     assert as_text_series(mixed).tolist() == ["1", "True", "1", "x", None]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(["a", "b", "a"], id="text-without-blanks"),
+        pytest.param(["a", " NA ", None], id="text-with-blanks"),
+        pytest.param(pd.Categorical(["a", "b", "a"]), id="categorical-without-blanks"),
+        pytest.param(pd.Categorical(["a", "null", None]), id="categorical-with-blanks"),
+        pytest.param(pd.array(["a", pd.NA, " "], dtype="string"), id="string-dtype"),
+        pytest.param([1, 0, 1], id="ints"),
+        pytest.param([1.0, np.nan, 0.0], id="floats"),
+    ],
+)
+def test_coerce_types_text_columns_are_blank_to_na_then_as_text_series(values, toy_config):
+    ds = toy_config().dataset
+    column = ds.categorical_features[0]
+    frame = pd.DataFrame({column: values})
+    expected = as_text_series(blank_to_na(frame[column]))
+    typed = coerce_types(frame, ds)
+    pd.testing.assert_series_equal(typed[column], expected)
+    assert not np.shares_memory(typed[column].to_numpy(), frame[column].to_numpy()), "a copy, never the input"
