@@ -27,6 +27,7 @@ from churnops.data import (
     coerce_types,
     iter_source,
     partition,
+    replaced_atomically,
     tally_findings,
     write_parquet,
     write_text_atomically,
@@ -274,13 +275,17 @@ def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, 
     folders = [Path(part["folder"]) for part in parts]
     _judge_tallies(config, day, folders, {name: i for part in parts for name, i in part["identities"].items()})
     out = partition("predictions", day) / "predictions.parquet"
-    schema = pq.read_schema(folders[0] / "predictions.parquet")
-    with atomic_parquet_writer(out, schema) as writer:
-        for folder in folders:
-            for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
-                batch_size=config.monitoring.chunk_rows
-            ):
-                writer.write_batch(batch)
+    if len(folders) == 1:  # the one shard's file is the day's: its bytes are copied, not decoded and encoded again
+        with replaced_atomically(out) as temporary:
+            shutil.copyfile(folders[0] / "predictions.parquet", temporary)
+    else:
+        schema = pq.read_schema(folders[0] / "predictions.parquet")
+        with atomic_parquet_writer(out, schema) as writer:
+            for folder in folders:
+                for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
+                    batch_size=config.monitoring.chunk_rows
+                ):
+                    writer.write_batch(batch)
     crash_point("merge_shards:after_predictions")  # published, but no drift parts nor MLflow run yet
     side = CurrentSide()
     for folder in folders:
