@@ -44,9 +44,11 @@ difference in ROC-AUC yet far above float64 rounding error.
 def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     """Labels joined to the scores predicted for them, over ``days`` (days missing either are skipped).
 
-    An inner join on the id, day by day and chunk by chunk: a day's predictions are held as
-    64-bit id hashes and scores (16 bytes a row, never the ids themselves), sorted by hash,
-    and each chunk of its label files looks its ids up there (``np.searchsorted``). Only label
+    An inner join on the id, day by day and chunk by chunk. A day's one label file that lists
+    the scored ids in their order is paired row for row (compared in Arrow, :func:`_aligned_scores`);
+    otherwise the day's predictions are held as 64-bit id hashes and scores (16 bytes a row,
+    never the ids themselves), sorted by hash, and each chunk of its label files looks its ids
+    up there (``np.searchsorted``). Both pair the same rows. Only label
     files that pass validation are used (:func:`accepted_files`: a file with a label outside
     the two classes is quarantined, never read as a negative), each read as the file its verdict
     judged; a label day whose ``monitoring.label_arrival_marker`` is configured and absent has
