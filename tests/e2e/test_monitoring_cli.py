@@ -155,6 +155,39 @@ def test_the_score_step_streams_chunks_and_gives_the_same_scores(home):
     pd.testing.assert_frame_equal(pd.read_parquet(predictions), expected)
 
 
+def test_predictions_hold_each_rows_id_score_and_version_as_written_from_a_frame_of_them(home):
+    """The shards write Arrow columns: the very table a pandas frame of the typed ids, the model's
+    scores of the whole day and the version gives, in row order."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from churnops.config import load_config
+    from churnops.data import partition
+    from churnops.monitoring import batch_files
+    from churnops.monitoring.intake import read_files
+    from churnops.monitoring.scoring import load_model, positive_scores
+    from churnops.monitoring.shards import score_batch
+
+    day = D0 + timedelta(days=5)
+    config = load_config()
+    dumped = config.model_dump(mode="json")
+    small = type(config).model_validate({**dumped, "monitoring": {**dumped["monitoring"], "chunk_rows": 300}})
+    scored = score_batch(small, day)
+    batch = read_files(config, batch_files(partition("incoming", day)))
+    id_column, version = config.dataset.id_column, scored["model_version"]
+    frame = pd.DataFrame(
+        {
+            id_column: batch[id_column].astype(object),
+            "score": positive_scores(load_model(config, version), batch, config),
+            "model_version": version,
+        }
+    )
+    written = pq.read_table(scored["predictions"])
+    assert written.equals(pa.Table.from_pandas(frame, schema=written.schema, preserve_index=False))
+    assert written.schema.metadata is None
+
+
 def test_a_sharded_day_gives_the_unsharded_result(home):
     """Shards across a Parquet file of odd row groups and a CSV file:
     the same predictions, drift statistics (counts exactly; KS on the same seeded sample) and page sample."""

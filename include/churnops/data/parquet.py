@@ -26,6 +26,7 @@ def iter_parquet(
     start: int = 0,
     stop: int | None = None,
     unique_text: tuple[str, ...] = (),
+    masks: dict[str, np.ndarray] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Rows ``[start, stop)`` of an open Parquet file in chunks of exactly ``chunk_rows`` rows (the last shorter).
 
@@ -39,6 +40,9 @@ def iter_parquet(
         start: first row of the slice.
         stop: row after the slice's last (None: the end of the file).
         unique_text: text columns of mostly distinct values, converted without deduplicating strings.
+        masks: when given, filled before each chunk is yielded (the previous chunk's dropped)
+            with :func:`~churnops.data.values.missing_mask` of the chunk's text columns read
+            through their dictionaries, found from the codes instead of the cells.
 
     Yields:
         Frames indexed by row number in the file.
@@ -79,40 +83,76 @@ def iter_parquet(
         for c in unique_text
         if c in columns and c not in dictionary and any(t(probe.schema_arrow.field(c).type) for t in text_types)
     ]
-    batches = (
-        _expand_dictionaries(_batch_frame(batch, plain), dictionary)
-        for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups)
-    )
+    # Each pending frame goes with the masks of its dictionary and unique text columns (cut and joined alike).
     position, pending = start, []
-    for frame in batches:
+    for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns, row_groups=groups):
+        found: dict[str, np.ndarray] | None = {} if masks is not None else None
+        coded = _batch_frame(batch, plain, found)
+        frame = _expand_dictionaries(coded, dictionary)
+        if found is None:
+            found = {}
+        else:
+            found.update(_dictionary_masks(coded, dictionary))
         if skip:
-            frame, skip = frame.iloc[skip:], max(0, skip - len(frame))
-        pending.append(frame)
-        while sum(map(len, pending)) >= chunk_rows or (pending and position + sum(map(len, pending)) >= stop):
-            chunk = pending[0] if len(pending) == 1 else pd.concat(pending)
+            frame, found, skip = frame.iloc[skip:], _cut(found, skip, None), max(0, skip - len(frame))
+        pending.append((frame, found))
+        while sum(len(f) for f, _ in pending) >= chunk_rows or (
+            pending and position + sum(len(f) for f, _ in pending) >= stop
+        ):
+            if len(pending) == 1:
+                chunk, found = pending[0]
+            else:
+                chunk = pd.concat([f for f, _ in pending])
+                found = {c: np.concatenate([m[c] for _, m in pending]) for c in pending[0][1]}
             take = min(chunk_rows, stop - position)
             head, rest = chunk.iloc[:take], chunk.iloc[take:]
             head.index = pd.RangeIndex(position, position + take)
+            if masks is not None:
+                masks.clear()
+                masks.update(_cut(found, 0, take))
             yield head
             position += take
             if position >= stop:
                 return
-            pending = [rest] if len(rest) else []
+            pending = [(rest, _cut(found, take, None))] if len(rest) else []
 
 
-def _batch_frame(batch: pa.RecordBatch, plain: list[str]) -> pd.DataFrame:
+def _cut(masks: dict[str, np.ndarray], start: int, stop: int | None) -> dict[str, np.ndarray]:
+    return {column: mask[start:stop] for column, mask in masks.items()}
+
+
+def _dictionary_masks(frame: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
+    # The dictionary columns are Categoricals here: each distinct value is judged once, then
+    # looked up by code (code -1, a missing cell, picks the appended True).
+    from churnops.data.values import blank_values
+
+    masks = {}
+    for name in columns:
+        array = frame[name].array
+        blank = blank_values(array.categories.to_numpy(dtype=object))
+        masks[name] = np.append(blank, True)[array.codes]
+    return masks
+
+
+def _batch_frame(batch: pa.RecordBatch, plain: list[str], masks: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """``batch.to_pandas()``, with the ``plain`` columns converted without deduplicating their strings.
 
     Arrow looks every string up in a hash table to share repeated values (worth it for
-    categories, wasted on ids, where it costs several times the conversion itself).
+    categories, wasted on ids, where it costs several times the conversion itself). ``masks``,
+    when given, gets the ``plain`` columns' missing masks, found while they are still in Arrow.
     """
     if not plain:
         return batch.to_pandas()
+    from churnops.data.values import text_blanks
+
     rest = batch.drop_columns(plain)
     frame = rest.to_pandas() if rest.num_columns else pd.DataFrame(index=pd.RangeIndex(batch.num_rows))
     for name in plain:
         position = batch.schema.get_field_index(name)
-        frame.insert(position, name, batch.column(position).to_numpy(zero_copy_only=False))
+        values = batch.column(position).to_numpy(zero_copy_only=False)
+        if masks is not None:
+            masks[name] = text_blanks(batch.column(position), values)
+        frame.insert(position, name, values)
     return frame
 
 

@@ -128,6 +128,7 @@ def iter_source(
     start: int = 0,
     stop: int | None = None,
     unique_text: tuple[str, ...] = (),
+    masks: dict[str, np.ndarray] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """:func:`read_source` in chunks of at most ``chunk_rows`` rows, so a day of any size reads in bounded memory.
 
@@ -148,6 +149,11 @@ def iter_source(
         unique_text: text columns whose values are (mostly) distinct, such as the id: Parquet
             gives each cell its own string instead of looking every one up to share repeated
             ones, which only costs time when nothing repeats (same frame either way).
+        masks: when given, filled before each chunk is yielded with the
+            :func:`~churnops.data.values.missing_mask` of those of its columns whose masks the
+            reader knows without looking at every cell (Parquet text columns read through their
+            dictionaries; none for CSV), for :meth:`~churnops.data.tally.Tally.add` and
+            :func:`~churnops.data.values.coerce_types` of the chunk to reuse.
 
     Yields:
         Frames of ``chunk_rows`` rows (the last one shorter), indexed by row number in the file.
@@ -166,8 +172,10 @@ def iter_source(
     try:
         with raw:
             if source.file_format == "parquet":
-                yield from iter_parquet(raw, chunk_rows, columns, start, stop, unique_text)
+                yield from iter_parquet(raw, chunk_rows, columns, start, stop, unique_text, masks)
                 return
+            if masks is not None:
+                masks.clear()
             yield from _iter_csv(raw, chunk_rows, columns, start, stop)
     except pd.errors.EmptyDataError:
         return

@@ -18,7 +18,7 @@ import pandas as pd
 from churnops.config import ChurnopsConfig, Source
 from churnops.data.findings import Finding, shape_findings
 from churnops.data.storage import replaced_atomically, write_text_atomically
-from churnops.data.values import as_text_series, blank_to_na, is_text, missing_mask, text_codes
+from churnops.data.values import as_text_series, blank_to_na, is_text, missing_mask
 
 __all__ = ["Tally", "tally_findings"]
 
@@ -80,17 +80,20 @@ def tally_findings(
     return found
 
 
-def _id_hashes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    # (the non-missing ids, a 64-bit hash of each): missing as blank_to_na sees it. Hashed without
-    # categorize: factorizing first only pays off for repeated values, and these are distinct.
-    if is_text(ids):
-        codes, uniques, blank = text_codes(ids)
-        present = codes[~blank[codes]]
-        return uniques[present], pd.util.hash_array(uniques, categorize=False)[present] if len(uniques) else np.empty(
-            0, np.uint64
-        )
-    values = ids[ids.notna()].to_numpy()
+def _id_hashes(ids: pd.Series, missing: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    # (the non-missing ids, a 64-bit hash of each): missing as blank_to_na sees it (``missing``, its
+    # mask, when known). Neither factorized nor hashed with categorize: that only pays off for
+    # repeated values, and these are distinct.
+    if missing is None:
+        missing = missing_mask(ids, distinct=True)
+    values = ids.to_numpy(dtype=object)[~missing] if is_text(ids) else ids[~missing].to_numpy()
     return values, pd.util.hash_array(values, categorize=False) if len(values) else np.empty(0, np.uint64)
+
+
+def _mask(known: dict[str, np.ndarray], values: pd.Series, distinct: bool = False) -> np.ndarray:
+    # The column's missing_mask: as known (for these very rows), else computed.
+    mask = known.get(str(values.name))
+    return mask if mask is not None and len(mask) == len(values) else missing_mask(values, distinct)
 
 
 class Tally:
@@ -198,31 +201,46 @@ class Tally:
         tally.id_hashes = [np.load(f"{path}.ids.npy", allow_pickle=False)]
         return tally
 
-    def add(self, chunk: pd.DataFrame) -> None:
-        """Count the next chunk of raw rows (the first one also sets the file's columns)."""
+    def add(self, chunk: pd.DataFrame, known: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Count the next chunk of raw rows (the first one also sets the file's columns).
+
+        Args:
+            chunk: the rows.
+            known: :func:`~churnops.data.values.missing_mask` of some of its columns, when
+                already known (e.g. by :func:`~churnops.data.sources.iter_source`), not computed again.
+
+        Returns:
+            :func:`~churnops.data.values.missing_mask` of the id and feature columns the chunk
+            has, for :func:`~churnops.data.values.coerce_types` of the same chunk to reuse.
+        """
         id_column, target = self.id_column, self.target
         if self.columns is None:
             self.columns = list(chunk.columns)
+        masks: dict[str, np.ndarray] = {}
         if chunk.shape[1] == 0:
-            return
+            return masks
+        known = known or {}
         self.rows += len(chunk)
         if id_column in chunk.columns:
-            ids, hashes = _id_hashes(chunk[id_column])
+            masks[id_column] = _mask(known, chunk[id_column], distinct=True)
+            ids, hashes = _id_hashes(chunk[id_column], masks[id_column])
             self.null_ids += len(chunk) - len(ids)
             self.id_hashes.append(hashes)
         for column in self.features:
             if column not in chunk.columns:
                 continue
             values = chunk[column]
-            missing = missing_mask(values)  # blank_to_na(values).isna(), without building that column
+            # blank_to_na(values).isna(), without building that column
+            missing = masks[column] = _mask(known, values)
             self.nulls[column] = self.nulls.get(column, 0) + int(missing.sum())
             if column in self.numeric:
-                present = values.where(~missing, None) if is_text(values) else values  # = blank_to_na(values)
+                present = values.where(~missing, None) if is_text(values) and missing.any() else values  # blank_to_na
                 self._add_numbers(column, present)
         if target in chunk.columns:
-            text = as_text_series(blank_to_na(chunk[target]))
+            text = as_text_series(blank_to_na(chunk[target], missing=_mask(known, chunk[target])))
             self.null_labels += int(text.isna().sum())
             self.labels = (self.labels or set()) | set(text.dropna().unique())
+        return masks
 
     def _add_numbers(self, column: str, values: pd.Series) -> None:
         present = values.dropna()

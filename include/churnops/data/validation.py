@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,6 +18,9 @@ from churnops.data.admission import admission_findings, is_regular_file
 from churnops.data.findings import Finding, shape_findings
 from churnops.data.sources import SourceReadError, csv_cut_short, iter_source, open_source, read_source
 from churnops.data.tally import Tally, tally_findings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "cut_short_findings",
@@ -43,7 +47,12 @@ def validate_frame(frame: pd.DataFrame, source: Source, config: ChurnopsConfig) 
 
 
 def validate_chunks(
-    chunks: Callable[[], Iterable[pd.DataFrame]], source: Source, config: ChurnopsConfig, *, unique_ids: bool = True
+    chunks: Callable[[], Iterable[pd.DataFrame]],
+    source: Source,
+    config: ChurnopsConfig,
+    known: dict[str, np.ndarray] | None = None,
+    *,
+    unique_ids: bool = True,
 ) -> list[Finding]:
     """All rule violations of a raw source read in chunks: the findings of the whole frame.
 
@@ -56,6 +65,8 @@ def validate_chunks(
         chunks: reads the source (again, on each call) as raw chunks.
         source: the source the chunks are read from.
         config: the dataset and its validation rules.
+        known: the missing masks of the chunk just yielded, as its reader fills them
+            (:func:`~churnops.data.sources.iter_source`'s ``masks``), if any.
         unique_ids: judge the id rules (:func:`~churnops.data.tally.tally_findings`).
 
     Returns:
@@ -63,7 +74,7 @@ def validate_chunks(
     """
     tally = Tally.for_config(config)
     for chunk in chunks():
-        tally.add(chunk)
+        tally.add(chunk, known)
     return tally_findings(tally, source, config, chunks, unique_ids=unique_ids)
 
 
@@ -167,11 +178,13 @@ def validate_source_in_chunks(
     refused = admission_findings(source, config)
     if refused:
         return refused
+    known: dict = {}  # the reader's missing masks of each chunk
     try:
         return cut_short_findings(source) + validate_chunks(
-            lambda: iter_source(source, chunk_rows, unique_text=(config.dataset.id_column,)),
+            lambda: iter_source(source, chunk_rows, unique_text=(config.dataset.id_column,), masks=known),
             source,
             config,
+            known,
             unique_ids=unique_ids,
         )
     except SourceReadError as exc:

@@ -42,6 +42,7 @@ from churnops.monitoring.verdicts import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from churnops.data import Finding
@@ -410,6 +411,7 @@ def raw_chunks(
     pieces: list[tuple[str, int, int | None]] | None = None,
     columns: list[str] | None = None,
     identities: dict[str, dict[str, int]] | None = None,
+    masks: dict[str, np.ndarray] | None = None,
 ) -> Iterator[tuple[Path, pd.DataFrame]]:
     """``(file, chunk as stored)`` for the day's files or a shard's pieces, ``monitoring.chunk_rows`` rows a chunk.
 
@@ -423,6 +425,8 @@ def raw_chunks(
         pieces: ``(file, first row, row after the last or None)`` of a shard; None: every file of the day, whole.
         columns: the columns to read (default: all).
         identities: each file's identity as planned (default: whatever it is when its read starts).
+        masks: filled with the missing masks the reader knows of each chunk (see
+            :func:`~churnops.data.sources.iter_source`) before it is yielded.
 
     Yields:
         Each file's path and raw chunks, in order.
@@ -438,5 +442,5 @@ def raw_chunks(
         with reading(path, None if identities is None else identities.get(name, {})):
             source = Source(name=path.stem, path=path)
             unique = (config.dataset.id_column,)
-            for chunk in iter_source(source, config.monitoring.chunk_rows, columns, start, stop, unique):
+            for chunk in iter_source(source, config.monitoring.chunk_rows, columns, start, stop, unique, masks):
                 yield path, chunk

@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike
 
 from churnops.config import ChurnopsConfig, MonitoringConfig, Source
 from churnops.data import coerce_types, iter_source, label_vector, partition
+from churnops.data.sources import open_source
 from churnops.modeling import threshold_metrics
 from churnops.monitoring.drift import as_scores
 from churnops.monitoring.intake import accepted_files, batch_files
@@ -22,7 +23,11 @@ from churnops.monitoring.scoring import SCORE_COLUMN
 from churnops.monitoring.verdicts import judged_identity, reading
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 __all__ = ["DECIMALS", "matured_outcomes", "realized_performance", "roc_auc"]
 
@@ -39,9 +44,11 @@ difference in ROC-AUC yet far above float64 rounding error.
 def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     """Labels joined to the scores predicted for them, over ``days`` (days missing either are skipped).
 
-    An inner join on the id, day by day and chunk by chunk: a day's predictions are held as
-    64-bit id hashes and scores (16 bytes a row, never the ids themselves), sorted by hash,
-    and each chunk of its label files looks its ids up there (``np.searchsorted``). Only label
+    An inner join on the id, day by day and chunk by chunk. A day's one label file that lists
+    the scored ids in their order is paired row for row (compared in Arrow, :func:`_aligned_scores`);
+    otherwise the day's predictions are held as 64-bit id hashes and scores (16 bytes a row,
+    never the ids themselves), sorted by hash, and each chunk of its label files looks its ids
+    up there (``np.searchsorted``). Both pair the same rows. Only label
     files that pass validation are used (:func:`accepted_files`: a file with a label outside
     the two classes is quarantined, never read as a negative), each read as the file its verdict
     judged; a label day whose ``monitoring.label_arrival_marker`` is configured and absent has
@@ -64,18 +71,31 @@ def matured_outcomes(config: ChurnopsConfig, days: list[date]) -> pd.DataFrame:
     scores: list[np.ndarray] = []
     codes: list[np.ndarray] = []
     rejected, unmatched = [], 0
+    known: dict[str, np.ndarray] = {}  # the reader's missing masks of each chunk
     for code, label_day in enumerate(days):
         predictions = partition("predictions", label_day) / "predictions.parquet"
         if not batch_files(partition("labels", label_day)) or not predictions.is_file():
             continue
         label_files, refused = accepted_files(config, "labels", label_day)
         rejected += refused
-        keys, day_scores = _scores_by_id_hash(predictions, ds.id_column, size)
+        keys = day_scores = None
         for path in label_files:
             with reading(path, judged_identity("labels", label_day, path), judged_afresh=True):
                 source = Source(name=path.stem, path=path)
-                for chunk in iter_source(source, size, [ds.id_column, ds.target], unique_text=(ds.id_column,)):
-                    chunk = coerce_types(chunk, ds)
+                aligned = _aligned_scores(source, predictions, ds.id_column, size) if len(label_files) == 1 else None
+                if aligned is not None:  # the file lists the scored ids in their order: no lookup needed
+                    position = 0
+                    for chunk in iter_source(source, size, [ds.target], masks=known):
+                        labels.append(label_vector(coerce_types(chunk, ds, known), config).astype(np.int8))
+                        scores.append(aligned[position : position + len(chunk)])
+                        codes.append(np.full(len(chunk), code, dtype=_code_dtype(len(days))))
+                        position += len(chunk)
+                    continue
+                if keys is None or day_scores is None:
+                    keys, day_scores = _scores_by_id_hash(predictions, ds.id_column, size)
+                columns = [ds.id_column, ds.target]
+                for chunk in iter_source(source, size, columns, unique_text=(ds.id_column,), masks=known):
+                    chunk = coerce_types(chunk, ds, known)
                     chunk = chunk[chunk[ds.id_column].notna()]
                     hashes = _id_hashes(chunk[ds.id_column])
                     at = _positions(keys, hashes)
@@ -113,6 +133,58 @@ def _concatenated(parts: list[np.ndarray], dtype: type[np.generic]) -> np.ndarra
         out[position : position + len(part)] = part
         position += len(part)
     return out
+
+
+def _aligned_scores(source: Source, predictions: Path, id_column: str, chunk_rows: int) -> np.ndarray | None:
+    """The day's scores in row order when the label file holds exactly the predictions' ids in their order, else None.
+
+    Compared in Arrow a chunk at a time (no Python strings, no hashes): every id present, as
+    text, equal row for row, and as many rows. The join then pairs row ``i`` with score ``i``,
+    what the hash lookup gives too: the file passed validation, so its ids, hence the
+    predictions', are distinct. Only a Parquet label file is compared (None for CSV).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if source.file_format != "parquet":
+        return None
+    with open_source(source) as raw:
+        labelled, scored = pq.ParquetFile(raw), pq.ParquetFile(predictions)
+        if (
+            labelled.metadata.num_rows != scored.metadata.num_rows
+            or id_column not in labelled.schema_arrow.names
+            or labelled.schema_arrow.field(id_column).type != pa.string()
+            or scored.schema_arrow.field(id_column).type != pa.string()
+        ):
+            return None
+        parts = []
+        pairs = zip(
+            _arrow_chunks(labelled, [id_column], chunk_rows),
+            _arrow_chunks(scored, [id_column, SCORE_COLUMN], chunk_rows),
+            strict=True,
+        )
+        for label_chunk, score_chunk in pairs:
+            ids, scored_ids = label_chunk.column(0), score_chunk.column(0)
+            if ids.null_count or scored_ids.null_count or not pc.all(pc.equal(ids, scored_ids)).as_py():
+                return None
+            parts.append(score_chunk.column(1).to_numpy().astype(np.float64, copy=False))
+    return _concatenated(parts, np.float64)
+
+
+def _arrow_chunks(file: pq.ParquetFile, columns: list[str], chunk_rows: int) -> Iterator[pa.Table]:
+    """A Parquet file's columns in chunks of exactly ``chunk_rows`` rows (the last shorter), by row groups."""
+    import pyarrow as pa
+
+    pending: pa.Table | None = None
+    for group in range(file.num_row_groups):
+        table = file.read_row_group(group, columns=columns)
+        pending = table if pending is None else pa.concat_tables([pending, table])
+        while pending.num_rows >= chunk_rows:
+            yield pending.slice(0, chunk_rows)
+            pending = pending.slice(chunk_rows)
+    if pending is not None and pending.num_rows:
+        yield pending
 
 
 def _scores_by_id_hash(predictions: Path, id_column: str, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from churnops.data import (
     coerce_types,
     iter_source,
     partition,
+    replaced_atomically,
     tally_findings,
     write_parquet,
     write_text_atomically,
@@ -159,40 +161,58 @@ def score_shard(config: ChurnopsConfig, day: date | str, shard: dict[str, Any]) 
     seconds = {"chunks": 0.0, "validate": 0.0}
     with atomic_parquet_writer(folder / "predictions.parquet", schema) as writer:
 
-        def scored_chunks() -> Iterator[pd.DataFrame]:
+        def scored_chunks(pool: ThreadPoolExecutor) -> Iterator[pd.DataFrame]:
+            # The model scores each chunk on a worker thread while this one reads, tallies and types
+            # the next chunk and gathers the drift parts of the previous one (its native code and
+            # Arrow's release the GIL): the chunks' results are still taken in order.
             position, resumed = shard["first_row"], time.perf_counter()
-            chunks = raw_chunks(config, day, [tuple(piece) for piece in shard["pieces"]], None, shard["identities"])
+            known: dict = {}  # the reader's missing masks of each chunk
+            pieces = [tuple(piece) for piece in shard["pieces"]]
+            chunks = raw_chunks(config, day, pieces, None, shard["identities"], known)
+            waiting: tuple[int, pd.DataFrame, Future] | None = None
             for index, (path, raw) in enumerate(chunks, start=shard["first_chunk"]):
                 started = time.perf_counter()
-                tallies.setdefault(path, Tally.for_config(config)).add(raw)  # the validation rules' counts
+                missing = tallies.setdefault(path, Tally.for_config(config)).add(raw, known)  # the rules' counts
                 seconds["validate"] += time.perf_counter() - started
-                chunk = coerce_types(raw[[ds.id_column, *ds.feature_columns]], ds)
-                scored = pd.DataFrame(
-                    {
-                        ds.id_column: chunk[ds.id_column].astype(object),
-                        SCORE_COLUMN: positive_scores(model, chunk, config),
-                        VERSION_COLUMN: version,
-                    }
-                )
-                writer.write_table(pa.Table.from_pandas(scored, schema=schema, preserve_index=False))
-                page.append(_page_sample_part(chunk[ds.feature_columns], index, position, day_rows, monitoring))
-                position += len(chunk)
+                wanted = [ds.id_column, *ds.feature_columns]
+                chunk = coerce_types(raw if list(raw.columns) == wanted else raw[wanted], ds, missing)
+                del raw
+                scoring = pool.submit(positive_scores, model, chunk, config)
+                if waiting is not None:
+                    position = write(*waiting, position)
+                    seconds["chunks"] += time.perf_counter() - resumed
+                    yield waiting[1]
+                    resumed = time.perf_counter()
+                waiting = (index, chunk, scoring)
+            if waiting is not None:
+                position = write(*waiting, position)
                 seconds["chunks"] += time.perf_counter() - resumed
-                yield chunk
+                yield waiting[1]
                 resumed = time.perf_counter()
             seconds["chunks"] += time.perf_counter() - resumed
 
+        def write(index: int, chunk: pd.DataFrame, scoring: Future, position: int) -> int:
+            # Built as Arrow columns: the same table as from a pandas frame, without one.
+            scores = scoring.result()
+            ids = pa.array(chunk[ds.id_column].to_numpy(dtype=object), pa.string(), from_pandas=True)
+            versions = pa.repeat(pa.scalar(version, pa.string()), len(chunk))
+            score_column = pa.array(scores, pa.float64(), from_pandas=True)  # NaN as null, as from a frame
+            writer.write_table(pa.table([ids, score_column, versions], schema=schema))
+            page.append(_page_sample_part(chunk[ds.feature_columns], index, position, day_rows, monitoring))
+            return position + len(chunk)
+
         try:
             started = time.perf_counter()
-            side = current_side(
-                scored_chunks(),
-                day_rows,
-                ds.numeric_features,
-                ds.categorical_features,
-                monitoring,
-                first_row=shard["first_row"],
-                first_chunk=shard["first_chunk"],
-            )
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="churnops-score") as pool:
+                side = current_side(
+                    scored_chunks(pool),
+                    day_rows,
+                    ds.numeric_features,
+                    ds.categorical_features,
+                    monitoring,
+                    first_row=shard["first_row"],
+                    first_chunk=shard["first_chunk"],
+                )
             # current_side's own time: the drift counts and KS samples, without reading and scoring
             seconds["drift_parts"] = time.perf_counter() - started - seconds.pop("chunks")
         except SourceReadError as exc:  # e.g. a damaged page past the footer check_batch read
@@ -263,13 +283,17 @@ def merge_shards(config: ChurnopsConfig, day: date | str, parts: list[dict[str, 
     folders = [Path(part["folder"]) for part in parts]
     _judge_tallies(config, day, folders, {name: i for part in parts for name, i in part["identities"].items()})
     out = partition("predictions", day) / "predictions.parquet"
-    schema = pq.read_schema(folders[0] / "predictions.parquet")
-    with atomic_parquet_writer(out, schema) as writer:
-        for folder in folders:
-            for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
-                batch_size=config.monitoring.chunk_rows
-            ):
-                writer.write_batch(batch)
+    if len(folders) == 1:  # the one shard's file is the day's: its bytes are copied, not decoded and encoded again
+        with replaced_atomically(out) as temporary:
+            shutil.copyfile(folders[0] / "predictions.parquet", temporary)
+    else:
+        schema = pq.read_schema(folders[0] / "predictions.parquet")
+        with atomic_parquet_writer(out, schema) as writer:
+            for folder in folders:
+                for batch in pq.ParquetFile(folder / "predictions.parquet").iter_batches(
+                    batch_size=config.monitoring.chunk_rows
+                ):
+                    writer.write_batch(batch)
     crash_point("merge_shards:after_predictions")  # published, but no drift parts nor MLflow run yet
     side = CurrentSide()
     for folder in folders:

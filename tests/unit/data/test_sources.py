@@ -175,6 +175,33 @@ def test_iter_source_reads_unique_text_columns_into_the_same_frame(tmp_path, kin
             pd.testing.assert_frame_equal(got, expected)
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_iter_source_masks_are_the_missing_masks_of_each_chunk(tmp_path, kind):
+    from churnops.data.values import missing_mask
+
+    frame = a_day(2_000)
+    frame.loc[[5, 699, 700, 1_400], "cat"] = [" NA ", "null", "", " a "]  # null tokens among the categories
+    frame.loc[[3, 700, 701, 1_999], "id"] = [None, "", "  N/A\t", " c1 "]
+    source = written(tmp_path, kind, frame)
+    for unique_text in ((), ("id",)):
+        for start, stop in [(0, None), (650, 1_710), (1_999, None)]:
+            masks: dict = {}
+            chunks = 0
+            columns = ["id", "cat"]
+            for chunk in iter_source(
+                source, 300, columns, start=start, stop=stop, unique_text=unique_text, masks=masks
+            ):
+                chunks += 1
+                if kind == "csv":
+                    assert masks == {}  # CSV cells are judged by whoever reads them
+                    continue
+                # the dictionary-encoded column (row groups of 700, chunks of 300), and the ids read one by one
+                assert sorted(masks) == sorted(["cat", *unique_text])
+                for column, mask in masks.items():
+                    assert mask.tolist() == missing_mask(chunk[column]).tolist()
+            assert chunks > 0
+
+
 def test_iter_source_reads_only_the_columns_asked_for(tmp_path):
     for kind in ("csv", "parquet"):
         source = written(tmp_path, kind, a_day(50))

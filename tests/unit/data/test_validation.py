@@ -349,6 +349,18 @@ def test_validate_source_in_chunks_reads_the_file_in_pieces(tmp_path):
     source = Source(name="main", path=path, columns=["age", "plan", "y"])
     frame, findings = validate_source(source, CONFIG)
     assert validate_source_in_chunks(source, CONFIG, chunk_rows=6) == findings
+    # Parquet with every text column dictionary-encoded: the missing masks come from the codes.
+    import pyarrow as pa
+
+    from churnops.data.storage import atomic_parquet_writer
+
+    table = pa.Table.from_pandas(messy_frame(), preserve_index=False)
+    parquet = tmp_path / "main.parquet"
+    with atomic_parquet_writer(parquet, table.schema, use_dictionary=True) as writer:
+        writer.write_table(table, row_group_size=7)
+    in_parquet = Source(name="main", path=parquet, columns=["age", "plan", "y"])
+    assert validate_source_in_chunks(in_parquet, CONFIG, chunk_rows=6) == validate_source(in_parquet, CONFIG)[1]
+    assert validate_source(in_parquet, CONFIG)[1] == findings
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet")
     (finding,) = validate_source_in_chunks(Source(name="b", path=broken), CONFIG, chunk_rows=6)
@@ -398,3 +410,23 @@ def test_probe_source_checks_shape_without_the_rows(tmp_path):
         if content is not None:
             path.write_bytes(content)
         assert rules(probe_source(Source(name="main", path=path), CONFIG)[0]) == [(rule, None)], name
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param(pd.Series([f"c-{i:05d}" for i in range(3_000)] + [" NA ", None, "", "c-00001"]), id="text"),
+        pytest.param(pd.Series(["a", pd.NA, "null", "b"], dtype="string"), id="string-dtype"),
+        pytest.param(pd.Series([1, None, 3], dtype="Int64"), id="nullable-ints"),
+        pytest.param(pd.Series([7.0, float("nan"), 9.0]), id="floats"),
+    ],
+)
+def test_id_hashes_are_those_of_the_non_missing_ids_as_blank_to_na_sees_them(ids):
+    from churnops.data.tally import _id_hashes
+    from churnops.data.values import blank_to_na, is_text
+
+    kept = blank_to_na(ids).dropna()  # text as Python objects; other dtypes as numpy gives them
+    expected = kept.to_numpy(dtype=object) if is_text(ids) else kept.to_numpy()
+    values, hashes = _id_hashes(ids)
+    assert values.tolist() == expected.tolist()
+    assert hashes.tolist() == pd.util.hash_array(expected, categorize=False).tolist()

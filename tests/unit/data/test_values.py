@@ -139,12 +139,38 @@ MANY_IDS = [f"cust-{i:05d}" for i in range(2_000)]
         pytest.param([*MANY_IDS, 1.5, 7, "  NA  ", None], id="many-values-not-all-text"),
     ],
 )
-def test_missing_mask_is_exactly_the_cells_blank_to_na_makes_missing(cells):
+@pytest.mark.parametrize("distinct", [False, True], ids=["factorized", "row-by-row"])
+def test_missing_mask_is_exactly_the_cells_blank_to_na_makes_missing(cells, distinct):
     series = pd.Series(cells, dtype=object)
-    mask = missing_mask(series)
+    mask = missing_mask(series, distinct)
     assert mask.dtype == bool
     assert mask.tolist() == [is_missing_cell(value) for value in cells]
     assert mask.tolist() == blank_to_na(series).isna().tolist()
+    assert blank_to_na(series, distinct).tolist() == blank_to_na(series).tolist()
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        pytest.param(pd.Series(["a", pd.NA, " nan ", "b"], dtype="string"), id="string-dtype"),
+        pytest.param(pd.Series(["a", " NA ", None], dtype="category"), id="categorical"),
+        pytest.param(pd.Series([*MANY_IDS, pd.NA, pd.NaT, float("nan"), " None "], dtype=object), id="odd-nulls"),
+        pytest.param(pd.Series([*MANY_IDS[:5], b"NA", 3], dtype=object), id="not-all-str"),
+    ],
+)
+def test_missing_mask_row_by_row_equals_the_factorized_one(series):
+    assert missing_mask(series, distinct=True).tolist() == missing_mask(series).tolist()
+
+
+def test_coerce_types_reuses_known_missing_masks_to_the_same_frame(toy_config):
+    ds = toy_config().dataset
+    frame = pd.DataFrame({ds.id_column: [*MANY_IDS[:3], " NA "], ds.target: ["1", "0", " ", "1"]})
+    for column in ds.numeric_features:
+        frame[column] = ["1.5", " ", "x", None]
+    for column in ds.categorical_features:
+        frame[column] = ["a", "null", None, " b "]
+    masks = {c: missing_mask(frame[c]) for c in frame.columns}
+    pd.testing.assert_frame_equal(coerce_types(frame, ds, masks), coerce_types(frame, ds))
 
 
 def test_missing_mask_of_typed_columns_is_their_nulls():
@@ -174,3 +200,25 @@ def test_as_text_series_tells_equal_objects_written_differently_apart():
     # 1 == True == 1.0, yet they read "1", "True" and "1": distinct values cannot be converted once per class.
     mixed = pd.Series([1, True, 1.0, "x", None], dtype=object)
     assert as_text_series(mixed).tolist() == ["1", "True", "1", "x", None]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(["a", "b", "a"], id="text-without-blanks"),
+        pytest.param(["a", " NA ", None], id="text-with-blanks"),
+        pytest.param(pd.Categorical(["a", "b", "a"]), id="categorical-without-blanks"),
+        pytest.param(pd.Categorical(["a", "null", None]), id="categorical-with-blanks"),
+        pytest.param(pd.array(["a", pd.NA, " "], dtype="string"), id="string-dtype"),
+        pytest.param([1, 0, 1], id="ints"),
+        pytest.param([1.0, np.nan, 0.0], id="floats"),
+    ],
+)
+def test_coerce_types_text_columns_are_blank_to_na_then_as_text_series(values, toy_config):
+    ds = toy_config().dataset
+    column = ds.categorical_features[0]
+    frame = pd.DataFrame({column: values})
+    expected = as_text_series(blank_to_na(frame[column]))
+    typed = coerce_types(frame, ds)
+    pd.testing.assert_series_equal(typed[column], expected)
+    assert not np.shares_memory(typed[column].to_numpy(), frame[column].to_numpy()), "a copy, never the input"
