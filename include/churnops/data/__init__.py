@@ -29,6 +29,7 @@ from churnops.data.sources import (
     iter_source,
     label_vector,
     merge_sources,
+    open_source,
     read_source,
     sources_digest,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "iter_source",
     "label_vector",
     "merge_sources",
+    "open_source",
     "missing_mask",
     "open_regular",
     "partition",

@@ -14,8 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from churnops.config import ChurnopsConfig, MonitoringConfig, Source
-from churnops.data import coerce_types, iter_source, label_vector, partition
-from churnops.data.sources import open_source
+from churnops.data import coerce_types, iter_source, label_vector, open_source, partition
 from churnops.modeling import threshold_metrics
 from churnops.monitoring.drift import as_scores
 from churnops.monitoring.intake import accepted_files, batch_files
