@@ -147,8 +147,9 @@ def check_batch(config: ChurnopsConfig, day: date | str) -> dict[str, Any]:
     day = parse_day(day)
 
     folder = day_folder(config, "incoming", day)
-    if not arrived(config, "incoming", day):
-        raise BatchNotArrivedError(f"the batch of {day} has not arrived yet: {_waiting_for(config, day)}")
+    waiting = _waiting_for(config, "incoming", day)
+    if waiting is not None:
+        raise BatchNotArrivedError(f"the batch of {day} has not arrived yet: {waiting}")
     files = batch_files(folder)
     if not files:
         raise MissingBatchError(f"no batch for {day}: no CSV or Parquet file in {folder}")
@@ -255,26 +256,25 @@ def arrived(config: ChurnopsConfig, kind: str, day: date | str, now: datetime | 
     Returns:
         True when the day's folder is complete.
     """
-    day = parse_day(day)
+    return _waiting_for(config, kind, parse_day(day), now) is None
+
+
+def _waiting_for(config: ChurnopsConfig, kind: str, day: date, now: datetime | None = None) -> str | None:
+    # What a day's folder still waits for (the one judgement arrived() and check_batch() share), or None.
+    folder = day_folder(config, kind, day)
     if kind == "incoming" and config.monitoring.batch_folder == "serving":
-        if (now or datetime.now(UTC)) < served_day_complete_at(config, day):
-            return False
+        complete_at = served_day_complete_at(config, day)
+        if (now or datetime.now(UTC)) < complete_at:
+            return (
+                f"{folder} holds the rows served that day, complete from"
+                f" {complete_at.isoformat(timespec='seconds')} (the day's end plus"
+                " serving.log_flush_seconds); nothing was read or quarantined"
+            )
     marker = config.monitoring.arrival_marker if kind == "incoming" else config.monitoring.label_arrival_marker
-    return marker is None or (day_folder(config, kind, day) / marker).is_file()
-
-
-def _waiting_for(config: ChurnopsConfig, day: date) -> str:
-    folder = day_folder(config, "incoming", day)
-    if config.monitoring.batch_folder == "serving" and datetime.now(UTC) < served_day_complete_at(config, day):
-        return (
-            f"{folder} holds the rows served that day, complete from"
-            f" {served_day_complete_at(config, day).isoformat(timespec='seconds')} (the day's end plus"
-            " serving.log_flush_seconds); nothing was read or quarantined"
-        )
-    return (
-        f"no {config.monitoring.arrival_marker} in {folder} (monitoring.arrival_marker);"
-        " nothing was read or quarantined"
-    )
+    if marker is None or (folder / marker).is_file():
+        return None
+    setting = "arrival_marker" if kind == "incoming" else "label_arrival_marker"
+    return f"no {marker} in {folder} (monitoring.{setting}); nothing was read or quarantined"
 
 
 def file_source(config: ChurnopsConfig, path: Path, kind: str = "incoming") -> Source:
