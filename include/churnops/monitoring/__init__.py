@@ -50,7 +50,7 @@ from churnops.monitoring.intake import (
 )
 from churnops.monitoring.outcomes import matured_outcomes, realized_performance
 from churnops.monitoring.page_worker import PageWorker
-from churnops.monitoring.report import build_report, decide, log_report, write_page, write_report, write_report_json
+from churnops.monitoring.report import build_report, decide, log_report, write_page, write_report_json
 from churnops.monitoring.report_page import drift_report_html
 from churnops.monitoring.sampling import CurrentSide, current_side, sample_rows
 from churnops.monitoring.scoring import (
@@ -132,6 +132,5 @@ __all__ = [
     "target_drift",
     "write_history",
     "write_page",
-    "write_report",
     "write_report_json",
 ]

@@ -2,7 +2,7 @@
 
 :func:`decide` turns the drift and performance results into ``retrain`` or ``none`` by the
 enabled triggers (``monitoring.triggers``);
-:func:`build_report` assembles the report, :func:`write_report` writes it (and the page for
+:func:`build_report` assembles the report, :func:`write_report_json` and :func:`write_page` write it (the page for
 people to browse, :mod:`~churnops.monitoring.report_page`: churnops' verdicts first, rendered
 from ``feature_drift.json``, evidently's plots below), :func:`log_report` records it on the
 day's one MLflow run.
@@ -36,7 +36,6 @@ __all__ = [
     "log_report",
     "monitoring_run",
     "write_page",
-    "write_report",
     "write_report_json",
 ]
 
@@ -209,28 +208,6 @@ def build_report(
         "notes": [*decision.get("notes", []), *rejected_labels],
         "details": {"features": features["feature_drift"], "prediction": prediction, "performance": performance},
     }
-
-
-def write_report(
-    config: ChurnopsConfig,
-    day: date,
-    report: dict[str, Any],
-    scored: dict[str, Any],
-    page: PageWorker | None = None,
-) -> tuple[Path, Path | None]:
-    """Write ``drift_report.json`` (:func:`write_report_json`) and the HTML page (:func:`write_page`).
-
-    Args:
-        config: the dataset's features and the monitoring settings.
-        day: the monitored day (its ``reports`` partition).
-        report: :func:`build_report`'s report.
-        scored: ``merge_shards``' result (the model version and the drift parts).
-        page: the worker given the page's samples, or None (see :func:`write_page`).
-
-    Returns:
-        The JSON path and the HTML path (None when switched off).
-    """
-    return write_report_json(day, report), write_page(config, day, report, scored, page)
 
 
 def write_report_json(day: date, report: dict[str, Any]) -> Path:
